@@ -1,0 +1,248 @@
+/**
+ * Derives the full OpenAPI document from the hand-written `openapi/fabric.yaml` and
+ * the protobuf contract, so the two cannot drift:
+ *
+ * - every message of `fabric.v1` becomes `components.schemas.<Message>` (proto3 JSON
+ *   with the proto field names, which is what both transports speak);
+ * - every operation carrying `x-fabric-rpc` gets its parameters, request body and
+ *   success response bodies from the RPC's request and response messages.
+ *
+ * Conventions read from proto comments: `Values: a | b | c.` makes a string an enum;
+ * `Required.` marks a request field required. Fields of non-request messages are
+ * always emitted (`alwaysEmitImplicit`), so they are required unless `optional`.
+ *
+ * Usage: tsx scripts/gen-openapi.ts  → writes gen/openapi/openapi.json
+ */
+import { execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createFileRegistry, fromBinary, ScalarType, type DescField, type DescMessage, type DescService } from "@bufbuild/protobuf";
+import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
+import { parse } from "yaml";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+type Json = Record<string, any>;
+
+export function loadRegistry() {
+  const bin = execFileSync(join(root, "node_modules/.bin/buf"), ["build", "-o", "-#format=binpb", "--as-file-descriptor-set"], { cwd: root, maxBuffer: 64 << 20 });
+  const set = fromBinary(FileDescriptorSetSchema, bin);
+  return { set, registry: createFileRegistry(set) };
+}
+
+export function deriveDocument(): Json {
+  const { set, registry } = loadRegistry();
+  const comments = collectComments(set);
+  const doc = parse(readFileSync(join(root, "openapi/fabric.yaml"), "utf8")) as Json;
+  const schemas: Json = {};
+  const messages: DescMessage[] = [];
+  for (const file of registry.files) {
+    if (!file.proto.package.startsWith("fabric.")) continue;
+    messages.push(...file.messages);
+  }
+  for (const m of messages) schemas[m.name] = messageSchema(m, comments);
+  doc.components.schemas = { ...schemas, ...doc.components.schemas };
+
+  for (const [path, item] of Object.entries<Json>(doc.paths)) {
+    for (const [method, op] of Object.entries<Json>(item)) {
+      const rpc: string | undefined = op["x-fabric-rpc"];
+      if (!rpc) continue;
+      const [serviceName, methodName] = rpc.split("/");
+      const service = registry.getService(serviceName!) as DescService | undefined;
+      const m = service?.methods.find((x) => x.name === methodName);
+      if (!m) throw new Error(`${method.toUpperCase()} ${path}: x-fabric-rpc ${rpc} names no proto method`);
+      deriveOperation(path, method, op, m.input, m.output, comments);
+    }
+  }
+  pruneUnreachable(doc);
+  return doc;
+}
+
+/** Keeps only the component schemas the paths reach, so the document has no dead weight. */
+function pruneUnreachable(doc: Json) {
+  const seen = new Set<string>();
+  const visit = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(visit);
+    if (!node || typeof node !== "object") return;
+    for (const [k, v] of Object.entries(node)) {
+      if (k === "$ref" && typeof v === "string" && v.startsWith("#/components/schemas/")) {
+        const name = v.slice("#/components/schemas/".length);
+        if (!seen.has(name)) {
+          seen.add(name);
+          visit(doc.components.schemas[name]);
+        }
+      } else visit(v);
+    }
+  };
+  visit(doc.paths);
+  visit(doc.components.responses);
+  for (const name of Object.keys(doc.components.schemas)) if (!seen.has(name)) delete doc.components.schemas[name];
+}
+
+function deriveOperation(path: string, method: string, op: Json, input: DescMessage, output: DescMessage, comments: Map<string, string>) {
+  const pathParams = [...path.matchAll(/\{(\w+)\}/g)].map((x) => x[1]!);
+  const body: string | undefined = op["x-fabric-body"];
+  const params: Json[] = op.parameters ?? [];
+  for (const name of pathParams) {
+    const f = fieldOf(input, name);
+    params.push({ name, in: "path", required: true, description: comments.get(f.parent.typeName + "." + f.name)?.replace(/\s*Required\.\s*/, "") || undefined, schema: fieldSchema(f, comments) });
+  }
+  if (!body) {
+    // Everything else is a query parameter (scalars only).
+    for (const f of input.fields) {
+      if (pathParams.includes(f.name)) continue;
+      if (f.fieldKind !== "scalar") throw new Error(`${rpc(op)}: field ${f.name} cannot be a query parameter`);
+      params.push({ name: f.name, in: "query", required: false, description: comments.get(input.typeName + "." + f.name) || undefined, schema: fieldSchema(f, comments) });
+    }
+  } else {
+    let schema: Json;
+    if (body === "*") {
+      const s = messageSchema(input, comments);
+      for (const p of pathParams) {
+        delete s.properties[p];
+        s.required = (s.required ?? []).filter((r: string) => r !== p);
+      }
+      if (!s.required?.length) delete s.required;
+      schema = s;
+    } else {
+      schema = fieldSchema(fieldOf(input, body), comments);
+    }
+    op.requestBody = { required: body !== "*", content: { "application/json": { schema } } };
+  }
+  if (params.length) op.parameters = params;
+  if (op["x-fabric-stream"]) return;
+
+  const dataField: string = op["x-fabric-data"];
+  let envelope: Json;
+  if (dataField === "*") {
+    envelope = { type: "object", required: ["data"], properties: { data: { $ref: `#/components/schemas/${output.name}` } } };
+  } else {
+    const f = fieldOf(output, dataField);
+    envelope = { type: "object", required: ["data"], properties: { data: fieldSchema(f, comments) } };
+    if (output.fields.some((x) => x.name === "next_page_token")) {
+      envelope.properties.next_page_token = { type: "string", description: "Pass as `page_token` for the next page; empty on the last page." };
+      envelope.required.push("next_page_token");
+    }
+  }
+  for (const [status, resp] of Object.entries<Json>(op.responses)) {
+    if (!/^2\d\d$/.test(status) || resp.content) continue;
+    resp.content = { "application/json": { schema: envelope } };
+  }
+}
+
+const rpc = (op: Json) => op["x-fabric-rpc"];
+
+function fieldOf(m: DescMessage, name: string): DescField {
+  const f = m.fields.find((x) => x.name === name);
+  if (!f) throw new Error(`${m.typeName} has no field ${name}`);
+  return f;
+}
+
+function messageSchema(m: DescMessage, comments: Map<string, string>): Json {
+  const isRequest = m.name.endsWith("Request");
+  const properties: Json = {};
+  const required: string[] = [];
+  for (const f of m.fields) {
+    const doc = comments.get(m.typeName + "." + f.name);
+    const s = fieldSchema(f, comments);
+    if (doc) s.description = doc;
+    properties[f.name] = s;
+    const optional = f.proto.proto3Optional;
+    if (isRequest ? /\bRequired\./.test(doc ?? "") : !optional && f.fieldKind !== "message") required.push(f.name);
+    // Message fields of responses are emitted only when set.
+    if (!isRequest && f.fieldKind === "message" && !optional && !isWkt(f.message!) && m.name.endsWith("Response")) required.push(f.name);
+  }
+  const s: Json = { type: "object", additionalProperties: false, properties };
+  const doc = comments.get(m.typeName);
+  if (doc) s.description = doc;
+  if (required.length) s.required = required;
+  return s;
+}
+
+const isWkt = (m: DescMessage) => m.typeName.startsWith("google.protobuf.");
+
+function fieldSchema(f: DescField, comments: Map<string, string>): Json {
+  switch (f.fieldKind) {
+    case "list":
+      return { type: "array", items: f.listKind === "scalar" ? scalarSchema(f.scalar!, comments.get(f.parent.typeName + "." + f.name)) : f.listKind === "message" ? messageRef(f.message!) : { type: "string" } };
+    case "map":
+      return { type: "object", additionalProperties: f.mapKind === "scalar" ? scalarSchema(f.scalar!) : f.mapKind === "message" ? messageRef(f.message!) : { type: "string" } };
+    case "message":
+      return messageRef(f.message!);
+    case "enum":
+      return { type: "string", enum: f.enum!.values.map((v) => v.name) };
+    case "scalar":
+      return scalarSchema(f.scalar!, comments.get(f.parent.typeName + "." + f.name));
+  }
+}
+
+function messageRef(m: DescMessage): Json {
+  switch (m.typeName) {
+    case "google.protobuf.Struct":
+      return { type: "object", additionalProperties: true };
+    case "google.protobuf.Value":
+      return { description: "Any JSON value." };
+    case "google.protobuf.Timestamp":
+      return { type: "string", format: "date-time" };
+  }
+  if (isWkt(m)) throw new Error(`no JSON schema mapping for ${m.typeName}`);
+  return { $ref: `#/components/schemas/${m.name}` };
+}
+
+function scalarSchema(t: ScalarType, doc?: string): Json {
+  switch (t) {
+    case ScalarType.STRING: {
+      const values = /Values: ([^.]+)\./.exec(doc ?? "")?.[1];
+      return values ? { type: "string", enum: values.split("|").map((v) => v.trim()) } : { type: "string" };
+    }
+    case ScalarType.BOOL:
+      return { type: "boolean" };
+    case ScalarType.INT32:
+    case ScalarType.SINT32:
+    case ScalarType.SFIXED32:
+      return { type: "integer", format: "int32", minimum: -2147483648, maximum: 2147483647 };
+    case ScalarType.UINT32:
+    case ScalarType.FIXED32:
+      return { type: "integer", format: "int32", minimum: 0, maximum: 4294967295 };
+    case ScalarType.DOUBLE:
+    case ScalarType.FLOAT:
+      return { type: "number" };
+    case ScalarType.INT64:
+    case ScalarType.SINT64:
+    case ScalarType.SFIXED64:
+    case ScalarType.UINT64:
+    case ScalarType.FIXED64:
+      // proto3 JSON writes 64-bit integers as strings and reads either.
+      return { type: ["string", "integer"], pattern: "^-?[0-9]+$", format: "int64" };
+    case ScalarType.BYTES:
+      return { type: "string", contentEncoding: "base64" };
+  }
+}
+
+/** Leading comments by "pkg.Message" and "pkg.Message.field" (top-level messages only). */
+function collectComments(set: { file: any[] }): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const file of set.file) {
+    const byPath = new Map<string, string>();
+    for (const loc of file.sourceCodeInfo?.location ?? []) {
+      if (loc.leadingComments) byPath.set(loc.path.join("."), loc.leadingComments.trim().replace(/\s*\n\s*/g, " "));
+    }
+    file.messageType.forEach((m: any, i: number) => {
+      const name = `${file.package}.${m.name}`;
+      const c = byPath.get(`4.${i}`);
+      if (c) out.set(name, c);
+      m.field.forEach((f: any, j: number) => {
+        const fc = byPath.get(`4.${i}.2.${j}`);
+        if (fc) out.set(`${name}.${f.name}`, fc);
+      });
+    });
+  }
+  return out;
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const out = join(root, "gen/openapi/openapi.json");
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, JSON.stringify(deriveDocument(), null, 2) + "\n");
+  console.log(`wrote ${out}`);
+}
