@@ -40,7 +40,12 @@ export function deriveDocument(): Json {
     if (!file.proto.package.startsWith("fabric.")) continue;
     messages.push(...file.messages);
   }
-  for (const m of messages) schemas[m.name] = messageSchema(m, comments);
+  for (const m of messages) {
+    schemas[m.name] = messageSchema(m, comments, isRequestMessage(m) ? "input" : "output");
+    // Messages a client also writes (inside requests) get an input variant: optional
+    // fields stay optional there, while responses always carry every field.
+    if (!isRequestMessage(m) && !m.name.endsWith("Response")) schemas[inputName(m)] = messageSchema(m, comments, "input");
+  }
   doc.components.schemas = { ...schemas, ...doc.components.schemas };
 
   for (const [path, item] of Object.entries<Json>(doc.paths)) {
@@ -97,7 +102,7 @@ function deriveOperation(path: string, method: string, op: Json, input: DescMess
   } else {
     let schema: Json;
     if (body === "*") {
-      const s = messageSchema(input, comments);
+      const s = messageSchema(input, comments, "input");
       for (const p of pathParams) {
         delete s.properties[p];
         s.required = (s.required ?? []).filter((r: string) => r !== p);
@@ -105,9 +110,9 @@ function deriveOperation(path: string, method: string, op: Json, input: DescMess
       if (!s.required?.length) delete s.required;
       schema = s;
     } else {
-      schema = fieldSchema(fieldOf(input, body), comments);
+      schema = fieldSchema(fieldOf(input, body), comments, "input");
     }
-    op.requestBody = { required: body !== "*", content: { "application/json": { schema } } };
+    op.requestBody = { required: body !== "*" || !!schema.required, content: { "application/json": { schema } } };
   }
   if (params.length) op.parameters = params;
   if (op["x-fabric-stream"]) return;
@@ -138,13 +143,17 @@ function fieldOf(m: DescMessage, name: string): DescField {
   return f;
 }
 
-function messageSchema(m: DescMessage, comments: Map<string, string>): Json {
-  const isRequest = m.name.endsWith("Request");
+type Mode = "input" | "output";
+const isRequestMessage = (m: DescMessage) => m.name.endsWith("Request");
+const inputName = (m: DescMessage) => (isRequestMessage(m) ? m.name : `${m.name}Input`);
+
+function messageSchema(m: DescMessage, comments: Map<string, string>, mode: Mode): Json {
+  const isRequest = mode === "input";
   const properties: Json = {};
   const required: string[] = [];
   for (const f of m.fields) {
     const doc = comments.get(m.typeName + "." + f.name);
-    const s = fieldSchema(f, comments);
+    const s = fieldSchema(f, comments, mode);
     if (doc) s.description = doc;
     properties[f.name] = s;
     const optional = f.proto.proto3Optional;
@@ -161,14 +170,14 @@ function messageSchema(m: DescMessage, comments: Map<string, string>): Json {
 
 const isWkt = (m: DescMessage) => m.typeName.startsWith("google.protobuf.");
 
-function fieldSchema(f: DescField, comments: Map<string, string>): Json {
+function fieldSchema(f: DescField, comments: Map<string, string>, mode: Mode = "output"): Json {
   switch (f.fieldKind) {
     case "list":
-      return { type: "array", items: f.listKind === "scalar" ? scalarSchema(f.scalar!, comments.get(f.parent.typeName + "." + f.name)) : f.listKind === "message" ? messageRef(f.message!) : { type: "string" } };
+      return { type: "array", items: f.listKind === "scalar" ? scalarSchema(f.scalar!, comments.get(f.parent.typeName + "." + f.name)) : f.listKind === "message" ? messageRef(f.message!, mode) : { type: "string" } };
     case "map":
-      return { type: "object", additionalProperties: f.mapKind === "scalar" ? scalarSchema(f.scalar!) : f.mapKind === "message" ? messageRef(f.message!) : { type: "string" } };
+      return { type: "object", additionalProperties: f.mapKind === "scalar" ? scalarSchema(f.scalar!) : f.mapKind === "message" ? messageRef(f.message!, mode) : { type: "string" } };
     case "message":
-      return messageRef(f.message!);
+      return messageRef(f.message!, mode);
     case "enum":
       return { type: "string", enum: f.enum!.values.map((v) => v.name) };
     case "scalar":
@@ -176,7 +185,7 @@ function fieldSchema(f: DescField, comments: Map<string, string>): Json {
   }
 }
 
-function messageRef(m: DescMessage): Json {
+function messageRef(m: DescMessage, mode: Mode = "output"): Json {
   switch (m.typeName) {
     case "google.protobuf.Struct":
       return { type: "object", additionalProperties: true };
@@ -186,7 +195,7 @@ function messageRef(m: DescMessage): Json {
       return { type: "string", format: "date-time" };
   }
   if (isWkt(m)) throw new Error(`no JSON schema mapping for ${m.typeName}`);
-  return { $ref: `#/components/schemas/${m.name}` };
+  return { $ref: `#/components/schemas/${mode === "input" ? inputName(m) : m.name}` };
 }
 
 function scalarSchema(t: ScalarType, doc?: string): Json {
@@ -199,8 +208,10 @@ function scalarSchema(t: ScalarType, doc?: string): Json {
       return { type: "boolean" };
     case ScalarType.INT32:
     case ScalarType.SINT32:
-    case ScalarType.SFIXED32:
-      return { type: "integer", format: "int32", minimum: -2147483648, maximum: 2147483647 };
+    case ScalarType.SFIXED32: {
+      const range = /Range: (-?\d+)\.\.(-?\d+)\./.exec(doc ?? "");
+      return { type: "integer", format: "int32", minimum: range ? Number(range[1]) : -2147483648, maximum: range ? Number(range[2]) : 2147483647 };
+    }
     case ScalarType.UINT32:
     case ScalarType.FIXED32:
       return { type: "integer", format: "int32", minimum: 0, maximum: 4294967295 };

@@ -293,7 +293,7 @@ export interface components {
             status: "pending" | "running" | "paused" | "waiting" | "completed" | "failed" | "cancelled";
             /**
              * Format: int32
-             * @description 0..100, higher first.
+             * @description Higher runs first. Range: 0..100.
              */
             priority: number;
             /** @description Stop the run at the first failed node. */
@@ -362,8 +362,43 @@ export interface components {
             /** Format: date-time */
             finish_time?: string;
         };
+        /** @description A domain event: one state transition. */
+        Event: {
+            /**
+             * Format: int64
+             * @description Monotonically increasing; the SSE id.
+             */
+            id: string | number;
+            /** @description Dotted kind, e.g. `workflow.node.completed`. */
+            kind: string;
+            organization_id: string;
+            run_id?: string;
+            node_key?: string;
+            payload?: {
+                [key: string]: unknown;
+            };
+            /** Format: date-time */
+            create_time?: string;
+        };
         /** @description Exponential backoff between attempts of a node. */
         Backoff: {
+            /**
+             * Format: int32
+             * @description Delay before the second attempt, in milliseconds. Default 200.
+             */
+            initial_ms?: number;
+            /** @description Multiplier applied per further attempt. Default 2. */
+            factor?: number;
+            /**
+             * Format: int32
+             * @description Upper bound of one delay, in milliseconds. Default 30000.
+             */
+            max_ms?: number;
+            /** @description Fraction of the delay randomised (0..1). Default 0.2. */
+            jitter?: number;
+        };
+        /** @description Exponential backoff between attempts of a node. */
+        BackoffInput: {
             /**
              * Format: int32
              * @description Delay before the second attempt, in milliseconds. Default 200.
@@ -395,6 +430,23 @@ export interface components {
             backoff?: components["schemas"]["Backoff"];
             /** @description Error classes that are retried. Values: timeout | transient | lease_expired | error. Default: all of them; `invalid_input` is never retried. */
             retry_on: ("timeout" | "transient" | "lease_expired" | "error")[];
+        };
+        /** @description How a node is retried and bounded in time. */
+        NodePolicyInput: {
+            /**
+             * Format: int32
+             * @description Abort the step after this many milliseconds (attempt fails with class `timeout`).
+             */
+            timeout_ms?: number;
+            /**
+             * Format: int32
+             * @description Attempts in all, first included. Default: the executor's WORKER_MAX_RETRIES.
+             */
+            max_attempts?: number;
+            /** @description Delay between attempts. */
+            backoff?: components["schemas"]["BackoffInput"];
+            /** @description Error classes that are retried. Values: timeout | transient | lease_expired | error. Default: all of them; `invalid_input` is never retried. */
+            retry_on?: ("timeout" | "transient" | "lease_expired" | "error")[];
         };
         /** @description One node of a workflow. */
         NodeSpec: {
@@ -429,6 +481,39 @@ export interface components {
             /** @description Retries and timeout. */
             policy?: components["schemas"]["NodePolicy"];
         };
+        /** @description One node of a workflow. */
+        NodeSpecInput: {
+            /** @description Unique within the workflow; letters, digits, `_` and `-`. Required. */
+            key: string;
+            /** @description What the node does, e.g. `text.transform_basic` or `ai.generate`. Required. */
+            operation: string;
+            /**
+             * @description Runtime that executes the operation. Values: native | provider. Derived from the operation when empty.
+             * @enum {string}
+             */
+            runtime?: "native" | "provider";
+            /** @description Operation-specific settings. */
+            config?: {
+                [key: string]: unknown;
+            };
+            /** @description Input name to a binding (`$context.a.b`) or a literal JSON value. */
+            inputs?: {
+                [key: string]: unknown;
+            };
+            /** @description Output field (or `*` for the whole output) to a context path (`$context.a.b`). */
+            outputs?: {
+                [key: string]: string;
+            };
+            /** @description Keys of nodes that must succeed before this one starts. */
+            depends_on?: string[];
+            /**
+             * @description How outputs are written into the context. Values: replace | deep_merge | append. Default replace.
+             * @enum {string}
+             */
+            merge?: "replace" | "deep_merge" | "append";
+            /** @description Retries and timeout. */
+            policy?: components["schemas"]["NodePolicyInput"];
+        };
         /** @description The definition a client writes. */
         WorkflowSpec: {
             /** @description Name of the workflow; letters, digits, `.`, `_` and `-`. Required. */
@@ -437,6 +522,20 @@ export interface components {
             description: string;
             /** @description The DAG. Required. */
             nodes: components["schemas"]["NodeSpec"][];
+            /**
+             * Format: int32
+             * @description Fail the whole run when it runs longer than this many milliseconds.
+             */
+            run_timeout_ms?: number;
+        };
+        /** @description The definition a client writes. */
+        WorkflowSpecInput: {
+            /** @description Name of the workflow; letters, digits, `.`, `_` and `-`. Required. */
+            name: string;
+            /** @description Free text. */
+            description?: string;
+            /** @description The DAG. Required. */
+            nodes: components["schemas"]["NodeSpecInput"][];
             /**
              * Format: int32
              * @description Fail the whole run when it runs longer than this many milliseconds.
@@ -605,7 +704,7 @@ export interface operations {
             query?: {
                 /** @description Only versions of this name. */
                 name?: string;
-                /** @description Page size, 1..200. Default 50. */
+                /** @description Page size; 0 means the default, 50. Range: 0..200. */
                 page_size?: number;
                 /** @description From a previous response's next_page_token. */
                 page_token?: string;
@@ -642,7 +741,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["WorkflowSpec"];
+                "application/json": components["schemas"]["WorkflowSpecInput"];
             };
         };
         responses: {
@@ -681,7 +780,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["WorkflowSpec"];
+                "application/json": components["schemas"]["WorkflowSpecInput"];
             };
         };
         responses: {
@@ -733,7 +832,7 @@ export interface operations {
                 status?: "pending" | "running" | "paused" | "waiting" | "completed" | "failed" | "cancelled";
                 workflow_id?: string;
                 workflow_name?: string;
-                /** @description Page size, 1..200. Default 50. */
+                /** @description Page size; 0 means the default, 50. Range: 0..200. */
                 page_size?: number;
                 page_token?: string;
             };
@@ -784,7 +883,7 @@ export interface operations {
                     idempotency_key?: string;
                     /**
                      * Format: int32
-                     * @description 0..100, higher first. Default 50.
+                     * @description Higher runs first; default 50. Range: 0..100.
                      */
                     priority?: number;
                     /** @description Opaque value echoed in the run's terminal event. */

@@ -55,7 +55,7 @@ export type Run = Message<"fabric.v1.Run"> & {
   status: string;
 
   /**
-   * 0..100, higher first.
+   * Higher runs first. Range: 0..100.
    *
    * @generated from field: int32 priority = 7;
    */
@@ -339,7 +339,7 @@ export type StartRunRequest = Message<"fabric.v1.StartRunRequest"> & {
   idempotencyKey?: string | undefined;
 
   /**
-   * 0..100, higher first. Default 50.
+   * Higher runs first; default 50. Range: 0..100.
    *
    * @generated from field: optional int32 priority = 6;
    */
@@ -461,7 +461,7 @@ export type ListRunsRequest = Message<"fabric.v1.ListRunsRequest"> & {
   workflowName: string;
 
   /**
-   * Page size, 1..200. Default 50.
+   * Page size; 0 means the default, 50. Range: 0..200.
    *
    * @generated from field: int32 page_size = 4;
    */

@@ -400,7 +400,7 @@ export type ListWorkflowsRequest = Message<"fabric.v1.ListWorkflowsRequest"> & {
   name: string;
 
   /**
-   * Page size, 1..200. Default 50.
+   * Page size; 0 means the default, 50. Range: 0..200.
    *
    * @generated from field: int32 page_size = 2;
    */

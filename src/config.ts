@@ -1,0 +1,58 @@
+/**
+ * The one configuration loader: defaults < environment < CLI flags (flags are applied
+ * by the CLI as environment overrides). Validated with zod; an invalid value fails at
+ * start-up naming the variable.
+ */
+import { randomUUID } from "node:crypto";
+import { z } from "zod";
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+/** `500`, `500ms`, `2s` → milliseconds. */
+const duration = z
+  .string()
+  .trim()
+  .regex(/^\d+(\.\d+)?(ms|s)?$/, "expected milliseconds like 500, 500ms or 2s")
+  .transform((v) => (v.endsWith("ms") ? Number(v.slice(0, -2)) : v.endsWith("s") ? Number(v.slice(0, -1)) * 1000 : Number(v)))
+  .pipe(z.number().min(1).max(3_600_000));
+
+const schema = z.object({
+  FABRIC_ENV: z.enum(["development", "production"]).default("development"),
+  HOST: z.string().default("127.0.0.1"),
+  PORT: int(0, 65535).default(3001),
+  GRPC_PORT: int(0, 65535).default(3002),
+  DATABASE_URL: z.string().url().optional(),
+  DATABASE_POOL_MAX: int(1, 1000).default(10),
+  FABRIC_DATA_DIR: z.string().default(".fabric"),
+  FABRIC_MAX_BODY_BYTES: int(1024, 64 << 20).default(1 << 20),
+  FABRIC_DEV_API_KEY: z
+    .string()
+    .regex(/^fab_[a-z0-9]{8}_[A-Za-z0-9]{20,}$/, "expected fab_<8 lowercase letters/digits>_<20+ letters/digits>")
+    .optional(),
+  JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+  WORKER_ID: z.string().min(1).max(200).default(() => randomUUID()),
+  WORKER_CONCURRENCY: int(1, 1000).default(4),
+  WORKER_POLL_INTERVAL: duration.default(500),
+  WORKER_LEASE_SECONDS: int(1, 3600).default(30),
+  WORKER_MAX_RETRIES: int(1, 20).default(3),
+  WORKER_SHUTDOWN_GRACE: duration.default(10_000),
+  RUN_ID: z.string().uuid().optional(),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+});
+
+export type Config = z.infer<typeof schema>;
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+}
+
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  // Empty strings mean "unset" (a common shell idiom: VAR= command).
+  const clean = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ""));
+  const parsed = schema.safeParse(clean);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join(".")}: ${i.message}${clean[String(i.path[0])] !== undefined ? ` (got ${JSON.stringify(clean[String(i.path[0])])})` : ""}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join("\n")}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,60 @@
+/**
+ * The contracts as the servers use them: the derived OpenAPI document, the proto
+ * services, and the table joining each REST operation to its RPC. REST routes are built
+ * from this table, so an operation exists on REST exactly when the document says so.
+ */
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { RunService } from "../../gen/proto/fabric/v1/run_pb.js";
+import { WorkflowService } from "../../gen/proto/fabric/v1/workflow_pb.js";
+import { file_fabric_v1_run } from "../../gen/proto/fabric/v1/run_pb.js";
+import { file_fabric_v1_workflow } from "../../gen/proto/fabric/v1/workflow_pb.js";
+
+export const openApiPath = join(dirname(fileURLToPath(import.meta.url)), "../../gen/openapi/openapi.json");
+export const openApiDocument: Record<string, any> = JSON.parse(readFileSync(openApiPath, "utf8"));
+
+export const services: readonly DescService[] = [WorkflowService, RunService];
+export const protoFiles = [file_fabric_v1_workflow, file_fabric_v1_run];
+
+export interface RestOperation {
+  operationId: string;
+  method: string;
+  /** OpenAPI path template, e.g. `/v1/workflow-runs/{id}`. */
+  path: string;
+  /** `fabric.v1.RunService/GetRun`, or undefined for the health/spec/docs operations. */
+  rpc?: string;
+  protoMethod?: DescMethod;
+  /** Which request field the body fills (`*` = the whole request). */
+  body?: string;
+  /** Which response field becomes `data` (`*` = the whole response). */
+  data?: string;
+  stream?: "sse";
+  /** Success status codes the document lists, lowest first. */
+  successStatuses: number[];
+}
+
+export const methodsByRpc = new Map<string, DescMethod>(services.flatMap((s) => s.methods.map((m) => [`${s.typeName}/${m.name}`, m] as const)));
+
+export const restOperations: readonly RestOperation[] = Object.entries<Record<string, any>>(openApiDocument.paths).flatMap(([path, item]) =>
+  Object.entries<any>(item).map(([method, op]) => {
+    const rpc: string | undefined = op["x-fabric-rpc"];
+    const protoMethod = rpc ? methodsByRpc.get(rpc) : undefined;
+    if (rpc && !protoMethod) throw new Error(`${method.toUpperCase()} ${path}: x-fabric-rpc ${rpc} is not a proto method`);
+    return {
+      operationId: op.operationId,
+      method: method.toUpperCase(),
+      path,
+      rpc,
+      protoMethod,
+      body: op["x-fabric-body"],
+      data: op["x-fabric-data"],
+      stream: op["x-fabric-stream"],
+      successStatuses: Object.keys(op.responses)
+        .filter((s) => /^2\d\d$/.test(s))
+        .map(Number)
+        .sort(),
+    };
+  }),
+);

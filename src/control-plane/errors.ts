@@ -1,0 +1,75 @@
+/**
+ * The one mapping per transport from domain errors to the wire. Anything that is not a
+ * DomainError is a bug: logged with its detail, answered as `internal` without it.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import { create } from "@bufbuild/protobuf";
+import { ValidationIssueSchema } from "../../gen/proto/fabric/v1/workflow_pb.js";
+import { DomainError, type ErrorKind, type Issue } from "../domain/errors.js";
+
+export const httpStatus: Record<ErrorKind, number> = {
+  invalid_argument: 400,
+  unauthenticated: 401,
+  permission_denied: 403,
+  not_found: 404,
+  already_exists: 409,
+  failed_precondition: 409,
+  resource_exhausted: 429,
+  unavailable: 503,
+  internal: 500,
+};
+
+export const connectCode: Record<ErrorKind, Code> = {
+  invalid_argument: Code.InvalidArgument,
+  unauthenticated: Code.Unauthenticated,
+  permission_denied: Code.PermissionDenied,
+  not_found: Code.NotFound,
+  already_exists: Code.AlreadyExists,
+  failed_precondition: Code.FailedPrecondition,
+  resource_exhausted: Code.ResourceExhausted,
+  unavailable: Code.Unavailable,
+  internal: Code.Internal,
+};
+
+const titles: Record<ErrorKind, string> = {
+  invalid_argument: "Invalid argument",
+  unauthenticated: "Unauthenticated",
+  permission_denied: "Permission denied",
+  not_found: "Not found",
+  already_exists: "Already exists",
+  failed_precondition: "Failed precondition",
+  resource_exhausted: "Resource exhausted",
+  unavailable: "Unavailable",
+  internal: "Internal error",
+};
+
+export function toDomainError(err: unknown): DomainError {
+  if (err instanceof DomainError) return err;
+  return new DomainError("internal", "internal error");
+}
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: string;
+  request_id: string;
+  issues?: Issue[];
+}
+
+/** RFC 9457 problem details; `status` may be overridden for HTTP-only cases (413, 415, 405). */
+export function problem(err: DomainError, requestId: string, status = httpStatus[err.kind]): Problem {
+  const p: Problem = { type: `https://fabric.dev/problems/${err.code}`, title: titles[err.kind], status, detail: err.message, code: err.code, request_id: requestId };
+  if (err.options.issues?.length) p.issues = err.options.issues;
+  return p;
+}
+
+export const errorCodeHeader = "fabric-error-code";
+
+export function toConnectError(err: DomainError, requestId: string): ConnectError {
+  const metadata = new Headers({ [errorCodeHeader]: err.code, "x-request-id": requestId });
+  if (err.options.retryAfterSeconds !== undefined) metadata.set("retry-after", String(err.options.retryAfterSeconds));
+  const details = (err.options.issues ?? []).map((i) => ({ desc: ValidationIssueSchema, value: create(ValidationIssueSchema, i) }));
+  return new ConnectError(err.message, connectCode[err.kind], metadata, details);
+}

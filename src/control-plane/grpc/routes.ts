@@ -1,0 +1,82 @@
+/**
+ * The gRPC / gRPC-Web / Connect edge. Like REST it only translates: each proto method
+ * is bound generically to the service method of the same name, after the one
+ * authentication + permission check; domain errors map to Connect codes in one place.
+ */
+import { randomUUID } from "node:crypto";
+import type { DescService } from "@bufbuild/protobuf";
+import { ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import { authorize, type Authenticator } from "../../services/auth.js";
+import type { CallContext } from "../../services/call-context.js";
+import { operationActions } from "../../services/operations.js";
+import type { Logger } from "../../logger.js";
+import { protoFiles, services } from "../contract.js";
+import { toConnectError, toDomainError } from "../errors.js";
+import type { ServiceImpls } from "../rest/app.js";
+import { addReflection } from "./reflection.js";
+
+const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function createGrpcRoutes(opts: { services: ServiceImpls; authenticator: Authenticator; log: Logger }) {
+  return (router: ConnectRouter) => {
+    for (const service of services) router.service(service, bindService(service, opts) as any);
+    addReflection(router, protoFiles);
+  };
+}
+
+function bindService(service: DescService, opts: { services: ServiceImpls; authenticator: Authenticator; log: Logger }) {
+  const impl = opts.services[service.typeName];
+  if (!impl) throw new Error(`no implementation for ${service.typeName}`);
+  const handlers: Record<string, unknown> = {};
+  for (const method of service.methods) {
+    const rpc = `${service.typeName}/${method.name}`;
+    const fn = impl[method.localName];
+    if (!fn) throw new Error(`no implementation for ${rpc}`);
+    const action = operationActions[rpc];
+
+    const begin = async (hctx: HandlerContext): Promise<CallContext> => {
+      const given = hctx.requestHeader.get("x-request-id");
+      const requestId = given && requestIdPattern.test(given) ? given : randomUUID();
+      hctx.responseHeader.set("x-request-id", requestId);
+      try {
+        const caller = await opts.authenticator.authenticate({
+          authorization: hctx.requestHeader.get("authorization"),
+          principalId: hctx.requestHeader.get("x-principal-id"),
+          organizationId: hctx.requestHeader.get("x-organization-id"),
+        });
+        authorize(caller, action);
+        return { caller, requestId, signal: hctx.signal };
+      } catch (err) {
+        throw mapError(err, requestId, rpc, opts.log);
+      }
+    };
+
+    if (method.methodKind === "server_streaming") {
+      handlers[method.localName] = async function* (req: unknown, hctx: HandlerContext) {
+        const ctx = await begin(hctx);
+        try {
+          for await (const ev of fn(ctx, req) as AsyncIterable<unknown>) yield { event: ev };
+        } catch (err) {
+          throw mapError(err, ctx.requestId, rpc, opts.log);
+        }
+      };
+    } else {
+      handlers[method.localName] = async (req: unknown, hctx: HandlerContext) => {
+        const ctx = await begin(hctx);
+        try {
+          return await fn(ctx, req);
+        } catch (err) {
+          throw mapError(err, ctx.requestId, rpc, opts.log);
+        }
+      };
+    }
+  }
+  return handlers;
+}
+
+function mapError(err: unknown, requestId: string, rpc: string, log: Logger): ConnectError {
+  if (err instanceof ConnectError) return err;
+  const domain = toDomainError(err);
+  if (domain.kind === "internal") log.error("rpc failed", { request_id: requestId, rpc, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+  return toConnectError(domain, requestId);
+}

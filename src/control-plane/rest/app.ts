@@ -1,0 +1,207 @@
+/**
+ * The REST + SSE edge (Hono). It only translates: routes are built from the OpenAPI
+ * document's operations, each bound to its RPC; the request becomes the RPC's proto
+ * request message, the service answers with the proto response, and proto3 JSON of it
+ * is wrapped as `{"data": …}`. Errors become problem+json in one place (`onError`).
+ */
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { Hono, type Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { streamSSE } from "hono/streaming";
+import { fromJson, toJson, type DescMethod, type JsonValue } from "@bufbuild/protobuf";
+import { DomainError, invalidArgument } from "../../domain/errors.js";
+import { authorize, type Authenticator } from "../../services/auth.js";
+import type { CallContext } from "../../services/call-context.js";
+import { eventJson, jsonOptions } from "../../services/messages.js";
+import { operationActions } from "../../services/operations.js";
+import type { Logger } from "../../logger.js";
+import { openApiDocument, restOperations, type RestOperation } from "../contract.js";
+import { problem, toDomainError } from "../errors.js";
+import { ajvIssues, createOpenApiValidator } from "./openapi-validator.js";
+
+/** Service implementations by proto service type name; methods named as the proto method's localName. */
+export type ServiceImpls = Record<string, Record<string, (ctx: CallContext, req: any) => any>>;
+
+export interface RestAppOptions {
+  services: ServiceImpls;
+  authenticator: Authenticator;
+  log: Logger;
+  maxBodyBytes: number;
+  /** Answers /readyz; throws when not ready. */
+  ready: () => Promise<void>;
+  /** SSE heartbeat period. Default 15 s. */
+  heartbeatMs?: number;
+}
+
+type Env = { Variables: { requestId: string } };
+
+const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
+const swaggerDir = join(createRequire(import.meta.url).resolve("swagger-ui-dist/package.json"), "..");
+
+export function createRestApp(opts: RestAppOptions) {
+  const app = new Hono<Env>();
+  const validator = createOpenApiValidator(openApiDocument);
+  const heartbeatMs = opts.heartbeatMs ?? 15_000;
+
+  app.use(async (c, next) => {
+    const given = c.req.header("x-request-id");
+    const id = given && requestIdPattern.test(given) ? given : randomUUID();
+    c.set("requestId", id);
+    c.header("X-Request-Id", id);
+    await next();
+  });
+
+  app.onError((err, c) => {
+    const requestId = c.get("requestId") ?? randomUUID();
+    const domain = toDomainError(err);
+    if (domain.kind === "internal") opts.log.error("request failed", { request_id: requestId, path: c.req.path, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    const status = (err as any).httpStatus ?? undefined;
+    const body = problem(domain, requestId, status);
+    if (domain.options.retryAfterSeconds !== undefined) c.header("Retry-After", String(domain.options.retryAfterSeconds));
+    return c.body(JSON.stringify(body), body.status as any, { "Content-Type": "application/problem+json" });
+  });
+
+  app.notFound((c) => {
+    throw httpError(404, new DomainError("not_found", `no route for ${c.req.method} ${c.req.path}`, { code: "route_not_found" }));
+  });
+
+  app.get("/healthz", (c) => c.json({ status: "ok" }));
+  app.get("/readyz", async (c) => {
+    try {
+      await opts.ready();
+      return c.json({ status: "ready" });
+    } catch {
+      throw new DomainError("unavailable", "the database is not reachable");
+    }
+  });
+  app.get("/openapi.json", (c) => c.json(openApiDocument));
+  app.get("/docs", (c) => c.html(docsPage));
+  app.get("/docs/assets/:file", (c) => {
+    const file = c.req.param("file");
+    if (!["swagger-ui.css", "swagger-ui-bundle.js", "favicon-32x32.png"].includes(file)) throw httpError(404, new DomainError("not_found", "no such asset", { code: "route_not_found" }));
+    const type = file.endsWith(".css") ? "text/css" : file.endsWith(".png") ? "image/png" : "text/javascript";
+    return c.body(readFileSync(join(swaggerDir, file)), 200, { "Content-Type": type, "Cache-Control": "public, max-age=86400" });
+  });
+
+  const limit = bodyLimit({
+    maxSize: opts.maxBodyBytes,
+    onError: () => {
+      throw httpError(413, new DomainError("invalid_argument", `the request body is larger than ${opts.maxBodyBytes} bytes`, { code: "payload_too_large" }));
+    },
+  });
+
+  for (const op of restOperations) {
+    if (!op.rpc || !op.protoMethod) continue;
+    const honoPath = op.path.replace(/\{(\w+)\}/g, ":$1");
+    const validators = validator.forOperation(op.path, op.method);
+    const [serviceName] = op.rpc.split("/");
+    const impl = opts.services[serviceName!]?.[op.protoMethod.localName];
+    if (!impl) throw new Error(`no implementation for ${op.rpc}`);
+    const action = operationActions[op.rpc];
+
+    const handler = async (c: Context<Env>) => {
+      const ctx = await callContext(c, action);
+      const request = await buildRequest(c, op, op.protoMethod!, validators);
+      if (op.stream === "sse") return sse(c, ctx, impl, request);
+      const response = await impl(ctx, request);
+      const json = toJson(op.protoMethod!.output, response, jsonOptions) as Record<string, unknown>;
+      const other = op.successStatuses.find((s) => s !== 200);
+      const status = json["created"] === false || !other ? 200 : other;
+      const body: Record<string, unknown> = { data: op.data === "*" ? json : json[op.data!] };
+      if ("next_page_token" in json && op.data !== "*") body["next_page_token"] = json["next_page_token"];
+      return c.json(body, status as 200);
+    };
+    app.on(op.method, honoPath, limit, handler);
+  }
+
+  async function callContext(c: Context<Env>, action: string | undefined): Promise<CallContext> {
+    const caller = await opts.authenticator.authenticate({
+      authorization: c.req.header("authorization"),
+      principalId: c.req.header("x-principal-id"),
+      organizationId: c.req.header("x-organization-id"),
+    });
+    authorize(caller, action);
+    return { caller, requestId: c.get("requestId"), signal: c.req.raw.signal };
+  }
+
+  function sse(c: Context<Env>, ctx: CallContext, impl: (ctx: CallContext, req: any) => AsyncGenerator<any>, request: any) {
+    const lastEventId = c.req.header("last-event-id");
+    if (lastEventId !== undefined) {
+      if (!/^\d{1,18}$/.test(lastEventId)) throw invalidArgument("Last-Event-ID must be an event id", [{ path: "/Last-Event-ID", code: "invalid_value", message: "not an event id" }]);
+      request.afterId = BigInt(lastEventId);
+    }
+    const abort = new AbortController();
+    const events = impl({ ...ctx, signal: abort.signal }, request);
+    return (async () => {
+      // Pull the first event before answering 200, so a missing run is a 404, not an empty stream.
+      const first = await events.next();
+      c.header("Cache-Control", "no-cache");
+      c.header("X-Accel-Buffering", "no");
+      return streamSSE(c, async (stream) => {
+        stream.onAbort(() => abort.abort());
+        const ping = setInterval(() => void stream.write(": ping\n\n").catch(() => abort.abort()), heartbeatMs);
+        try {
+          let r = first;
+          while (!r.done && !abort.signal.aborted) {
+            const json = eventJson(r.value) as Record<string, unknown>;
+            await stream.writeSSE({ id: String(json["id"]), event: String(json["kind"]), data: JSON.stringify(json) });
+            r = await events.next();
+          }
+        } catch (err) {
+          opts.log.warn("event stream ended with an error", { request_id: ctx.requestId, error: String(err) });
+          await stream.writeSSE({ event: "error", data: JSON.stringify(problem(toDomainError(err), ctx.requestId)) }).catch(() => {});
+        } finally {
+          clearInterval(ping);
+          abort.abort();
+          await events.return(undefined);
+        }
+      });
+    })();
+  }
+
+  return app;
+}
+
+async function buildRequest(c: Context<Env>, op: RestOperation, method: DescMethod, v: ReturnType<ReturnType<typeof createOpenApiValidator>["forOperation"]>) {
+  const params: Record<string, unknown> = { ...c.req.param() };
+  if (!op.body) Object.assign(params, c.req.query());
+  if (v.params && !v.params(params)) throw invalidArgument("invalid parameters", ajvIssues(v.params.errors));
+  let json: Record<string, unknown> = {};
+  if (op.body) {
+    const text = await c.req.text();
+    let body: unknown = {};
+    if (text.trim() !== "") {
+      const type = c.req.header("content-type") ?? "";
+      if (!/^application\/(.+\+)?json\b/i.test(type)) throw httpError(415, new DomainError("invalid_argument", "the request body must be application/json", { code: "unsupported_media_type" }));
+      try {
+        body = JSON.parse(text);
+      } catch (err) {
+        throw new DomainError("invalid_argument", `the request body is not valid JSON: ${(err as Error).message}`, { code: "malformed_json" });
+      }
+    } else if (op.body !== "*") {
+      throw invalidArgument("a JSON request body is required", [{ path: "/", code: "required", message: "a JSON request body is required" }]);
+    }
+    if (v.body && !v.body(body)) throw invalidArgument(`invalid request body: ${ajvIssues(v.body.errors).map((i) => i.message).join("; ")}`, ajvIssues(v.body.errors));
+    json = op.body === "*" ? (body as Record<string, unknown>) : { [op.body]: body };
+  }
+  for (const [k, val] of Object.entries(params)) json[k] = val;
+  try {
+    return fromJson(method.input, json as JsonValue);
+  } catch (err) {
+    throw invalidArgument(`invalid request: ${(err as Error).message}`);
+  }
+}
+
+/** A domain error answered with an HTTP-specific status (405, 413, 415, route 404). */
+function httpError(status: number, err: DomainError): DomainError {
+  return Object.assign(err, { httpStatus: status });
+}
+
+const docsPage = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Fabric API</title>
+<link rel="icon" href="/docs/assets/favicon-32x32.png"><link rel="stylesheet" href="/docs/assets/swagger-ui.css"></head>
+<body><div id="ui"></div><script src="/docs/assets/swagger-ui-bundle.js"></script>
+<script>window.ui = SwaggerUIBundle({ url: "/openapi.json", dom_id: "#ui", deepLinking: true });</script></body></html>`;

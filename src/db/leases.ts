@@ -1,0 +1,77 @@
+/**
+ * Lease upkeep: heartbeats extend the leases a live worker holds; the reaper (any
+ * worker) finds expired ones; a worker shutting down releases what it still holds.
+ */
+import { sql } from "drizzle-orm";
+import { query, sqlIn, type Executor } from "./database.js";
+import { channels, emitEvents, notify } from "./events.js";
+
+/** Extends the leases of `nodeIds` still held by `workerId`; returns the ids still held (the rest were lost). */
+export async function extendLeases(ex: Executor, workerId: string, nodeIds: readonly number[], leaseSeconds: number): Promise<Set<number>> {
+  if (nodeIds.length === 0) return new Set();
+  const rows = await query<{ id: number }>(
+    ex,
+    sql`UPDATE workflow_run_nodes SET lease_expires_at = now() + make_interval(secs => ${leaseSeconds})
+        WHERE id IN ${sqlIn(nodeIds)} AND lease_owner = ${workerId} AND status = 'running'
+        RETURNING id::float8 AS id`,
+  );
+  return new Set(rows.map((r) => Number(r.id)));
+}
+
+export interface ExpiredNode {
+  runId: string;
+  nodeKey: string;
+  status: "running" | "waiting";
+  attempt: number;
+  maxAttempts: number;
+  workflowId: string;
+  leaseOwner: string | null;
+}
+
+/**
+ * Nodes whose lease (or signal wait) has expired, oldest first, at most `limit`. Read
+ * without locks: each is then settled in its own transaction that takes the run lock
+ * first (the lock order every run writer follows) and re-checks the expiry in its
+ * conditional update, so two reapers racing for one node commit it once.
+ */
+export async function findExpiredNodes(ex: Executor, limit: number): Promise<ExpiredNode[]> {
+  const rows = await query<any>(
+    ex,
+    sql`SELECT n.run_id, n.node_key, n.status, n.attempt, n.max_attempts, n.lease_owner, r.workflow_id
+        FROM workflow_run_nodes n JOIN workflow_runs r ON r.id = n.run_id
+        WHERE n.status IN ('running', 'waiting') AND n.lease_expires_at < now()
+        ORDER BY n.lease_expires_at LIMIT ${limit}`,
+  );
+  return rows.map((r) => ({ runId: r.run_id, nodeKey: r.node_key, status: r.status, attempt: Number(r.attempt), maxAttempts: Number(r.max_attempts), workflowId: r.workflow_id, leaseOwner: r.lease_owner }));
+}
+
+/** Runs past their deadline that are still active, at most `limit`. */
+export async function findOverdueRuns(ex: Executor, limit: number): Promise<string[]> {
+  const rows = await query<{ id: string }>(
+    ex,
+    sql`SELECT id FROM workflow_runs WHERE deadline_at < now() AND status IN ('pending', 'running', 'paused', 'waiting') ORDER BY deadline_at LIMIT ${limit}`,
+  );
+  return rows.map((r) => r.id);
+}
+
+/**
+ * Hands nodes back on shutdown: `ready` again, due now, and the attempt not counted
+ * (it was interrupted, not failed). Conditional on the lease, like every node write.
+ */
+export async function releaseLeases(ex: Executor, workerId: string, nodeIds: readonly number[]): Promise<number> {
+  if (nodeIds.length === 0) return 0;
+  return ex.transaction(async (tx) => {
+    const rows = await query<{ organization_id: string; run_id: string; node_key: string; attempt: number }>(
+      tx,
+      sql`UPDATE workflow_run_nodes SET status = 'ready', available_at = now(), attempt = attempt - 1, lease_owner = NULL, lease_expires_at = NULL
+          WHERE id IN ${sqlIn(nodeIds)} AND lease_owner = ${workerId} AND status = 'running'
+          RETURNING organization_id, run_id, node_key, attempt`,
+    );
+    await emitEvents(
+      tx,
+      rows.map((r) => ({ organizationId: r.organization_id, runId: r.run_id, nodeKey: r.node_key, kind: "workflow.node.ready", payload: { reason: "released", worker_id: workerId } })),
+    );
+    if (rows.length) await notify(tx, channels.work);
+    return rows.length;
+  });
+}

@@ -1,0 +1,124 @@
+/**
+ * Run-level writes shared by completions, failures, cancellation and the reaper.
+ *
+ * Lock order (prevents deadlocks): the run row first (`lockRun`), then its node rows.
+ * Every writer of a run follows it except the claim, which never waits (SKIP LOCKED).
+ */
+import { sql, type SQL } from "drizzle-orm";
+import { query, sqlIn, type Executor } from "./database.js";
+import { channels, emitEvents, notify, type NewEvent } from "./events.js";
+import type { RunStatus } from "./schema.js";
+
+export interface LockedRun {
+  id: string;
+  organizationId: string;
+  workflowId: string;
+  status: RunStatus;
+  context: Record<string, any>;
+  nodesPending: number;
+  failFast: boolean;
+  state: unknown;
+  error: RunErrorJson | null;
+}
+
+export interface RunErrorJson {
+  code: string;
+  message: string;
+  node_key?: string;
+}
+
+export const activeRunStatuses: readonly RunStatus[] = ["pending", "running", "paused", "waiting"];
+
+export async function lockRun(tx: Executor, runId: string): Promise<LockedRun | null> {
+  const [r] = await query<any>(
+    tx,
+    sql`SELECT id, organization_id, workflow_id, status, context, nodes_pending, fail_fast, state, error
+        FROM workflow_runs WHERE id = ${runId} FOR UPDATE`,
+  );
+  if (!r) return null;
+  return {
+    id: r.id,
+    organizationId: r.organization_id,
+    workflowId: r.workflow_id,
+    status: r.status,
+    context: r.context,
+    nodesPending: Number(r.nodes_pending),
+    failFast: r.fail_fast,
+    state: r.state,
+    error: r.error,
+  };
+}
+
+/** Which row state a node write is conditional on. */
+export type NodeGuard =
+  /** The caller holds the lease of this attempt. */
+  | { owner: string; attempt: number }
+  /** The node waits for a signal. */
+  | { waiting: true }
+  /** The lease (or signal wait) has expired. */
+  | { expired: true };
+
+export function guardSql(g: NodeGuard): SQL {
+  if ("owner" in g) return sql`status = 'running' AND lease_owner = ${g.owner} AND attempt = ${g.attempt}`;
+  if ("waiting" in g) return sql`status = 'waiting'`;
+  return sql`status IN ('running', 'waiting') AND lease_expires_at < now()`;
+}
+
+const runEvent = (run: LockedRun, kind: string, payload: Record<string, unknown> = {}): NewEvent => ({ organizationId: run.organizationId, runId: run.id, kind, payload });
+
+/**
+ * Ends a run: status, error, finish time, and the terminal event echoing the caller's
+ * `state`. Nodes not yet terminal are cancelled (their owners' conditional writes then
+ * fail, and executors abort them on the `fabric_cancel` notification).
+ */
+export async function finishRun(tx: Executor, run: LockedRun, status: "completed" | "failed" | "cancelled", error: RunErrorJson | null, extra: NewEvent[] = []): Promise<void> {
+  const cancelled = await query<{ node_key: string; status: string }>(
+    tx,
+    sql`UPDATE workflow_run_nodes SET status = 'cancelled', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL
+        WHERE run_id = ${run.id} AND status IN ('blocked', 'ready', 'running', 'waiting')
+        RETURNING node_key, status`,
+  );
+  await tx.execute(
+    sql`UPDATE workflow_runs SET status = ${status}, error = ${error ? JSON.stringify(error) : null}::jsonb, nodes_pending = 0,
+               finished_at = now(), started_at = coalesce(started_at, now())
+        WHERE id = ${run.id}`,
+  );
+  const kind = `workflow.run.${status}`;
+  await emitEvents(tx, [
+    ...extra,
+    ...cancelled.map((n) => ({ organizationId: run.organizationId, runId: run.id, nodeKey: n.node_key, kind: "workflow.node.cancelled", payload: {} })),
+    runEvent(run, kind, { status, error, state: run.state ?? null }),
+  ]);
+  if (cancelled.length) await notify(tx, channels.cancel, run.id);
+  run.status = status;
+}
+
+/** Marks a pending run running when the claim could not (its row was locked then). */
+export async function ensureStarted(tx: Executor, run: LockedRun, events: NewEvent[]): Promise<void> {
+  if (run.status !== "pending") return;
+  await tx.execute(sql`UPDATE workflow_runs SET status = 'running', started_at = coalesce(started_at, now()) WHERE id = ${run.id}`);
+  run.status = "running";
+  events.push(runEvent(run, "workflow.run.started"));
+}
+
+/**
+ * Decrements the dependency counts of `dependents` (blocked nodes of this run) and makes
+ * those reaching zero ready — due now, or never while the run is paused.
+ */
+export async function releaseDependents(tx: Executor, run: LockedRun, dependents: readonly string[], events: NewEvent[]): Promise<number> {
+  if (dependents.length === 0) return 0;
+  const due = run.status === "paused" ? sql`'infinity'::timestamptz` : sql`now()`;
+  const ready = await query<{ node_key: string }>(
+    tx,
+    sql`UPDATE workflow_run_nodes
+        SET deps_remaining = deps_remaining - 1,
+            status = CASE WHEN deps_remaining = 1 THEN 'ready' ELSE status END,
+            available_at = CASE WHEN deps_remaining = 1 THEN ${due} ELSE available_at END
+        WHERE run_id = ${run.id} AND status = 'blocked' AND node_key IN ${sqlIn(dependents)}
+        RETURNING node_key, status`,
+  );
+  const made = ready.filter((r: any) => r.status === "ready");
+  for (const r of made) events.push({ organizationId: run.organizationId, runId: run.id, nodeKey: r.node_key, kind: "workflow.node.ready", payload: {} });
+  if (made.length && run.status !== "paused") await notify(tx, channels.work);
+  return made.length;
+}

@@ -1,0 +1,193 @@
+/**
+ * The one Drizzle schema, shared by the control plane and the executors. Migrations in
+ * `drizzle/` are generated from it (`npm run db:generate`); CI fails when they are stale.
+ * Nothing here may need a Postgres newer than 15 (PGlite is newer; CI's server is 15).
+ */
+import { sql } from "drizzle-orm";
+import { bigint, boolean, index, integer, jsonb, pgTable, smallint, text, timestamp, unique, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+
+const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
+const createdAt = () => ts("created_at").notNull().defaultNow();
+
+export const organizations = pgTable("organizations", {
+  id: uuid("id").primaryKey(),
+  slug: text("slug").notNull().unique(),
+  name: text("name").notNull(),
+  archivedAt: ts("archived_at"),
+  createdAt: createdAt(),
+});
+
+/** Users (email + password) and service accounts (API keys only). */
+export const principals = pgTable("principals", {
+  id: uuid("id").primaryKey(),
+  kind: text("kind").notNull().$type<"user" | "service_account">(),
+  email: text("email").unique(),
+  displayName: text("display_name").notNull(),
+  passwordHash: text("password_hash"),
+  createdAt: createdAt(),
+});
+
+export const teams = pgTable(
+  "teams",
+  {
+    id: uuid("id").primaryKey(),
+    organizationId: uuid("organization_id").notNull().references(() => organizations.id),
+    slug: text("slug").notNull(),
+    name: text("name").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("teams_org_slug").on(t.organizationId, t.slug)],
+);
+
+export const memberships = pgTable(
+  "memberships",
+  {
+    id: uuid("id").primaryKey(),
+    organizationId: uuid("organization_id").notNull().references(() => organizations.id),
+    principalId: uuid("principal_id").notNull().references(() => principals.id),
+    teamId: uuid("team_id").references(() => teams.id),
+    role: text("role").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [unique("memberships_unique").on(t.organizationId, t.principalId, t.teamId).nullsNotDistinct(), index("memberships_principal").on(t.principalId)],
+);
+
+export const invitations = pgTable("invitations", {
+  id: uuid("id").primaryKey(),
+  organizationId: uuid("organization_id").notNull().references(() => organizations.id),
+  teamId: uuid("team_id").references(() => teams.id),
+  email: text("email").notNull(),
+  role: text("role").notNull(),
+  tokenHash: text("token_hash").notNull().unique(),
+  expiresAt: ts("expires_at").notNull(),
+  acceptedAt: ts("accepted_at"),
+  revokedAt: ts("revoked_at"),
+  createdBy: uuid("created_by").references(() => principals.id),
+  createdAt: createdAt(),
+});
+
+/** `fab_<prefix>_<secret>`: the prefix is the public lookup id; only a hash of the secret is kept. */
+export const apiKeys = pgTable("api_keys", {
+  id: uuid("id").primaryKey(),
+  organizationId: uuid("organization_id").notNull().references(() => organizations.id),
+  principalId: uuid("principal_id").notNull().references(() => principals.id),
+  name: text("name").notNull(),
+  prefix: text("prefix").notNull().unique(),
+  secretHash: text("secret_hash").notNull(),
+  scopes: text("scopes").array().notNull().default(sql`'{}'::text[]`),
+  expiresAt: ts("expires_at"),
+  revokedAt: ts("revoked_at"),
+  lastUsedAt: ts("last_used_at"),
+  createdAt: createdAt(),
+});
+
+/** Immutable per version; runs pin the version they start on. */
+export const workflowDefinitions = pgTable(
+  "workflow_definitions",
+  {
+    id: uuid("id").primaryKey(),
+    organizationId: uuid("organization_id").notNull().references(() => organizations.id),
+    teamId: uuid("team_id").references(() => teams.id),
+    name: text("name").notNull(),
+    version: integer("version").notNull(),
+    spec: jsonb("spec").notNull(),
+    specHash: text("spec_hash").notNull(),
+    createdBy: uuid("created_by"),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex("workflow_definitions_version").on(t.organizationId, t.name, t.version), index("workflow_definitions_org_created").on(t.organizationId, t.createdAt)],
+);
+
+export const runStatuses = ["pending", "running", "paused", "waiting", "completed", "failed", "cancelled"] as const;
+export type RunStatus = (typeof runStatuses)[number];
+export const terminalRunStatuses: readonly RunStatus[] = ["completed", "failed", "cancelled"];
+
+export const workflowRuns = pgTable(
+  "workflow_runs",
+  {
+    id: uuid("id").primaryKey(),
+    organizationId: uuid("organization_id").notNull().references(() => organizations.id),
+    teamId: uuid("team_id").references(() => teams.id),
+    workflowId: uuid("workflow_id").notNull().references(() => workflowDefinitions.id),
+    workflowName: text("workflow_name").notNull(),
+    workflowVersion: integer("workflow_version").notNull(),
+    status: text("status").notNull().$type<RunStatus>(),
+    priority: smallint("priority").notNull().default(50),
+    failFast: boolean("fail_fast").notNull().default(true),
+    input: jsonb("input").notNull(),
+    context: jsonb("context").notNull(),
+    state: jsonb("state"),
+    metadata: jsonb("metadata").notNull(),
+    idempotencyKey: text("idempotency_key"),
+    error: jsonb("error"),
+    rerunOf: uuid("rerun_of"),
+    /** Nodes not yet terminal; the run is finished when it reaches zero. */
+    nodesPending: integer("nodes_pending").notNull(),
+    createdBy: uuid("created_by"),
+    apiKeyId: uuid("api_key_id"),
+    deadlineAt: ts("deadline_at"),
+    createdAt: createdAt(),
+    startedAt: ts("started_at"),
+    finishedAt: ts("finished_at"),
+  },
+  (t) => [
+    uniqueIndex("workflow_runs_idempotency").on(t.organizationId, t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
+    index("workflow_runs_org_created").on(t.organizationId, t.createdAt),
+    index("workflow_runs_deadline").on(t.deadlineAt).where(sql`deadline_at IS NOT NULL AND status IN ('pending', 'running', 'paused', 'waiting')`),
+  ],
+);
+
+export const nodeStatuses = ["blocked", "ready", "running", "waiting", "succeeded", "failed", "skipped", "cancelled"] as const;
+export type NodeStatus = (typeof nodeStatuses)[number];
+
+/**
+ * The claim table. Executors claim `ready` rows whose `available_at` is due, under a
+ * lease (`lease_owner`, `lease_expires_at`); every later write is conditional on
+ * (lease_owner, attempt). `workflow_run_nodes_claimable` covers only claimable rows, so
+ * a claim costs the same however many finished rows pile up.
+ */
+export const workflowRunNodes = pgTable(
+  "workflow_run_nodes",
+  {
+    id: bigint("id", { mode: "number" }).primaryKey().generatedAlwaysAsIdentity(),
+    runId: uuid("run_id").notNull().references(() => workflowRuns.id, { onDelete: "cascade" }),
+    organizationId: uuid("organization_id").notNull(),
+    nodeKey: text("node_key").notNull(),
+    /** Index of the node in the spec, to read nodes back in definition order. */
+    position: integer("position").notNull(),
+    operation: text("operation").notNull(),
+    status: text("status").notNull().$type<NodeStatus>(),
+    attempt: integer("attempt").notNull().default(0),
+    maxAttempts: integer("max_attempts").notNull(),
+    priority: smallint("priority").notNull(),
+    availableAt: ts("available_at").notNull().defaultNow(),
+    leaseOwner: text("lease_owner"),
+    leaseExpiresAt: ts("lease_expires_at"),
+    depsRemaining: integer("deps_remaining").notNull(),
+    output: jsonb("output"),
+    error: jsonb("error"),
+    createdAt: createdAt(),
+    startedAt: ts("started_at"),
+    finishedAt: ts("finished_at"),
+  },
+  (t) => [
+    uniqueIndex("workflow_run_nodes_run_key").on(t.runId, t.nodeKey),
+    index("workflow_run_nodes_claimable").on(sql`priority DESC`, t.availableAt, t.id).where(sql`status = 'ready'`),
+    index("workflow_run_nodes_leases").on(t.leaseExpiresAt).where(sql`status IN ('running', 'waiting')`),
+  ],
+);
+
+/** Domain events; `id` only grows and is the SSE id. */
+export const events = pgTable(
+  "events",
+  {
+    id: bigint("id", { mode: "number" }).primaryKey().generatedAlwaysAsIdentity(),
+    organizationId: uuid("organization_id").notNull(),
+    runId: uuid("run_id"),
+    nodeKey: text("node_key"),
+    kind: text("kind").notNull(),
+    payload: jsonb("payload").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("events_run").on(t.runId, t.id), index("events_org").on(t.organizationId, t.id)],
+);

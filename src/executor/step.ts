@@ -1,0 +1,40 @@
+/**
+ * What a runtime sees of one node attempt, and what it may return or throw.
+ */
+import type { JsonObject } from "../domain/context.js";
+import type { CompiledNode } from "../domain/compiled-workflow.js";
+import type { ErrorClass } from "../domain/retry-policy.js";
+import type { Executor } from "../db/database.js";
+
+export interface Step {
+  runId: string;
+  organizationId: string;
+  node: CompiledNode;
+  attempt: number;
+  inputs: JsonObject;
+  context: JsonObject;
+  config: JsonObject;
+  /** Aborted on timeout, cancellation, lost lease or shutdown; runtimes must pass it on. */
+  signal: AbortSignal;
+  db: Executor;
+}
+
+export type StepResult = { output: JsonObject } | { wait: { timeoutMs: number | null } };
+
+export interface Runtime {
+  execute(step: Step): Promise<StepResult>;
+}
+
+/** A failure a runtime reports on purpose, with its retry class. */
+export class StepError extends Error {
+  override readonly name = "StepError";
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly errorClass: ErrorClass,
+  ) {
+    super(message);
+  }
+}
+
+export const invalidInput = (message: string) => new StepError("invalid_input", message, "invalid_input");

@@ -1,0 +1,239 @@
+/**
+ * The executor's worker loop: claim → execute → commit, under leases.
+ *
+ * - Claims up to `concurrency - in flight` nodes per cycle (one statement, SKIP LOCKED).
+ * - Sleeps until a NOTIFY on `fabric_work`, a finished step, a due retry, or the poll
+ *   interval — polling is the fallback when a notification is missed.
+ * - Heartbeats extend held leases every lease/3; a node whose lease is gone is aborted
+ *   and its result discarded (the commit is conditional on lease owner and attempt).
+ * - Reaps expired leases and overdue runs of any worker, a bounded batch per tick.
+ * - `fabric_cancel` aborts in-flight steps of a cancelled/failed run at once.
+ * - stop(): no new claims, in-flight steps get the grace period, the rest are released.
+ */
+import type { Config } from "../config.js";
+import type { Database } from "../db/database.js";
+import { claimNodes, type ClaimedNode } from "../db/claim-nodes.js";
+import { completeNode } from "../db/complete-node.js";
+import { channels } from "../db/events.js";
+import { failNodeAttempt, type NodeFailure } from "../db/fail-node.js";
+import { extendLeases, findExpiredNodes, findOverdueRuns, releaseLeases } from "../db/leases.js";
+import { finishRun, lockRun, activeRunStatuses } from "../db/run-state.js";
+import { parkWaitingNode } from "../db/wait-node.js";
+import { createWorkflowCache, type WorkflowCache } from "../db/workflow-specs.js";
+import { resolveInputs, type JsonObject } from "../domain/context.js";
+import { backoffDelayMs, isRetryable, type ErrorClass } from "../domain/retry-policy.js";
+import { operations } from "../domain/operations.js";
+import type { Provider } from "../providers/provider.js";
+import type { Logger } from "../logger.js";
+import { createNativeRuntime } from "./native-runtime.js";
+import { createProviderRuntime } from "./provider-runtime.js";
+import { StepError, type Runtime, type StepResult } from "./step.js";
+import { sql } from "drizzle-orm";
+import { query } from "../db/database.js";
+
+export type WorkerConfig = Pick<Config, "WORKER_ID" | "WORKER_CONCURRENCY" | "WORKER_POLL_INTERVAL" | "WORKER_LEASE_SECONDS" | "WORKER_MAX_RETRIES" | "WORKER_SHUTDOWN_GRACE" | "RUN_ID">;
+
+export interface Worker {
+  readonly id: string;
+  /** Resolves when the worker has stopped (after stop(), or when RUN_ID's run ended). */
+  readonly done: Promise<void>;
+  stop(): Promise<void>;
+}
+
+interface InFlight {
+  claim: ClaimedNode;
+  controller: AbortController;
+}
+
+/** Why a step was aborted; decides what (if anything) is written. */
+type AbortReason = "timeout" | "cancelled" | "lease_lost" | "shutdown";
+
+export async function startWorker(deps: { database: Database; config: WorkerConfig; providers: readonly Provider[]; log: Logger; workflows?: WorkflowCache }): Promise<Worker> {
+  const { database, config, log } = deps;
+  const db = database.db;
+  const workflows = deps.workflows ?? createWorkflowCache();
+  const runtimes: Record<string, Runtime> = { native: createNativeRuntime(), provider: createProviderRuntime(deps.providers) };
+  const inFlight = new Map<number, InFlight>();
+  const leaseMs = config.WORKER_LEASE_SECONDS * 1000;
+  let stopping = false;
+  let wake: (() => void) | null = null;
+  const nudge = () => {
+    wake?.();
+    wake = null;
+  };
+
+  const unlistenWork = await database.listen(channels.work, nudge);
+  const unlistenCancel = await database.listen(channels.cancel, (runId) => {
+    for (const f of inFlight.values()) if (f.claim.runId === runId) f.controller.abort("cancelled" satisfies AbortReason);
+  });
+
+  const heartbeat = setInterval(() => void beat(), Math.max(200, Math.floor(leaseMs / 3)));
+  const reaper = setInterval(() => void reap(), Math.max(250, Math.min(1000, Math.floor(leaseMs / 2))));
+  heartbeat.unref();
+  reaper.unref();
+
+  async function beat() {
+    const ids = [...inFlight.keys()];
+    if (ids.length === 0) return;
+    try {
+      const held = await extendLeases(db, config.WORKER_ID, ids, config.WORKER_LEASE_SECONDS);
+      for (const id of ids) if (!held.has(id)) inFlight.get(id)?.controller.abort("lease_lost" satisfies AbortReason);
+    } catch (err) {
+      log.warn("heartbeat failed", { error: String(err) });
+    }
+  }
+
+  let reaping = false;
+  async function reap() {
+    if (reaping || stopping) return;
+    reaping = true;
+    try {
+      for (const n of await findExpiredNodes(db, 50)) {
+        const wf = await workflows.get(db, n.workflowId);
+        const node = wf.nodes.get(n.nodeKey);
+        if (!node) continue;
+        const waiting = n.status === "waiting";
+        const failure: NodeFailure = waiting
+          ? { code: "signal_timeout", message: "no signal arrived before the wait timed out", class: "timeout" }
+          : { code: "lease_expired", message: `the lease of worker ${n.leaseOwner} expired (attempt ${n.attempt})`, class: "lease_expired" };
+        const maxAttempts = n.maxAttempts || config.WORKER_MAX_RETRIES;
+        const retry = !waiting && n.attempt < maxAttempts && isRetryable(node.spec.policy, "lease_expired");
+        const outcome = await failNodeAttempt(db, { runId: n.runId, workflow: wf, node, guard: { expired: true }, attempt: n.attempt, failure, retryDelayMs: retry ? 0 : null });
+        if (outcome !== "lost") log.info("reaped expired lease", { run_id: n.runId, node: n.nodeKey, attempt: n.attempt, outcome });
+      }
+      for (const runId of await findOverdueRuns(db, 20)) {
+        await db.transaction(async (tx) => {
+          const run = await lockRun(tx, runId);
+          if (!run || !activeRunStatuses.includes(run.status)) return;
+          const [due] = await query<{ due: boolean }>(tx, sql`SELECT deadline_at < now() AS due FROM workflow_runs WHERE id = ${runId}`);
+          if (!due?.due) return;
+          await finishRun(tx, run, "failed", { code: "timeout", message: "the run exceeded its deadline" });
+        });
+      }
+    } catch (err) {
+      log.warn("reaper failed", { error: String(err) });
+    } finally {
+      reaping = false;
+    }
+  }
+
+  async function execute(claim: ClaimedNode) {
+    const controller = new AbortController();
+    inFlight.set(claim.id, { claim, controller });
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const wf = await workflows.get(db, claim.workflowId);
+      const node = wf.nodes.get(claim.nodeKey);
+      if (!node) throw new StepError("unknown_node", `node ${claim.nodeKey} is not in workflow ${claim.workflowId}`, "invalid_input");
+      const guard = { owner: config.WORKER_ID, attempt: claim.attempt };
+      const maxAttempts = claim.maxAttempts || config.WORKER_MAX_RETRIES;
+      const timeoutMs = node.spec.policy?.timeoutMs;
+      if (timeoutMs) timer = setTimeout(() => controller.abort("timeout" satisfies AbortReason), timeoutMs);
+
+      let result: StepResult | undefined;
+      let failure: NodeFailure | undefined;
+      try {
+        const runtime = runtimes[operations[node.spec.operation]?.runtime ?? "native"]!;
+        const context = claim.context as JsonObject;
+        const step = { runId: claim.runId, organizationId: claim.organizationId, node, attempt: claim.attempt, inputs: resolveInputs(node.spec.inputs, context), context, config: (node.spec.config ?? {}) as JsonObject, signal: controller.signal, db };
+        result = await raceAbort(runtime.execute(step), controller.signal);
+      } catch (err) {
+        const reason = controller.signal.aborted ? (controller.signal.reason as AbortReason) : undefined;
+        if (reason === "cancelled" || reason === "lease_lost" || reason === "shutdown") return; // nothing to write: someone else owns the outcome
+        failure = reason === "timeout" ? { code: "timeout", message: `the step exceeded its timeout of ${timeoutMs} ms`, class: "timeout" } : toFailure(err);
+        if (failure.class === "error") log.warn("step failed", { run_id: claim.runId, node: claim.nodeKey, error: String(err) });
+      }
+
+      if (failure) {
+        const retry = claim.attempt < maxAttempts && isRetryable(node.spec.policy, failure.class as ErrorClass);
+        const delay = retry ? backoffDelayMs(node.spec.policy, claim.attempt) : null;
+        const outcome = await failNodeAttempt(db, { runId: claim.runId, workflow: wf, node, guard, attempt: claim.attempt, failure, retryDelayMs: delay });
+        if (outcome === "retrying" && delay) setTimeout(nudge, delay).unref();
+      } else if (result && "wait" in result) {
+        await parkWaitingNode(db, { runId: claim.runId, nodeKey: claim.nodeKey, guard, timeoutMs: result.wait.timeoutMs });
+      } else if (result) {
+        await completeNode(db, { runId: claim.runId, node, guard, output: result.output, eventPayload: { attempt: claim.attempt } });
+      }
+    } catch (err) {
+      // A database error while committing: the lease expires and the reaper retries the node.
+      log.error("could not commit step", { run_id: claim.runId, node: claim.nodeKey, error: String(err) });
+    } finally {
+      clearTimeout(timer);
+      inFlight.delete(claim.id);
+      nudge();
+    }
+  }
+
+  async function runFinished(runId: string): Promise<boolean> {
+    const [r] = await query<{ status: string }>(db, sql`SELECT status FROM workflow_runs WHERE id = ${runId}`);
+    return !r || !activeRunStatuses.includes(r.status as any);
+  }
+
+  async function loop() {
+    let idle = 0;
+    while (!stopping) {
+      const capacity = config.WORKER_CONCURRENCY - inFlight.size;
+      let claimed: ClaimedNode[] = [];
+      if (capacity > 0) {
+        try {
+          claimed = await claimNodes(db, { workerId: config.WORKER_ID, limit: capacity, leaseSeconds: config.WORKER_LEASE_SECONDS, runId: config.RUN_ID });
+        } catch (err) {
+          if (stopping) break;
+          log.warn("claim failed", { error: String(err) });
+        }
+        for (const c of claimed) void execute(c);
+        if (claimed.length === capacity) continue;
+      }
+      if (config.RUN_ID && inFlight.size === 0 && claimed.length === 0 && (idle++ % 4 === 0) && (await runFinished(config.RUN_ID))) break;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, config.WORKER_POLL_INTERVAL);
+        wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+  }
+
+  const done = (async () => {
+    await loop();
+    stopping = true;
+    clearInterval(heartbeat);
+    clearInterval(reaper);
+    const deadline = Date.now() + config.WORKER_SHUTDOWN_GRACE;
+    while (inFlight.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const left = [...inFlight.keys()];
+    for (const f of inFlight.values()) f.controller.abort("shutdown" satisfies AbortReason);
+    if (left.length) {
+      const released = await releaseLeases(db, config.WORKER_ID, left).catch(() => 0);
+      log.info("released leases on shutdown", { released });
+    }
+    await unlistenWork().catch(() => {});
+    await unlistenCancel().catch(() => {});
+  })();
+
+  return {
+    id: config.WORKER_ID,
+    done,
+    async stop() {
+      stopping = true;
+      nudge();
+      await done;
+    },
+  };
+}
+
+function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+function toFailure(err: unknown): NodeFailure {
+  if (err instanceof StepError) return { code: err.code, message: err.message, class: err.errorClass };
+  // Unexpected errors: retryable class `error`, with a message but no stack.
+  return { code: "step_error", message: err instanceof Error ? err.message : String(err), class: "error" };
+}

@@ -1,0 +1,299 @@
+/**
+ * Runs: start (idempotent per organization), read, list, control (cancel, pause,
+ * resume, signal, rerun) and watch. Control operations take the run lock first, like
+ * every run writer (see db/run-state.ts).
+ */
+import { randomUUID } from "node:crypto";
+import { and, asc, desc, eq, gt, lt, or, sql } from "drizzle-orm";
+import { create, toJson, type JsonObject } from "@bufbuild/protobuf";
+import { ValueSchema } from "@bufbuild/protobuf/wkt";
+import {
+  CancelRunResponseSchema,
+  GetRunResponseSchema,
+  ListRunsResponseSchema,
+  PauseRunResponseSchema,
+  RerunRunResponseSchema,
+  ResumeRunResponseSchema,
+  SignalRunResponseSchema,
+  StartRunResponseSchema,
+  type CancelRunRequest,
+  type Event,
+  type GetRunRequest,
+  type ListRunsRequest,
+  type PauseRunRequest,
+  type RerunRunRequest,
+  type ResumeRunRequest,
+  type SignalRunRequest,
+  type StartRunRequest,
+  type WatchRunRequest,
+} from "../../gen/proto/fabric/v1/run_pb.js";
+import { query, type Db, type Tx } from "../db/database.js";
+import { completeNode } from "../db/complete-node.js";
+import { channels, emitEvents, notify, type NewEvent } from "../db/events.js";
+import { activeRunStatuses, finishRun, lockRun, type LockedRun } from "../db/run-state.js";
+import { events, runStatuses, workflowDefinitions, workflowRunNodes, workflowRuns, type NodeStatus } from "../db/schema.js";
+import type { WorkflowCache } from "../db/workflow-specs.js";
+import type { CompiledWorkflow } from "../domain/compiled-workflow.js";
+import { DomainError, failedPrecondition, invalidArgument, notFound } from "../domain/errors.js";
+import { limits } from "../domain/workflow-spec.js";
+import { isUuid, type CallContext } from "./call-context.js";
+import type { EventHub, EventRow } from "./event-hub.js";
+import { eventMessage, runMessage } from "./messages.js";
+import { decodeCursor, encodeCursor, pageSize } from "./pagination.js";
+
+type RunRow = typeof workflowRuns.$inferSelect;
+type NodeRow = typeof workflowRunNodes.$inferInsert;
+
+export type RunService = ReturnType<typeof createRunService>;
+
+const terminalEventKinds = new Set(["workflow.run.completed", "workflow.run.failed", "workflow.run.cancelled"]);
+
+export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: EventHub }) {
+  const { db, workflows, hub } = deps;
+
+  async function loadRun(ex: Db | Tx, ctx: CallContext, id: string): Promise<RunRow> {
+    const row = isUuid(id) ? (await ex.select().from(workflowRuns).where(and(eq(workflowRuns.id, id), eq(workflowRuns.organizationId, ctx.caller.organizationId))))[0] : undefined;
+    if (!row) throw notFound("run", id);
+    return row;
+  }
+
+  async function fullRun(ex: Db | Tx, ctx: CallContext, id: string) {
+    const row = await loadRun(ex, ctx, id);
+    const nodes = await ex.select().from(workflowRunNodes).where(eq(workflowRunNodes.runId, row.id)).orderBy(asc(workflowRunNodes.position));
+    return runMessage(row, nodes);
+  }
+
+  /** Locks a run of the caller's organization (another tenant's run is "not found"). */
+  async function lockOwnRun(tx: Tx, ctx: CallContext, id: string): Promise<LockedRun> {
+    const run = isUuid(id) ? await lockRun(tx, id) : null;
+    if (!run || run.organizationId !== ctx.caller.organizationId) throw notFound("run", id);
+    return run;
+  }
+
+  /** Inserts a run with its nodes and first events; `null` when the idempotency key already exists. */
+  async function insertRun(tx: Tx, ctx: CallContext, args: { def: typeof workflowDefinitions.$inferSelect; wf: CompiledWorkflow; req: StartRunRequest; context: JsonObject; input: JsonObject; deadline: Date | null; rerunOf?: RunRow; reuse?: Map<string, typeof workflowRunNodes.$inferSelect> }) {
+    const { def, wf, req } = args;
+    const org = ctx.caller.organizationId;
+    const runId = randomUUID();
+    const priority = req.priority ?? 50;
+    const reuse = args.reuse ?? new Map();
+    const pending = wf.spec.nodes.filter((n) => reuse.get(n.key)?.status !== "succeeded").length;
+    const inserted = await tx
+      .insert(workflowRuns)
+      .values({
+        id: runId,
+        organizationId: org,
+        workflowId: def.id,
+        workflowName: def.name,
+        workflowVersion: def.version,
+        status: "pending",
+        priority,
+        failFast: req.failFast ?? true,
+        input: args.input,
+        context: args.context,
+        state: req.state ? toJson(ValueSchema, req.state) : null,
+        metadata: req.metadata ?? {},
+        idempotencyKey: req.idempotencyKey ?? null,
+        rerunOf: args.rerunOf?.id ?? null,
+        nodesPending: pending,
+        createdBy: ctx.caller.principalId,
+        apiKeyId: ctx.caller.apiKeyId ?? null,
+        deadlineAt: args.deadline,
+      })
+      .onConflictDoNothing({ target: [workflowRuns.organizationId, workflowRuns.idempotencyKey], where: sql`idempotency_key IS NOT NULL` })
+      .returning();
+    const run = inserted[0];
+    if (!run) return null;
+
+    const rows: NodeRow[] = wf.spec.nodes.map((n, position) => {
+      const old = reuse.get(n.key);
+      if (old?.status === "succeeded") {
+        return { runId, organizationId: org, nodeKey: n.key, position, operation: n.operation, status: "succeeded", attempt: old.attempt, maxAttempts: old.maxAttempts, priority, depsRemaining: 0, output: old.output, startedAt: old.startedAt, finishedAt: old.finishedAt };
+      }
+      const deps = n.dependsOn.filter((d) => reuse.get(d)?.status !== "succeeded").length;
+      const status: NodeStatus = deps === 0 ? "ready" : "blocked";
+      return { runId, organizationId: org, nodeKey: n.key, position, operation: n.operation, status, maxAttempts: n.policy?.maxAttempts ?? 0, priority, depsRemaining: deps };
+    });
+    const nodes = await tx.insert(workflowRunNodes).values(rows).returning();
+    const ev = (kind: string, payload: Record<string, unknown> = {}, nodeKey?: string): NewEvent => ({ organizationId: org, runId, nodeKey, kind, payload });
+    await emitEvents(tx, [
+      ev("workflow.run.created", { workflow_id: def.id, workflow_name: def.name, workflow_version: def.version, priority, rerun_of: args.rerunOf?.id ?? null, request_id: ctx.requestId }),
+      ev("workflow.run.queued"),
+      ...nodes.filter((n) => n.status === "ready").map((n) => ev("workflow.node.ready", {}, n.nodeKey)),
+    ]);
+    await notify(tx, channels.work);
+    nodes.sort((a, b) => a.position - b.position);
+    return runMessage(run, nodes);
+  }
+
+  async function resolveDefinition(ctx: CallContext, req: StartRunRequest) {
+    const t = workflowDefinitions;
+    const org = ctx.caller.organizationId;
+    if (req.workflowId) {
+      const [def] = isUuid(req.workflowId) ? await db.select().from(t).where(and(eq(t.id, req.workflowId), eq(t.organizationId, org))) : [];
+      if (!def) throw notFound("workflow", req.workflowId);
+      return def;
+    }
+    if (!req.workflowName) throw invalidArgument("workflow_id or workflow_name is required", [{ path: "/workflow_id", code: "required", message: "workflow_id or workflow_name is required" }]);
+    const [def] = await db
+      .select()
+      .from(t)
+      .where(and(eq(t.organizationId, org), eq(t.name, req.workflowName), req.workflowVersion !== undefined ? eq(t.version, req.workflowVersion) : undefined))
+      .orderBy(desc(t.version))
+      .limit(1);
+    if (!def) throw notFound("workflow", req.workflowVersion !== undefined ? `${req.workflowName}@${req.workflowVersion}` : req.workflowName);
+    return def;
+  }
+
+  return {
+    async startRun(ctx: CallContext, req: StartRunRequest) {
+      const issues = [];
+      if (req.priority !== undefined && (req.priority < 0 || req.priority > 100)) issues.push({ path: "/priority", code: "invalid_value", message: "priority must be within 0..100" });
+      if (req.timeoutMs !== undefined && (req.timeoutMs < 1 || req.timeoutMs > limits.maxTimeoutMs)) issues.push({ path: "/timeout_ms", code: "invalid_value", message: `timeout_ms must be within 1..${limits.maxTimeoutMs}` });
+      if (req.idempotencyKey !== undefined && (req.idempotencyKey.length < 1 || req.idempotencyKey.length > 255)) issues.push({ path: "/idempotency_key", code: "invalid_value", message: "idempotency_key must be 1..255 characters" });
+      if (issues.length) throw invalidArgument(issues.map((i) => i.message).join("; "), issues);
+      const def = await resolveDefinition(ctx, req);
+      const wf = await workflows.get(db, def.id);
+      const timeout = req.timeoutMs ?? wf.spec.runTimeoutMs;
+      const input = req.input ?? {};
+      const created = await db.transaction((tx) => insertRun(tx, ctx, { def, wf, req, input, context: input, deadline: timeout ? new Date(Date.now() + timeout) : null }));
+      if (created) return create(StartRunResponseSchema, { run: created, created: true });
+      const [existing] = await db.select().from(workflowRuns).where(and(eq(workflowRuns.organizationId, ctx.caller.organizationId), eq(workflowRuns.idempotencyKey, req.idempotencyKey!)));
+      return create(StartRunResponseSchema, { run: await fullRun(db, ctx, existing!.id), created: false });
+    },
+
+    async getRun(ctx: CallContext, req: GetRunRequest) {
+      return create(GetRunResponseSchema, { run: await fullRun(db, ctx, req.id) });
+    },
+
+    async listRuns(ctx: CallContext, req: ListRunsRequest) {
+      if (req.status && !(runStatuses as readonly string[]).includes(req.status)) throw invalidArgument(`status must be one of ${runStatuses.join(", ")}`, [{ path: "/status", code: "invalid_value", message: "unknown status" }]);
+      const size = pageSize(req.pageSize);
+      const cursor = decodeCursor(req.pageToken);
+      const t = workflowRuns;
+      if (req.workflowId && !isUuid(req.workflowId)) return create(ListRunsResponseSchema, {});
+      const rows = await db
+        .select()
+        .from(t)
+        .where(
+          and(
+            eq(t.organizationId, ctx.caller.organizationId),
+            req.status ? eq(t.status, req.status as RunRow["status"]) : undefined,
+            req.workflowId ? eq(t.workflowId, req.workflowId) : undefined,
+            req.workflowName ? eq(t.workflowName, req.workflowName) : undefined,
+            cursor ? or(lt(t.createdAt, new Date(cursor.t)), and(eq(t.createdAt, new Date(cursor.t)), lt(t.id, cursor.id))) : undefined,
+          ),
+        )
+        .orderBy(desc(t.createdAt), desc(t.id))
+        .limit(size + 1);
+      const page = rows.slice(0, size);
+      const last = page.at(-1);
+      return create(ListRunsResponseSchema, {
+        runs: page.map((r) => runMessage(r)),
+        nextPageToken: rows.length > size && last ? encodeCursor({ t: last.createdAt.toISOString(), id: last.id }) : "",
+      });
+    },
+
+    async cancelRun(ctx: CallContext, req: CancelRunRequest) {
+      await db.transaction(async (tx) => {
+        const run = await lockOwnRun(tx, ctx, req.id);
+        if (run.status === "cancelled") return;
+        if (!activeRunStatuses.includes(run.status)) throw failedPrecondition(`run is already ${run.status}`, "run_finished");
+        await finishRun(tx, run, "cancelled", { code: "cancelled", message: req.reason || "cancelled by request" });
+      });
+      return create(CancelRunResponseSchema, { run: await fullRun(db, ctx, req.id) });
+    },
+
+    async pauseRun(ctx: CallContext, req: PauseRunRequest) {
+      await db.transaction(async (tx) => {
+        const run = await lockOwnRun(tx, ctx, req.id);
+        if (run.status === "paused") return;
+        if (!activeRunStatuses.includes(run.status)) throw failedPrecondition(`run is already ${run.status}`, "run_finished");
+        await tx.execute(sql`UPDATE workflow_runs SET status = 'paused' WHERE id = ${run.id}`);
+        await tx.execute(sql`UPDATE workflow_run_nodes SET available_at = 'infinity' WHERE run_id = ${run.id} AND status = 'ready'`);
+        await emitEvents(tx, [{ organizationId: run.organizationId, runId: run.id, kind: "workflow.run.paused", payload: { previous_status: run.status } }]);
+      });
+      return create(PauseRunResponseSchema, { run: await fullRun(db, ctx, req.id) });
+    },
+
+    async resumeRun(ctx: CallContext, req: ResumeRunRequest) {
+      await db.transaction(async (tx) => {
+        const run = await lockOwnRun(tx, ctx, req.id);
+        if (run.status !== "paused") throw failedPrecondition(`run is ${run.status}, not paused`, "run_not_paused");
+        const [s] = await query<{ waiting: boolean; started: boolean }>(
+          tx,
+          sql`SELECT EXISTS (SELECT 1 FROM workflow_run_nodes WHERE run_id = ${run.id} AND status = 'waiting') AS waiting,
+                     (SELECT started_at IS NOT NULL FROM workflow_runs WHERE id = ${run.id}) AS started`,
+        );
+        const status = s?.waiting ? "waiting" : s?.started ? "running" : "pending";
+        await tx.execute(sql`UPDATE workflow_runs SET status = ${status} WHERE id = ${run.id}`);
+        await tx.execute(sql`UPDATE workflow_run_nodes SET available_at = now() WHERE run_id = ${run.id} AND status = 'ready'`);
+        await emitEvents(tx, [{ organizationId: run.organizationId, runId: run.id, kind: "workflow.run.resumed", payload: { reason: "resume", status } }]);
+        await notify(tx, channels.work);
+      });
+      return create(ResumeRunResponseSchema, { run: await fullRun(db, ctx, req.id) });
+    },
+
+    async signalRun(ctx: CallContext, req: SignalRunRequest) {
+      const run = await loadRun(db, ctx, req.id);
+      const waiting = await db.select({ key: workflowRunNodes.nodeKey }).from(workflowRunNodes).where(and(eq(workflowRunNodes.runId, run.id), eq(workflowRunNodes.status, "waiting")));
+      let key = req.nodeKey;
+      if (!key) {
+        if (waiting.length !== 1) throw failedPrecondition(waiting.length ? `${waiting.length} nodes are waiting; name one in node_key` : "no node of this run is waiting for a signal", "not_waiting");
+        key = waiting[0]!.key;
+      } else if (!waiting.some((w) => w.key === key)) {
+        throw failedPrecondition(`node ${JSON.stringify(key)} is not waiting for a signal`, "not_waiting");
+      }
+      const wf = await workflows.get(db, run.workflowId);
+      const outcome = await completeNode(db, { runId: run.id, node: wf.nodes.get(key)!, guard: { waiting: true }, output: req.payload ?? {}, eventPayload: { signal: true, request_id: ctx.requestId } });
+      if (outcome === "lost") throw failedPrecondition(`node ${JSON.stringify(key)} is no longer waiting`, "not_waiting");
+      return create(SignalRunResponseSchema, { run: await fullRun(db, ctx, req.id) });
+    },
+
+    async rerunRun(ctx: CallContext, req: RerunRunRequest) {
+      const source = await loadRun(db, ctx, req.id);
+      if (source.status !== "failed" && source.status !== "cancelled") throw failedPrecondition(`only failed or cancelled runs can be rerun; this one is ${source.status}`, "run_not_failed");
+      const [def] = await db.select().from(workflowDefinitions).where(eq(workflowDefinitions.id, source.workflowId));
+      const wf = await workflows.get(db, source.workflowId);
+      const old = await db.select().from(workflowRunNodes).where(eq(workflowRunNodes.runId, source.id));
+      const reuse = new Map(old.map((n) => [n.nodeKey, n]));
+      const fakeReq = { priority: source.priority, failFast: source.failFast, state: undefined, metadata: source.metadata } as unknown as StartRunRequest;
+      const run = await db.transaction(async (tx) => {
+        const r = await insertRun(tx, ctx, { def: def!, wf, req: fakeReq, input: source.input as JsonObject, context: source.context as JsonObject, deadline: wf.spec.runTimeoutMs ? new Date(Date.now() + wf.spec.runTimeoutMs) : null, rerunOf: source, reuse });
+        if (source.state !== null) await tx.update(workflowRuns).set({ state: source.state }).where(eq(workflowRuns.id, r!.id));
+        return r!;
+      });
+      return create(RerunRunResponseSchema, { run: await fullRun(db, ctx, run.id) });
+    },
+
+    /** Replays the run's events after `after_id`, then follows live; ends after the terminal event. */
+    async *watchRun(ctx: CallContext, req: WatchRunRequest): AsyncGenerator<Event> {
+      const run = await loadRun(db, ctx, req.id);
+      const sub = hub.subscribe((e) => e.runId === run.id);
+      try {
+        let last = Number(req.afterId);
+        const history = await db
+          .select()
+          .from(events)
+          .where(and(eq(events.runId, run.id), gt(events.id, last), sql`${events.id} <= ${sub.startCursor}`))
+          .orderBy(asc(events.id));
+        for (const e of history) {
+          yield eventMessage(e);
+          last = Number(e.id);
+          if (terminalEventKinds.has(e.kind)) return;
+        }
+        while (!ctx.signal.aborted) {
+          const batch: EventRow[] = await sub.next(ctx.signal);
+          for (const e of batch) {
+            if (Number(e.id) <= last) continue;
+            yield eventMessage(e);
+            last = Number(e.id);
+            if (terminalEventKinds.has(e.kind)) return;
+          }
+        }
+      } finally {
+        sub.close();
+      }
+    },
+  };
+}

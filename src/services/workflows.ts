@@ -1,0 +1,117 @@
+/**
+ * Workflow definitions: upsert by name (a new immutable version when the spec changes),
+ * get, list, validate. Nothing is stored unless the whole spec is valid.
+ */
+import { createHash, randomUUID } from "node:crypto";
+import { and, desc, eq, lt, or, sql } from "drizzle-orm";
+import { create } from "@bufbuild/protobuf";
+import {
+  GetWorkflowResponseSchema,
+  ListWorkflowsResponseSchema,
+  UpsertWorkflowResponseSchema,
+  ValidateWorkflowResponseSchema,
+  ValidationIssueSchema,
+  type GetWorkflowRequest,
+  type GetWorkflowResponse,
+  type ListWorkflowsRequest,
+  type ListWorkflowsResponse,
+  type UpsertWorkflowRequest,
+  type UpsertWorkflowResponse,
+  type ValidateWorkflowRequest,
+  type ValidateWorkflowResponse,
+  type WorkflowSpec,
+} from "../../gen/proto/fabric/v1/workflow_pb.js";
+import type { Db } from "../db/database.js";
+import { emitEvents } from "../db/events.js";
+import { workflowDefinitions } from "../db/schema.js";
+import { invalidArgument, notFound } from "../domain/errors.js";
+import { validateWorkflowSpec } from "../domain/workflow-spec.js";
+import { isUuid, type CallContext } from "./call-context.js";
+import { specJson, workflowMessage } from "./messages.js";
+import { decodeCursor, encodeCursor, pageSize } from "./pagination.js";
+
+export type WorkflowService = ReturnType<typeof createWorkflowService>;
+
+export function createWorkflowService(db: Db) {
+  return {
+    async upsertWorkflow(ctx: CallContext, req: UpsertWorkflowRequest): Promise<UpsertWorkflowResponse> {
+      const spec = requireValid(req.spec);
+      const json = specJson(spec);
+      const hash = createHash("sha256").update(canonical(json)).digest("hex");
+      const org = ctx.caller.organizationId;
+      return db.transaction(async (tx) => {
+        // Serialise upserts of one name so two writers cannot both claim the next version.
+        await tx.execute(sql`SELECT pg_advisory_xact_lock(hashtextextended(${org + "/" + spec.name}, 0))`);
+        const [latest] = await tx
+          .select()
+          .from(workflowDefinitions)
+          .where(and(eq(workflowDefinitions.organizationId, org), eq(workflowDefinitions.name, spec.name)))
+          .orderBy(desc(workflowDefinitions.version))
+          .limit(1);
+        if (latest && latest.specHash === hash) return create(UpsertWorkflowResponseSchema, { workflow: workflowMessage(latest), created: false });
+        const [row] = await tx
+          .insert(workflowDefinitions)
+          .values({ id: randomUUID(), organizationId: org, name: spec.name, version: (latest?.version ?? 0) + 1, spec: json, specHash: hash, createdBy: ctx.caller.principalId })
+          .returning();
+        await emitEvents(tx, [{ organizationId: org, kind: "workflow.definition.created", payload: { workflow_id: row!.id, name: row!.name, version: row!.version, request_id: ctx.requestId } }]);
+        return create(UpsertWorkflowResponseSchema, { workflow: workflowMessage(row!), created: true });
+      });
+    },
+
+    async getWorkflow(ctx: CallContext, req: GetWorkflowRequest): Promise<GetWorkflowResponse> {
+      const row = isUuid(req.id)
+        ? (await db.select().from(workflowDefinitions).where(and(eq(workflowDefinitions.id, req.id), eq(workflowDefinitions.organizationId, ctx.caller.organizationId))))[0]
+        : undefined;
+      if (!row) throw notFound("workflow", req.id);
+      return create(GetWorkflowResponseSchema, { workflow: workflowMessage(row) });
+    },
+
+    async listWorkflows(ctx: CallContext, req: ListWorkflowsRequest): Promise<ListWorkflowsResponse> {
+      const size = pageSize(req.pageSize);
+      const cursor = decodeCursor(req.pageToken);
+      const t = workflowDefinitions;
+      const rows = await db
+        .select()
+        .from(t)
+        .where(
+          and(
+            eq(t.organizationId, ctx.caller.organizationId),
+            req.name ? eq(t.name, req.name) : undefined,
+            cursor ? or(lt(t.createdAt, new Date(cursor.t)), and(eq(t.createdAt, new Date(cursor.t)), lt(t.id, cursor.id))) : undefined,
+          ),
+        )
+        .orderBy(desc(t.createdAt), desc(t.id))
+        .limit(size + 1);
+      const page = rows.slice(0, size);
+      const last = page.at(-1);
+      return create(ListWorkflowsResponseSchema, {
+        workflows: page.map(workflowMessage),
+        nextPageToken: rows.length > size && last ? encodeCursor({ t: last.createdAt.toISOString(), id: last.id }) : "",
+      });
+    },
+
+    async validateWorkflow(_ctx: CallContext, req: ValidateWorkflowRequest): Promise<ValidateWorkflowResponse> {
+      const issues = req.spec ? validateWorkflowSpec(req.spec) : [{ path: "", code: "required", message: "spec is required" }];
+      return create(ValidateWorkflowResponseSchema, { valid: issues.length === 0, issues: issues.map((i) => create(ValidationIssueSchema, i)) });
+    },
+  };
+}
+
+export function requireValid(spec: WorkflowSpec | undefined): WorkflowSpec {
+  if (!spec) throw invalidArgument("spec is required", [{ path: "", code: "required", message: "spec is required" }]);
+  const issues = validateWorkflowSpec(spec);
+  if (issues.length) throw invalidArgument(`invalid workflow: ${issues.map((i) => i.message).join("; ")}`, issues);
+  return spec;
+}
+
+/** JSON with object keys sorted, so equal specs hash equal whatever the key order. */
+function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(",")}]`;
+  if (v && typeof v === "object") {
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
+      .join(",")}}`;
+  }
+  return JSON.stringify(v);
+}
