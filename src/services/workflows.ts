@@ -25,6 +25,7 @@ import type { Db } from "../db/database.js";
 import { emitEvents } from "../db/events.js";
 import { workflowDefinitions } from "../db/schema.js";
 import { invalidArgument, notFound } from "../domain/errors.js";
+import { operations } from "../domain/operations.js";
 import { validateWorkflowSpec } from "../domain/workflow-spec.js";
 import { isUuid, type CallContext } from "./call-context.js";
 import { specJson, workflowMessage } from "./messages.js";
@@ -101,6 +102,11 @@ export function requireValid(spec: WorkflowSpec | undefined): WorkflowSpec {
   if (!spec) throw invalidArgument("spec is required", [{ path: "", code: "required", message: "spec is required" }]);
   const issues = validateWorkflowSpec(spec);
   if (issues.length) throw invalidArgument(`invalid workflow: ${issues.map((i) => i.message).join("; ")}`, issues);
+  // Store defaults explicitly, so a stored spec says what runs (and equal specs hash equal).
+  for (const node of spec.nodes) {
+    node.runtime ||= operations[node.operation]!.runtime;
+    node.merge ||= "replace";
+  }
   return spec;
 }
 

@@ -1,0 +1,120 @@
+/**
+ * Boots a real Fabric on loopback for wire tests: a test database, the control plane
+ * (REST and gRPC on free ports), optionally an in-process executor, and a dev
+ * organization with an API key. Also a second organization for isolation tests.
+ */
+import { randomUUID } from "node:crypto";
+import { startControlPlane, type ControlPlane } from "../../src/control-plane/server.js";
+import { startWorker, type Worker, type WorkerConfig } from "../../src/executor/worker.js";
+import { createLogger } from "../../src/logger.js";
+import { createProviders } from "../../src/providers/registry.js";
+import { apiKeys, memberships, organizations, principals } from "../../src/db/schema.js";
+import { newApiKey } from "../../src/services/auth.js";
+import { bootstrapDevOrganization } from "../../src/services/bootstrap.js";
+import { createTestDatabase, type Engine, type TestDatabase } from "./database.js";
+
+export interface TestFabric {
+  database: TestDatabase;
+  controlPlane: ControlPlane;
+  restUrl: string;
+  grpcUrl: string;
+  apiKey: string;
+  organizationId: string;
+  principalId: string;
+  worker?: Worker;
+  /** A key of another organization (same look-alike setup), for isolation tests. */
+  otherOrg(): Promise<{ apiKey: string; organizationId: string }>;
+  /** Starts (another) in-process worker. */
+  startWorker(overrides?: Partial<WorkerConfig>): Promise<Worker>;
+  /** `fetch` against the REST server with this org's key. */
+  rest(path: string, init?: RequestInit & { json?: unknown; key?: string | null }): Promise<Response>;
+  close(): Promise<void>;
+}
+
+export const testLog = createLogger((process.env.TEST_LOG_LEVEL as any) ?? "silent");
+
+export const testWorkerConfig = (overrides: Partial<WorkerConfig> = {}): WorkerConfig => ({
+  WORKER_ID: `test-${randomUUID().slice(0, 8)}`,
+  WORKER_CONCURRENCY: 4,
+  WORKER_POLL_INTERVAL: 50,
+  WORKER_LEASE_SECONDS: 30,
+  WORKER_MAX_RETRIES: 3,
+  WORKER_SHUTDOWN_GRACE: 2000,
+  RUN_ID: undefined,
+  ...overrides,
+});
+
+export async function startTestFabric(opts: { worker?: boolean | Partial<WorkerConfig>; engine?: Engine; env?: Record<string, string> } = {}): Promise<TestFabric> {
+  const database = await createTestDatabase({ engine: opts.engine });
+  const boot = await bootstrapDevOrganization(database.db);
+  const controlPlane = await startControlPlane({
+    config: { HOST: "127.0.0.1", PORT: 0, GRPC_PORT: 0, FABRIC_ENV: "development", FABRIC_MAX_BODY_BYTES: 1 << 20 },
+    database,
+    log: testLog,
+  });
+  const workers: Worker[] = [];
+  const start = async (overrides: Partial<WorkerConfig> = {}) => {
+    const w = await startWorker({ database, config: testWorkerConfig(overrides), providers: createProviders(opts.env ?? {}), log: testLog });
+    workers.push(w);
+    return w;
+  };
+  const worker = opts.worker === false ? undefined : await start(typeof opts.worker === "object" ? opts.worker : {});
+  const fabric: TestFabric = {
+    database,
+    controlPlane,
+    restUrl: controlPlane.restUrl,
+    grpcUrl: controlPlane.grpcUrl,
+    apiKey: boot.apiKey,
+    organizationId: boot.organizationId,
+    principalId: boot.principalId,
+    worker,
+    startWorker: start,
+    async otherOrg() {
+      const orgId = randomUUID();
+      const principalId = randomUUID();
+      await database.db.insert(organizations).values({ id: orgId, slug: `other-${orgId.slice(0, 8)}`, name: "Other" });
+      await database.db.insert(principals).values({ id: principalId, kind: "user", email: `${principalId}@other.test`, displayName: "Other" });
+      await database.db.insert(memberships).values({ id: randomUUID(), organizationId: orgId, principalId, role: "owner" });
+      const key = newApiKey();
+      await database.db.insert(apiKeys).values({ id: randomUUID(), organizationId: orgId, principalId, name: "other", prefix: key.prefix, secretHash: key.secretHash });
+      return { apiKey: key.raw, organizationId: orgId };
+    },
+    rest(path, init = {}) {
+      const headers = new Headers(init.headers);
+      const key = init.key === undefined ? boot.apiKey : init.key;
+      if (key) headers.set("authorization", `Bearer ${key}`);
+      let body = init.body;
+      if (init.json !== undefined) {
+        headers.set("content-type", "application/json");
+        body = JSON.stringify(init.json);
+      }
+      return fetch(controlPlane.restUrl + path, { ...init, headers, body });
+    },
+    async close() {
+      await Promise.all(workers.map((w) => w.stop()));
+      await controlPlane.close();
+      await database.close();
+    },
+  };
+  return fabric;
+}
+
+/** Polls until `check` returns a value (not undefined), or fails after `timeoutMs`. */
+export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 10_000, what = "condition"): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** The smoke workflow of the foundation issue's acceptance case. */
+export const smokeWorkflow = {
+  name: "smoke",
+  nodes: [
+    { key: "shout", operation: "text.transform_basic", config: { op: "upper" }, inputs: { text: "$context.topic" }, outputs: { text: "$context.shouted" } },
+    { key: "gen", operation: "ai.generate", config: { provider: "echo" }, depends_on: ["shout"], inputs: { prompt: "$context.shouted" }, outputs: { text: "$context.answer" } },
+  ],
+};
