@@ -12,7 +12,7 @@ const validator = createOpenApiValidator(openApiDocument);
 /** Reads the body, validates it against the document for (path template, method, status), returns it. */
 export async function expectValid(res: Response, pathTemplate: string, method: string): Promise<any> {
   const type = (res.headers.get("content-type") ?? "").split(";")[0]!.trim();
-  const body = await res.json();
+  const body: any = await res.json();
   const validate = validator.forResponse(pathTemplate, method, res.status, type);
   expect(validate, `the document lists no ${res.status} ${type} response for ${method} ${pathTemplate}`).toBeDefined();
   const ok = validate!(body);
