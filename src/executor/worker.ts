@@ -56,13 +56,21 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
   const inFlight = new Map<number, InFlight>();
   const leaseMs = config.WORKER_LEASE_SECONDS * 1000;
   let stopping = false;
+  // A nudge (NOTIFY, finished step, due retry) either ends the current sleep or, if it
+  // arrives while a claim is in flight, makes the loop claim again instead of sleeping:
+  // that claim's snapshot may predate the work the nudge announced.
   let wake: (() => void) | null = null;
+  let nudged = false;
   const nudge = () => {
+    nudged = true;
     wake?.();
     wake = null;
   };
 
-  const unlistenWork = await database.listen(channels.work, nudge);
+  const unlistenWork = await database.listen(channels.work, () => {
+    log.debug("work notification");
+    nudge();
+  });
   const unlistenCancel = await database.listen(channels.cancel, (runId) => {
     for (const f of inFlight.values()) if (f.claim.runId === runId) f.controller.abort("cancelled" satisfies AbortReason);
   });
@@ -174,6 +182,7 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
     while (!stopping) {
       const capacity = config.WORKER_CONCURRENCY - inFlight.size;
       let claimed: ClaimedNode[] = [];
+      nudged = false;
       if (capacity > 0) {
         try {
           claimed = await claimNodes(db, { workerId: config.WORKER_ID, limit: capacity, leaseSeconds: config.WORKER_LEASE_SECONDS, runId: config.RUN_ID });
@@ -181,10 +190,12 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
           if (stopping) break;
           log.warn("claim failed", { error: String(err) });
         }
+        if (claimed.length) log.debug("claimed", { n: claimed.length });
         for (const c of claimed) void execute(c);
         if (claimed.length === capacity) continue;
       }
       if (config.RUN_ID && inFlight.size === 0 && claimed.length === 0 && (idle++ % 4 === 0) && (await runFinished(config.RUN_ID))) break;
+      if (nudged && inFlight.size < config.WORKER_CONCURRENCY) continue;
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, config.WORKER_POLL_INTERVAL);
         wake = () => {
