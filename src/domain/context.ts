@@ -41,11 +41,11 @@ export function resolveInputs(inputs: JsonObject | undefined, context: JsonObjec
     if (isBindingLike(value)) {
       const path = parseBinding(value as string);
       const v = path ? readPath(context, path) : undefined;
-      if (v !== undefined) out[name] = v;
+      if (v !== undefined) setOwn(out, name, v);
     } else if (typeof value === "string" && value.startsWith("$$")) {
-      out[name] = value.slice(1);
+      setOwn(out, name, value.slice(1));
     } else {
-      out[name] = value;
+      setOwn(out, name, value);
     }
   }
   return out;
@@ -53,22 +53,45 @@ export function resolveInputs(inputs: JsonObject | undefined, context: JsonObjec
 
 const isObject = (v: Json | undefined): v is JsonObject => !!v && typeof v === "object" && !Array.isArray(v);
 
-export function deepMerge(base: Json | undefined, patch: Json): Json {
-  if (!isObject(base) || !isObject(patch)) return patch;
-  const out: JsonObject = { ...base };
-  for (const [k, v] of Object.entries(patch)) out[k] = deepMerge(base[k], v);
+/** Sets an own data property — also for keys like `__proto__`, which must stay plain data. */
+function setOwn(obj: JsonObject, key: string, value: Json): void {
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+function copyObject(o: JsonObject): JsonObject {
+  const out: JsonObject = {};
+  for (const [k, v] of Object.entries(o)) setOwn(out, k, v);
   return out;
 }
 
-function writePath(root: JsonObject, path: readonly string[], update: (old: Json | undefined) => Json): JsonObject {
+export function deepMerge(base: Json | undefined, patch: Json): Json {
+  if (!isObject(base) || !isObject(patch)) return patch;
+  const out = copyObject(base);
+  for (const [k, v] of Object.entries(patch)) setOwn(out, k, deepMerge(Object.hasOwn(base, k) ? base[k] : undefined, v));
+  return out;
+}
+
+type Container = JsonObject | Json[];
+
+function writePath<T extends Container>(root: T, path: readonly string[], update: (old: Json | undefined) => Json): T {
   if (path.length === 0) {
     const v = update(root);
-    return isObject(v) ? v : root;
+    return (isObject(v) ? v : root) as T;
   }
   const [head, ...rest] = path as [string, ...string[]];
-  const child = root[head];
-  const next = rest.length === 0 ? update(child) : writePath(isObject(child) ? child : {}, rest, update);
-  return { ...root, [head]: next };
+  const index = Array.isArray(root) && /^\d+$/.test(head) ? Number(head) : undefined;
+  const child = index !== undefined ? (root as Json[])[index] : Object.hasOwn(root, head) ? (root as JsonObject)[head] : undefined;
+  const next = rest.length === 0 ? update(child) : writePath(isObject(child) || Array.isArray(child) ? child : {}, rest, update);
+  if (index !== undefined) {
+    // An index into an existing list writes that element (holes up to it become null).
+    const copy = [...(root as Json[])];
+    while (copy.length < index) copy.push(null);
+    copy[index] = next;
+    return copy as T;
+  }
+  const copy = Array.isArray(root) ? ({ ...root } as unknown as JsonObject) : copyObject(root as JsonObject);
+  setOwn(copy, head, next);
+  return copy as T;
 }
 
 /**
@@ -80,7 +103,7 @@ export function applyOutputs(context: JsonObject, output: JsonObject, outputs: R
   for (const [field, target] of Object.entries(outputs)) {
     const path = parseBinding(target);
     if (!path) continue; // validation rejects these before anything runs
-    const value = field === "*" ? output : output[field];
+    const value = field === "*" ? output : Object.hasOwn(output, field) ? output[field] : undefined;
     if (value === undefined) continue;
     ctx = writePath(ctx, path, (old) => {
       switch (policy) {

@@ -51,8 +51,11 @@ export async function startEventHub(database: Database, log: Logger, opts: { gap
     filter: (e: EventRow) => boolean;
     queue: EventRow[];
     waiter: (() => void) | null;
-    overflow: SubscriberOverflow | null;
+    /** Fell behind: what is queued is still handed out, then next() throws. */
+    overflowed: boolean;
+    closed: boolean;
     maxBuffer: number;
+    /** Id of the last event handed out by next(). */
     lastId: number;
   }
 
@@ -97,11 +100,11 @@ export async function startEventHub(database: Database, log: Logger, opts: { gap
   function dispatch(batch: EventRow[]) {
     if (batch.length === 0) return;
     for (const s of subs) {
-      if (s.overflow) continue;
+      if (s.overflowed) continue;
       for (const e of batch) {
         if (!s.filter(e)) continue;
         if (s.queue.length >= s.maxBuffer) {
-          s.overflow = new SubscriberOverflow(s.lastId);
+          s.overflowed = true;
           break;
         }
         s.queue.push(e);
@@ -117,17 +120,22 @@ export async function startEventHub(database: Database, log: Logger, opts: { gap
 
   return {
     subscribe(filter, o = {}) {
-      const s: Sub = { filter, queue: [], waiter: null, overflow: null, maxBuffer: o.maxBuffer ?? 10_000, lastId: cursor };
+      const s: Sub = { filter, queue: [], waiter: null, overflowed: false, closed: false, maxBuffer: o.maxBuffer ?? 10_000, lastId: cursor };
       subs.add(s);
       return {
         startCursor: cursor,
+        /** The next batch in id order; `[]` once aborted or closed. Throws SubscriberOverflow after a fall-behind. */
         async next(signal) {
           while (s.queue.length === 0) {
-            if (s.overflow) throw s.overflow;
-            if (signal?.aborted || closed) return [];
+            if (s.overflowed) throw new SubscriberOverflow(s.lastId);
+            if (signal?.aborted || closed || s.closed) return [];
             await new Promise<void>((resolve) => {
-              s.waiter = resolve;
-              signal?.addEventListener("abort", () => resolve(), { once: true });
+              const onAbort = () => resolve();
+              s.waiter = () => {
+                signal?.removeEventListener("abort", onAbort);
+                resolve();
+              };
+              signal?.addEventListener("abort", onAbort, { once: true });
             });
             s.waiter = null;
           }
@@ -136,6 +144,7 @@ export async function startEventHub(database: Database, log: Logger, opts: { gap
           return out;
         },
         close() {
+          s.closed = true;
           subs.delete(s);
           s.waiter?.();
         },

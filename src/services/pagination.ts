@@ -1,5 +1,6 @@
 /** Opaque keyset page tokens over (created_at, id), newest first. */
 import { invalidArgument } from "../domain/errors.js";
+import { isUuid } from "./call-context.js";
 
 export interface Cursor {
   t: string;
@@ -17,7 +18,7 @@ export function decodeCursor(token: string): Cursor | undefined {
   if (!token) return undefined;
   try {
     const c = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
-    if (typeof c?.t === "string" && typeof c?.id === "string" && !Number.isNaN(Date.parse(c.t))) return c;
+    if (typeof c?.t === "string" && typeof c?.id === "string" && isUuid(c.id) && !Number.isNaN(Date.parse(c.t))) return c;
   } catch {
     // fall through
   }

@@ -1,0 +1,121 @@
+import { randomUUID } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { DomainError } from "../domain/errors.js";
+import { authorize, hashSecret, newApiKey, parseApiKey } from "./auth.js";
+import type { Caller } from "./call-context.js";
+
+const caller = (scopes: string[]): Caller => ({ principalId: randomUUID(), organizationId: randomUUID(), scopes });
+
+function denied(c: Caller, action: string | undefined): DomainError {
+  try {
+    authorize(c, action);
+  } catch (err) {
+    expect(err).toBeInstanceOf(DomainError);
+    return err as DomainError;
+  }
+  throw new Error(`expected ${action} to be denied for scopes ${JSON.stringify(c.scopes)}`);
+}
+
+describe("API keys", () => {
+  it("have the format fab_<8 lowercase letters/digits>_<secret>", () => {
+    for (let i = 0; i < 50; i++) {
+      const k = newApiKey();
+      expect(k.raw).toMatch(/^fab_[a-z0-9]{8}_[A-Za-z0-9]{20,128}$/);
+      expect(k.raw.startsWith(`fab_${k.prefix}_`)).toBe(true);
+    }
+  });
+
+  it("round-trip through parseApiKey, and the hash is of the secret", () => {
+    const k = newApiKey();
+    const parsed = parseApiKey(k.raw);
+    expect(parsed).toEqual({ prefix: k.prefix, secret: k.raw.slice(`fab_${k.prefix}_`.length) });
+    expect(hashSecret(parsed!.secret)).toBe(k.secretHash);
+  });
+
+  it("are unique", () => {
+    const keys = Array.from({ length: 200 }, () => newApiKey());
+    expect(new Set(keys.map((k) => k.raw)).size).toBe(200);
+    expect(new Set(keys.map((k) => k.secretHash)).size).toBe(200);
+  });
+
+  it("store nothing the raw key can be derived from", () => {
+    const k = newApiKey();
+    const secret = parseApiKey(k.raw)!.secret;
+    const stored = JSON.stringify({ prefix: k.prefix, secretHash: k.secretHash });
+    expect(stored).not.toContain(secret);
+    expect(stored).not.toContain(secret.slice(0, 12));
+    expect(k.secretHash).toMatch(/^[0-9a-f]{64}$/);
+    // The hash is of the secret alone (not the prefix), so the stored prefix adds nothing.
+    expect(k.secretHash).not.toBe(hashSecret(k.raw));
+  });
+
+  it.each([
+    "",
+    "fab_",
+    "fab_abcd1234",
+    "fab_ABCD1234_aaaaaaaaaaaaaaaaaaaaaaaa",
+    "fab_abcd123_aaaaaaaaaaaaaaaaaaaaaaaa",
+    "fab_abcd1234_short",
+    "fab_abcd1234_aaaaaaaaaaaaaaaaaaaa-aaaa",
+    "key_abcd1234_aaaaaaaaaaaaaaaaaaaaaaaa",
+    "fab_abcd1234_aaaaaaaaaaaaaaaaaaaaaaaa ",
+    `fab_abcd1234_${"a".repeat(129)}`,
+  ])("parseApiKey rejects %j", (raw) => {
+    expect(parseApiKey(raw)).toBeNull();
+  });
+});
+
+describe("hashSecret", () => {
+  it("is a deterministic SHA-256 hex digest, never the secret itself", () => {
+    expect(hashSecret("abc")).toBe("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    expect(hashSecret("abc")).toBe(hashSecret("abc"));
+    expect(hashSecret("abd")).not.toBe(hashSecret("abc"));
+    const s = "A".repeat(64);
+    expect(hashSecret(s)).not.toBe(s);
+    expect(hashSecret("")).not.toBe("");
+  });
+});
+
+describe("authorize", () => {
+  it("refuses an operation without a declared action", () => {
+    expect(denied(caller([]), undefined).kind).toBe("permission_denied");
+  });
+
+  it("empty scopes allow every action", () => {
+    for (const a of ["workflow.read", "workflow.write", "run.create", "run.cancel", "run.control", "anything.else"]) expect(() => authorize(caller([]), a)).not.toThrow();
+  });
+
+  it("workflows:read allows workflow.read, not workflow.write nor runs", () => {
+    const c = caller(["workflows:read"]);
+    expect(() => authorize(c, "workflow.read")).not.toThrow();
+    expect(denied(c, "workflow.write").kind).toBe("permission_denied");
+    expect(denied(c, "run.read").kind).toBe("permission_denied");
+  });
+
+  it("workflows:write allows workflow.write and workflow.read", () => {
+    const c = caller(["workflows:write"]);
+    expect(() => authorize(c, "workflow.write")).not.toThrow();
+    expect(() => authorize(c, "workflow.read")).not.toThrow();
+    expect(denied(c, "run.create").kind).toBe("permission_denied");
+  });
+
+  it("runs:write allows every run action; runs:read only run.read", () => {
+    for (const a of ["run.read", "run.create", "run.cancel", "run.control"]) expect(() => authorize(caller(["runs:write"]), a)).not.toThrow();
+    const r = caller(["runs:read"]);
+    expect(() => authorize(r, "run.read")).not.toThrow();
+    for (const a of ["run.create", "run.cancel", "run.control"]) expect(denied(r, a).message).toContain(a);
+    expect(denied(r, "workflow.read").kind).toBe("permission_denied");
+  });
+
+  it("any one matching scope is enough", () => {
+    const c = caller(["workflows:read", "runs:write"]);
+    expect(() => authorize(c, "run.cancel")).not.toThrow();
+    expect(() => authorize(c, "workflow.read")).not.toThrow();
+    expect(denied(c, "workflow.write").kind).toBe("permission_denied");
+  });
+
+  it("does not match by prefix of the resource", () => {
+    expect(denied(caller(["run:write"]), "runner.write").kind).toBe("permission_denied");
+    expect(denied(caller(["workflowss:write"]), "workflow.write").kind).toBe("permission_denied");
+  });
+});
