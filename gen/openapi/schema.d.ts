@@ -450,9 +450,9 @@ export interface components {
         };
         /** @description One node of a workflow. */
         NodeSpec: {
-            /** @description Unique within the workflow; letters, digits, `_` and `-`. Required. */
+            /** @description Unique within the workflow; letters, digits, `_` and `-`. */
             key: string;
-            /** @description What the node does, e.g. `text.transform_basic` or `ai.generate`. Required. */
+            /** @description What the node does, e.g. `text.transform_basic` or `ai.generate`. */
             operation: string;
             /**
              * @description Runtime that executes the operation. Values: native | provider. Derived from the operation when empty.
@@ -483,10 +483,10 @@ export interface components {
         };
         /** @description One node of a workflow. */
         NodeSpecInput: {
-            /** @description Unique within the workflow; letters, digits, `_` and `-`. Required. */
-            key: string;
-            /** @description What the node does, e.g. `text.transform_basic` or `ai.generate`. Required. */
-            operation: string;
+            /** @description Unique within the workflow; letters, digits, `_` and `-`. */
+            key?: string;
+            /** @description What the node does, e.g. `text.transform_basic` or `ai.generate`. */
+            operation?: string;
             /**
              * @description Runtime that executes the operation. Values: native | provider. Derived from the operation when empty.
              * @enum {string}
@@ -516,11 +516,11 @@ export interface components {
         };
         /** @description The definition a client writes. */
         WorkflowSpec: {
-            /** @description Name of the workflow; letters, digits, `.`, `_` and `-`. Required. */
+            /** @description Name of the workflow; letters, digits, `.`, `_` and `-`. */
             name: string;
             /** @description Free text. */
             description: string;
-            /** @description The DAG. Required. */
+            /** @description The DAG: at least one node. */
             nodes: components["schemas"]["NodeSpec"][];
             /**
              * Format: int32
@@ -530,12 +530,12 @@ export interface components {
         };
         /** @description The definition a client writes. */
         WorkflowSpecInput: {
-            /** @description Name of the workflow; letters, digits, `.`, `_` and `-`. Required. */
-            name: string;
+            /** @description Name of the workflow; letters, digits, `.`, `_` and `-`. */
+            name?: string;
             /** @description Free text. */
             description?: string;
-            /** @description The DAG. Required. */
-            nodes: components["schemas"]["NodeSpecInput"][];
+            /** @description The DAG: at least one node. */
+            nodes?: components["schemas"]["NodeSpecInput"][];
             /**
              * Format: int32
              * @description Fail the whole run when it runs longer than this many milliseconds.

@@ -68,7 +68,10 @@ export function problem(err: DomainError, requestId: string, status = httpStatus
 export const errorCodeHeader = "fabric-error-code";
 
 export function toConnectError(err: DomainError, requestId: string): ConnectError {
-  const metadata = new Headers({ [errorCodeHeader]: err.code, "x-request-id": requestId });
+  // x-request-id is already a response header of every call; repeating it here would
+  // send it again as a trailer.
+  void requestId;
+  const metadata = new Headers({ [errorCodeHeader]: err.code });
   if (err.options.retryAfterSeconds !== undefined) metadata.set("retry-after", String(err.options.retryAfterSeconds));
   const details = (err.options.issues ?? []).map((i) => ({ desc: ValidationIssueSchema, value: create(ValidationIssueSchema, i) }));
   return new ConnectError(err.message, connectCode[err.kind], metadata, details);

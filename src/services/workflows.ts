@@ -92,7 +92,8 @@ export function createWorkflowService(db: Db) {
     },
 
     async validateWorkflow(_ctx: CallContext, req: ValidateWorkflowRequest): Promise<ValidateWorkflowResponse> {
-      const issues = req.spec ? validateWorkflowSpec(req.spec) : [{ path: "", code: "required", message: "spec is required" }];
+      if (!req.spec) throw invalidArgument("spec is required", [{ path: "", code: "required", message: "spec is required" }]);
+      const issues = validateWorkflowSpec(req.spec);
       return create(ValidateWorkflowResponseSchema, { valid: issues.length === 0, issues: issues.map((i) => create(ValidationIssueSchema, i)) });
     },
   };

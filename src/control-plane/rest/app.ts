@@ -182,7 +182,7 @@ async function buildRequest(c: Context<Env>, op: RestOperation, method: DescMeth
         throw new DomainError("invalid_argument", `the request body is not valid JSON: ${(err as Error).message}`, { code: "malformed_json" });
       }
     } else if (op.body !== "*") {
-      throw invalidArgument("a JSON request body is required", [{ path: "/", code: "required", message: "a JSON request body is required" }]);
+      throw invalidArgument("a JSON request body is required", [{ path: "", code: "required", message: "a JSON request body is required" }]);
     }
     if (v.body && !v.body(body)) throw invalidArgument(`invalid request body: ${ajvIssues(v.body.errors).map((i) => i.message).join("; ")}`, ajvIssues(v.body.errors));
     json = op.body === "*" ? (body as Record<string, unknown>) : { [op.body]: body };

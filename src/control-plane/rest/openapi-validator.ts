@@ -69,6 +69,6 @@ export function ajvIssues(errors: ErrorObject[] | null | undefined, prefix = "")
         : e.keyword === "required"
           ? `${JSON.stringify((e.params as any).missingProperty)} is required`
           : `${e.instancePath || "value"} ${e.message}`;
-    return { path: path || "/", code: e.keyword === "required" ? "required" : "invalid_value", message };
+    return { path, code: e.keyword === "required" ? "required" : "invalid_value", message };
   });
 }

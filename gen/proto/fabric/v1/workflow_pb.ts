@@ -106,14 +106,14 @@ export const NodePolicySchema: GenMessage<NodePolicy> = /*@__PURE__*/
  */
 export type NodeSpec = Message<"fabric.v1.NodeSpec"> & {
   /**
-   * Unique within the workflow; letters, digits, `_` and `-`. Required.
+   * Unique within the workflow; letters, digits, `_` and `-`.
    *
    * @generated from field: string key = 1;
    */
   key: string;
 
   /**
-   * What the node does, e.g. `text.transform_basic` or `ai.generate`. Required.
+   * What the node does, e.g. `text.transform_basic` or `ai.generate`.
    *
    * @generated from field: string operation = 2;
    */
@@ -183,7 +183,7 @@ export const NodeSpecSchema: GenMessage<NodeSpec> = /*@__PURE__*/
  */
 export type WorkflowSpec = Message<"fabric.v1.WorkflowSpec"> & {
   /**
-   * Name of the workflow; letters, digits, `.`, `_` and `-`. Required.
+   * Name of the workflow; letters, digits, `.`, `_` and `-`.
    *
    * @generated from field: string name = 1;
    */
@@ -197,7 +197,7 @@ export type WorkflowSpec = Message<"fabric.v1.WorkflowSpec"> & {
   description: string;
 
   /**
-   * The DAG. Required.
+   * The DAG: at least one node.
    *
    * @generated from field: repeated fabric.v1.NodeSpec nodes = 3;
    */

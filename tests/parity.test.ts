@@ -1,0 +1,505 @@
+/**
+ * REST ↔ gRPC parity. Every unary operation that has a REST route is performed over
+ * REST (fetch, JSON) and over real gRPC (HTTP/2, binary, then proto3 JSON with proto
+ * field names) on equivalent state, and the results must agree after normalising ids
+ * and timestamps; error cases must be the same domain error on both (REST status +
+ * `code` ↔ gRPC code + `fabric-error-code`, same issues).
+ *
+ * The table is checked against the contract (`restOperations`): an operation with a
+ * REST route and no parity case fails this file.
+ *
+ * All state is prepared up front with a worker, which is then stopped, so nothing moves
+ * between the REST call and the gRPC call (responses are deterministic).
+ */
+import { fromJson, toJson, type DescMethod, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { methodsByRpc, restOperations, services } from "../src/control-plane/contract.js";
+import { ValidationIssueSchema } from "../gen/proto/fabric/v1/workflow_pb.js";
+import { eventually, smokeWorkflow, startTestFabric, type TestFabric } from "./helpers/fabric.js";
+
+type Side = "rest" | "grpc";
+const sides: Side[] = ["rest", "grpc"];
+/** Marks per-side names and values; normalise() folds it. */
+const tag = (s: Side) => `side${s.toUpperCase()}`;
+
+/** The wire mapping of each error kind, written down independently of src/control-plane/errors.ts. */
+const kinds = {
+  invalid_argument: { status: 400, grpc: Code.InvalidArgument },
+  unauthenticated: { status: 401, grpc: Code.Unauthenticated },
+  permission_denied: { status: 403, grpc: Code.PermissionDenied },
+  not_found: { status: 404, grpc: Code.NotFound },
+  failed_precondition: { status: 409, grpc: Code.FailedPrecondition },
+} as const;
+type Kind = keyof typeof kinds;
+
+/** How the REST body wraps the RPC response (also checked against the contract). */
+interface Shape {
+  /** Response field that becomes `data`, or `*` for the whole response. */
+  data: string;
+  /** Lists also carry next_page_token next to data. */
+  page?: boolean;
+  /** The REST success status for a given gRPC response (proto JSON). */
+  status?: (g: any) => number;
+}
+
+interface Call {
+  rest: { path: string; query?: Record<string, string>; body?: unknown };
+  /** The RPC request as proto3 JSON. */
+  grpc: Record<string, unknown>;
+}
+
+interface SuccessCase {
+  name: string;
+  /** Same object on both sides (a read): results must be identical, no normalisation. */
+  shared?: boolean;
+  call(side: Side): Call;
+  /** Sees each side's `data` (after comparison) to record ids for later cases. */
+  after?(side: Side, data: any): void;
+}
+
+interface ErrorCase {
+  name: string;
+  kind: Kind;
+  code: string;
+  /** Credentials: our key (default), none, or another organization's key. */
+  key?: "none" | "other";
+  call(side: Side): Call;
+}
+
+interface Parity {
+  shape: Shape;
+  ok: SuccessCase[];
+  errors: ErrorCase[];
+}
+
+let fabric: TestFabric;
+let otherKey: string;
+let sessionManager: Http2SessionManager;
+
+/** State prepared before any case runs. */
+const st = {
+  orgId: "",
+  smoke: { id: "", json: {} as any },
+  gate: { id: "" },
+  fail: { id: "" },
+  completed: "",
+  waiting: "",
+  side: { rest: {} as Record<string, string>, grpc: {} as Record<string, string> },
+};
+/** Per-side labels for ids that differ between the sides; applied by normalise(). */
+const labels: Record<Side, Map<string, string>> = { rest: new Map(), grpc: new Map() };
+/** Ids that are the same on both sides (not normalised). */
+const sharedIds = new Set<string>();
+
+const gateSpec = { name: "parity-gate", nodes: [{ key: "gate", operation: "workflow.wait_signal", config: { timeout_ms: 60_000 }, outputs: { approved: "$context.approved" } }] };
+const failSpec = { name: "parity-fail", nodes: [{ key: "only", operation: "text.transform_basic", config: { op: "upper" }, inputs: { text: "$context.missing" }, outputs: { text: "$context.out" }, policy: { max_attempts: 1 } }] };
+const cycleSpec = (name: string) => ({
+  name,
+  nodes: [
+    { key: "a", operation: "text.transform_basic", config: { op: "upper" }, depends_on: ["b"], inputs: { text: "$context.x" } },
+    { key: "b", operation: "text.transform_basic", config: { op: "upper" }, depends_on: ["a"], inputs: { text: "$context.x" } },
+  ],
+});
+const unknownId = "00000000-0000-4000-8000-000000000000";
+
+const uuid = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g;
+const timestamp = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
+
+function normalise(v: unknown, side: Side): unknown {
+  if (typeof v === "string") {
+    if (timestamp.test(v)) return "<time>";
+    return v.replaceAll(tag(side), "<side>").replace(uuid, (id) => labels[side].get(id) ?? (sharedIds.has(id) ? id : "<new-id>"));
+  }
+  if (Array.isArray(v)) return v.map((x) => normalise(x, side));
+  if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, normalise(x, side)]));
+  return v;
+}
+
+const jsonOpts = { useProtoFieldName: true, alwaysEmitImplicit: true } as const;
+
+async function rest(rpc: string, call: Call, key: string | undefined) {
+  const op = restOperations.find((o) => o.rpc === rpc)!;
+  const template = new RegExp(`^${op.path.replace(/\{\w+\}/g, "[^/]+")}$`);
+  expect(call.rest.path, `${rpc}: the REST call must use the route ${op.method} ${op.path}`).toMatch(template);
+  const headers: Record<string, string> = {};
+  if (key) headers["authorization"] = `Bearer ${key}`;
+  let body: string | undefined;
+  if (call.rest.body !== undefined) {
+    headers["content-type"] = "application/json";
+    body = JSON.stringify(call.rest.body);
+  }
+  const qs = call.rest.query ? `?${new URLSearchParams(call.rest.query)}` : "";
+  const res = await fetch(`${fabric.restUrl}${call.rest.path}${qs}`, { method: op.method, headers, body });
+  const text = await res.text();
+  return { status: res.status, contentType: res.headers.get("content-type") ?? "", body: text ? JSON.parse(text) : undefined };
+}
+
+async function grpc(rpc: string, call: Call, key: string | undefined): Promise<{ ok: true; json: any } | { ok: false; err: ConnectError }> {
+  const method = methodsByRpc.get(rpc)! as DescMethod;
+  const service = services.find((s) => s.methods.includes(method))!;
+  const client = createClient(service, createGrpcTransport({ baseUrl: fabric.grpcUrl, sessionManager })) as any;
+  try {
+    const res = await client[method.localName](fromJson(method.input, call.grpc as JsonValue), { headers: key ? { authorization: `Bearer ${key}` } : {} });
+    return { ok: true, json: toJson(method.output, res, jsonOpts) };
+  } catch (err) {
+    if (!(err instanceof ConnectError)) throw err;
+    return { ok: false, err };
+  }
+}
+
+const keyFor = (k: ErrorCase["key"]) => (k === "none" ? undefined : k === "other" ? otherKey : fabric.apiKey);
+
+// ---------------------------------------------------------------------------------------------
+// The table: one entry per RPC with a REST route.
+
+const run = (id: string) => `/v1/workflow-runs/${id}`;
+const unauth = (call: (side: Side) => Call): ErrorCase => ({ name: "no credentials", kind: "unauthenticated", code: "unauthenticated", key: "none", call });
+const otherOrg = (call: (side: Side) => Call): ErrorCase => ({ name: "another organization's object", kind: "not_found", code: "not_found", key: "other", call });
+
+const table: Record<string, Parity> = {
+  "fabric.v1.WorkflowService/UpsertWorkflow": {
+    shape: { data: "workflow", status: (g) => (g.created ? 201 : 200) },
+    ok: [
+      { name: "a new workflow (created)", call: (s) => ({ rest: { path: "/v1/workflows", body: { ...smokeWorkflow, name: `parity-up-${tag(s)}` } }, grpc: { spec: { ...smokeWorkflow, name: `parity-up-${tag(s)}` } } }) },
+      { name: "the identical spec again (created=false)", call: (s) => ({ rest: { path: "/v1/workflows", body: { ...smokeWorkflow, name: `parity-up-${tag(s)}` } }, grpc: { spec: { ...smokeWorkflow, name: `parity-up-${tag(s)}` } } }) },
+      {
+        name: "a changed spec (version 2)",
+        call: (s) => {
+          const spec = { ...smokeWorkflow, name: `parity-up-${tag(s)}`, description: "v2" };
+          return { rest: { path: "/v1/workflows", body: spec }, grpc: { spec } };
+        },
+      },
+    ],
+    errors: [
+      { name: "a cycle", kind: "invalid_argument", code: "invalid_argument", call: (s) => ({ rest: { path: "/v1/workflows", body: cycleSpec(`parity-bad-${tag(s)}`) }, grpc: { spec: cycleSpec(`parity-bad-${tag(s)}`) } }) },
+      {
+        name: "an unknown operation",
+        kind: "invalid_argument",
+        code: "invalid_argument",
+        call: (s) => {
+          const spec = { name: `parity-bad-${tag(s)}`, nodes: [{ key: "a", operation: "no.such_op" }] };
+          return { rest: { path: "/v1/workflows", body: spec }, grpc: { spec } };
+        },
+      },
+      {
+        name: "a node without an operation",
+        kind: "invalid_argument",
+        code: "invalid_argument",
+        call: (s) => {
+          const spec = { name: `parity-bad-${tag(s)}`, nodes: [{ key: "a" }] };
+          return { rest: { path: "/v1/workflows", body: spec }, grpc: { spec } };
+        },
+      },
+      unauth(() => ({ rest: { path: "/v1/workflows", body: smokeWorkflow }, grpc: { spec: smokeWorkflow } })),
+    ],
+  },
+
+  "fabric.v1.WorkflowService/GetWorkflow": {
+    shape: { data: "workflow" },
+    ok: [{ name: "by id", shared: true, call: () => ({ rest: { path: `/v1/workflows/${st.smoke.id}` }, grpc: { id: st.smoke.id } }) }],
+    errors: [
+      { name: "an unknown id", kind: "not_found", code: "not_found", call: () => ({ rest: { path: `/v1/workflows/${unknownId}` }, grpc: { id: unknownId } }) },
+      { name: "a malformed id", kind: "not_found", code: "not_found", call: () => ({ rest: { path: "/v1/workflows/not-a-uuid" }, grpc: { id: "not-a-uuid" } }) },
+      otherOrg(() => ({ rest: { path: `/v1/workflows/${st.smoke.id}` }, grpc: { id: st.smoke.id } })),
+      unauth(() => ({ rest: { path: `/v1/workflows/${st.smoke.id}` }, grpc: { id: st.smoke.id } })),
+    ],
+  },
+
+  "fabric.v1.WorkflowService/ListWorkflows": {
+    shape: { data: "workflows", page: true },
+    ok: [
+      { name: "all", shared: true, call: () => ({ rest: { path: "/v1/workflows" }, grpc: {} }) },
+      { name: "by name", shared: true, call: () => ({ rest: { path: "/v1/workflows", query: { name: "smoke" } }, grpc: { name: "smoke" } }) },
+      { name: "a page of 1 (with a next_page_token)", shared: true, call: () => ({ rest: { path: "/v1/workflows", query: { page_size: "1" } }, grpc: { page_size: 1 } }) },
+    ],
+    errors: [
+      { name: "page_size out of range", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: "/v1/workflows", query: { page_size: "500" } }, grpc: { page_size: 500 } }) },
+      { name: "a forged page_token", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: "/v1/workflows", query: { page_token: "zzz" } }, grpc: { page_token: "zzz" } }) },
+      unauth(() => ({ rest: { path: "/v1/workflows" }, grpc: {} })),
+    ],
+  },
+
+  "fabric.v1.WorkflowService/ValidateWorkflow": {
+    shape: { data: "*" },
+    ok: [
+      { name: "a valid spec", shared: true, call: () => ({ rest: { path: "/v1/workflows/validate", body: smokeWorkflow }, grpc: { spec: smokeWorkflow } }) },
+      { name: "an invalid spec (valid=false with issues)", shared: true, call: () => ({ rest: { path: "/v1/workflows/validate", body: cycleSpec("x") }, grpc: { spec: cycleSpec("x") } }) },
+      // Problems in the spec's content are the answer (valid=false + issues), not a request error, on both transports.
+      { name: "an empty spec", shared: true, call: () => ({ rest: { path: "/v1/workflows/validate", body: {} }, grpc: { spec: {} } }) },
+      { name: "a node without an operation", shared: true, call: () => ({ rest: { path: "/v1/workflows/validate", body: { name: "x", nodes: [{ key: "a" }] } }, grpc: { spec: { name: "x", nodes: [{ key: "a" }] } } }) },
+    ],
+    errors: [
+      // REST cannot send "no spec" other than as no body; gRPC can omit the field. Both must agree on what that is.
+      { name: "no spec at all", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: "/v1/workflows/validate" }, grpc: {} }) },
+      unauth(() => ({ rest: { path: "/v1/workflows/validate", body: smokeWorkflow }, grpc: { spec: smokeWorkflow } })),
+    ],
+  },
+
+  "fabric.v1.RunService/StartRun": {
+    shape: { data: "run", status: (g) => (g.created ? 202 : 200) },
+    ok: [
+      {
+        name: "by workflow_id with an idempotency key (created)",
+        call: (s) => {
+          const req = { workflow_id: st.gate.id, input: { who: tag(s) }, idempotency_key: `parity-idem-${tag(s)}`, priority: 70, metadata: { origin: "parity" } };
+          return { rest: { path: "/v1/workflow-runs", body: req }, grpc: req };
+        },
+        after: (s, data) => labels[s].set(data.id, "<idempotent-run>"),
+      },
+      {
+        name: "the same idempotency key again (same run, created=false)",
+        call: (s) => {
+          const req = { workflow_id: st.gate.id, input: { who: "someone else" }, idempotency_key: `parity-idem-${tag(s)}` };
+          return { rest: { path: "/v1/workflow-runs", body: req }, grpc: req };
+        },
+      },
+      {
+        name: "by workflow_name and version with state and timeout",
+        call: () => {
+          const req = { workflow_name: "smoke", workflow_version: 1, input: { topic: "parity" }, state: { n: [1, "two"] }, timeout_ms: 600_000, fail_fast: false };
+          return { rest: { path: "/v1/workflow-runs", body: req }, grpc: req };
+        },
+      },
+    ],
+    errors: [
+      { name: "an unknown workflow_id", kind: "not_found", code: "not_found", call: () => ({ rest: { path: "/v1/workflow-runs", body: { workflow_id: unknownId } }, grpc: { workflow_id: unknownId } }) },
+      { name: "an unknown workflow_name", kind: "not_found", code: "not_found", call: () => ({ rest: { path: "/v1/workflow-runs", body: { workflow_name: "nope" } }, grpc: { workflow_name: "nope" } }) },
+      { name: "no workflow", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: "/v1/workflow-runs", body: {} }, grpc: {} }) },
+      { name: "priority out of range", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: "/v1/workflow-runs", body: { workflow_name: "smoke", priority: 500 } }, grpc: { workflow_name: "smoke", priority: 500 } }) },
+      otherOrg(() => ({ rest: { path: "/v1/workflow-runs", body: { workflow_id: st.smoke.id } }, grpc: { workflow_id: st.smoke.id } })),
+      unauth(() => ({ rest: { path: "/v1/workflow-runs", body: { workflow_id: st.smoke.id } }, grpc: { workflow_id: st.smoke.id } })),
+    ],
+  },
+
+  "fabric.v1.RunService/GetRun": {
+    shape: { data: "run" },
+    ok: [
+      { name: "a completed run", shared: true, call: () => ({ rest: { path: run(st.completed) }, grpc: { id: st.completed } }) },
+      { name: "a waiting run", shared: true, call: () => ({ rest: { path: run(st.waiting) }, grpc: { id: st.waiting } }) },
+      { name: "a failed run", shared: true, call: () => ({ rest: { path: run(st.side.rest.failed!) }, grpc: { id: st.side.rest.failed! } }) },
+    ],
+    errors: [
+      { name: "an unknown id", kind: "not_found", code: "not_found", call: () => ({ rest: { path: run(unknownId) }, grpc: { id: unknownId } }) },
+      { name: "a malformed id", kind: "not_found", code: "not_found", call: () => ({ rest: { path: run("not-a-uuid") }, grpc: { id: "not-a-uuid" } }) },
+      otherOrg(() => ({ rest: { path: run(st.completed) }, grpc: { id: st.completed } })),
+      unauth(() => ({ rest: { path: run(st.completed) }, grpc: { id: st.completed } })),
+    ],
+  },
+
+  "fabric.v1.RunService/ListRuns": {
+    shape: { data: "runs", page: true },
+    ok: [
+      { name: "all", shared: true, call: () => ({ rest: { path: "/v1/workflow-runs" }, grpc: {} }) },
+      { name: "by status", shared: true, call: () => ({ rest: { path: "/v1/workflow-runs", query: { status: "waiting" } }, grpc: { status: "waiting" } }) },
+      { name: "by workflow_id, a page of 2", shared: true, call: () => ({ rest: { path: "/v1/workflow-runs", query: { workflow_id: st.gate.id, page_size: "2" } }, grpc: { workflow_id: st.gate.id, page_size: 2 } }) },
+      { name: "by workflow_name", shared: true, call: () => ({ rest: { path: "/v1/workflow-runs", query: { workflow_name: "parity-fail" } }, grpc: { workflow_name: "parity-fail" } }) },
+    ],
+    errors: [
+      { name: "an unknown status", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: "/v1/workflow-runs", query: { status: "bogus" } }, grpc: { status: "bogus" } }) },
+      { name: "page_size out of range", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: "/v1/workflow-runs", query: { page_size: "201" } }, grpc: { page_size: 201 } }) },
+      unauth(() => ({ rest: { path: "/v1/workflow-runs" }, grpc: {} })),
+    ],
+  },
+
+  "fabric.v1.RunService/CancelRun": {
+    shape: { data: "run" },
+    ok: [
+      { name: "a waiting run, with a reason", call: (s) => ({ rest: { path: `${run(st.side[s].cancel!)}/cancel`, body: { reason: "parity" } }, grpc: { id: st.side[s].cancel!, reason: "parity" } }) },
+      { name: "the cancelled run again (no-op)", call: (s) => ({ rest: { path: `${run(st.side[s].cancel!)}/cancel` }, grpc: { id: st.side[s].cancel! } }) },
+    ],
+    errors: [
+      { name: "a completed run", kind: "failed_precondition", code: "run_finished", call: () => ({ rest: { path: `${run(st.completed)}/cancel` }, grpc: { id: st.completed } }) },
+      { name: "an unknown id", kind: "not_found", code: "not_found", call: () => ({ rest: { path: `${run(unknownId)}/cancel` }, grpc: { id: unknownId } }) },
+      otherOrg(() => ({ rest: { path: `${run(st.waiting)}/cancel` }, grpc: { id: st.waiting } })),
+      unauth(() => ({ rest: { path: `${run(st.waiting)}/cancel` }, grpc: { id: st.waiting } })),
+    ],
+  },
+
+  "fabric.v1.RunService/PauseRun": {
+    shape: { data: "run" },
+    ok: [
+      { name: "a waiting run", call: (s) => ({ rest: { path: `${run(st.side[s].pause!)}/pause` }, grpc: { id: st.side[s].pause! } }) },
+      { name: "the paused run again (no-op)", call: (s) => ({ rest: { path: `${run(st.side[s].pause!)}/pause`, body: {} }, grpc: { id: st.side[s].pause! } }) },
+    ],
+    errors: [
+      { name: "a completed run", kind: "failed_precondition", code: "run_finished", call: () => ({ rest: { path: `${run(st.completed)}/pause` }, grpc: { id: st.completed } }) },
+      { name: "an unknown id", kind: "not_found", code: "not_found", call: () => ({ rest: { path: `${run(unknownId)}/pause` }, grpc: { id: unknownId } }) },
+      otherOrg(() => ({ rest: { path: `${run(st.waiting)}/pause` }, grpc: { id: st.waiting } })),
+      unauth(() => ({ rest: { path: `${run(st.waiting)}/pause` }, grpc: { id: st.waiting } })),
+    ],
+  },
+
+  "fabric.v1.RunService/ResumeRun": {
+    shape: { data: "run" },
+    ok: [{ name: "a paused waiting run", call: (s) => ({ rest: { path: `${run(st.side[s].resume!)}/resume` }, grpc: { id: st.side[s].resume! } }) }],
+    errors: [
+      { name: "a run that is not paused", kind: "failed_precondition", code: "run_not_paused", call: () => ({ rest: { path: `${run(st.waiting)}/resume` }, grpc: { id: st.waiting } }) },
+      { name: "an unknown id", kind: "not_found", code: "not_found", call: () => ({ rest: { path: `${run(unknownId)}/resume` }, grpc: { id: unknownId } }) },
+      otherOrg(() => ({ rest: { path: `${run(st.waiting)}/resume` }, grpc: { id: st.waiting } })),
+      unauth(() => ({ rest: { path: `${run(st.waiting)}/resume` }, grpc: { id: st.waiting } })),
+    ],
+  },
+
+  "fabric.v1.RunService/SignalRun": {
+    shape: { data: "run" },
+    ok: [
+      { name: "the waiting node by key, with a payload", call: (s) => ({ rest: { path: `${run(st.side[s].signal!)}/signal`, body: { node_key: "gate", payload: { approved: true, by: tag(s) } } }, grpc: { id: st.side[s].signal!, node_key: "gate", payload: { approved: true, by: tag(s) } } }) },
+      { name: "the only waiting node, no key", call: (s) => ({ rest: { path: `${run(st.side[s].signal2!)}/signal`, body: { payload: { approved: false } } }, grpc: { id: st.side[s].signal2!, payload: { approved: false } } }) },
+    ],
+    errors: [
+      { name: "a node that is not waiting", kind: "failed_precondition", code: "not_waiting", call: () => ({ rest: { path: `${run(st.waiting)}/signal`, body: { node_key: "nope" } }, grpc: { id: st.waiting, node_key: "nope" } }) },
+      { name: "a completed run", kind: "failed_precondition", code: "not_waiting", call: () => ({ rest: { path: `${run(st.completed)}/signal`, body: {} }, grpc: { id: st.completed } }) },
+      { name: "an unknown id", kind: "not_found", code: "not_found", call: () => ({ rest: { path: `${run(unknownId)}/signal`, body: {} }, grpc: { id: unknownId } }) },
+      otherOrg(() => ({ rest: { path: `${run(st.waiting)}/signal`, body: {} }, grpc: { id: st.waiting } })),
+      unauth(() => ({ rest: { path: `${run(st.waiting)}/signal`, body: {} }, grpc: { id: st.waiting } })),
+    ],
+  },
+
+  "fabric.v1.RunService/RerunRun": {
+    shape: { data: "run", status: () => 202 },
+    ok: [
+      { name: "a failed run", call: (s) => ({ rest: { path: `${run(st.side[s].failed!)}/rerun` }, grpc: { id: st.side[s].failed! } }) },
+      { name: "a cancelled run", call: (s) => ({ rest: { path: `${run(st.side[s].cancelled!)}/rerun` }, grpc: { id: st.side[s].cancelled! } }) },
+    ],
+    errors: [
+      { name: "a completed run", kind: "failed_precondition", code: "run_not_failed", call: () => ({ rest: { path: `${run(st.completed)}/rerun` }, grpc: { id: st.completed } }) },
+      { name: "an unknown id", kind: "not_found", code: "not_found", call: () => ({ rest: { path: `${run(unknownId)}/rerun` }, grpc: { id: unknownId } }) },
+      otherOrg(() => ({ rest: { path: `${run(st.completed)}/rerun` }, grpc: { id: st.completed } })),
+      unauth(() => ({ rest: { path: `${run(st.completed)}/rerun` }, grpc: { id: st.completed } })),
+    ],
+  },
+};
+
+// ---------------------------------------------------------------------------------------------
+
+beforeAll(async () => {
+  fabric = await startTestFabric();
+  sessionManager = new Http2SessionManager(fabric.grpcUrl);
+  otherKey = (await fabric.otherOrg()).apiKey;
+  st.orgId = fabric.organizationId;
+  sharedIds.add(fabric.organizationId);
+
+  const upsert = async (spec: unknown) => {
+    const res = await fabric.rest("/v1/workflows", { method: "POST", json: spec });
+    expect(res.status).toBe(201);
+    const wf = ((await res.json()) as any).data;
+    sharedIds.add(wf.id);
+    return wf;
+  };
+  const start = async (workflowId: string, input: JsonObject = {}) => {
+    const res = await fabric.rest("/v1/workflow-runs", { method: "POST", json: { workflow_id: workflowId, input } });
+    expect(res.status).toBe(202);
+    return ((await res.json()) as any).data.id as string;
+  };
+  const until = (id: string, status: string) =>
+    eventually(async () => {
+      const r = ((await (await fabric.rest(run(id))).json()) as any).data;
+      return r.status === status ? r : undefined;
+    }, 20_000, `run ${id} ${status}`);
+
+  const smoke = await upsert(smokeWorkflow);
+  st.smoke = { id: smoke.id, json: smoke };
+  st.gate.id = (await upsert(gateSpec)).id;
+  st.fail.id = (await upsert(failSpec)).id;
+
+  st.completed = await start(st.smoke.id, { topic: "done" });
+  st.waiting = await start(st.gate.id, { who: "shared" });
+  sharedIds.add(st.completed).add(st.waiting);
+  const waitingRoles = ["cancel", "pause", "resume", "signal", "signal2", "cancelled"];
+  for (const s of sides) {
+    for (const role of waitingRoles) st.side[s][role] = await start(st.gate.id, { who: tag(s) });
+    st.side[s].failed = await start(st.fail.id, { who: tag(s) });
+    for (const [role, id] of Object.entries(st.side[s])) labels[s].set(id, `<${role}>`);
+  }
+  sharedIds.add(st.side.rest.failed!); // GetRun reads the rest side's failed run on both sides
+
+  await until(st.completed, "completed");
+  for (const id of [st.waiting, ...sides.flatMap((s) => waitingRoles.map((r) => st.side[s][r]!))]) await until(id, "waiting");
+  for (const s of sides) {
+    await until(st.side[s].failed!, "failed");
+    expect((await fabric.rest(`${run(st.side[s].resume!)}/pause`, { method: "POST" })).status).toBe(200);
+    expect((await fabric.rest(`${run(st.side[s].cancelled!)}/cancel`, { method: "POST" })).status).toBe(200);
+  }
+  // Nothing moves from here on: responses are deterministic.
+  await fabric.worker!.stop();
+});
+
+afterAll(async () => {
+  sessionManager?.abort();
+  await fabric?.close();
+});
+
+describe("the parity table covers the contract", () => {
+  it("every RPC with a REST route has a parity entry (and no entry is stale)", () => {
+    const unary = restOperations.filter((op) => op.rpc && op.protoMethod?.methodKind === "unary").map((op) => op.rpc!);
+    expect(unary.length).toBeGreaterThanOrEqual(12);
+    expect(Object.keys(table).sort()).toEqual([...new Set(unary)].sort());
+    // Every REST-routed RPC that is not unary is a stream with its own tests (SSE ↔ WatchRun).
+    for (const op of restOperations.filter((o) => o.rpc && o.protoMethod?.methodKind !== "unary")) expect(op.stream, op.rpc).toBe("sse");
+  });
+
+  it("each entry has success and error cases, and its shape matches the contract", () => {
+    for (const [rpc, p] of Object.entries(table)) {
+      expect(p.ok.length, rpc).toBeGreaterThan(0);
+      expect(p.errors.length, rpc).toBeGreaterThan(1);
+      const op = restOperations.find((o) => o.rpc === rpc)!;
+      expect(op.data, rpc).toBe(p.shape.data);
+    }
+  });
+});
+
+describe.each(Object.entries(table))("%s", (rpc, parity) => {
+  it.each(parity.ok)("agrees: $name", async (c) => {
+    const results: Record<Side, { rest: any; grpc: any }> = {} as any;
+    if (c.shared) {
+      const call = c.call("rest");
+      const r = await rest(rpc, call, fabric.apiKey);
+      const g = await grpc(rpc, call, fabric.apiKey);
+      expect(r.status, JSON.stringify(r.body)).toBe(parity.shape.status ? parity.shape.status((g as any).json) : 200);
+      if (!g.ok) throw g.err;
+      expect(r.body).toEqual(envelope(parity.shape, g.json));
+      c.after?.("rest", r.body.data);
+      return;
+    }
+    // Equivalent but separate state per side; each side's result must equal what the other transport says.
+    for (const s of sides) {
+      const call = c.call(s);
+      const r = s === "rest" ? await rest(rpc, call, fabric.apiKey) : undefined;
+      const g = s === "grpc" ? await grpc(rpc, call, fabric.apiKey) : undefined;
+      if (g && !g.ok) throw g.err;
+      results[s] = { rest: r, grpc: g && g.ok ? g.json : undefined };
+    }
+    const r = results.rest.rest;
+    const g = results.grpc.grpc;
+    expect(r.status, JSON.stringify(r.body)).toBe(parity.shape.status ? parity.shape.status(g) : 200);
+    expect(r.contentType).toMatch(/^application\/json/);
+    expect(normalise(r.body, "rest")).toEqual(normalise(envelope(parity.shape, g), "grpc"));
+    c.after?.("rest", r.body.data);
+    c.after?.("grpc", envelope(parity.shape, g).data);
+  });
+
+  it.each(parity.errors)("same error: $name → $code", async (c) => {
+    const key = keyFor(c.key);
+    const r = await rest(rpc, c.call("rest"), key);
+    const g = await grpc(rpc, c.call("grpc"), key);
+    const want = kinds[c.kind];
+    if (g.ok) throw new Error(`gRPC succeeded (${JSON.stringify(g.json).slice(0, 200)}) where REST answered ${r.status} ${JSON.stringify(r.body)}`);
+    expect({ status: r.status, code: r.body?.code }).toEqual({ status: want.status, code: c.code });
+    expect(r.contentType).toMatch(/^application\/problem\+json/);
+    expect({ grpc: Code[g.err.code], fabricCode: g.err.metadata.get("fabric-error-code") }).toEqual({ grpc: Code[want.grpc], fabricCode: c.code });
+    // The same issues (where and what), if any.
+    const restIssues = (r.body.issues ?? []).map((i: any) => ({ path: i.path, code: i.code }));
+    const grpcIssues = g.err.findDetails(ValidationIssueSchema).map((i) => ({ path: i.path, code: i.code }));
+    expect(normalise(restIssues, "rest")).toEqual(normalise(grpcIssues, "grpc"));
+    expect(r.body.detail).toBeTruthy();
+    expect(g.err.rawMessage).toBeTruthy();
+  });
+});
+
+function envelope(shape: Shape, g: any) {
+  const body: Record<string, unknown> = { data: shape.data === "*" ? g : g[shape.data] };
+  if (shape.page) body["next_page_token"] = g.next_page_token;
+  return body;
+}
