@@ -9,7 +9,7 @@ import { sql } from "drizzle-orm";
 import { transitiveDependents, type CompiledNode, type CompiledWorkflow } from "../domain/compiled-workflow.js";
 import { query, sqlIn, type Db } from "./database.js";
 import { channels, emitEvents, notify, type NewEvent } from "./events.js";
-import { finishRun, guardSql, lockRun, type NodeGuard, type RunErrorJson } from "./run-state.js";
+import { ensureStarted, finishRun, guardSql, lockRun, type NodeGuard, type RunErrorJson } from "./run-state.js";
 
 export interface NodeFailure {
   code: string;
@@ -41,6 +41,8 @@ export async function failNodeAttempt(
             WHERE run_id = ${run.id} AND node_key = ${key} AND ${guardSql(args.guard)} RETURNING id`,
       );
       if (rows.length === 0) return "lost";
+      // Like a completion, a failed attempt finishes the run's start when the claim skipped it.
+      await ensureStarted(tx, run, events);
       nodeEvent("workflow.node.retrying", { attempt: args.attempt, next_attempt: args.attempt + 1, delay_ms: args.retryDelayMs, error });
       await emitEvents(tx, events);
       if (args.retryDelayMs === 0 && run.status !== "paused") await notify(tx, channels.work);
@@ -54,6 +56,7 @@ export async function failNodeAttempt(
           WHERE run_id = ${run.id} AND node_key = ${key} AND ${guardSql(args.guard)} RETURNING id`,
     );
     if (rows.length === 0) return "lost";
+    await ensureStarted(tx, run, events);
     nodeEvent("workflow.node.failed", { attempt: args.attempt, error });
     const runError: RunErrorJson = { code: "node_failed", message: `node ${key} failed: ${args.failure.message}`, node_key: key };
 
@@ -78,7 +81,10 @@ export async function failNodeAttempt(
       let status = run.status;
       if (status === "waiting") {
         const waiting = await query(tx, sql`SELECT 1 FROM workflow_run_nodes WHERE run_id = ${run.id} AND status = 'waiting' LIMIT 1`);
-        if (waiting.length === 0) status = "running";
+        if (waiting.length === 0) {
+          status = "running";
+          events.push({ organizationId: run.organizationId, runId: run.id, kind: "workflow.run.resumed", payload: { reason: args.failure.code } });
+        }
       }
       await tx.execute(sql`UPDATE workflow_runs SET nodes_pending = ${pending}, error = ${JSON.stringify(run.error)}::jsonb, status = ${status} WHERE id = ${run.id}`);
       await emitEvents(tx, events);

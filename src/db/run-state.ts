@@ -60,7 +60,8 @@ export type NodeGuard =
 
 export function guardSql(g: NodeGuard): SQL {
   if ("owner" in g) return sql`status = 'running' AND lease_owner = ${g.owner} AND attempt = ${g.attempt}`;
-  if ("waiting" in g) return sql`status = 'waiting'`;
+  // A signal after the wait's deadline is refused even before the reaper has run.
+  if ("waiting" in g) return sql`status = 'waiting' AND (lease_expires_at IS NULL OR lease_expires_at > now())`;
   return sql`status IN ('running', 'waiting') AND lease_expires_at < now()`;
 }
 
@@ -80,7 +81,7 @@ export async function finishRun(tx: Executor, run: LockedRun, status: "completed
   );
   await tx.execute(
     sql`UPDATE workflow_runs SET status = ${status}, error = ${error ? JSON.stringify(error) : null}::jsonb, nodes_pending = 0,
-               finished_at = now(), started_at = coalesce(started_at, now())
+               finished_at = now()
         WHERE id = ${run.id}`,
   );
   const kind = `workflow.run.${status}`;

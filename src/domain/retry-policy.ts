@@ -13,7 +13,8 @@ export function backoffDelayMs(policy: NodePolicy | undefined, attempt: number, 
   const max = b?.maxMs ?? backoffDefaults.maxMs;
   const jitter = b?.jitter ?? backoffDefaults.jitter;
   const base = Math.min(max, initial * factor ** Math.max(0, attempt - 1));
-  return Math.max(0, Math.round(base * (1 - jitter + 2 * jitter * random())));
+  // max_ms bounds the delay itself, so it also caps the jitter's upward half.
+  return Math.max(0, Math.min(max, Math.round(base * (1 - jitter + 2 * jitter * random()))));
 }
 
 export function isRetryable(policy: NodePolicy | undefined, errorClass: ErrorClass): boolean {

@@ -209,10 +209,12 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
   const done = (async () => {
     await loop();
     stopping = true;
-    clearInterval(heartbeat);
     clearInterval(reaper);
+    // Heartbeats go on through the grace period: a step allowed to finish must keep its
+    // lease, or another worker's reaper takes the node over and runs it a second time.
     const deadline = Date.now() + config.WORKER_SHUTDOWN_GRACE;
     while (inFlight.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    clearInterval(heartbeat);
     const left = [...inFlight.keys()];
     for (const f of inFlight.values()) f.controller.abort("shutdown" satisfies AbortReason);
     if (left.length) {

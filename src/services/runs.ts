@@ -151,6 +151,8 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
       if (req.priority !== undefined && (req.priority < 0 || req.priority > 100)) issues.push({ path: "/priority", code: "invalid_value", message: "priority must be within 0..100" });
       if (req.timeoutMs !== undefined && (req.timeoutMs < 1 || req.timeoutMs > limits.maxTimeoutMs)) issues.push({ path: "/timeout_ms", code: "invalid_value", message: `timeout_ms must be within 1..${limits.maxTimeoutMs}` });
       if (req.idempotencyKey !== undefined && (req.idempotencyKey.length < 1 || req.idempotencyKey.length > 255)) issues.push({ path: "/idempotency_key", code: "invalid_value", message: "idempotency_key must be 1..255 characters" });
+      // A Value with no kind set (possible over gRPC) has no JSON form: toJson would throw an internal error.
+      if (req.state && req.state.kind.case === undefined) issues.push({ path: "/state", code: "invalid_value", message: "state must hold a value (null, a number, a string, a bool, a list or an object)" });
       if (issues.length) throw invalidArgument(issues.map((i) => i.message).join("; "), issues);
       const def = await resolveDefinition(ctx, req);
       const wf = await workflows.get(db, def.id);
@@ -284,6 +286,7 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
         }
         while (!ctx.signal.aborted) {
           const batch: EventRow[] = await sub.next(ctx.signal);
+          if (batch.length === 0) return; // aborted, or the hub is shutting down
           for (const e of batch) {
             if (Number(e.id) <= last) continue;
             yield eventMessage(e);
