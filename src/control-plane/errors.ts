@@ -43,10 +43,24 @@ const titles: Record<ErrorKind, string> = {
   internal: "Internal error",
 };
 
+/**
+ * SQLSTATEs that mean "this value cannot be stored" (NUL in text, a lone surrogate in
+ * jsonb, a date out of range): the client's input, never a server fault. The
+ * transaction they broke was rolled back, so nothing was written.
+ */
+const unstorable = new Set(["22P05", "22021", "22P02", "22007", "22008", "22003", "54000"]);
+
 export function toDomainError(err: unknown): DomainError {
   if (err instanceof DomainError) return err;
+  for (let e: any = err, depth = 0; e && depth < 4; e = e.cause, depth++) {
+    if (typeof e.code === "string" && unstorable.has(e.code)) {
+      return new DomainError("invalid_argument", "the request holds a value that cannot be stored (e.g. a NUL character, an unpaired surrogate or an out-of-range date)", { code: "unstorable_value" });
+    }
+  }
   return new DomainError("internal", "internal error");
 }
+
+const httpTitles: Record<number, string> = { 405: "Method not allowed", 413: "Payload too large", 415: "Unsupported media type" };
 
 export interface Problem {
   type: string;
@@ -60,7 +74,7 @@ export interface Problem {
 
 /** RFC 9457 problem details; `status` may be overridden for HTTP-only cases (413, 415, 405). */
 export function problem(err: DomainError, requestId: string, status = httpStatus[err.kind]): Problem {
-  const p: Problem = { type: `https://fabric.dev/problems/${err.code}`, title: titles[err.kind], status, detail: err.message, code: err.code, request_id: requestId };
+  const p: Problem = { type: `https://fabric.dev/problems/${err.code}`, title: httpTitles[status] ?? titles[err.kind], status, detail: err.message, code: err.code, request_id: requestId };
   if (err.options.issues?.length) p.issues = err.options.issues;
   return p;
 }

@@ -18,7 +18,8 @@ export function decodeCursor(token: string): Cursor | undefined {
   if (!token) return undefined;
   try {
     const c = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
-    if (typeof c?.t === "string" && typeof c?.id === "string" && isUuid(c.id) && !Number.isNaN(Date.parse(c.t))) return c;
+    // Only what this server writes: a canonical ISO time of a year Postgres can hold, and a UUID.
+    if (typeof c?.t === "string" && typeof c?.id === "string" && isUuid(c.id) && /^\d{4}-/.test(c.t) && !Number.isNaN(Date.parse(c.t)) && new Date(c.t).toISOString() === c.t) return c;
   } catch {
     // fall through
   }

@@ -268,35 +268,44 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
       return create(RerunRunResponseSchema, { run: await fullRun(db, ctx, run.id) });
     },
 
-    /** Replays the run's events after `after_id`, then follows live; ends after the terminal event. */
-    async *watchRun(ctx: CallContext, req: WatchRunRequest): AsyncGenerator<Event> {
+    /**
+     * Replays the run's events after `after_id`, then follows live; ends after the
+     * terminal event. Resolves only once the run is known to be visible, so a missing
+     * run is an error before any stream starts.
+     */
+    async watchRun(ctx: CallContext, req: WatchRunRequest): Promise<AsyncGenerator<Event>> {
       const run = await loadRun(db, ctx, req.id);
       const sub = hub.subscribe((e) => e.runId === run.id);
-      try {
-        let last = Number(req.afterId);
-        const history = await db
-          .select()
-          .from(events)
-          .where(and(eq(events.runId, run.id), gt(events.id, last), sql`${events.id} <= ${sub.startCursor}`))
-          .orderBy(asc(events.id));
-        for (const e of history) {
-          yield eventMessage(e);
-          last = Number(e.id);
-          if (terminalEventKinds.has(e.kind)) return;
-        }
-        while (!ctx.signal.aborted) {
-          const batch: EventRow[] = await sub.next(ctx.signal);
-          if (batch.length === 0) return; // aborted, or the hub is shutting down
-          for (const e of batch) {
-            if (Number(e.id) <= last) continue;
+      return (async function* () {
+        try {
+          let last = Number(req.afterId);
+          // Resuming after the terminal event: nothing more will ever come.
+          const [ended] = await query(db, sql`SELECT 1 FROM events WHERE run_id = ${run.id} AND id <= ${last} AND kind IN ('workflow.run.completed', 'workflow.run.failed', 'workflow.run.cancelled') LIMIT 1`);
+          if (ended) return;
+          const history = await db
+            .select()
+            .from(events)
+            .where(and(eq(events.runId, run.id), gt(events.id, last), sql`${events.id} <= ${sub.startCursor}`))
+            .orderBy(asc(events.id));
+          for (const e of history) {
             yield eventMessage(e);
             last = Number(e.id);
             if (terminalEventKinds.has(e.kind)) return;
           }
+          while (!ctx.signal.aborted) {
+            const batch: EventRow[] = await sub.next(ctx.signal);
+            if (batch.length === 0) return; // aborted, or the hub is shutting down
+            for (const e of batch) {
+              if (Number(e.id) <= last) continue;
+              yield eventMessage(e);
+              last = Number(e.id);
+              if (terminalEventKinds.has(e.kind)) return;
+            }
+          }
+        } finally {
+          sub.close();
         }
-      } finally {
-        sub.close();
-      }
+      })();
     },
   };
 }

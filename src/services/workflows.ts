@@ -107,6 +107,12 @@ export function requireValid(spec: WorkflowSpec | undefined): WorkflowSpec {
   for (const node of spec.nodes) {
     node.runtime ||= operations[node.operation]!.runtime;
     node.merge ||= "replace";
+    // Empty objects say nothing: drop them so they cannot make a "new" version.
+    if (node.config && Object.keys(node.config).length === 0) node.config = undefined;
+    if (node.inputs && Object.keys(node.inputs).length === 0) node.inputs = undefined;
+    const p = node.policy;
+    if (p?.backoff && [p.backoff.initialMs, p.backoff.factor, p.backoff.maxMs, p.backoff.jitter].every((v) => v === undefined)) p.backoff = undefined;
+    if (p && p.timeoutMs === undefined && p.maxAttempts === undefined && !p.backoff && p.retryOn.length === 0) node.policy = undefined;
   }
   return spec;
 }

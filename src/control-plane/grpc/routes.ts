@@ -55,7 +55,7 @@ function bindService(service: DescService, opts: { services: ServiceImpls; authe
       handlers[method.localName] = async function* (req: unknown, hctx: HandlerContext) {
         const ctx = await begin(hctx);
         try {
-          for await (const ev of fn(ctx, req) as AsyncIterable<unknown>) yield { event: ev };
+          for await (const ev of (await fn(ctx, req)) as AsyncIterable<unknown>) yield { event: ev };
         } catch (err) {
           throw mapError(err, ctx.requestId, rpc, opts.log);
         }

@@ -61,10 +61,20 @@ export function createRestApp(opts: RestAppOptions) {
     const status = (err as any).httpStatus ?? undefined;
     const body = problem(domain, requestId, status);
     if (domain.options.retryAfterSeconds !== undefined) c.header("Retry-After", String(domain.options.retryAfterSeconds));
+    if (body.status === 401) c.header("WWW-Authenticate", 'Bearer realm="fabric"');
+    // The unread rest of an oversized body would poison a kept-alive connection.
+    if (body.status === 413) c.header("Connection", "close");
+    if ((err as any).allow) c.header("Allow", (err as any).allow);
     return c.body(JSON.stringify(body), body.status as any, { "Content-Type": "application/problem+json" });
   });
 
+  const routeMethods = routeTable();
   app.notFound((c) => {
+    const allowed = routeMethods.find((r) => r.pattern.test(c.req.path))?.methods;
+    if (allowed) {
+      const err = httpError(405, new DomainError("invalid_argument", `${c.req.method} is not allowed on ${c.req.path}; allowed: ${allowed.join(", ")}`, { code: "method_not_allowed" }));
+      throw Object.assign(err, { allow: allowed.join(", ") });
+    }
     throw httpError(404, new DomainError("not_found", `no route for ${c.req.method} ${c.req.path}`, { code: "route_not_found" }));
   });
 
@@ -127,24 +137,25 @@ export function createRestApp(opts: RestAppOptions) {
     return { caller, requestId: c.get("requestId"), signal: c.req.raw.signal };
   }
 
-  function sse(c: Context<Env>, ctx: CallContext, impl: (ctx: CallContext, req: any) => AsyncGenerator<any>, request: any) {
+  function sse(c: Context<Env>, ctx: CallContext, impl: (ctx: CallContext, req: any) => Promise<AsyncGenerator<any>>, request: any) {
     const lastEventId = c.req.header("last-event-id");
     if (lastEventId !== undefined) {
       if (!/^\d{1,18}$/.test(lastEventId)) throw invalidArgument("Last-Event-ID must be an event id", [{ path: "/Last-Event-ID", code: "invalid_value", message: "not an event id" }]);
       request.afterId = BigInt(lastEventId);
     }
     const abort = new AbortController();
-    const events = impl({ ...ctx, signal: abort.signal }, request);
+    const onClientGone = () => abort.abort();
+    c.req.raw.signal.addEventListener("abort", onClientGone, { once: true });
     return (async () => {
-      // Pull the first event before answering 200, so a missing run is a 404, not an empty stream.
-      const first = await events.next();
+      // The service checks the run before resolving: a missing run is a 404, not an empty stream.
+      const events = await impl({ ...ctx, signal: abort.signal }, request);
       c.header("Cache-Control", "no-cache");
       c.header("X-Accel-Buffering", "no");
       return streamSSE(c, async (stream) => {
         stream.onAbort(() => abort.abort());
         const ping = setInterval(() => void stream.write(": ping\n\n").catch(() => abort.abort()), heartbeatMs);
         try {
-          let r = first;
+          let r = await events.next();
           while (!r.done && !abort.signal.aborted) {
             const json = eventJson(r.value) as Record<string, unknown>;
             await stream.writeSSE({ id: String(json["id"]), event: String(json["kind"]), data: JSON.stringify(json) });
@@ -156,6 +167,7 @@ export function createRestApp(opts: RestAppOptions) {
         } finally {
           clearInterval(ping);
           abort.abort();
+          c.req.raw.signal.removeEventListener("abort", onClientGone);
           await events.return(undefined);
         }
       });
@@ -188,11 +200,48 @@ async function buildRequest(c: Context<Env>, op: RestOperation, method: DescMeth
     json = op.body === "*" ? (body as Record<string, unknown>) : { [op.body]: body };
   }
   for (const [k, val] of Object.entries(params)) json[k] = val;
+  const bad = findUnstorableString(json, "");
+  if (bad !== undefined) throw invalidArgument(`${bad || "the request"} holds a NUL character or an unpaired surrogate, which cannot be stored`, [{ path: bad, code: "invalid_value", message: "NUL characters and unpaired surrogates are not allowed" }]);
   try {
     return fromJson(method.input, json as JsonValue);
   } catch (err) {
     throw invalidArgument(`invalid request: ${(err as Error).message}`);
   }
+}
+
+const unstorableChars = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** JSON pointer of the first string (value or key) Postgres cannot store, if any. */
+function findUnstorableString(v: unknown, at: string): string | undefined {
+  if (typeof v === "string") return unstorableChars.test(v) ? at : undefined;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const r = findUnstorableString(v[i], `${at}/${i}`);
+      if (r !== undefined) return r;
+    }
+  } else if (v && typeof v === "object") {
+    for (const [k, x] of Object.entries(v)) {
+      const path = `${at}/${k.replaceAll("~", "~0").replaceAll("/", "~1")}`;
+      if (unstorableChars.test(k)) return path;
+      const r = findUnstorableString(x, path);
+      if (r !== undefined) return r;
+    }
+  }
+  return undefined;
+}
+
+/** Path patterns of every route with the methods it answers, for 405 + Allow. */
+function routeTable(): { pattern: RegExp; methods: string[] }[] {
+  const byPath = new Map<string, Set<string>>();
+  for (const op of restOperations) {
+    const set = byPath.get(op.path) ?? new Set<string>();
+    set.add(op.method);
+    byPath.set(op.path, set);
+  }
+  return [...byPath.entries()].map(([path, methods]) => ({
+    pattern: new RegExp(`^${path.replace(/\{\w+\}/g, "[^/]+")}/?$`),
+    methods: [...methods],
+  }));
 }
 
 /** A domain error answered with an HTTP-specific status (405, 413, 415, route 404). */
