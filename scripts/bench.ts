@@ -33,9 +33,9 @@ import { spawnExecutor } from "../tests/helpers/processes.js";
 const { values } = parseArgs({
   options: {
     engine: { type: "string" },
-    runs: { type: "string", default: "500" },
+    runs: { type: "string", default: "1000" },
     chain: { type: "string", default: "10" },
-    concurrency: { type: "string", default: "32" },
+    concurrency: { type: "string", default: "64" },
     finished: { type: "string", default: "1000000" },
   },
 });

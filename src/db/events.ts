@@ -4,7 +4,6 @@
  */
 import { sql } from "drizzle-orm";
 import type { Executor } from "./database.js";
-import { events } from "./schema.js";
 
 export const channels = {
   /** An event was committed; payload empty. */
@@ -23,10 +22,15 @@ export interface NewEvent {
   payload?: Record<string, unknown>;
 }
 
+/** Inserts the events and queues the NOTIFY in one statement (one round trip per transaction, not two). */
 export async function emitEvents(tx: Executor, rows: NewEvent[]): Promise<void> {
   if (rows.length === 0) return;
-  await tx.insert(events).values(rows.map((e) => ({ organizationId: e.organizationId, runId: e.runId ?? null, nodeKey: e.nodeKey ?? null, kind: e.kind, payload: e.payload ?? {} })));
-  await notify(tx, channels.events);
+  const values = rows.map((e) => sql`(${e.organizationId}::uuid, ${e.runId ?? null}::uuid, ${e.nodeKey ?? null}, ${e.kind}, ${JSON.stringify(e.payload ?? {})}::jsonb)`);
+  await tx.execute(sql`
+    WITH inserted AS (
+      INSERT INTO events (organization_id, run_id, node_key, kind, payload) VALUES ${sql.join(values, sql`, `)} RETURNING id
+    )
+    SELECT pg_notify(${channels.events}, '') FROM (SELECT count(*) FROM inserted) AS x`);
 }
 
 export async function notify(tx: Executor, channel: string, payload = ""): Promise<void> {

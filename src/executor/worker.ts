@@ -13,7 +13,6 @@
 import type { Config } from "../config.js";
 import type { Database } from "../db/database.js";
 import { claimNodes, type ClaimedNode } from "../db/claim-nodes.js";
-import { completeNode } from "../db/complete-node.js";
 import { channels } from "../db/events.js";
 import { failNodeAttempt, type NodeFailure } from "../db/fail-node.js";
 import { extendLeases, findExpiredNodes, findOverdueRuns, releaseLeases } from "../db/leases.js";
@@ -25,6 +24,7 @@ import { backoffDelayMs, isRetryable, type ErrorClass } from "../domain/retry-po
 import { operations } from "../domain/operations.js";
 import type { Provider } from "../providers/provider.js";
 import type { Logger } from "../logger.js";
+import { createCompletionBatcher } from "./completion-batcher.js";
 import { createNativeRuntime } from "./native-runtime.js";
 import { createProviderRuntime } from "./provider-runtime.js";
 import { StepError, type Runtime, type StepResult } from "./step.js";
@@ -54,6 +54,7 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
   const workflows = deps.workflows ?? createWorkflowCache();
   const runtimes: Record<string, Runtime> = { native: createNativeRuntime(), provider: createProviderRuntime(deps.providers) };
   const inFlight = new Map<number, InFlight>();
+  const completions = createCompletionBatcher(db);
   const leaseMs = config.WORKER_LEASE_SECONDS * 1000;
   let stopping = false;
   // A nudge (NOTIFY, finished step, due retry) either ends the current sleep or, if it
@@ -160,7 +161,7 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
       } else if (result && "wait" in result) {
         await parkWaitingNode(db, { runId: claim.runId, nodeKey: claim.nodeKey, guard, timeoutMs: result.wait.timeoutMs });
       } else if (result) {
-        await completeNode(db, { runId: claim.runId, node, guard, output: result.output, eventPayload: { attempt: claim.attempt } });
+        await completions.submit({ runId: claim.runId, node, owner: config.WORKER_ID, attempt: claim.attempt, output: result.output });
       }
     } catch (err) {
       // A database error while committing: the lease expires and the reaper retries the node.

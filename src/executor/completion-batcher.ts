@@ -1,0 +1,49 @@
+/**
+ * Group commit for step completions. The first completion commits at once; those that
+ * finish while a commit is in flight wait and go together in the next one — batches
+ * grow with load and cost nothing when idle. If a batch fails (a database error), each
+ * of its completions is retried on its own, so one bad item cannot fail the others.
+ */
+import type { Db } from "../db/database.js";
+import { completeNode, type CompletionOutcome } from "../db/complete-node.js";
+import { completeNodes, type LeasedCompletion } from "../db/complete-nodes.js";
+
+export interface CompletionBatcher {
+  submit(item: LeasedCompletion): Promise<CompletionOutcome>;
+}
+
+export function createCompletionBatcher(db: Db, maxBatch = 128): CompletionBatcher {
+  let queue: { item: LeasedCompletion; resolve: (o: CompletionOutcome) => void; reject: (e: unknown) => void }[] = [];
+  let flushing = false;
+
+  async function flush() {
+    if (flushing) return;
+    flushing = true;
+    try {
+      while (queue.length) {
+        const batch = queue.slice(0, maxBatch);
+        queue = queue.slice(maxBatch);
+        try {
+          const outcomes = await completeNodes(db, batch.map((b) => b.item));
+          batch.forEach((b, i) => b.resolve(outcomes[i]!));
+        } catch {
+          for (const b of batch) {
+            const { runId, node, owner, attempt, output } = b.item;
+            completeNode(db, { runId, node, guard: { owner, attempt }, output, eventPayload: { attempt } }).then(b.resolve, b.reject);
+          }
+        }
+      }
+    } finally {
+      flushing = false;
+    }
+  }
+
+  return {
+    submit(item) {
+      return new Promise((resolve, reject) => {
+        queue.push({ item, resolve, reject });
+        void flush();
+      });
+    },
+  };
+}
