@@ -48,7 +48,7 @@ export function createProviderRuntime(providers: readonly Provider[]): Runtime {
         const maxTokens = step.config["max_tokens"];
         const temperature = step.config["temperature"];
         const system = step.config["system"];
-        const r = await provider.generate({
+        const request = {
           model,
           prompt: typeof prompt === "string" ? prompt : undefined,
           messages: Array.isArray(messages) ? (messages as unknown as ChatMessage[]) : undefined,
@@ -56,7 +56,8 @@ export function createProviderRuntime(providers: readonly Provider[]): Runtime {
           maxTokens: typeof maxTokens === "number" ? maxTokens : undefined,
           temperature: typeof temperature === "number" ? temperature : undefined,
           signal: step.signal,
-        });
+        };
+        const r = step.config["stream"] === false ? await provider.generate(request) : await streamWithProgress(provider, request, step);
         const output: JsonObject = { text: r.text, model: r.model, provider: r.provider, usage: usageJson(r.usage) };
         if (r.finishReason) output["finish_reason"] = r.finishReason;
         return { output };
@@ -69,6 +70,40 @@ export function createProviderRuntime(providers: readonly Provider[]): Runtime {
       }
     },
   };
+}
+
+/**
+ * Streams the generation, reporting the text as `workflow.node.progress` events at most
+ * every `progressEveryMs`, so the deltas of a node's progress events concatenate to
+ * exactly its final text. A generation whose tokens all arrive within one interval
+ * reports no progress at all: its completion event says everything.
+ */
+async function streamWithProgress(provider: Provider, request: Parameters<Provider["generate"]>[0], step: Step, progressEveryMs = 200) {
+  let pending = "";
+  let chars = 0;
+  let lastFlush = 0; // set by the first delta: waiting for the first token is not progress
+  let flushed = false;
+  let writing: Promise<void> = Promise.resolve();
+  const flush = () => {
+    if (!pending) return;
+    const delta = pending;
+    pending = "";
+    lastFlush = Date.now();
+    flushed = true;
+    writing = writing.then(() => step.progress({ delta, chars }));
+  };
+  for await (const chunk of provider.stream(request)) {
+    if (chunk.type === "done") {
+      if (flushed) flush();
+      await writing;
+      return chunk.result;
+    }
+    if (!lastFlush) lastFlush = Date.now();
+    pending += chunk.text;
+    chars += chunk.text.length;
+    if (Date.now() - lastFlush >= progressEveryMs) flush();
+  }
+  throw new StepError("provider_transient", `${provider.name}: the stream ended without a result`, "transient");
 }
 
 function usageJson(u: { inputTokens: number; outputTokens: number; cachedInputTokens?: number; cacheWriteTokens?: number }): JsonObject {

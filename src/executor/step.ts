@@ -17,6 +17,8 @@ export interface Step {
   /** Aborted on timeout, cancellation, lost lease or shutdown; runtimes must pass it on. */
   signal: AbortSignal;
   db: Executor;
+  /** Reports progress (a `workflow.node.progress` event); resolves when it is written. */
+  progress(payload: JsonObject): Promise<void>;
 }
 
 export type StepResult = { output: JsonObject } | { wait: { timeoutMs: number | null } };

@@ -17,6 +17,7 @@ import { channels } from "../db/events.js";
 import { failNodeAttempt, type NodeFailure } from "../db/fail-node.js";
 import { extendLeases, findExpiredNodes, findOverdueRuns, releaseLeases } from "../db/leases.js";
 import { finishRun, lockRun, activeRunStatuses } from "../db/run-state.js";
+import { emitProgress } from "../db/progress.js";
 import { parkWaitingNode } from "../db/wait-node.js";
 import { createWorkflowCache, type WorkflowCache } from "../db/workflow-specs.js";
 import { resolveInputs, type JsonObject } from "../domain/context.js";
@@ -144,7 +145,11 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
       try {
         const runtime = runtimes[operations[node.spec.operation]?.runtime ?? "native"]!;
         const context = claim.context as JsonObject;
-        const step = { runId: claim.runId, organizationId: claim.organizationId, node, attempt: claim.attempt, inputs: resolveInputs(node.spec.inputs, context), context, config: (node.spec.config ?? {}) as JsonObject, signal: controller.signal, db };
+        const progress = (payload: JsonObject) =>
+          emitProgress(db, { organizationId: claim.organizationId, runId: claim.runId, nodeKey: claim.nodeKey, owner: config.WORKER_ID, attempt: claim.attempt, payload }).catch((err) =>
+            log.warn("could not write progress", { run_id: claim.runId, node: claim.nodeKey, error: String(err) }),
+          );
+        const step = { runId: claim.runId, organizationId: claim.organizationId, node, attempt: claim.attempt, inputs: resolveInputs(node.spec.inputs, context), context, config: (node.spec.config ?? {}) as JsonObject, signal: controller.signal, db, progress };
         result = await raceAbort(runtime.execute(step), controller.signal);
       } catch (err) {
         const reason = controller.signal.aborted ? (controller.signal.reason as AbortReason) : undefined;

@@ -37,7 +37,7 @@ import type { CompiledWorkflow } from "../domain/compiled-workflow.js";
 import { DomainError, failedPrecondition, invalidArgument, notFound } from "../domain/errors.js";
 import { limits } from "../domain/workflow-spec.js";
 import { isUuid, type CallContext } from "./call-context.js";
-import type { EventHub, EventRow } from "./event-hub.js";
+import { SubscriberOverflow, type EventHub, type EventRow } from "./event-hub.js";
 import { eventMessage, runMessage } from "./messages.js";
 import { decodeCursor, encodeCursor, pageSize } from "./pagination.js";
 
@@ -293,7 +293,13 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
             if (terminalEventKinds.has(e.kind)) return;
           }
           while (!ctx.signal.aborted) {
-            const batch: EventRow[] = await sub.next(ctx.signal);
+            let batch: EventRow[];
+            try {
+              batch = await sub.next(ctx.signal);
+            } catch (err) {
+              if (err instanceof SubscriberOverflow) throw new DomainError("unavailable", `${err.message} (last delivered event ${last})`, { code: "subscriber_overflow" });
+              throw err;
+            }
             if (batch.length === 0) return; // aborted, or the hub is shutting down
             for (const e of batch) {
               if (Number(e.id) <= last) continue;

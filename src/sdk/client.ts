@@ -1,0 +1,479 @@
+/**
+ * `FabricClient`: the TypeScript client of Fabric's control plane (REST + SSE, and
+ * optionally the typed gRPC clients).
+ *
+ * ```ts
+ * const fabric = new FabricClient({ baseUrl: "http://127.0.0.1:3001", apiKey: process.env.FABRIC_API_KEY });
+ * const wf = await fabric.workflows.upsert(spec);
+ * const run = await fabric.runs.start({ workflow_id: wf.id, input: { topic: "hello world" } });
+ * const done = await fabric.runs.wait(run.id, { timeoutMs: 60_000 });
+ * for await (const ev of fabric.runs.watch(run.id)) console.log(ev.id, ev.kind);
+ * ```
+ *
+ * ## snake_case, on purpose
+ * Requests, responses and events are the REST wire shapes, typed by the generated
+ * OpenAPI types, unchanged: `run.workflow_id`, `{ page_size, page_token }`,
+ * `event.node_key`. Reasons:
+ * - Most of a run is user data (`input`, `context`, `metadata`, `state`, node `output`,
+ *   event `payload`) whose keys must never be rewritten; a camelCase layer would have to
+ *   know, field by field, where schema ends and user data starts — and get it wrong
+ *   the day the schema grows.
+ * - Validation `issues[].path` are JSON pointers into the wire body
+ *   (`/nodes/1/depends_on/0`); they only point somewhere in a snake_case object.
+ * - What you read here is what `curl`, the OpenAPI document, the docs, the CLI and
+ *   webhook bodies show; no second vocabulary, no conversion cost on large contexts.
+ * Options that are the SDK's own and never go over the wire as such (`signal`,
+ * `timeoutMs`, `afterId`, `retry`) follow JS conventions (camelCase). The gRPC
+ * clients (`client.grpc`) speak protobuf-es messages (camelCase), as gRPC does.
+ *
+ * ## Errors
+ * Every failure is a `FabricError` (see ./errors.ts) carrying the problem's `code`,
+ * `status`, `requestId`, `issues` and `detail`; aborting through a signal rethrows the
+ * signal's reason.
+ */
+import type { paths } from "../../gen/openapi/schema.js";
+import { FabricError } from "./errors.js";
+import { createGrpcClients, type FabricGrpc, type GrpcClients } from "./grpc.js";
+import { readSse } from "./sse.js";
+import type {
+  HttpMethod,
+  JsonBody,
+  ListRunsParams,
+  ListWorkflowsParams,
+  Operation,
+  Page,
+  PathParams,
+  QueryParams,
+  Run,
+  RunEvent,
+  SignalRunRequest,
+  StartRunRequest,
+  SuccessJson,
+  ValidateWorkflowResult,
+  WorkflowDefinition,
+  WorkflowSpec,
+} from "./types.js";
+
+export const sdkVersion = "0.1.0";
+
+/** What the client calls to send requests; `globalThis.fetch` by default. */
+export type FetchLike = (input: string | URL, init: RequestInit) => Promise<Response>;
+
+export interface RetryOptions {
+  /** Reconnection attempts in a row without receiving an event, before giving up. Default 5. */
+  maxAttempts?: number;
+  /** First delay; doubles per further attempt (with ±20 % jitter). Default 250 ms. */
+  initialDelayMs?: number;
+  /** Upper bound of one delay. Default 5000 ms. */
+  maxDelayMs?: number;
+  /**
+   * Reconnect when a stream has carried nothing — not even the server's `: ping`
+   * heartbeat (every 15 s) — for this long: a half-open connection otherwise hangs
+   * forever. Default 45000 ms.
+   */
+  idleTimeoutMs?: number;
+}
+
+export interface FabricClientOptions {
+  /** The REST base URL, e.g. `http://127.0.0.1:3001`. */
+  baseUrl: string;
+  /** An API key (`fab_…`), sent as `Authorization: Bearer …`. */
+  apiKey?: string;
+  /** A bearer token (e.g. a JWT), sent as `Authorization: Bearer …`. Give `apiKey` or `token`, not both. */
+  token?: string;
+  /** Custom fetch (proxies, tests, instrumentation). */
+  fetch?: FetchLike;
+  /** The gRPC base URL, e.g. `http://127.0.0.1:3002`; enables `client.grpc`. */
+  grpcBaseUrl?: string;
+  /** Extra headers on every request of both transports. */
+  headers?: Record<string, string>;
+  /** Reconnection policy of event streams (`runs.watch`, `runs.wait`). */
+  retry?: RetryOptions;
+}
+
+export interface RequestOptions {
+  signal?: AbortSignal;
+  /** Extra headers for this call (e.g. `x-request-id`). */
+  headers?: Record<string, string>;
+}
+
+export interface WatchOptions {
+  /** Start after this event id (exclusive) instead of from the run's first event. */
+  afterId?: string | number | bigint;
+  signal?: AbortSignal;
+  /** Overrides the client's reconnection policy. */
+  retry?: RetryOptions;
+}
+
+export interface WaitOptions {
+  /** Give up after this long with a FabricError `timeout` (the run keeps going). Default: no limit. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export const terminalEventKinds: ReadonlySet<string> = new Set(["workflow.run.completed", "workflow.run.failed", "workflow.run.cancelled"]);
+export const terminalRunStatuses: ReadonlySet<Run["status"]> = new Set(["completed", "failed", "cancelled"]);
+
+interface CallInit {
+  path?: Record<string, string>;
+  query?: Record<string, string | number | boolean | undefined> | undefined;
+  body?: unknown;
+  options?: RequestOptions | undefined;
+}
+
+export class FabricClient {
+  readonly baseUrl: string;
+  readonly workflows: WorkflowsResource;
+  readonly runs: RunsResource;
+  /** @internal */
+  readonly retry: Required<RetryOptions>;
+  readonly #fetch: FetchLike;
+  readonly #headers: Record<string, string>;
+  readonly #grpcBaseUrl: string | undefined;
+  #grpc: GrpcClients | undefined;
+
+  constructor(opts: FabricClientOptions) {
+    if (!opts?.baseUrl) throw new TypeError("FabricClient: baseUrl is required");
+    if (opts.apiKey && opts.token) throw new TypeError("FabricClient: give apiKey or token, not both");
+    this.baseUrl = opts.baseUrl.replace(/\/+$/, "");
+    const fetchImpl = opts.fetch ?? (globalThis.fetch as FetchLike | undefined);
+    if (!fetchImpl) throw new TypeError("FabricClient: no fetch available; pass options.fetch");
+    this.#fetch = fetchImpl;
+    const secret = opts.apiKey ?? opts.token;
+    this.#headers = { ...opts.headers, ...(secret ? { authorization: `Bearer ${secret}` } : {}) };
+    this.#grpcBaseUrl = opts.grpcBaseUrl?.replace(/\/+$/, "");
+    this.retry = { maxAttempts: 5, initialDelayMs: 250, maxDelayMs: 5000, idleTimeoutMs: 45_000, ...opts.retry };
+    this.workflows = new WorkflowsResource(this);
+    this.runs = new RunsResource(this);
+  }
+
+  /**
+   * Typed Connect clients of `WorkflowService` and `RunService` over gRPC (HTTP/2),
+   * with this client's auth; created on first use. Throws when `grpcBaseUrl` was not given.
+   */
+  get grpc(): FabricGrpc {
+    if (!this.#grpcBaseUrl) throw new TypeError("FabricClient: pass grpcBaseUrl to use client.grpc");
+    this.#grpc ??= createGrpcClients({ baseUrl: this.#grpcBaseUrl, headers: this.#headers });
+    return this.#grpc;
+  }
+
+  /** Releases the gRPC connection, if one was opened. REST needs no closing. */
+  close(): void {
+    this.#grpc?.close();
+    this.#grpc = undefined;
+  }
+
+  /**
+   * One REST call, typed by the OpenAPI `paths`: path and query parameters and the JSON
+   * body as the operation declares them; resolves with the 2xx JSON body.
+   */
+  async call<P extends keyof paths, M extends HttpMethod>(
+    method: M,
+    path: P,
+    init: { path?: PathParams<Operation<P, M>>; query?: QueryParams<Operation<P, M>>; body?: JsonBody<Operation<P, M>>; options?: RequestOptions | undefined } = {},
+  ): Promise<SuccessJson<Operation<P, M>>> {
+    const res = await this.send(method, path, init as CallInit);
+    const text = await readBody(res, init.options?.signal, `${method.toUpperCase()} ${path}`);
+    try {
+      return JSON.parse(text) as SuccessJson<Operation<P, M>>;
+    } catch {
+      throw new FabricError({ status: res.status, code: "invalid_response", detail: `${method.toUpperCase()} ${path}: the response is not JSON`, requestId: res.headers.get("x-request-id") ?? undefined });
+    }
+  }
+
+  /** @internal Sends a request; resolves with a 2xx response, throws FabricError otherwise. */
+  async send(method: HttpMethod, pathTemplate: string, init: CallInit & { accept?: string; extraHeaders?: Record<string, string> }): Promise<Response> {
+    const path = pathTemplate.replace(/\{(\w+)\}/g, (_, name: string) => {
+      const v = init.path?.[name];
+      if (v === undefined || v === "") throw new TypeError(`FabricClient: missing path parameter ${name}`);
+      return encodeURIComponent(v);
+    });
+    const url = new URL(this.baseUrl + path);
+    for (const [k, v] of Object.entries(init.query ?? {})) if (v !== undefined && v !== null) url.searchParams.set(k, String(v));
+    const headers: Record<string, string> = {
+      "user-agent": `fabric-sdk-ts/${sdkVersion}`,
+      accept: init.accept ?? "application/json",
+      ...this.#headers,
+      ...init.extraHeaders,
+      ...init.options?.headers,
+    };
+    let body: string | undefined;
+    if (init.body !== undefined) {
+      headers["content-type"] = "application/json";
+      body = JSON.stringify(init.body);
+    }
+    const signal = init.options?.signal;
+    const what = `${method.toUpperCase()} ${path}`;
+    let res: Response;
+    try {
+      res = await this.#fetch(url, { method: method.toUpperCase(), headers, body, signal });
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      throw FabricError.network(err, what);
+    }
+    if (!res.ok) throw await FabricError.fromResponse(res);
+    return res;
+  }
+}
+
+async function readBody(res: Response, signal: AbortSignal | undefined, what: string): Promise<string> {
+  try {
+    return await res.text();
+  } catch (err) {
+    if (signal?.aborted) throw signal.reason;
+    throw FabricError.network(err, what);
+  }
+}
+
+function unwrap<T>(body: { data: T }, what: string): T {
+  if (!body || typeof body !== "object" || !("data" in body)) throw new FabricError({ status: 0, code: "invalid_response", detail: `${what}: no "data" in the response` });
+  return body.data;
+}
+
+/** Walks every page of a list, starting from `params.page_token` if given. */
+async function* allPages<T>(list: (token: string | undefined) => Promise<Page<T>>, first: string | undefined): AsyncGenerator<T, void, undefined> {
+  let token = first;
+  for (;;) {
+    const page = await list(token);
+    yield* page.data;
+    if (!page.next_page_token) return;
+    token = page.next_page_token;
+  }
+}
+
+export class WorkflowsResource {
+  constructor(private readonly client: FabricClient) {}
+
+  /** Registers a definition by name: a new version when the spec changed, else the latest one. */
+  async upsert(spec: WorkflowSpec, options?: RequestOptions): Promise<WorkflowDefinition> {
+    return unwrap(await this.client.call("post", "/v1/workflows", { body: spec, options }), "upsertWorkflow");
+  }
+
+  /** One definition version by id. */
+  async get(id: string, options?: RequestOptions): Promise<WorkflowDefinition> {
+    return unwrap(await this.client.call("get", "/v1/workflows/{id}", { path: { id }, options }), "getWorkflow");
+  }
+
+  /** One page of definitions, newest first. */
+  async list(params: ListWorkflowsParams = {}, options?: RequestOptions): Promise<Page<WorkflowDefinition>> {
+    return this.client.call("get", "/v1/workflows", { query: params, options });
+  }
+
+  /** Every definition (matching `params.name`), page by page. */
+  listAll(params: Omit<ListWorkflowsParams, "page_token"> & { page_token?: string } = {}, options?: RequestOptions): AsyncGenerator<WorkflowDefinition, void, undefined> {
+    return allPages((page_token) => this.list({ ...params, page_token }, options), params.page_token);
+  }
+
+  /** Validates a spec without storing it: `{ valid, issues }` (an invalid spec is not an error here). */
+  async validate(spec: WorkflowSpec, options?: RequestOptions): Promise<ValidateWorkflowResult> {
+    return unwrap(await this.client.call("post", "/v1/workflows/validate", { body: spec, options }), "validateWorkflow");
+  }
+}
+
+export class RunsResource {
+  constructor(private readonly client: FabricClient) {}
+
+  /** Starts a run (queued at once). With an `idempotency_key` already used, the original run. */
+  async start(request: StartRunRequest, options?: RequestOptions): Promise<Run> {
+    return unwrap(await this.client.call("post", "/v1/workflow-runs", { body: request, options }), "startRun");
+  }
+
+  /** A run with its context and nodes. */
+  async get(id: string, options?: RequestOptions): Promise<Run> {
+    return unwrap(await this.client.call("get", "/v1/workflow-runs/{id}", { path: { id }, options }), "getRun");
+  }
+
+  /** One page of runs, newest first (nodes are not filled in lists). */
+  async list(params: ListRunsParams = {}, options?: RequestOptions): Promise<Page<Run>> {
+    return this.client.call("get", "/v1/workflow-runs", { query: params, options });
+  }
+
+  /** Every run matching `params`, page by page. */
+  listAll(params: ListRunsParams = {}, options?: RequestOptions): AsyncGenerator<Run, void, undefined> {
+    return allPages((page_token) => this.list({ ...params, page_token }, options), params.page_token);
+  }
+
+  /** Cancels a run, aborting in-flight steps. */
+  async cancel(id: string, reason?: string, options?: RequestOptions): Promise<Run> {
+    return unwrap(await this.client.call("post", "/v1/workflow-runs/{id}/cancel", { path: { id }, body: reason === undefined ? {} : { reason }, options }), "cancelRun");
+  }
+
+  /** Pauses a run: in-flight steps finish, no new ones start. */
+  async pause(id: string, options?: RequestOptions): Promise<Run> {
+    return unwrap(await this.client.call("post", "/v1/workflow-runs/{id}/pause", { path: { id }, body: {}, options }), "pauseRun");
+  }
+
+  /** Resumes a paused run. */
+  async resume(id: string, options?: RequestOptions): Promise<Run> {
+    return unwrap(await this.client.call("post", "/v1/workflow-runs/{id}/resume", { path: { id }, body: {}, options }), "resumeRun");
+  }
+
+  /** Signals a run waiting in a `workflow.wait_signal` node; `payload` becomes that node's output. */
+  async signal(id: string, request: SignalRunRequest = {}, options?: RequestOptions): Promise<Run> {
+    return unwrap(await this.client.call("post", "/v1/workflow-runs/{id}/signal", { path: { id }, body: request, options }), "signalRun");
+  }
+
+  /** Re-executes a failed run from the nodes that did not succeed; resolves with the new run. */
+  async rerun(id: string, options?: RequestOptions): Promise<Run> {
+    return unwrap(await this.client.call("post", "/v1/workflow-runs/{id}/rerun", { path: { id }, body: {}, options }), "rerunRun");
+  }
+
+  /**
+   * The run's events, in id order: the history (after `afterId`), then live ones; the
+   * iterator ends after the terminal event (`workflow.run.completed|failed|cancelled`).
+   *
+   * A dropped connection, a 5xx / 429, or a server-side stream error is retried with
+   * `Last-Event-ID` (bounded, exponential backoff with jitter; the attempt count resets
+   * whenever an event arrives), so the consumer sees no gap and no duplicate. A 4xx
+   * (`not_found`, `unauthenticated`, …) is thrown at once. Breaking out of the loop, or
+   * aborting `signal`, closes the connection.
+   */
+  async *watch(id: string, opts: WatchOptions = {}): AsyncGenerator<RunEvent, void, undefined> {
+    const retry = { ...this.client.retry, ...opts.retry };
+    const { signal } = opts;
+    let lastId = opts.afterId === undefined ? undefined : String(opts.afterId);
+    if (lastId !== undefined && !/^\d+$/.test(lastId)) throw new TypeError("watch: afterId must be an event id");
+    let failures = 0;
+    let confirmingEnd = false;
+    for (;;) {
+      signal?.throwIfAborted();
+      const connection = new AbortController();
+      const onAbort = () => connection.abort(signal?.reason);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      let received = 0;
+      let lastError: unknown;
+      let idle: ReturnType<typeof setTimeout> | undefined;
+      const alive = () => {
+        clearTimeout(idle);
+        idle = setTimeout(() => connection.abort(new FabricError({ status: 0, code: "network_error", detail: `event stream of run ${id}: no data for ${retry.idleTimeoutMs} ms` })), retry.idleTimeoutMs);
+      };
+      try {
+        alive();
+        const res = await this.client.send("get", "/v1/workflow-runs/{id}/events", {
+          path: { id },
+          accept: "text/event-stream",
+          extraHeaders: { "cache-control": "no-cache", ...(lastId !== undefined ? { "last-event-id": lastId } : {}) },
+          options: { signal: connection.signal },
+        });
+        if (!res.body) throw new FabricError({ status: res.status, code: "invalid_response", detail: "the event stream has no body" });
+        for await (const msg of readSse(res.body, alive)) {
+          if (msg.event === "error") throw streamProblem(msg.data, res);
+          if (!msg.data) continue;
+          const ev = parseEvent(msg.data, res);
+          const evId = BigInt(ev.id);
+          // Never hand out an event twice, whatever the server replays.
+          if (lastId !== undefined && evId <= BigInt(lastId)) continue;
+          lastId = String(evId);
+          received++;
+          failures = 0;
+          confirmingEnd = false;
+          if (terminalEventKinds.has(ev.kind)) {
+            yield ev;
+            return;
+          }
+          // A slow consumer is not an idle connection: no watchdog while the event is out.
+          clearTimeout(idle);
+          yield ev;
+          alive();
+        }
+        // The server ended the stream without a terminal event (shutdown, restart, or we
+        // resumed after the terminal event): find out which below.
+      } catch (err) {
+        if (signal?.aborted) throw signal.reason;
+        const reason: unknown = connection.signal.aborted ? connection.signal.reason : err; // the idle watchdog's error
+        const e = reason instanceof FabricError ? reason : FabricError.network(err, "event stream");
+        if (!e.retryable) throw e;
+        lastError = e;
+      } finally {
+        clearTimeout(idle);
+        signal?.removeEventListener("abort", onAbort);
+        connection.abort();
+      }
+      if (lastError === undefined && received === 0) {
+        // An empty, clean end. If the run is over, either its terminal event is at or
+        // before lastId (resumed past the end: done) or the server closed before
+        // delivering it — one more connection tells them apart (it replays the event, or
+        // ends empty again).
+        const run = await this.get(id, { signal });
+        if (terminalRunStatuses.has(run.status)) {
+          if (confirmingEnd) return;
+          confirmingEnd = true;
+          continue;
+        }
+      }
+      if (++failures > retry.maxAttempts) {
+        throw lastError ?? new FabricError({ status: 0, code: "network_error", detail: `the event stream of run ${id} kept ending before the run did` });
+      }
+      await sleep(backoff(failures, retry), signal);
+    }
+  }
+
+  /**
+   * Resolves with the run once it is terminal (completed, failed or cancelled — a
+   * failed run resolves, it does not throw). Follows the event stream, no polling.
+   * After `timeoutMs`, rejects with a FabricError `timeout` (the run is unaffected).
+   */
+  async wait(id: string, opts: WaitOptions = {}): Promise<Run> {
+    const timeout = new AbortController();
+    const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => timeout.abort(), opts.timeoutMs);
+    const signal = opts.signal ? AbortSignal.any([opts.signal, timeout.signal]) : timeout.signal;
+    try {
+      for await (const ev of this.watch(id, { signal })) {
+        if (terminalEventKinds.has(ev.kind)) break;
+      }
+      const run = await this.get(id, { signal });
+      if (!terminalRunStatuses.has(run.status)) throw new FabricError({ status: 0, code: "invalid_response", detail: `the event stream of run ${id} ended but the run is ${run.status}` });
+      return run;
+    } catch (err) {
+      if (timeout.signal.aborted && !opts.signal?.aborted) throw new FabricError({ status: 0, code: "timeout", detail: `run ${id} did not finish within ${opts.timeoutMs} ms` });
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+function parseEvent(data: string, res: Response): RunEvent {
+  let ev: unknown;
+  try {
+    ev = JSON.parse(data);
+  } catch {
+    ev = undefined;
+  }
+  const e = ev as RunEvent | undefined;
+  if (!e || typeof e !== "object" || typeof e.kind !== "string" || !/^\d+$/.test(String(e.id))) {
+    throw new FabricError({ status: 0, code: "invalid_response", detail: `not an event: ${data.slice(0, 200)}`, requestId: res.headers.get("x-request-id") ?? undefined });
+  }
+  return e;
+}
+
+/** An `event: error` message: the server's problem document for a stream that failed after it started. */
+function streamProblem(data: string, res: Response): FabricError {
+  let p: unknown;
+  try {
+    p = JSON.parse(data);
+  } catch {
+    p = undefined;
+  }
+  return FabricError.fromProblem(p && typeof p === "object" ? p : { detail: data.slice(0, 200) }, { status: 500, requestId: res.headers.get("x-request-id") });
+}
+
+function backoff(attempt: number, r: Required<RetryOptions>): number {
+  const base = Math.min(r.maxDelayMs, r.initialDelayMs * 2 ** (attempt - 1));
+  return Math.round(base * (0.8 + Math.random() * 0.4));
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
