@@ -23,6 +23,7 @@ import { startWorker } from "../src/executor/worker.js";
 import { createLogger } from "../src/logger.js";
 import { createProviders } from "../src/providers/registry.js";
 import { bootstrapDevOrganization } from "../src/services/bootstrap.js";
+import { loadPermissions } from "../src/services/authz.js";
 import type { CallContext } from "../src/services/call-context.js";
 import { startEventHub } from "../src/services/event-hub.js";
 import { createRunService } from "../src/services/runs.js";
@@ -56,7 +57,13 @@ interface Setup {
 async function setup(engine: Engine, chain = CHAIN): Promise<Setup> {
   const database = await createTestDatabase({ engine, poolMax: 8 });
   const boot = await bootstrapDevOrganization(database.db);
-  const ctx: CallContext = { caller: { principalId: boot.principalId, organizationId: boot.organizationId, scopes: [] }, requestId: "bench", signal: new AbortController().signal };
+  const ctx: CallContext = {
+    caller: { principalId: boot.principalId, organizationId: boot.organizationId, via: "api_key", scopes: [] },
+    requestId: "bench",
+    signal: new AbortController().signal,
+    clientAddress: "bench",
+    permissions: (await loadPermissions(database.db, boot.principalId, boot.organizationId, [])) ?? undefined,
+  };
   const hub = await startEventHub(database, log);
   const runs = createRunService({ db: database.db, workflows: createWorkflowCache(), hub });
   const spec = create(WorkflowSpecSchema, {

@@ -7,16 +7,17 @@ import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
-import { RunService } from "../../gen/proto/fabric/v1/run_pb.js";
-import { WorkflowService } from "../../gen/proto/fabric/v1/workflow_pb.js";
-import { file_fabric_v1_run } from "../../gen/proto/fabric/v1/run_pb.js";
-import { file_fabric_v1_workflow } from "../../gen/proto/fabric/v1/workflow_pb.js";
+import { ApiKeyService, AuditService, AuthzService, file_fabric_v1_access } from "../../gen/proto/fabric/v1/access_pb.js";
+import { IdentityService, file_fabric_v1_identity } from "../../gen/proto/fabric/v1/identity_pb.js";
+import { RunService, file_fabric_v1_run } from "../../gen/proto/fabric/v1/run_pb.js";
+import { TenancyService, file_fabric_v1_tenancy } from "../../gen/proto/fabric/v1/tenancy_pb.js";
+import { WorkflowService, file_fabric_v1_workflow } from "../../gen/proto/fabric/v1/workflow_pb.js";
 
 export const openApiPath = join(dirname(fileURLToPath(import.meta.url)), "../../gen/openapi/openapi.json");
 export const openApiDocument: Record<string, any> = JSON.parse(readFileSync(openApiPath, "utf8"));
 
-export const services: readonly DescService[] = [WorkflowService, RunService];
-export const protoFiles = [file_fabric_v1_workflow, file_fabric_v1_run];
+export const services: readonly DescService[] = [WorkflowService, RunService, IdentityService, TenancyService, ApiKeyService, AuthzService, AuditService];
+export const protoFiles = [file_fabric_v1_workflow, file_fabric_v1_run, file_fabric_v1_identity, file_fabric_v1_tenancy, file_fabric_v1_access];
 
 export interface RestOperation {
   operationId: string;

@@ -12,12 +12,19 @@ import type { Config } from "../config.js";
 import type { Database } from "../db/database.js";
 import { createWorkflowCache } from "../db/workflow-specs.js";
 import type { Logger } from "../logger.js";
-import { createAuthenticator } from "../services/auth.js";
+import { createContextValues } from "@connectrpc/connect";
+import { createAuthenticator, jwtSecretFrom } from "../services/auth.js";
+import { createGuard } from "../services/authz.js";
+import { createApiKeyService } from "../services/api-keys.js";
+import { createAuditService } from "../services/audit-log.js";
+import { createAuthzService } from "../services/authz-checks.js";
+import { createIdentityService } from "../services/identity.js";
+import { createTenancyService } from "../services/tenancy.js";
 import { startEventHub } from "../services/event-hub.js";
 import { createRunService } from "../services/runs.js";
 import { createWorkflowService } from "../services/workflows.js";
 import { listenHttp1And2 } from "./grpc/listener.js";
-import { createGrpcRoutes } from "./grpc/routes.js";
+import { clientAddressKey, createGrpcRoutes } from "./grpc/routes.js";
 import { createRestApp, type ServiceImpls } from "./rest/app.js";
 
 export interface ControlPlane {
@@ -26,18 +33,26 @@ export interface ControlPlane {
   close(): Promise<void>;
 }
 
-export async function startControlPlane(deps: { config: Pick<Config, "HOST" | "PORT" | "GRPC_PORT" | "FABRIC_ENV" | "FABRIC_MAX_BODY_BYTES">; database: Database; log: Logger }): Promise<ControlPlane> {
+export async function startControlPlane(deps: { config: Pick<Config, "HOST" | "PORT" | "GRPC_PORT" | "FABRIC_ENV" | "FABRIC_MAX_BODY_BYTES" | "JWT_SECRET">; database: Database; log: Logger }): Promise<ControlPlane> {
   const { config, database, log } = deps;
   const db = database.db;
   const hub = await startEventHub(database, log);
   const workflows = createWorkflowCache();
+  const jwtSecret = jwtSecretFrom(config.JWT_SECRET);
+  const serviceDeps = { db, jwtSecret, log };
   const services: ServiceImpls = {
     "fabric.v1.WorkflowService": createWorkflowService(db),
     "fabric.v1.RunService": createRunService({ db, workflows, hub }),
+    "fabric.v1.IdentityService": createIdentityService(serviceDeps),
+    "fabric.v1.TenancyService": createTenancyService(serviceDeps),
+    "fabric.v1.ApiKeyService": createApiKeyService(serviceDeps),
+    "fabric.v1.AuthzService": createAuthzService(serviceDeps),
+    "fabric.v1.AuditService": createAuditService(serviceDeps),
   };
-  const authenticator = createAuthenticator(db, { development: config.FABRIC_ENV === "development" });
+  const authenticator = createAuthenticator(db, { development: config.FABRIC_ENV === "development", jwtSecret });
+  const guard = createGuard(db);
 
-  const app = createRestApp({ services, authenticator, log, maxBodyBytes: config.FABRIC_MAX_BODY_BYTES, ready: async () => void (await db.execute(sql`SELECT 1`)) });
+  const app = createRestApp({ services, authenticator, guard, log, maxBodyBytes: config.FABRIC_MAX_BODY_BYTES, ready: async () => void (await db.execute(sql`SELECT 1`)) });
   const rest = await new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s));
     s.once("error", reject);
@@ -45,7 +60,8 @@ export async function startControlPlane(deps: { config: Pick<Config, "HOST" | "P
   const restPort = (rest.address() as { port: number }).port;
 
   const handler = connectNodeAdapter({
-    routes: createGrpcRoutes({ services, authenticator, log }),
+    routes: createGrpcRoutes({ services, authenticator, guard, log }),
+    contextValues: (req) => createContextValues().set(clientAddressKey, req.socket?.remoteAddress ?? ""),
     readMaxBytes: config.FABRIC_MAX_BODY_BYTES,
     jsonOptions: { ...jsonOptions, ignoreUnknownFields: false },
   });

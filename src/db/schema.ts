@@ -191,3 +191,38 @@ export const events = pgTable(
   },
   (t) => [index("events_run").on(t.runId, t.id), index("events_org").on(t.organizationId, t.id)],
 );
+
+/** Refresh tokens: only a hash is kept; each is single use (rotation on refresh). */
+export const refreshTokens = pgTable(
+  "refresh_tokens",
+  {
+    id: uuid("id").primaryKey(),
+    principalId: uuid("principal_id").notNull().references(() => principals.id),
+    tokenHash: text("token_hash").notNull().unique(),
+    expiresAt: ts("expires_at").notNull(),
+    revokedAt: ts("revoked_at"),
+    createdAt: createdAt(),
+  },
+  (t) => [index("refresh_tokens_principal").on(t.principalId)],
+);
+
+/**
+ * Append-only: a trigger (migration 0002) refuses UPDATE, DELETE and TRUNCATE. Every
+ * mutation writes its entry in its own transaction; `summary` never holds a secret.
+ */
+export const auditLog = pgTable(
+  "audit_log",
+  {
+    id: bigint("id", { mode: "number" }).primaryKey().generatedAlwaysAsIdentity(),
+    organizationId: uuid("organization_id").notNull(),
+    actorPrincipalId: uuid("actor_principal_id"),
+    apiKeyId: uuid("api_key_id"),
+    action: text("action").notNull(),
+    resource: text("resource").notNull(),
+    requestId: text("request_id").notNull(),
+    clientAddress: text("client_address").notNull(),
+    summary: jsonb("summary").notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [index("audit_log_org").on(t.organizationId, t.id), index("audit_log_org_actor").on(t.organizationId, t.actorPrincipalId, t.id)],
+);

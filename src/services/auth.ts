@@ -3,11 +3,12 @@
  * constant-time hash comparison, expiry, revocation), then — in development only — the
  * `X-Principal-Id` header. One function for both transports.
  */
-import { createHash, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
-import { and, eq, sql } from "drizzle-orm";
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { eq, sql } from "drizzle-orm";
 import type { Db } from "../db/database.js";
-import { apiKeys, memberships } from "../db/schema.js";
-import { DomainError, unauthenticated } from "../domain/errors.js";
+import { apiKeys, memberships, principals } from "../db/schema.js";
+import { SignJWT, jwtVerify } from "jose";
+import { unauthenticated } from "../domain/errors.js";
 import { isUuid, type Caller } from "./call-context.js";
 
 const keyPattern = /^fab_([a-z0-9]{8})_([A-Za-z0-9]{20,128})$/;
@@ -39,65 +40,87 @@ export interface Authenticator {
   authenticate(c: Credentials): Promise<Caller>;
 }
 
-export function createAuthenticator(db: Db, opts: { development: boolean }): Authenticator {
+export interface AuthenticatorOptions {
+  development: boolean;
+  /** HS256 secret for access tokens (JWT_SECRET). */
+  jwtSecret: Uint8Array;
+}
+
+/**
+ * Resolution order: `Bearer fab_…` API key → `Bearer <JWT>` → `X-Principal-Id` (development
+ * only). A JWT or dev-header caller acts in the organization `X-Organization-Id` names,
+ * or else in their only organization (the guard checks membership).
+ */
+export function createAuthenticator(db: Db, opts: AuthenticatorOptions): Authenticator {
   // last_used_at is written at most once a minute per key, off the request path.
   const lastTouched = new Map<string, number>();
+
+  async function organizationFor(principalId: string, requested: string | null | undefined): Promise<string> {
+    if (requested) return requested; // validated (membership, UUID) by the guard
+    const rows = await db.selectDistinct({ organizationId: memberships.organizationId }).from(memberships).where(eq(memberships.principalId, principalId)).limit(2);
+    return rows.length === 1 ? rows[0]!.organizationId : "";
+  }
+
   return {
     async authenticate(c) {
       const auth = c.authorization?.trim();
       if (auth) {
         const m = /^Bearer\s+(\S+)$/i.exec(auth);
-        const parsed = m ? parseApiKey(m[1]!) : null;
-        if (!parsed) throw unauthenticated("the Authorization header must be `Bearer fab_…`");
-        const [key] = await db.select().from(apiKeys).where(eq(apiKeys.prefix, parsed.prefix));
-        const given = Buffer.from(hashSecret(parsed.secret), "hex");
-        const stored = Buffer.from(key?.secretHash ?? "0".repeat(64), "hex");
-        // Compare even when the prefix is unknown, so timing says nothing about which part was wrong.
-        const match = timingSafeEqual(given, stored) && !!key;
-        if (!match || !key) throw unauthenticated("invalid API key");
-        if (key.revokedAt) throw unauthenticated("this API key was revoked");
-        if (key.expiresAt && key.expiresAt.getTime() <= Date.now()) throw unauthenticated("this API key has expired");
-        const now = Date.now();
-        if ((lastTouched.get(key.id) ?? 0) < now - 60_000) {
-          lastTouched.set(key.id, now);
-          void db.update(apiKeys).set({ lastUsedAt: sql`now()` }).where(eq(apiKeys.id, key.id)).catch(() => {});
-        }
-        return { principalId: key.principalId, organizationId: key.organizationId, apiKeyId: key.id, scopes: key.scopes };
+        if (!m) throw unauthenticated("the Authorization header must be `Bearer <API key or access token>`");
+        const token = m[1]!;
+        if (token.startsWith("fab_")) return apiKeyCaller(token);
+        const principalId = await verifyAccessToken(token, opts.jwtSecret);
+        return { principalId, organizationId: await organizationFor(principalId, c.organizationId), via: "jwt", scopes: [] };
       }
       if (c.principalId) {
         if (!opts.development) throw unauthenticated("X-Principal-Id is accepted only when FABRIC_ENV=development");
         if (!isUuid(c.principalId)) throw unauthenticated("X-Principal-Id must be a principal id (UUID)");
-        const orgFilter = c.organizationId && isUuid(c.organizationId) ? eq(memberships.organizationId, c.organizationId) : undefined;
-        const [m] = await db
-          .select({ organizationId: memberships.organizationId })
-          .from(memberships)
-          .where(and(eq(memberships.principalId, c.principalId), orgFilter))
-          .orderBy(memberships.createdAt)
-          .limit(1);
-        if (!m) throw unauthenticated("that principal is not a member of any (matching) organization");
-        return { principalId: c.principalId, organizationId: m.organizationId, scopes: [] };
+        const [p] = await db.select({ id: principals.id }).from(principals).where(eq(principals.id, c.principalId));
+        if (!p) throw unauthenticated("no such principal");
+        return { principalId: p.id, organizationId: await organizationFor(p.id, c.organizationId), via: "dev_header", scopes: [] };
       }
       throw unauthenticated();
     },
   };
-}
 
-/** The single permission decision both transports call before any operation runs. */
-export function authorize(caller: Caller, action: string | undefined): void {
-  if (!action) throw new DomainError("permission_denied", "this operation declares no permission and is refused");
-  // Until RBAC lands (roles × actions), any member of the organization may act in it;
-  // a key's scopes can only narrow that.
-  if (caller.scopes.length && !caller.scopes.some((s) => scopeCovers(s, action))) {
-    throw new DomainError("permission_denied", `this API key's scopes do not allow ${action}`);
+  async function apiKeyCaller(raw: string): Promise<Caller> {
+    const parsed = parseApiKey(raw);
+    if (!parsed) throw unauthenticated("invalid API key");
+    const [key] = await db.select().from(apiKeys).where(eq(apiKeys.prefix, parsed.prefix));
+    const given = Buffer.from(hashSecret(parsed.secret), "hex");
+    const stored = Buffer.from(key?.secretHash ?? "0".repeat(64), "hex");
+    // Compare even when the prefix is unknown, so timing says nothing about which part was wrong.
+    const match = timingSafeEqual(given, stored) && !!key;
+    if (!match || !key) throw unauthenticated("invalid API key");
+    if (key.revokedAt) throw unauthenticated("this API key was revoked");
+    if (key.expiresAt && key.expiresAt.getTime() <= Date.now()) throw unauthenticated("this API key has expired");
+    const now = Date.now();
+    if ((lastTouched.get(key.id) ?? 0) < now - 60_000) {
+      lastTouched.set(key.id, now);
+      void db.update(apiKeys).set({ lastUsedAt: sql`now()` }).where(eq(apiKeys.id, key.id)).catch(() => {});
+    }
+    return { principalId: key.principalId, organizationId: key.organizationId, via: "api_key", apiKeyId: key.id, scopes: key.scopes };
   }
 }
 
-/** `workflows:write` covers `workflow.write` and `workflow.read`; `runs:read` covers `run.read`. */
-function scopeCovers(scope: string, action: string): boolean {
-  const [res, level] = scope.split(":");
-  const [aRes, verb] = action.split(".");
-  if (!res || !aRes || res.replace(/s$/, "") !== aRes) return false;
-  return level === "write" || verb === "read";
+/** Access tokens: HS256, `sub` = principal id, `typ` = "access", short-lived. */
+export const accessTokenSeconds = 15 * 60;
+
+export async function issueAccessToken(principalId: string, secret: Uint8Array): Promise<string> {
+  return new SignJWT({ typ: "access" }).setProtectedHeader({ alg: "HS256" }).setSubject(principalId).setIssuedAt().setIssuer("fabric").setExpirationTime(`${accessTokenSeconds}s`).sign(secret);
 }
 
-export { randomUUID };
+export async function verifyAccessToken(token: string, secret: Uint8Array): Promise<string> {
+  try {
+    const { payload } = await jwtVerify(token, secret, { algorithms: ["HS256"], issuer: "fabric" });
+    if (payload["typ"] !== "access" || typeof payload.sub !== "string" || !isUuid(payload.sub)) throw new Error("not an access token");
+    return payload.sub;
+  } catch {
+    throw unauthenticated("invalid or expired access token");
+  }
+}
+
+/** JWT_SECRET as key bytes; in development without one, a random per-process secret. */
+export function jwtSecretFrom(configured: string | undefined): Uint8Array {
+  return configured ? new TextEncoder().encode(configured) : new Uint8Array(randomBytes(32));
+}

@@ -28,6 +28,7 @@ export function workflowMessage(row: typeof workflowDefinitions.$inferSelect): W
     version: row.version,
     spec: fromJson(WorkflowSpecSchema, row.spec as JsonValue, { ignoreUnknownFields: true }),
     createTime: ts(row.createdAt),
+    teamId: row.teamId ?? undefined,
   });
 }
 
@@ -53,6 +54,7 @@ export function runMessage(row: typeof workflowRuns.$inferSelect, nodes: (typeof
     finishTime: ts(row.finishedAt),
     deadline: ts(row.deadlineAt),
     nodes: nodes.map(nodeMessage),
+    teamId: row.teamId ?? undefined,
   });
 }
 

@@ -1,22 +1,84 @@
 /**
- * Every operation of both transports and the action it needs. The REST router and the
- * gRPC interceptor both look operations up here, and a test fails if a contract
- * operation (OpenAPI or proto) is missing — so nothing ships unguarded.
+ * Every operation of both transports: who may call it and which action it needs. The
+ * REST router and the gRPC binding both pass each call through `guard` (services/
+ * authz.ts), which reads this table — and a test fails if an operation of either
+ * contract is missing here, so nothing ships unguarded.
+ *
+ * `org` says which organization the call acts in: the caller's (an API key's, the
+ * X-Organization-Id header's, or the principal's only one), a field of the request, or
+ * none (calls about the caller themselves). Team-level checks on loaded resources are
+ * made by the services with the permissions the guard computed.
  */
+import type { Action } from "../domain/permissions.js";
+
+export type OperationRule =
+  | { anonymous: true }
+  | { anonymous?: false; org: "none" }
+  | { anonymous?: false; org: "caller" | { field: string } | { field: string; orCaller: true }; action: Action | null };
+
+/** Health, the spec, docs and reflection: no credentials, no organization. */
 export const anonymousOperations = ["healthz", "readyz", "getOpenApi", "getDocs", "grpc.reflection.v1.ServerReflection/ServerReflectionInfo", "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"] as const;
 
-export const operationActions: Readonly<Record<string, string>> = {
-  "fabric.v1.WorkflowService/UpsertWorkflow": "workflow.write",
-  "fabric.v1.WorkflowService/GetWorkflow": "workflow.read",
-  "fabric.v1.WorkflowService/ListWorkflows": "workflow.read",
-  "fabric.v1.WorkflowService/ValidateWorkflow": "workflow.read",
-  "fabric.v1.RunService/StartRun": "run.create",
-  "fabric.v1.RunService/GetRun": "run.read",
-  "fabric.v1.RunService/ListRuns": "run.read",
-  "fabric.v1.RunService/CancelRun": "run.cancel",
-  "fabric.v1.RunService/PauseRun": "run.control",
-  "fabric.v1.RunService/ResumeRun": "run.control",
-  "fabric.v1.RunService/SignalRun": "run.control",
-  "fabric.v1.RunService/RerunRun": "run.create",
-  "fabric.v1.RunService/WatchRun": "run.read",
+const org = { field: "organization_id" } as const;
+const byId = { field: "id" } as const;
+
+export const operationRules: Readonly<Record<string, OperationRule>> = {
+  "fabric.v1.WorkflowService/UpsertWorkflow": { org: "caller", action: "workflow.write" },
+  "fabric.v1.WorkflowService/GetWorkflow": { org: "caller", action: "workflow.read" },
+  "fabric.v1.WorkflowService/ListWorkflows": { org: "caller", action: "workflow.read" },
+  "fabric.v1.WorkflowService/ValidateWorkflow": { org: "caller", action: "workflow.read" },
+  "fabric.v1.RunService/StartRun": { org: "caller", action: "run.create" },
+  "fabric.v1.RunService/GetRun": { org: "caller", action: "run.read" },
+  "fabric.v1.RunService/ListRuns": { org: "caller", action: "run.read" },
+  "fabric.v1.RunService/CancelRun": { org: "caller", action: "run.cancel" },
+  "fabric.v1.RunService/PauseRun": { org: "caller", action: "run.control" },
+  "fabric.v1.RunService/ResumeRun": { org: "caller", action: "run.control" },
+  "fabric.v1.RunService/SignalRun": { org: "caller", action: "run.control" },
+  "fabric.v1.RunService/RerunRun": { org: "caller", action: "run.create" },
+  "fabric.v1.RunService/WatchRun": { org: "caller", action: "run.read" },
+
+  "fabric.v1.IdentityService/SignUp": { anonymous: true },
+  "fabric.v1.IdentityService/Login": { anonymous: true },
+  "fabric.v1.IdentityService/RefreshToken": { anonymous: true },
+  "fabric.v1.IdentityService/Logout": { org: "none" },
+  "fabric.v1.IdentityService/GetMe": { org: "none" },
+  "fabric.v1.IdentityService/ListMyOrganizations": { org: "none" },
+  "fabric.v1.IdentityService/ListMyTeams": { org: "none" },
+  "fabric.v1.IdentityService/GetMyPermissions": { org: { field: "organization_id", orCaller: true }, action: null },
+
+  "fabric.v1.TenancyService/CreateOrganization": { org: "none" },
+  "fabric.v1.TenancyService/GetOrganization": { org: byId, action: "organization.read" },
+  "fabric.v1.TenancyService/UpdateOrganization": { org: byId, action: "organization.update" },
+  "fabric.v1.TenancyService/ArchiveOrganization": { org: byId, action: "organization.archive" },
+  "fabric.v1.TenancyService/CreateTeam": { org, action: "team.create" },
+  "fabric.v1.TenancyService/GetTeam": { org, action: "team.read" },
+  "fabric.v1.TenancyService/ListTeams": { org, action: "team.read" },
+  "fabric.v1.TenancyService/UpdateTeam": { org, action: "team.update" },
+  "fabric.v1.TenancyService/DeleteTeam": { org, action: "team.delete" },
+  "fabric.v1.TenancyService/ListMembers": { org, action: "member.read" },
+  "fabric.v1.TenancyService/AddMember": { org, action: "member.invite" },
+  "fabric.v1.TenancyService/UpdateMember": { org, action: "member.update" },
+  "fabric.v1.TenancyService/RemoveMember": { org, action: "member.remove" },
+  "fabric.v1.TenancyService/CreateServiceAccount": { org, action: "member.invite" },
+  "fabric.v1.TenancyService/CreateInvitation": { org, action: "member.invite" },
+  "fabric.v1.TenancyService/ListInvitations": { org, action: "invitation.read" },
+  "fabric.v1.TenancyService/RevokeInvitation": { org, action: "invitation.revoke" },
+  "fabric.v1.TenancyService/AcceptInvitation": { org: "none" },
+
+  "fabric.v1.ApiKeyService/CreateApiKey": { org, action: "api_key.create" },
+  "fabric.v1.ApiKeyService/ListApiKeys": { org, action: "api_key.read" },
+  "fabric.v1.ApiKeyService/RotateApiKey": { org, action: "api_key.rotate" },
+  "fabric.v1.ApiKeyService/RevokeApiKey": { org, action: "api_key.revoke" },
+
+  "fabric.v1.AuthzService/Check": { org: "none" },
+  "fabric.v1.AuthzService/BatchCheck": { org: "none" },
+
+  "fabric.v1.AuditService/ListAuditEntries": { org, action: "audit.read" },
 };
+
+/** The action an operation declares (operations.ts), which its audit entries are named after. */
+export function declaredAction(rpc: string): Action {
+  const rule = operationRules[rpc];
+  if (!rule || !("action" in rule) || !rule.action) throw new Error(`${rpc} declares no action`);
+  return rule.action;
+}

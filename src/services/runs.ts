@@ -2,9 +2,14 @@
  * Runs: start (idempotent per organization), read, list, control (cancel, pause,
  * resume, signal, rerun) and watch. Control operations take the run lock first, like
  * every run writer (see db/run-state.ts).
+ *
+ * A run belongs to its workflow's team (copied at start). Every operation on a loaded
+ * run checks its action on that team (`requirePermission`), lists show only the teams
+ * the caller may read, and every change writes one audit entry — named after the
+ * operation's declared action — in the transaction that makes it.
  */
 import { randomUUID } from "node:crypto";
-import { and, asc, desc, eq, gt, lt, or, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, inArray, lt, or, sql } from "drizzle-orm";
 import { create, toJson, type JsonObject } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import {
@@ -35,14 +40,29 @@ import { events, runStatuses, workflowDefinitions, workflowRunNodes, workflowRun
 import type { WorkflowCache } from "../db/workflow-specs.js";
 import type { CompiledWorkflow } from "../domain/compiled-workflow.js";
 import { DomainError, failedPrecondition, invalidArgument, notFound } from "../domain/errors.js";
+import type { Action } from "../domain/permissions.js";
 import { limits } from "../domain/workflow-spec.js";
+import { recordAudit } from "./audit.js";
+import { readableTeams, requirePermission } from "./authz.js";
 import { isUuid, type CallContext } from "./call-context.js";
 import { SubscriberOverflow, type EventHub, type EventRow } from "./event-hub.js";
 import { eventMessage, runMessage } from "./messages.js";
+import { declaredAction } from "./operations.js";
 import { decodeCursor, encodeCursor, pageSize } from "./pagination.js";
 
 type RunRow = typeof workflowRuns.$inferSelect;
 type NodeRow = typeof workflowRunNodes.$inferInsert;
+
+
+/** Audit entries are named after the action each operation declares (operations.ts). */
+const auditAction = {
+  start: declaredAction("fabric.v1.RunService/StartRun"),
+  cancel: declaredAction("fabric.v1.RunService/CancelRun"),
+  pause: declaredAction("fabric.v1.RunService/PauseRun"),
+  resume: declaredAction("fabric.v1.RunService/ResumeRun"),
+  signal: declaredAction("fabric.v1.RunService/SignalRun"),
+  rerun: declaredAction("fabric.v1.RunService/RerunRun"),
+};
 
 export type RunService = ReturnType<typeof createRunService>;
 
@@ -51,24 +71,31 @@ const terminalEventKinds = new Set(["workflow.run.completed", "workflow.run.fail
 export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: EventHub }) {
   const { db, workflows, hub } = deps;
 
-  async function loadRun(ex: Db | Tx, ctx: CallContext, id: string): Promise<RunRow> {
+  /** A run of the caller's organization (another tenant's is "not found"), with `action` checked on its team. */
+  async function loadRun(ex: Db | Tx, ctx: CallContext, id: string, action: Action | null): Promise<RunRow> {
     const row = isUuid(id) ? (await ex.select().from(workflowRuns).where(and(eq(workflowRuns.id, id), eq(workflowRuns.organizationId, ctx.caller.organizationId))))[0] : undefined;
     if (!row) throw notFound("run", id);
+    if (action) requirePermission(ctx, action, { teamId: row.teamId });
     return row;
   }
 
-  async function fullRun(ex: Db | Tx, ctx: CallContext, id: string) {
-    const row = await loadRun(ex, ctx, id);
+  /** The run with its nodes; `action` null when the caller's operation already checked it. */
+  async function fullRun(ex: Db | Tx, ctx: CallContext, id: string, action: Action | null) {
+    const row = await loadRun(ex, ctx, id, action);
     const nodes = await ex.select().from(workflowRunNodes).where(eq(workflowRunNodes.runId, row.id)).orderBy(asc(workflowRunNodes.position));
     return runMessage(row, nodes);
   }
 
-  /** Locks a run of the caller's organization (another tenant's run is "not found"). */
-  async function lockOwnRun(tx: Tx, ctx: CallContext, id: string): Promise<LockedRun> {
+  /** Locks a run of the caller's organization (another tenant's run is "not found") and checks `action` on its team. */
+  async function lockOwnRun(tx: Tx, ctx: CallContext, id: string, action: Action): Promise<LockedRun> {
     const run = isUuid(id) ? await lockRun(tx, id) : null;
     if (!run || run.organizationId !== ctx.caller.organizationId) throw notFound("run", id);
+    const [owner] = await tx.select({ teamId: workflowRuns.teamId }).from(workflowRuns).where(eq(workflowRuns.id, run.id));
+    requirePermission(ctx, action, { teamId: owner!.teamId });
     return run;
   }
+
+  const audit = (tx: Tx, ctx: CallContext, action: Action, runId: string, summary: Record<string, unknown>) => recordAudit(tx, ctx, { action, resource: `run:${runId}`, summary });
 
   /** Inserts a run with its nodes and first events; `null` when the idempotency key already exists. */
   async function insertRun(tx: Tx, ctx: CallContext, args: { def: typeof workflowDefinitions.$inferSelect; wf: CompiledWorkflow; req: StartRunRequest; context: JsonObject; input: JsonObject; deadline: Date | null; rerunOf?: RunRow; reuse?: Map<string, typeof workflowRunNodes.$inferSelect> }) {
@@ -83,6 +110,7 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
       .values({
         id: runId,
         organizationId: org,
+        teamId: def.teamId,
         workflowId: def.id,
         workflowName: def.name,
         workflowVersion: def.version,
@@ -155,17 +183,32 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
       if (req.state && req.state.kind.case === undefined) issues.push({ path: "/state", code: "invalid_value", message: "state must hold a value (null, a number, a string, a bool, a list or an object)" });
       if (issues.length) throw invalidArgument(issues.map((i) => i.message).join("; "), issues);
       const def = await resolveDefinition(ctx, req);
+      requirePermission(ctx, "run.create", { teamId: def.teamId });
       const wf = await workflows.get(db, def.id);
       const timeout = req.timeoutMs ?? wf.spec.runTimeoutMs;
       const input = req.input ?? {};
-      const created = await db.transaction((tx) => insertRun(tx, ctx, { def, wf, req, input, context: input, deadline: timeout ? new Date(Date.now() + timeout) : null }));
+      const created = await db.transaction(async (tx) => {
+        const run = await insertRun(tx, ctx, { def, wf, req, input, context: input, deadline: timeout ? new Date(Date.now() + timeout) : null });
+        if (run) {
+          await audit(tx, ctx, auditAction.start, run.id, {
+            operation: "start",
+            workflow_id: def.id,
+            workflow_name: def.name,
+            workflow_version: def.version,
+            team_id: def.teamId,
+            idempotency_key: req.idempotencyKey ?? null,
+          });
+        }
+        return run;
+      });
       if (created) return create(StartRunResponseSchema, { run: created, created: true });
+      // The idempotency key names an existing run: answer it to those who may see it.
       const [existing] = await db.select().from(workflowRuns).where(and(eq(workflowRuns.organizationId, ctx.caller.organizationId), eq(workflowRuns.idempotencyKey, req.idempotencyKey!)));
-      return create(StartRunResponseSchema, { run: await fullRun(db, ctx, existing!.id), created: false });
+      return create(StartRunResponseSchema, { run: await fullRun(db, ctx, existing!.id, "run.read"), created: false });
     },
 
     async getRun(ctx: CallContext, req: GetRunRequest) {
-      return create(GetRunResponseSchema, { run: await fullRun(db, ctx, req.id) });
+      return create(GetRunResponseSchema, { run: await fullRun(db, ctx, req.id, "run.read") });
     },
 
     async listRuns(ctx: CallContext, req: ListRunsRequest) {
@@ -174,12 +217,15 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
       const cursor = decodeCursor(req.pageToken);
       const t = workflowRuns;
       if (req.workflowId && !isUuid(req.workflowId)) return create(ListRunsResponseSchema, {});
+      const visible = readableTeams(ctx, "run.read");
+      if (!visible.all && visible.teamIds.length === 0) return create(ListRunsResponseSchema, {});
       const rows = await db
         .select()
         .from(t)
         .where(
           and(
             eq(t.organizationId, ctx.caller.organizationId),
+            visible.all ? undefined : inArray(t.teamId, visible.teamIds),
             req.status ? eq(t.status, req.status as RunRow["status"]) : undefined,
             req.workflowId ? eq(t.workflowId, req.workflowId) : undefined,
             req.workflowName ? eq(t.workflowName, req.workflowName) : undefined,
@@ -198,29 +244,31 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
 
     async cancelRun(ctx: CallContext, req: CancelRunRequest) {
       await db.transaction(async (tx) => {
-        const run = await lockOwnRun(tx, ctx, req.id);
-        if (run.status === "cancelled") return;
+        const run = await lockOwnRun(tx, ctx, req.id, auditAction.cancel);
+        if (run.status === "cancelled") return; // nothing changes, nothing to audit
         if (!activeRunStatuses.includes(run.status)) throw failedPrecondition(`run is already ${run.status}`, "run_finished");
         await finishRun(tx, run, "cancelled", { code: "cancelled", message: req.reason || "cancelled by request" });
+        await audit(tx, ctx, auditAction.cancel, run.id, { operation: "cancel", previous_status: run.status, reason: req.reason || null });
       });
-      return create(CancelRunResponseSchema, { run: await fullRun(db, ctx, req.id) });
+      return create(CancelRunResponseSchema, { run: await fullRun(db, ctx, req.id, null) });
     },
 
     async pauseRun(ctx: CallContext, req: PauseRunRequest) {
       await db.transaction(async (tx) => {
-        const run = await lockOwnRun(tx, ctx, req.id);
-        if (run.status === "paused") return;
+        const run = await lockOwnRun(tx, ctx, req.id, auditAction.pause);
+        if (run.status === "paused") return; // nothing changes, nothing to audit
         if (!activeRunStatuses.includes(run.status)) throw failedPrecondition(`run is already ${run.status}`, "run_finished");
         await tx.execute(sql`UPDATE workflow_runs SET status = 'paused' WHERE id = ${run.id}`);
         await tx.execute(sql`UPDATE workflow_run_nodes SET available_at = 'infinity' WHERE run_id = ${run.id} AND status = 'ready'`);
         await emitEvents(tx, [{ organizationId: run.organizationId, runId: run.id, kind: "workflow.run.paused", payload: { previous_status: run.status } }]);
+        await audit(tx, ctx, auditAction.pause, run.id, { operation: "pause", previous_status: run.status });
       });
-      return create(PauseRunResponseSchema, { run: await fullRun(db, ctx, req.id) });
+      return create(PauseRunResponseSchema, { run: await fullRun(db, ctx, req.id, null) });
     },
 
     async resumeRun(ctx: CallContext, req: ResumeRunRequest) {
       await db.transaction(async (tx) => {
-        const run = await lockOwnRun(tx, ctx, req.id);
+        const run = await lockOwnRun(tx, ctx, req.id, auditAction.resume);
         if (run.status !== "paused") throw failedPrecondition(`run is ${run.status}, not paused`, "run_not_paused");
         const [s] = await query<{ waiting: boolean; started: boolean }>(
           tx,
@@ -231,13 +279,14 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
         await tx.execute(sql`UPDATE workflow_runs SET status = ${status} WHERE id = ${run.id}`);
         await tx.execute(sql`UPDATE workflow_run_nodes SET available_at = now() WHERE run_id = ${run.id} AND status = 'ready'`);
         await emitEvents(tx, [{ organizationId: run.organizationId, runId: run.id, kind: "workflow.run.resumed", payload: { reason: "resume", status } }]);
+        await audit(tx, ctx, auditAction.resume, run.id, { operation: "resume", status });
         await notify(tx, channels.work);
       });
-      return create(ResumeRunResponseSchema, { run: await fullRun(db, ctx, req.id) });
+      return create(ResumeRunResponseSchema, { run: await fullRun(db, ctx, req.id, null) });
     },
 
     async signalRun(ctx: CallContext, req: SignalRunRequest) {
-      const run = await loadRun(db, ctx, req.id);
+      const run = await loadRun(db, ctx, req.id, auditAction.signal);
       const waiting = await db.select({ key: workflowRunNodes.nodeKey }).from(workflowRunNodes).where(and(eq(workflowRunNodes.runId, run.id), eq(workflowRunNodes.status, "waiting")));
       let key = req.nodeKey;
       if (!key) {
@@ -247,13 +296,19 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
         throw failedPrecondition(`node ${JSON.stringify(key)} is not waiting for a signal`, "not_waiting");
       }
       const wf = await workflows.get(db, run.workflowId);
-      const outcome = await completeNode(db, { runId: run.id, node: wf.nodes.get(key)!, guard: { waiting: true }, output: req.payload ?? {}, eventPayload: { signal: true, request_id: ctx.requestId } });
+      // completeNode opens its own transaction; given ours, it becomes a savepoint inside it,
+      // so the completion and its audit entry commit together (or not at all).
+      const outcome = await db.transaction(async (tx) => {
+        const o = await completeNode(tx, { runId: run.id, node: wf.nodes.get(key)!, guard: { waiting: true }, output: req.payload ?? {}, eventPayload: { signal: true, request_id: ctx.requestId } });
+        if (o === "applied") await audit(tx, ctx, auditAction.signal, run.id, { operation: "signal", node_key: key });
+        return o;
+      });
       if (outcome === "lost") throw failedPrecondition(`node ${JSON.stringify(key)} is no longer waiting`, "not_waiting");
-      return create(SignalRunResponseSchema, { run: await fullRun(db, ctx, req.id) });
+      return create(SignalRunResponseSchema, { run: await fullRun(db, ctx, req.id, null) });
     },
 
     async rerunRun(ctx: CallContext, req: RerunRunRequest) {
-      const source = await loadRun(db, ctx, req.id);
+      const source = await loadRun(db, ctx, req.id, auditAction.rerun);
       if (source.status !== "failed" && source.status !== "cancelled") throw failedPrecondition(`only failed or cancelled runs can be rerun; this one is ${source.status}`, "run_not_failed");
       const [def] = await db.select().from(workflowDefinitions).where(eq(workflowDefinitions.id, source.workflowId));
       const wf = await workflows.get(db, source.workflowId);
@@ -263,9 +318,10 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
       const run = await db.transaction(async (tx) => {
         const r = await insertRun(tx, ctx, { def: def!, wf, req: fakeReq, input: source.input as JsonObject, context: source.context as JsonObject, deadline: wf.spec.runTimeoutMs ? new Date(Date.now() + wf.spec.runTimeoutMs) : null, rerunOf: source, reuse });
         if (source.state !== null) await tx.update(workflowRuns).set({ state: source.state }).where(eq(workflowRuns.id, r!.id));
+        await audit(tx, ctx, auditAction.rerun, r!.id, { operation: "rerun", rerun_of: source.id, workflow_id: def!.id, workflow_version: def!.version, team_id: def!.teamId });
         return r!;
       });
-      return create(RerunRunResponseSchema, { run: await fullRun(db, ctx, run.id) });
+      return create(RerunRunResponseSchema, { run: await fullRun(db, ctx, run.id, null) });
     },
 
     /**
@@ -274,7 +330,7 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
      * run is an error before any stream starts.
      */
     async watchRun(ctx: CallContext, req: WatchRunRequest): Promise<AsyncGenerator<Event>> {
-      const run = await loadRun(db, ctx, req.id);
+      const run = await loadRun(db, ctx, req.id, "run.read");
       const sub = hub.subscribe((e) => e.runId === run.id);
       return (async function* () {
         try {

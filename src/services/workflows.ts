@@ -1,9 +1,15 @@
 /**
  * Workflow definitions: upsert by name (a new immutable version when the spec changes),
  * get, list, validate. Nothing is stored unless the whole spec is valid.
+ *
+ * A spec may name the team that owns the workflow (`team_id`); team roles then apply to
+ * it and to its runs. Writing needs `workflow.write` on the team the new version goes to
+ * and on the team of the latest version (so nobody takes over another team's workflow
+ * name); reads need `workflow.read` on the workflow's team, and lists show only what the
+ * caller may read. A new version is recorded in the audit log in its transaction.
  */
 import { createHash, randomUUID } from "node:crypto";
-import { and, desc, eq, lt, or, sql } from "drizzle-orm";
+import { and, desc, eq, inArray, lt, or, sql } from "drizzle-orm";
 import { create } from "@bufbuild/protobuf";
 import {
   GetWorkflowResponseSchema,
@@ -23,13 +29,19 @@ import {
 } from "../../gen/proto/fabric/v1/workflow_pb.js";
 import type { Db } from "../db/database.js";
 import { emitEvents } from "../db/events.js";
-import { workflowDefinitions } from "../db/schema.js";
+import { teams, workflowDefinitions } from "../db/schema.js";
 import { invalidArgument, notFound } from "../domain/errors.js";
 import { operations } from "../domain/operations.js";
 import { validateWorkflowSpec } from "../domain/workflow-spec.js";
+import type { Action } from "../domain/permissions.js";
+import { recordAudit } from "./audit.js";
+import { readableTeams, requirePermission } from "./authz.js";
 import { isUuid, type CallContext } from "./call-context.js";
 import { specJson, workflowMessage } from "./messages.js";
+import { declaredAction } from "./operations.js";
 import { decodeCursor, encodeCursor, pageSize } from "./pagination.js";
+
+type DefinitionRow = typeof workflowDefinitions.$inferSelect;
 
 export type WorkflowService = ReturnType<typeof createWorkflowService>;
 
@@ -37,9 +49,16 @@ export function createWorkflowService(db: Db) {
   return {
     async upsertWorkflow(ctx: CallContext, req: UpsertWorkflowRequest): Promise<UpsertWorkflowResponse> {
       const spec = requireValid(req.spec);
+      const org = ctx.caller.organizationId;
+      const teamId = spec.teamId ? spec.teamId.toLowerCase() : null;
+      if (teamId) {
+        const [team] = isUuid(teamId) ? await db.select({ id: teams.id }).from(teams).where(and(eq(teams.id, teamId), eq(teams.organizationId, org))) : [];
+        if (!team) throw notFound("team", spec.teamId);
+        spec.teamId = teamId;
+      }
+      requirePermission(ctx, "workflow.write", { teamId });
       const json = specJson(spec);
       const hash = createHash("sha256").update(canonical(json)).digest("hex");
-      const org = ctx.caller.organizationId;
       return db.transaction(async (tx) => {
         // Serialise upserts of one name so two writers cannot both claim the next version.
         await tx.execute(sql`SELECT pg_advisory_xact_lock(hashtextextended(${org + "/" + spec.name}, 0))`);
@@ -49,12 +68,19 @@ export function createWorkflowService(db: Db) {
           .where(and(eq(workflowDefinitions.organizationId, org), eq(workflowDefinitions.name, spec.name)))
           .orderBy(desc(workflowDefinitions.version))
           .limit(1);
+        // The name's current owner must agree too: a new version may move it to another team.
+        if (latest) requirePermission(ctx, "workflow.write", { teamId: latest.teamId });
         if (latest && latest.specHash === hash) return create(UpsertWorkflowResponseSchema, { workflow: workflowMessage(latest), created: false });
         const [row] = await tx
           .insert(workflowDefinitions)
-          .values({ id: randomUUID(), organizationId: org, name: spec.name, version: (latest?.version ?? 0) + 1, spec: json, specHash: hash, createdBy: ctx.caller.principalId })
+          .values({ id: randomUUID(), organizationId: org, teamId, name: spec.name, version: (latest?.version ?? 0) + 1, spec: json, specHash: hash, createdBy: ctx.caller.principalId })
           .returning();
-        await emitEvents(tx, [{ organizationId: org, kind: "workflow.definition.created", payload: { workflow_id: row!.id, name: row!.name, version: row!.version, request_id: ctx.requestId } }]);
+        await emitEvents(tx, [{ organizationId: org, kind: "workflow.definition.created", payload: { workflow_id: row!.id, name: row!.name, version: row!.version, team_id: teamId, request_id: ctx.requestId } }]);
+        await recordAudit(tx, ctx, {
+          action: declaredAction("fabric.v1.WorkflowService/UpsertWorkflow"),
+          resource: `workflow:${row!.id}`,
+          summary: { name: row!.name, version: row!.version, team_id: teamId, spec_hash: hash, previous_version: latest?.version ?? null },
+        });
         return create(UpsertWorkflowResponseSchema, { workflow: workflowMessage(row!), created: true });
       });
     },
@@ -64,6 +90,7 @@ export function createWorkflowService(db: Db) {
         ? (await db.select().from(workflowDefinitions).where(and(eq(workflowDefinitions.id, req.id), eq(workflowDefinitions.organizationId, ctx.caller.organizationId))))[0]
         : undefined;
       if (!row) throw notFound("workflow", req.id);
+      requirePermission(ctx, "workflow.read", { teamId: row.teamId });
       return create(GetWorkflowResponseSchema, { workflow: workflowMessage(row) });
     },
 
@@ -71,12 +98,15 @@ export function createWorkflowService(db: Db) {
       const size = pageSize(req.pageSize);
       const cursor = decodeCursor(req.pageToken);
       const t = workflowDefinitions;
+      const visible = readableTeams(ctx, "workflow.read");
+      if (!visible.all && visible.teamIds.length === 0) return create(ListWorkflowsResponseSchema, {});
       const rows = await db
         .select()
         .from(t)
         .where(
           and(
             eq(t.organizationId, ctx.caller.organizationId),
+            visible.all ? undefined : inArray(t.teamId, visible.teamIds),
             req.name ? eq(t.name, req.name) : undefined,
             cursor ? or(lt(t.createdAt, new Date(cursor.t)), and(eq(t.createdAt, new Date(cursor.t)), lt(t.id, cursor.id))) : undefined,
           ),

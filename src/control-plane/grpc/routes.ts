@@ -5,10 +5,11 @@
  */
 import { randomUUID } from "node:crypto";
 import type { DescService } from "@bufbuild/protobuf";
-import { ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
-import { authorize, type Authenticator } from "../../services/auth.js";
+import { ConnectError, createContextKey, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
+import type { Authenticator } from "../../services/auth.js";
+import type { Guard } from "../../services/authz.js";
 import type { CallContext } from "../../services/call-context.js";
-import { operationActions } from "../../services/operations.js";
+import { operationRules } from "../../services/operations.js";
 import type { Logger } from "../../logger.js";
 import { protoFiles, services } from "../contract.js";
 import { toConnectError, toDomainError } from "../errors.js";
@@ -17,14 +18,19 @@ import { addReflection } from "./reflection.js";
 
 const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export function createGrpcRoutes(opts: { services: ServiceImpls; authenticator: Authenticator; log: Logger }) {
+/** The client's address, put into each call's context values by the Node adapter (see server.ts). */
+export const clientAddressKey = createContextKey<string>("", { description: "client address" });
+
+type GrpcOptions = { services: ServiceImpls; authenticator: Authenticator; guard: Guard; log: Logger };
+
+export function createGrpcRoutes(opts: GrpcOptions) {
   return (router: ConnectRouter) => {
     for (const service of services) router.service(service, bindService(service, opts) as any);
     addReflection(router, protoFiles);
   };
 }
 
-function bindService(service: DescService, opts: { services: ServiceImpls; authenticator: Authenticator; log: Logger }) {
+function bindService(service: DescService, opts: GrpcOptions) {
   const impl = opts.services[service.typeName];
   if (!impl) throw new Error(`no implementation for ${service.typeName}`);
   const handlers: Record<string, unknown> = {};
@@ -32,20 +38,24 @@ function bindService(service: DescService, opts: { services: ServiceImpls; authe
     const rpc = `${service.typeName}/${method.name}`;
     const fn = impl[method.localName];
     if (!fn) throw new Error(`no implementation for ${rpc}`);
-    const action = operationActions[rpc];
+    const rule = operationRules[rpc];
+    const anonymous = !!rule && "anonymous" in rule && rule.anonymous === true;
 
-    const begin = async (hctx: HandlerContext): Promise<CallContext> => {
+    const begin = async (hctx: HandlerContext, req: unknown): Promise<CallContext> => {
       const given = hctx.requestHeader.get("x-request-id");
       const requestId = given && requestIdPattern.test(given) ? given : randomUUID();
       hctx.responseHeader.set("x-request-id", requestId);
       try {
-        const caller = await opts.authenticator.authenticate({
-          authorization: hctx.requestHeader.get("authorization"),
-          principalId: hctx.requestHeader.get("x-principal-id"),
-          organizationId: hctx.requestHeader.get("x-organization-id"),
-        });
-        authorize(caller, action);
-        return { caller, requestId, signal: hctx.signal };
+        const caller = anonymous
+          ? { principalId: "", organizationId: "", via: "api_key" as const, scopes: [] }
+          : await opts.authenticator.authenticate({
+              authorization: hctx.requestHeader.get("authorization"),
+              principalId: hctx.requestHeader.get("x-principal-id"),
+              organizationId: hctx.requestHeader.get("x-organization-id"),
+            });
+        const ctx: CallContext = { caller, requestId, signal: hctx.signal, clientAddress: hctx.values.get(clientAddressKey) };
+        await opts.guard(ctx, rpc, req);
+        return ctx;
       } catch (err) {
         throw mapError(err, requestId, rpc, opts.log);
       }
@@ -53,7 +63,7 @@ function bindService(service: DescService, opts: { services: ServiceImpls; authe
 
     if (method.methodKind === "server_streaming") {
       handlers[method.localName] = async function* (req: unknown, hctx: HandlerContext) {
-        const ctx = await begin(hctx);
+        const ctx = await begin(hctx, req);
         try {
           for await (const ev of (await fn(ctx, req)) as AsyncIterable<unknown>) yield { event: ev };
         } catch (err) {
@@ -62,7 +72,7 @@ function bindService(service: DescService, opts: { services: ServiceImpls; authe
       };
     } else {
       handlers[method.localName] = async (req: unknown, hctx: HandlerContext) => {
-        const ctx = await begin(hctx);
+        const ctx = await begin(hctx, req);
         try {
           return await fn(ctx, req);
         } catch (err) {

@@ -13,10 +13,11 @@ import { bodyLimit } from "hono/body-limit";
 import { streamSSE } from "hono/streaming";
 import { fromJson, toJson, type DescMethod, type JsonValue } from "@bufbuild/protobuf";
 import { DomainError, invalidArgument } from "../../domain/errors.js";
-import { authorize, type Authenticator } from "../../services/auth.js";
+import type { Authenticator } from "../../services/auth.js";
+import type { Guard } from "../../services/authz.js";
 import type { CallContext } from "../../services/call-context.js";
 import { eventJson, jsonOptions } from "../../services/messages.js";
-import { operationActions } from "../../services/operations.js";
+import { operationRules } from "../../services/operations.js";
 import type { Logger } from "../../logger.js";
 import { openApiDocument, restOperations, type RestOperation } from "../contract.js";
 import { problem, toDomainError } from "../errors.js";
@@ -28,6 +29,7 @@ export type ServiceImpls = Record<string, Record<string, (ctx: CallContext, req:
 export interface RestAppOptions {
   services: ServiceImpls;
   authenticator: Authenticator;
+  guard: Guard;
   log: Logger;
   maxBodyBytes: number;
   /** Answers /readyz; throws when not ready. */
@@ -110,10 +112,15 @@ export function createRestApp(opts: RestAppOptions) {
     const [serviceName] = op.rpc.split("/");
     const impl = opts.services[serviceName!]?.[op.protoMethod.localName];
     if (!impl) throw new Error(`no implementation for ${op.rpc}`);
-    const action = operationActions[op.rpc];
+    const rule = operationRules[op.rpc];
+    const anonymous = !!rule && "anonymous" in rule && rule.anonymous === true;
 
     const handler = async (c: Context<Env>) => {
-      const ctx = await callContext(c, action);
+      const ctx = await callContext(c, anonymous);
+      // Authorize on what the URL says (the organization is always in the path or the
+      // query) before reading the body: a caller without the permission learns nothing
+      // about what a valid body would be.
+      await opts.guard(ctx, op.rpc!, urlFields(c, op));
       const request = await buildRequest(c, op, op.protoMethod!, validators);
       if (op.stream === "sse") return sse(c, ctx, impl, request);
       const response = await impl(ctx, request);
@@ -127,14 +134,16 @@ export function createRestApp(opts: RestAppOptions) {
     app.on(op.method, honoPath, limit, handler);
   }
 
-  async function callContext(c: Context<Env>, action: string | undefined): Promise<CallContext> {
-    const caller = await opts.authenticator.authenticate({
-      authorization: c.req.header("authorization"),
-      principalId: c.req.header("x-principal-id"),
-      organizationId: c.req.header("x-organization-id"),
-    });
-    authorize(caller, action);
-    return { caller, requestId: c.get("requestId"), signal: c.req.raw.signal };
+  async function callContext(c: Context<Env>, anonymous: boolean): Promise<CallContext> {
+    const caller = anonymous
+      ? { principalId: "", organizationId: "", via: "api_key" as const, scopes: [] }
+      : await opts.authenticator.authenticate({
+          authorization: c.req.header("authorization"),
+          principalId: c.req.header("x-principal-id"),
+          organizationId: c.req.header("x-organization-id"),
+        });
+    const incoming = (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming;
+    return { caller, requestId: c.get("requestId"), signal: c.req.raw.signal, clientAddress: incoming?.socket?.remoteAddress ?? "" };
   }
 
   function sse(c: Context<Env>, ctx: CallContext, impl: (ctx: CallContext, req: any) => Promise<AsyncGenerator<any>>, request: any) {
@@ -177,10 +186,21 @@ export function createRestApp(opts: RestAppOptions) {
   return app;
 }
 
+/** Path and query values keyed by the proto field's local (camelCase) name, as the guard reads requests. */
+function urlFields(c: Context<Env>, op: RestOperation): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const raw: Record<string, string> = { ...(op.body ? {} : c.req.query()), ...c.req.param() };
+  for (const [k, v] of Object.entries(raw)) out[k.replace(/_([a-z])/g, (_, ch: string) => ch.toUpperCase())] = v;
+  return out;
+}
+
 async function buildRequest(c: Context<Env>, op: RestOperation, method: DescMethod, v: ReturnType<ReturnType<typeof createOpenApiValidator>["forOperation"]>) {
   const params: Record<string, unknown> = { ...c.req.param() };
   if (!op.body) Object.assign(params, c.req.query());
-  if (v.params && !v.params(params)) throw invalidArgument("invalid parameters", ajvIssues(v.params.errors));
+  if (v.params && !v.params(params)) {
+    const issues = structuralIssues(v.params.errors);
+    if (issues.length) throw invalidArgument("invalid parameters", issues);
+  }
   let json: Record<string, unknown> = {};
   if (op.body) {
     const text = await c.req.text();
@@ -196,7 +216,10 @@ async function buildRequest(c: Context<Env>, op: RestOperation, method: DescMeth
     } else if (op.body !== "*") {
       throw invalidArgument("a JSON request body is required", [{ path: "", code: "required", message: "a JSON request body is required" }]);
     }
-    if (v.body && !v.body(body)) throw invalidArgument(`invalid request body: ${ajvIssues(v.body.errors).map((i) => i.message).join("; ")}`, ajvIssues(v.body.errors));
+    if (v.body && !v.body(body)) {
+      const issues = structuralIssues(v.body.errors);
+      if (issues.length) throw invalidArgument(`invalid request body: ${issues.map((i) => i.message).join("; ")}`, issues);
+    }
     json = op.body === "*" ? (body as Record<string, unknown>) : { [op.body]: body };
   }
   for (const [k, val] of Object.entries(params)) json[k] = val;
@@ -228,6 +251,17 @@ function findUnstorableString(v: unknown, at: string): string | undefined {
     }
   }
   return undefined;
+}
+
+/**
+ * The document's schemas decide the shape of a request (types, unknown fields, formats);
+ * what a valid value is (required, ranges, enums, lengths) is the services' to say, so
+ * REST and gRPC — which has no JSON schema in its path — report the same issues.
+ */
+const semanticKeywords = new Set(["required", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "pattern", "enum", "minItems", "maxItems"]);
+
+function structuralIssues(errors: Parameters<typeof ajvIssues>[0]) {
+  return ajvIssues((errors ?? []).filter((e) => !semanticKeywords.has(e.keyword)));
 }
 
 /** Path patterns of every route with the methods it answers, for 405 + Allow. */

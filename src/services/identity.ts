@@ -1,0 +1,313 @@
+/**
+ * IdentityService: sign-up and login with email and password, access tokens (HS256 JWT,
+ * `issueAccessToken`) and single-use refresh tokens, logout, and what the caller may
+ * know about themselves — who they are, their organizations and teams, and their
+ * effective permissions in one organization (computed by the guard).
+ *
+ * Refresh tokens are `fabr_` + 32 random bytes (base64url); only their sha256 is stored.
+ * Each refresh spends the presented token and issues a new one in one transaction;
+ * presenting a spent (revoked) token again is taken as theft — every refresh token of
+ * that principal is revoked — and fails like any bad token.
+ *
+ * Nothing here writes the audit log: audit entries belong to an organization and none of
+ * these calls changes one (sign-up creates a principal that belongs to none yet).
+ * Passwords and their hashes never leave this module and `passwords.ts`, nor reach a log.
+ */
+import { randomBytes, randomUUID } from "node:crypto";
+import { and, asc, eq, gt, isNotNull, isNull, sql } from "drizzle-orm";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import {
+  GetMeResponseSchema,
+  GetMyPermissionsResponseSchema,
+  ListMyOrganizationsResponseSchema,
+  ListMyTeamsResponseSchema,
+  LoginResponseSchema,
+  LogoutResponseSchema,
+  MyOrganizationSchema,
+  MyTeamSchema,
+  PrincipalSchema,
+  RefreshTokenResponseSchema,
+  SignUpResponseSchema,
+  TeamPermissionsSchema,
+  TokensSchema,
+  type GetMeRequest,
+  type GetMeResponse,
+  type GetMyPermissionsRequest,
+  type GetMyPermissionsResponse,
+  type ListMyOrganizationsRequest,
+  type ListMyOrganizationsResponse,
+  type ListMyTeamsRequest,
+  type ListMyTeamsResponse,
+  type LoginRequest,
+  type LoginResponse,
+  type LogoutRequest,
+  type LogoutResponse,
+  type Principal,
+  type RefreshTokenRequest,
+  type RefreshTokenResponse,
+  type SignUpRequest,
+  type SignUpResponse,
+  type Tokens,
+} from "../../gen/proto/fabric/v1/identity_pb.js";
+import type { Executor } from "../db/database.js";
+import { memberships, organizations, principals, refreshTokens, teams } from "../db/schema.js";
+import { DomainError, invalidArgument, notFound, unauthenticated } from "../domain/errors.js";
+import { describePermissions, isOrganizationRole, isTeamRole, organizationRoles, type OrganizationRole, type TeamRole } from "../domain/permissions.js";
+import { accessTokenSeconds, hashSecret, issueAccessToken } from "./auth.js";
+import { isUuid, type CallContext } from "./call-context.js";
+import { hashPassword, needsRehash, plausiblePassword, requireAcceptablePassword, verifyPassword } from "./passwords.js";
+import type { ServiceDeps } from "./service-deps.js";
+
+export type IdentityService = ReturnType<typeof createIdentityService>;
+
+// ─── Emails and names ───────────────────────────────────────────────────────────────────
+
+export const maxEmailLength = 254;
+const maxDisplayNameLength = 200;
+
+/** Trimmed and lower-cased: the one form emails are stored and compared in. */
+export const normalizeEmail = (email: string) => email.trim().toLowerCase();
+
+// A pragmatic check, not RFC 5322: a local part without spaces, controls or `@`, and a
+// domain of at least two dot-separated DNS labels (IDNs in punycode).
+const label = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?";
+const emailPattern = new RegExp(`^[^\\s@\\p{Cc}"<>()\\[\\],;:\\\\]{1,64}@${label}(?:\\.${label})+$`, "u");
+
+export const isValidEmail = (normalized: string) => normalized.length <= maxEmailLength && emailPattern.test(normalized);
+
+/** The normalized email, or `invalid_argument`. */
+export function requireEmail(raw: string, path = "/email"): string {
+  const email = normalizeEmail(raw);
+  if (!email) throw invalidArgument("email is required", [{ path, code: "required", message: "email is required" }]);
+  if (!isValidEmail(email)) throw invalidArgument("email is not a valid email address", [{ path, code: "invalid_email", message: "not a valid email address" }]);
+  return email;
+}
+
+function displayNameFor(given: string, email: string): string {
+  const name = given.trim();
+  if (!name) return email.slice(0, email.indexOf("@"));
+  if ([...name].length > maxDisplayNameLength) {
+    throw invalidArgument(`display_name must be at most ${maxDisplayNameLength} characters`, [{ path: "/display_name", code: "too_long", message: `at most ${maxDisplayNameLength} characters` }]);
+  }
+  if (/\p{Cc}/u.test(name)) throw invalidArgument("display_name must not contain control characters", [{ path: "/display_name", code: "invalid_value", message: "control characters are not allowed" }]);
+  return name;
+}
+
+// ─── Messages ───────────────────────────────────────────────────────────────────────────
+
+type PrincipalRow = Pick<typeof principals.$inferSelect, "id" | "kind" | "email" | "displayName" | "createdAt">;
+
+/** The columns a Principal message is made of (never `password_hash`). */
+const principalColumns = { id: principals.id, kind: principals.kind, email: principals.email, displayName: principals.displayName, createdAt: principals.createdAt };
+
+export function principalMessage(row: PrincipalRow): Principal {
+  return create(PrincipalSchema, { id: row.id, kind: row.kind, email: row.email ?? undefined, displayName: row.displayName, createTime: timestampFromDate(row.createdAt) });
+}
+
+// ─── Refresh tokens ─────────────────────────────────────────────────────────────────────
+
+export const refreshTokenPrefix = "fabr_";
+export const refreshTokenDays = 30;
+const refreshTokenPattern = /^fabr_[A-Za-z0-9_-]{43}$/;
+
+/** The stored hash of a well-formed refresh token, or null. */
+const refreshTokenHash = (raw: string) => (refreshTokenPattern.test(raw) ? hashSecret(raw) : null);
+
+async function insertRefreshToken(tx: Executor, principalId: string): Promise<string> {
+  const raw = refreshTokenPrefix + randomBytes(32).toString("base64url");
+  await tx.insert(refreshTokens).values({ id: randomUUID(), principalId, tokenHash: hashSecret(raw), expiresAt: sql`now() + make_interval(days => ${refreshTokenDays})` });
+  return raw;
+}
+
+const badCredentials = () => unauthenticated("invalid email or password");
+const badRefreshToken = () => unauthenticated("invalid, expired or revoked refresh token");
+
+// ─── The service ────────────────────────────────────────────────────────────────────────
+
+const orgRank = (r: OrganizationRole) => organizationRoles.indexOf(r);
+
+export function createIdentityService(deps: ServiceDeps) {
+  const { db, jwtSecret, log } = deps;
+
+  async function tokens(principalId: string, refreshToken: string): Promise<Tokens> {
+    return create(TokensSchema, { accessToken: await issueAccessToken(principalId, jwtSecret), expiresIn: accessTokenSeconds, refreshToken, tokenType: "Bearer" });
+  }
+
+  return {
+    async signUp(ctx: CallContext, req: SignUpRequest): Promise<SignUpResponse> {
+      const email = requireEmail(req.email);
+      requireAcceptablePassword(req.password);
+      const displayName = displayNameFor(req.displayName, email);
+      const passwordHash = await hashPassword(req.password);
+      const created = await db.transaction(async (tx) => {
+        // The unique index on email decides, so two concurrent sign-ups cannot both win.
+        const [row] = await tx
+          .insert(principals)
+          .values({ id: randomUUID(), kind: "user", email, displayName, passwordHash })
+          .onConflictDoNothing({ target: principals.email })
+          .returning(principalColumns);
+        if (!row) return null;
+        return { row, refresh: await insertRefreshToken(tx, row.id) };
+      });
+      if (!created) throw new DomainError("already_exists", "an account with this email already exists");
+      log.info("user signed up", { principal_id: created.row.id, request_id: ctx.requestId });
+      return create(SignUpResponseSchema, { principal: principalMessage(created.row), tokens: await tokens(created.row.id, created.refresh) });
+    },
+
+    async login(ctx: CallContext, req: LoginRequest): Promise<LoginResponse> {
+      const email = normalizeEmail(req.email);
+      if (!email) throw invalidArgument("email is required", [{ path: "/email", code: "required", message: "email is required" }]);
+      if (!req.password) throw invalidArgument("password is required", [{ path: "/password", code: "required", message: "password is required" }]);
+      // Longer than any password we accept: it cannot match anything.
+      if (!plausiblePassword(req.password)) throw badCredentials();
+      const [user] = isValidEmail(email)
+        ? await db
+            .select({ ...principalColumns, passwordHash: principals.passwordHash })
+            .from(principals)
+            .where(and(eq(principals.email, email), eq(principals.kind, "user")))
+        : [];
+      // No such user (or one without a password) costs a full hash too: same error, similar time.
+      const ok = await verifyPassword(req.password, user?.passwordHash ?? null);
+      if (!ok || !user?.passwordHash) throw badCredentials();
+      const rehash = needsRehash(user.passwordHash) ? await hashPassword(req.password) : null;
+      const refresh = await db.transaction(async (tx) => {
+        if (rehash) await tx.update(principals).set({ passwordHash: rehash }).where(and(eq(principals.id, user.id), eq(principals.passwordHash, user.passwordHash!)));
+        return insertRefreshToken(tx, user.id);
+      });
+      log.debug("user logged in", { principal_id: user.id, request_id: ctx.requestId });
+      return create(LoginResponseSchema, { principal: principalMessage(user), tokens: await tokens(user.id, refresh) });
+    },
+
+    async refreshToken(ctx: CallContext, req: RefreshTokenRequest): Promise<RefreshTokenResponse> {
+      if (!req.refreshToken) throw invalidArgument("refresh_token is required", [{ path: "/refresh_token", code: "required", message: "refresh_token is required" }]);
+      const hash = refreshTokenHash(req.refreshToken);
+      if (!hash) throw badRefreshToken();
+      const t = refreshTokens;
+      const outcome = await db.transaction(async (tx) => {
+        // Spending is one conditional UPDATE: of two concurrent refreshes with the same
+        // token, exactly one sees it live (the other waits on the row, then sees it spent).
+        const [spent] = await tx
+          .update(t)
+          .set({ revokedAt: sql`now()` })
+          .where(and(eq(t.tokenHash, hash), isNull(t.revokedAt), gt(t.expiresAt, sql`now()`)))
+          .returning({ principalId: t.principalId });
+        if (spent) return { principalId: spent.principalId, refresh: await insertRefreshToken(tx, spent.principalId) };
+        const [known] = await tx.select({ principalId: t.principalId, revokedAt: t.revokedAt }).from(t).where(eq(t.tokenHash, hash));
+        if (known?.revokedAt) {
+          // A spent token presented again: whoever holds the newest one may be a thief.
+          await tx.update(t).set({ revokedAt: sql`now()` }).where(and(eq(t.principalId, known.principalId), isNull(t.revokedAt)));
+          return { reused: known.principalId };
+        }
+        return null;
+      });
+      if (!outcome) throw badRefreshToken();
+      if ("reused" in outcome) {
+        log.warn("a spent refresh token was presented again; every refresh token of its principal was revoked", { principal_id: outcome.reused, request_id: ctx.requestId });
+        throw badRefreshToken();
+      }
+      return create(RefreshTokenResponseSchema, { tokens: await tokens(outcome.principalId, outcome.refresh) });
+    },
+
+    async logout(ctx: CallContext, req: LogoutRequest): Promise<LogoutResponse> {
+      if (!req.refreshToken) throw invalidArgument("refresh_token is required", [{ path: "/refresh_token", code: "required", message: "refresh_token is required" }]);
+      const hash = refreshTokenHash(req.refreshToken);
+      const t = refreshTokens;
+      // Someone else's token answers like a missing one (and the token is never echoed).
+      const [row] = hash
+        ? await db
+            .update(t)
+            .set({ revokedAt: sql`coalesce(${t.revokedAt}, now())` })
+            .where(and(eq(t.tokenHash, hash), eq(t.principalId, ctx.caller.principalId)))
+            .returning({ id: t.id })
+        : [];
+      if (!row) throw new DomainError("not_found", "no such refresh token");
+      return create(LogoutResponseSchema, {});
+    },
+
+    async getMe(ctx: CallContext, _req: GetMeRequest): Promise<GetMeResponse> {
+      const [me] = await db.select(principalColumns).from(principals).where(eq(principals.id, ctx.caller.principalId));
+      if (!me) throw unauthenticated("no such principal");
+      const orgId = ctx.caller.organizationId;
+      if (orgId && ctx.caller.via !== "api_key") {
+        // X-Organization-Id is only validated by the guard for organization-scoped calls;
+        // this one reports it, so it must be one the caller belongs to (else: not found, as the guard says).
+        const member = isUuid(orgId)
+          ? await db
+              .select({ id: memberships.id })
+              .from(memberships)
+              .where(and(eq(memberships.principalId, me.id), eq(memberships.organizationId, orgId)))
+              .limit(1)
+          : [];
+        if (member.length === 0) throw notFound("organization", orgId);
+      }
+      return create(GetMeResponseSchema, { principal: principalMessage(me), organizationId: orgId || undefined, apiKeyId: ctx.caller.apiKeyId });
+    },
+
+    async listMyOrganizations(ctx: CallContext, _req: ListMyOrganizationsRequest): Promise<ListMyOrganizationsResponse> {
+      const rows = await db
+        .select({ id: organizations.id, slug: organizations.slug, name: organizations.name, archivedAt: organizations.archivedAt, teamId: memberships.teamId, role: memberships.role })
+        .from(memberships)
+        .innerJoin(organizations, eq(organizations.id, memberships.organizationId))
+        .where(
+          and(
+            eq(memberships.principalId, ctx.caller.principalId),
+            // An API key belongs to one organization; the principal's others do not exist for it.
+            ctx.caller.via === "api_key" ? eq(memberships.organizationId, ctx.caller.organizationId) : undefined,
+          ),
+        )
+        .orderBy(asc(organizations.slug));
+      const byId = new Map<string, { row: (typeof rows)[number]; role: OrganizationRole | null }>();
+      for (const r of rows) {
+        const entry = byId.get(r.id) ?? { row: r, role: null };
+        if (r.teamId === null && isOrganizationRole(r.role) && (entry.role === null || orgRank(r.role) < orgRank(entry.role))) entry.role = r.role;
+        byId.set(r.id, entry);
+      }
+      return create(ListMyOrganizationsResponseSchema, {
+        organizations: [...byId.values()].map(({ row, role }) =>
+          create(MyOrganizationSchema, { id: row.id, slug: row.slug, name: row.name, role: role ?? undefined, archived: row.archivedAt !== null }),
+        ),
+      });
+    },
+
+    async listMyTeams(ctx: CallContext, req: ListMyTeamsRequest): Promise<ListMyTeamsResponse> {
+      const filter = req.organizationId;
+      const empty = create(ListMyTeamsResponseSchema, { teams: [] });
+      if (filter && !isUuid(filter)) return empty;
+      const keyOrg = ctx.caller.via === "api_key" ? ctx.caller.organizationId : null;
+      if (keyOrg && filter && filter.toLowerCase() !== keyOrg.toLowerCase()) return empty;
+      const orgFilter = filter || keyOrg;
+      const rows = await db
+        .select({ id: teams.id, organizationId: teams.organizationId, slug: teams.slug, name: teams.name, role: memberships.role })
+        .from(memberships)
+        .innerJoin(teams, eq(teams.id, memberships.teamId))
+        .where(and(eq(memberships.principalId, ctx.caller.principalId), isNotNull(memberships.teamId), orgFilter ? eq(memberships.organizationId, orgFilter) : undefined))
+        .orderBy(asc(teams.organizationId), asc(teams.slug));
+      const byId = new Map<string, { row: (typeof rows)[number]; role: TeamRole }>();
+      for (const r of rows) {
+        if (!isTeamRole(r.role)) continue; // unknown roles grant nothing: not a membership
+        const held = byId.get(r.id);
+        if (!held || (held.role === "member" && r.role === "maintainer")) byId.set(r.id, { row: r, role: r.role });
+      }
+      return create(ListMyTeamsResponseSchema, {
+        teams: [...byId.values()].map(({ row, role }) => create(MyTeamSchema, { id: row.id, organizationId: row.organizationId, slug: row.slug, name: row.name, role })),
+      });
+    },
+
+    async getMyPermissions(ctx: CallContext, _req: GetMyPermissionsRequest): Promise<GetMyPermissionsResponse> {
+      // The guard resolved the organization (the field or the caller's), checked
+      // membership and computed the permissions, narrowed by the key's scopes.
+      if (!ctx.permissions) throw new DomainError("internal", "GetMyPermissions reached without the guard's permissions");
+      const d = describePermissions(ctx.permissions);
+      const orgWide = new Set<string>(d.organization);
+      return create(GetMyPermissionsResponseSchema, {
+        organizationId: d.organizationId,
+        role: d.organizationRole ?? undefined,
+        actions: d.organization,
+        teams: d.teams.map((t) => create(TeamPermissionsSchema, { teamId: t.teamId, actions: t.actions.filter((a) => !orgWide.has(a)) })),
+        scopes: [...ctx.caller.scopes],
+        ownActions: d.own.filter((a) => !orgWide.has(a)),
+      });
+    },
+  };
+}

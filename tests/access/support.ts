@@ -1,0 +1,223 @@
+/**
+ * Shared by the access tests (API keys, authz checks, audit, team ownership): one call
+ * helper for any RPC over either transport (answers normalised to REST's `data` JSON,
+ * failures to status + code), principals/teams/keys created straight in the database,
+ * and audit-log lookups by request id.
+ */
+import { randomUUID } from "node:crypto";
+import { fromJson, toJson, type DescService, type JsonValue } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+import { sql } from "drizzle-orm";
+import { expect } from "vitest";
+import { restOperations, services } from "../../src/control-plane/contract.js";
+import { query } from "../../src/db/database.js";
+import { apiKeys, memberships, organizations, principals, teams } from "../../src/db/schema.js";
+import { newApiKey } from "../../src/services/auth.js";
+import { jsonOptions } from "../../src/services/messages.js";
+import type { TestFabric } from "../helpers/fabric.js";
+
+export type Via = "rest" | "grpc";
+export const transports: readonly Via[] = ["rest", "grpc"];
+
+/** Who calls: an API key, or (development) a principal id with an optional organization header. */
+export type Actor = { key: string } | { principalId: string; organizationId?: string };
+
+export type Ok = { ok: true; status: number; data: any; json: any; requestId: string };
+export type Failed = { ok: false; status: number; code: string; detail: string; requestId: string };
+export type Result = Ok | Failed;
+
+const grpcStatus: Partial<Record<Code, number>> = {
+  [Code.InvalidArgument]: 400,
+  [Code.Unauthenticated]: 401,
+  [Code.PermissionDenied]: 403,
+  [Code.NotFound]: 404,
+  [Code.AlreadyExists]: 409,
+  [Code.FailedPrecondition]: 409,
+  [Code.Unavailable]: 503,
+  [Code.Internal]: 500,
+};
+
+function headersOf(actor: Actor, requestId: string): Record<string, string> {
+  const h: Record<string, string> = { "x-request-id": requestId };
+  if ("key" in actor) h["authorization"] = `Bearer ${actor.key}`;
+  else {
+    h["x-principal-id"] = actor.principalId;
+    if (actor.organizationId) h["x-organization-id"] = actor.organizationId;
+  }
+  return h;
+}
+
+export interface Client {
+  readonly via: Via;
+  /**
+   * Calls `rpc` (e.g. `ApiKeyService/CreateApiKey`) with proto-JSON `fields`; REST puts
+   * path fields in the path, the rest in the query (GET) or the body.
+   */
+  call(rpc: string, fields: Record<string, unknown>, actor: Actor, requestId?: string): Promise<Result>;
+  /** Like `call`, failing the test unless it succeeded; returns `data`. */
+  ok(rpc: string, fields: Record<string, unknown>, actor: Actor, requestId?: string): Promise<any>;
+  /** Like `call`, failing the test unless it failed with `status` (and `code`, when given). */
+  fails(rpc: string, fields: Record<string, unknown>, actor: Actor, status: number, code?: string): Promise<Failed>;
+}
+
+export function client(fabric: TestFabric, via: Via): Client {
+  const grpcClients = new Map<DescService, any>();
+  const grpcOf = (s: DescService) => {
+    let c = grpcClients.get(s);
+    if (!c) grpcClients.set(s, (c = createClient(s, createGrpcTransport({ baseUrl: fabric.grpcUrl }))));
+    return c;
+  };
+
+  async function call(rpc: string, fields: Record<string, unknown>, actor: Actor, requestId = `a-${randomUUID()}`): Promise<Result> {
+    const full = `fabric.v1.${rpc}`;
+    const op = restOperations.find((o) => o.rpc === full);
+    if (!op) throw new Error(`no REST operation for ${full}`);
+    const desc = op.protoMethod!;
+    if (via === "grpc") {
+      const service = services.find((s) => s.typeName === full.split("/")[0])!;
+      try {
+        const res = await grpcOf(service)[desc.localName](fromJson(desc.input, fields as JsonValue), { headers: headersOf(actor, requestId) });
+        const json = toJson(desc.output, res, jsonOptions) as Record<string, unknown>;
+        return { ok: true, status: 200, data: op.data === "*" ? json : json[op.data!], json, requestId };
+      } catch (err) {
+        const e = ConnectError.from(err);
+        return { ok: false, status: grpcStatus[e.code] ?? 0, code: e.metadata.get("fabric-error-code") ?? Code[e.code], detail: e.rawMessage, requestId };
+      }
+    }
+    const rest: Record<string, unknown> = { ...fields };
+    const path = op.path.replace(/\{(\w+)\}/g, (_, name: string) => {
+      const v = rest[name];
+      delete rest[name];
+      return encodeURIComponent(String(v ?? ""));
+    });
+    const qs = op.body ? "" : new URLSearchParams(Object.entries(rest).map(([k, v]): [string, string] => [k, String(v)])).toString();
+    const body = op.body === "*" ? rest : op.body ? rest[op.body] : undefined;
+    const res = await fetch(fabric.restUrl + path + (qs ? `?${qs}` : ""), {
+      method: op.method,
+      headers: { ...headersOf(actor, requestId), ...(op.body ? { "content-type": "application/json" } : {}) },
+      body: op.body ? JSON.stringify(body ?? {}) : undefined,
+    });
+    const json: any = await res.json();
+    if (res.status >= 200 && res.status < 300) return { ok: true, status: res.status, data: json.data, json, requestId };
+    return { ok: false, status: res.status, code: json.code, detail: json.detail, requestId };
+  }
+
+  return {
+    via,
+    call,
+    async ok(rpc, fields, actor, requestId) {
+      const r = await call(rpc, fields, actor, requestId);
+      expect(r, `${rpc} should succeed`).toMatchObject({ ok: true });
+      return (r as Ok).data;
+    },
+    async fails(rpc, fields, actor, status, code) {
+      const r = await call(rpc, fields, actor);
+      expect(r.ok, `${rpc} should fail with ${status} ${code ?? ""}: ${JSON.stringify(r)}`).toBe(false);
+      const f = r as Failed;
+      expect(f.status, `${rpc}: ${f.code} ${f.detail}`).toBe(status);
+      if (code !== undefined) expect(f.code, `${rpc}: ${f.detail}`).toBe(code);
+      return f;
+    },
+  };
+}
+
+/** GET /v1/workflows with `key`: the status only (a cheap "does this key work?"). */
+export async function probe(fabric: TestFabric, key: string, method: "GET" | "POST" = "GET"): Promise<number> {
+  const res = await fabric.rest("/v1/workflows", method === "GET" ? { key } : { key, method: "POST", json: { name: `probe-${randomUUID().slice(0, 8)}`, nodes: [{ key: "a", operation: "workflow.noop" }] } });
+  await res.body?.cancel();
+  return res.status;
+}
+
+// ─── Database fixtures ──────────────────────────────────────────────────────────────────
+
+export async function insertUser(fabric: TestFabric): Promise<string> {
+  const id = randomUUID();
+  await fabric.database.db.insert(principals).values({ id, kind: "user", email: `${id}@access.test`, displayName: `user ${id.slice(0, 8)}` });
+  return id;
+}
+
+export async function insertMembership(fabric: TestFabric, organizationId: string, principalId: string, role: string, teamId: string | null = null): Promise<string> {
+  const id = randomUUID();
+  await fabric.database.db.insert(memberships).values({ id, organizationId, principalId, teamId, role });
+  return id;
+}
+
+export async function insertTeam(fabric: TestFabric, organizationId: string): Promise<string> {
+  const id = randomUUID();
+  await fabric.database.db.insert(teams).values({ id, organizationId, slug: `t-${id.slice(0, 8)}`, name: "Team" });
+  return id;
+}
+
+export async function insertOrganization(fabric: TestFabric): Promise<string> {
+  const id = randomUUID();
+  await fabric.database.db.insert(organizations).values({ id, slug: `org-${id.slice(0, 8)}`, name: "Fixture" });
+  return id;
+}
+
+export async function insertKey(
+  fabric: TestFabric,
+  organizationId: string,
+  principalId: string,
+  opts: { scopes?: string[]; expiresAt?: Date; revoked?: boolean } = {},
+): Promise<{ id: string; key: string }> {
+  const k = newApiKey();
+  const id = randomUUID();
+  await fabric.database.db.insert(apiKeys).values({
+    id,
+    organizationId,
+    principalId,
+    name: "access test",
+    prefix: k.prefix,
+    secretHash: k.secretHash,
+    scopes: opts.scopes ?? [],
+    expiresAt: opts.expiresAt ?? null,
+    revokedAt: opts.revoked ? new Date() : null,
+  });
+  return { id, key: k.raw };
+}
+
+/** A user with an organization role (and/or a team role) and an API key in `organizationId`. */
+export async function member(fabric: TestFabric, organizationId: string, role: string | null, team?: { teamId: string; role: string }, scopes?: string[]) {
+  const principalId = await insertUser(fabric);
+  const membershipId = role ? await insertMembership(fabric, organizationId, principalId, role) : undefined;
+  if (team) await insertMembership(fabric, organizationId, principalId, team.role, team.teamId);
+  const k = await insertKey(fabric, organizationId, principalId, { scopes });
+  return { principalId, membershipId, keyId: k.id, key: k.key, actor: { key: k.key } as Actor };
+}
+
+// ─── Audit log ──────────────────────────────────────────────────────────────────────────
+
+export interface AuditRow {
+  id: number;
+  organization_id: string;
+  actor_principal_id: string | null;
+  api_key_id: string | null;
+  action: string;
+  resource: string;
+  request_id: string;
+  client_address: string;
+  summary: Record<string, unknown>;
+}
+
+export async function auditFor(fabric: TestFabric, requestId: string): Promise<AuditRow[]> {
+  return query<AuditRow>(
+    fabric.database.db,
+    sql`SELECT id::float8 AS id, organization_id, actor_principal_id, api_key_id, action, resource, request_id, client_address, summary FROM audit_log WHERE request_id = ${requestId} ORDER BY id`,
+  );
+}
+
+/** Exactly one audit entry for the request, with this action (and resource when given). */
+export async function expectOneAudit(fabric: TestFabric, requestId: string, want: { action: string; resource?: string; organizationId?: string }): Promise<AuditRow> {
+  const rows = await auditFor(fabric, requestId);
+  expect(rows, `audit entries of ${requestId}`).toHaveLength(1);
+  const row = rows[0]!;
+  expect(row.action).toBe(want.action);
+  if (want.resource) expect(row.resource).toBe(want.resource);
+  if (want.organizationId) expect(row.organization_id).toBe(want.organizationId);
+  return row;
+}
+
+export async function expectNoAudit(fabric: TestFabric, requestId: string): Promise<void> {
+  expect(await auditFor(fabric, requestId), `audit entries of ${requestId}`).toHaveLength(0);
+}

@@ -1,0 +1,518 @@
+/**
+ * IdentityService on the wire, on both transports: sign-up, login, the access token as
+ * `Authorization: Bearer <jwt>`, refresh rotation with reuse detection, logout, and what
+ * the caller learns about themselves (organizations, teams, permissions) — including the
+ * X-Organization-Id rule for users of several organizations and API-key callers.
+ * Memberships are inserted directly: the tenancy service is built separately.
+ */
+import { createHash, randomUUID } from "node:crypto";
+import { toJson } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { eq, sql } from "drizzle-orm";
+import { SignJWT, decodeJwt } from "jose";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import {
+  GetMeResponseSchema,
+  GetMyPermissionsResponseSchema,
+  IdentityService,
+  ListMyOrganizationsResponseSchema,
+  ListMyTeamsResponseSchema,
+  LoginResponseSchema,
+  SignUpResponseSchema,
+  TokensSchema,
+} from "../../gen/proto/fabric/v1/identity_pb.js";
+import { WorkflowService } from "../../gen/proto/fabric/v1/workflow_pb.js";
+import { query } from "../../src/db/database.js";
+import { apiKeys, memberships, organizations, principals, refreshTokens, teams } from "../../src/db/schema.js";
+import { organizationRoleGrants, teamRoleGrants } from "../../src/domain/permissions.js";
+import { newApiKey, parseApiKey } from "../../src/services/auth.js";
+import { jsonOptions } from "../../src/services/messages.js";
+import { startTestFabric, type TestFabric } from "../helpers/fabric.js";
+
+type Via = "rest" | "grpc";
+const transports: readonly Via[] = ["rest", "grpc"];
+type Json = Record<string, any>;
+
+/** A failed call, the same on both transports: the stable error code and the message. */
+class CallFailed extends Error {
+  constructor(
+    readonly via: Via,
+    readonly code: string,
+    readonly detail: string,
+    readonly status: number | Code,
+  ) {
+    super(`${via} ${code} (${status}): ${detail}`);
+  }
+}
+
+interface Auth {
+  /** API key or access token, sent as `Authorization: Bearer …`. */
+  token?: string;
+  /** X-Organization-Id. */
+  org?: string;
+}
+
+/** IdentityService (and ListWorkflows, to try organization scoping) on one transport; answers as REST's proto3 JSON. */
+interface IdentityClient {
+  signUp(body: { email: string; password: string; display_name?: string }): Promise<Json>;
+  login(body: { email: string; password: string }): Promise<Json>;
+  refresh(refreshToken: string): Promise<Json>;
+  logout(refreshToken: string, auth: Auth): Promise<Json>;
+  me(auth: Auth): Promise<Json>;
+  organizations(auth: Auth): Promise<Json[]>;
+  teams(auth: Auth, organizationId?: string): Promise<Json[]>;
+  permissions(auth: Auth, organizationId?: string): Promise<Json>;
+  listWorkflows(auth: Auth): Promise<Json[]>;
+}
+
+let fabric: TestFabric;
+const sessionManagers: Http2SessionManager[] = [];
+
+beforeAll(async () => {
+  fabric = await startTestFabric({ worker: false });
+});
+
+afterAll(async () => {
+  for (const m of sessionManagers) m.abort();
+  await fabric?.close();
+});
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+function restClient(): IdentityClient {
+  const call = async (method: string, path: string, auth: Auth = {}, json?: unknown, expected = 200): Promise<any> => {
+    const headers: Record<string, string> = {};
+    if (auth.org) headers["x-organization-id"] = auth.org;
+    const res = await fabric.rest(path, { method, headers, key: auth.token ?? null, ...(json === undefined ? {} : { json }) });
+    const body: any = await res.json();
+    if (res.status !== expected) {
+      if (res.status < 400) throw new Error(`unexpected ${res.status}: ${JSON.stringify(body)}`);
+      expect(res.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+      throw new CallFailed("rest", body.code, body.detail, res.status);
+    }
+    return body.data;
+  };
+  const q = (organizationId?: string) => (organizationId === undefined ? "" : `?organization_id=${encodeURIComponent(organizationId)}`);
+  return {
+    signUp: (body) => call("POST", "/v1/auth/signup", {}, body, 201),
+    login: (body) => call("POST", "/v1/auth/login", {}, body),
+    refresh: (refreshToken) => call("POST", "/v1/auth/refresh", {}, { refresh_token: refreshToken }),
+    logout: (refreshToken, auth) => call("POST", "/v1/auth/logout", auth, { refresh_token: refreshToken }),
+    me: (auth) => call("GET", "/v1/me", auth),
+    organizations: (auth) => call("GET", "/v1/me/organizations", auth),
+    teams: (auth, organizationId) => call("GET", `/v1/me/teams${q(organizationId)}`, auth),
+    permissions: (auth, organizationId) => call("GET", `/v1/me/permissions${q(organizationId)}`, auth),
+    listWorkflows: (auth) => call("GET", "/v1/workflows", auth),
+  };
+}
+
+function grpcClient(): IdentityClient {
+  const sessionManager = new Http2SessionManager(fabric.grpcUrl);
+  sessionManagers.push(sessionManager);
+  const clients = new Map<string, { identity: ReturnType<typeof createClient<typeof IdentityService>>; workflows: ReturnType<typeof createClient<typeof WorkflowService>> }>();
+  const of = (auth: Auth = {}) => {
+    const k = `${auth.token ?? ""}|${auth.org ?? ""}`;
+    let c = clients.get(k);
+    if (!c) {
+      const authInterceptor: Interceptor = (next) => (req) => {
+        if (auth.token) req.header.set("authorization", `Bearer ${auth.token}`);
+        if (auth.org) req.header.set("x-organization-id", auth.org);
+        return next(req);
+      };
+      const transport = createGrpcTransport({ baseUrl: fabric.grpcUrl, sessionManager, interceptors: [authInterceptor] });
+      c = { identity: createClient(IdentityService, transport), workflows: createClient(WorkflowService, transport) };
+      clients.set(k, c);
+    }
+    return c;
+  };
+  const wrap = async <T>(p: Promise<T>): Promise<T> => {
+    try {
+      return await p;
+    } catch (err) {
+      if (!(err instanceof ConnectError)) throw err;
+      throw new CallFailed("grpc", err.metadata.get("fabric-error-code") ?? "", err.rawMessage, err.code);
+    }
+  };
+  return {
+    signUp: async (b) => toJson(SignUpResponseSchema, await wrap(of().identity.signUp({ email: b.email, password: b.password, displayName: b.display_name })), jsonOptions) as Json,
+    login: async (b) => toJson(LoginResponseSchema, await wrap(of().identity.login(b)), jsonOptions) as Json,
+    refresh: async (refreshToken) => toJson(TokensSchema, (await wrap(of().identity.refreshToken({ refreshToken }))).tokens!, jsonOptions) as Json,
+    logout: async (refreshToken, auth) => (await wrap(of(auth).identity.logout({ refreshToken })), {}),
+    me: async (auth) => toJson(GetMeResponseSchema, await wrap(of(auth).identity.getMe({})), jsonOptions) as Json,
+    organizations: async (auth) => (toJson(ListMyOrganizationsResponseSchema, await wrap(of(auth).identity.listMyOrganizations({})), jsonOptions) as Json)["organizations"],
+    teams: async (auth, organizationId) => (toJson(ListMyTeamsResponseSchema, await wrap(of(auth).identity.listMyTeams({ organizationId })), jsonOptions) as Json)["teams"],
+    permissions: async (auth, organizationId) => toJson(GetMyPermissionsResponseSchema, await wrap(of(auth).identity.getMyPermissions({ organizationId })), jsonOptions) as Json,
+    listWorkflows: async (auth) => (await wrap(of(auth).workflows.listWorkflows({}))).workflows.map((w) => ({ id: w.id })),
+  };
+}
+
+const grpcCodes: Record<string, Code> = {
+  invalid_argument: Code.InvalidArgument,
+  unauthenticated: Code.Unauthenticated,
+  not_found: Code.NotFound,
+  already_exists: Code.AlreadyExists,
+};
+const httpCodes: Record<string, number> = { invalid_argument: 400, unauthenticated: 401, not_found: 404, already_exists: 409 };
+
+/** The call's failure, checked to carry `code` with the transport's matching status. */
+async function failure(p: Promise<unknown>, code: string): Promise<CallFailed> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err, `the call should have failed with ${code}`).toBeInstanceOf(CallFailed);
+  const f = err as CallFailed;
+  expect(f.code, f.message).toBe(code);
+  expect(f.status).toBe(f.via === "rest" ? httpCodes[code] : grpcCodes[code]);
+  return f;
+}
+
+const password = "correct horse battery staple";
+const newEmail = (tag: string) => `${tag}-${randomUUID().slice(0, 8)}@example.com`;
+const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
+
+async function newOrganization(name: string): Promise<string> {
+  const id = randomUUID();
+  await fabric.database.db.insert(organizations).values({ id, slug: `${name}-${id.slice(0, 8)}`, name });
+  return id;
+}
+
+async function newTeam(organizationId: string, name: string): Promise<string> {
+  const id = randomUUID();
+  await fabric.database.db.insert(teams).values({ id, organizationId, slug: `${name}-${id.slice(0, 8)}`, name });
+  return id;
+}
+
+async function addMembership(principalId: string, organizationId: string, role: string, teamId: string | null = null) {
+  await fabric.database.db.insert(memberships).values({ id: randomUUID(), organizationId, principalId, teamId, role });
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+describe.each(transports)("identity over %s", (via) => {
+  let client: IdentityClient;
+  beforeAll(() => {
+    client = via === "rest" ? restClient() : grpcClient();
+  });
+
+  it("signs up, logs in, and the access token works as a Bearer token on GetMe", async () => {
+    const email = newEmail(`Alice.${via}`);
+    const signed = await client.signUp({ email: `  ${email.toUpperCase()}  `, password });
+    expect(signed.principal).toMatchObject({ kind: "user", email: email.toLowerCase(), display_name: email.slice(0, email.indexOf("@")).toLowerCase() });
+    expect(signed.principal.create_time).toBeTruthy();
+    expect(signed.tokens).toMatchObject({ token_type: "Bearer", expires_in: 900 });
+    expect(signed.tokens.refresh_token).toMatch(/^fabr_[A-Za-z0-9_-]{43}$/);
+    expect(JSON.stringify(signed)).not.toMatch(/password|scrypt/i);
+    const claims = decodeJwt(signed.tokens.access_token);
+    expect(claims.sub).toBe(signed.principal.id);
+    expect(claims.exp! - claims.iat!).toBe(900);
+
+    // Stored: a scrypt hash (never the password), and only a hash of the refresh token.
+    const [row] = await fabric.database.db.select().from(principals).where(eq(principals.id, signed.principal.id));
+    expect(row!.passwordHash).toMatch(/^scrypt\$32768\$8\$1\$/);
+    expect(row!.passwordHash).not.toContain(password);
+    const stored = await fabric.database.db.select().from(refreshTokens).where(eq(refreshTokens.principalId, signed.principal.id));
+    expect(stored.map((t) => t.tokenHash)).toEqual([sha256(signed.tokens.refresh_token)]);
+    const days = (stored[0]!.expiresAt.getTime() - Date.now()) / 86_400_000;
+    expect(days).toBeGreaterThan(29.9);
+    expect(days).toBeLessThanOrEqual(30);
+
+    const logged = await client.login({ email: email.toUpperCase(), password });
+    expect(logged.principal).toEqual(signed.principal);
+    expect(logged.tokens.refresh_token).not.toBe(signed.tokens.refresh_token);
+
+    const me = await client.me({ token: logged.tokens.access_token });
+    expect(me.principal).toEqual(signed.principal);
+    // No organization yet: the call acts in none; no API key.
+    expect(me.organization_id).toBeUndefined();
+    expect(me.api_key_id).toBeUndefined();
+    expect(await client.organizations({ token: logged.tokens.access_token })).toEqual([]);
+    expect(await client.teams({ token: logged.tokens.access_token })).toEqual([]);
+  });
+
+  it("keeps a given display name", async () => {
+    const signed = await client.signUp({ email: newEmail(`named-${via}`), password, display_name: "  Ada Lovelace " });
+    expect(signed.principal.display_name).toBe("Ada Lovelace");
+  });
+
+  it("refuses a duplicate email (whatever its case) with already_exists, also when two race", async () => {
+    const email = newEmail(`dup-${via}`);
+    await client.signUp({ email, password });
+    await failure(client.signUp({ email: email.toUpperCase(), password: "another password 1" }), "already_exists");
+
+    const raced = newEmail(`race-${via}`);
+    const results = await Promise.allSettled([client.signUp({ email: raced, password }), client.signUp({ email: raced, password })]);
+    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+    const rejected = results.find((r): r is PromiseRejectedResult => r.status === "rejected")!;
+    expect((rejected.reason as CallFailed).code).toBe("already_exists");
+    const rows = await fabric.database.db.select({ id: principals.id }).from(principals).where(eq(principals.email, raced));
+    expect(rows).toHaveLength(1);
+  });
+
+  it("validates sign-up input", async () => {
+    await failure(client.signUp({ email: "", password }), "invalid_argument");
+    await failure(client.signUp({ email: "not-an-email", password }), "invalid_argument");
+    await failure(client.signUp({ email: "two@@example.com", password }), "invalid_argument");
+    await failure(client.signUp({ email: newEmail(`short-${via}`), password: "123456789" }), "invalid_argument");
+    await failure(client.signUp({ email: newEmail(`long-${via}`), password: "x".repeat(1025) }), "invalid_argument");
+    await failure(client.signUp({ email: newEmail(`name-${via}`), password, display_name: "x".repeat(201) }), "invalid_argument");
+  });
+
+  it("answers a wrong password and an unknown email identically, in similar time", async () => {
+    const email = newEmail(`bob-${via}`);
+    await client.signUp({ email, password });
+    const wrong = await failure(client.login({ email, password: "wrong password here" }), "unauthenticated");
+    const unknown = await failure(client.login({ email: newEmail("nobody"), password }), "unauthenticated");
+    const malformed = await failure(client.login({ email: "not-an-email", password }), "unauthenticated");
+    expect([unknown.detail, unknown.status]).toEqual([wrong.detail, wrong.status]);
+    expect([malformed.detail, malformed.status]).toEqual([wrong.detail, wrong.status]);
+    expect(wrong.detail).not.toMatch(/exist|unknown|no such/i);
+
+    // The dev owner and a service account have no password: they cannot log in, same answer.
+    const noPassword = await failure(client.login({ email: "dev@fabric.local", password }), "unauthenticated");
+    expect(noPassword.detail).toBe(wrong.detail);
+    const serviceEmail = newEmail("robot");
+    await fabric.database.db.insert(principals).values({ id: randomUUID(), kind: "service_account", email: serviceEmail, displayName: "robot" });
+    expect((await failure(client.login({ email: serviceEmail, password }), "unauthenticated")).detail).toBe(wrong.detail);
+
+    // An unknown account still costs a full password hash (loose bound: timing on shared CI is noisy).
+    const time = async (p: () => Promise<unknown>) => {
+      const t0 = performance.now();
+      await p().catch(() => {});
+      return performance.now() - t0;
+    };
+    const wrongMs: number[] = [];
+    const unknownMs: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      wrongMs.push(await time(() => client.login({ email, password: `wrong password ${i}` })));
+      unknownMs.push(await time(() => client.login({ email: newEmail("nobody"), password })));
+    }
+    expect(median(unknownMs)).toBeGreaterThan(median(wrongMs) * 0.3);
+  });
+
+  it("requires email and password to log in", async () => {
+    await failure(client.login({ email: "", password }), "invalid_argument");
+    await failure(client.login({ email: newEmail("x"), password: "" }), "invalid_argument");
+  });
+
+  it("rotates refresh tokens, and a reused one revokes every refresh token of the principal", async () => {
+    const email = newEmail(`carol-${via}`);
+    const signed = await client.signUp({ email, password });
+    const other = await client.login({ email, password }); // a second session
+
+    const r1 = await client.refresh(signed.tokens.refresh_token);
+    expect(r1).toMatchObject({ token_type: "Bearer", expires_in: 900 });
+    expect(r1.refresh_token).toMatch(/^fabr_/);
+    expect(r1.refresh_token).not.toBe(signed.tokens.refresh_token);
+    expect((await client.me({ token: r1.access_token })).principal.id).toBe(signed.principal.id);
+    const r2 = await client.refresh(r1.refresh_token);
+
+    // The spent token presented again: refused, and every live token dies with it.
+    const reuse = await failure(client.refresh(signed.tokens.refresh_token), "unauthenticated");
+    await failure(client.refresh(r2.refresh_token), "unauthenticated");
+    await failure(client.refresh(other.tokens.refresh_token), "unauthenticated");
+    const live = await query<{ n: number }>(
+      fabric.database.db,
+      sql`SELECT count(*)::int AS n FROM refresh_tokens WHERE principal_id = ${signed.principal.id} AND revoked_at IS NULL`,
+    );
+    expect(live[0]!.n).toBe(0);
+    // Same answer as a token that never existed.
+    const never = await failure(client.refresh(`fabr_${"A".repeat(43)}`), "unauthenticated");
+    expect(never.detail).toBe(reuse.detail);
+    await failure(client.refresh("garbage"), "unauthenticated");
+    await failure(client.refresh(""), "invalid_argument");
+
+    // Logging in again starts a fresh chain.
+    const again = await client.login({ email, password });
+    expect((await client.refresh(again.tokens.refresh_token)).refresh_token).toMatch(/^fabr_/);
+  });
+
+  it("spends a refresh token once even when two refreshes race", async () => {
+    const signed = await client.signUp({ email: newEmail(`race-refresh-${via}`), password });
+    const results = await Promise.allSettled([client.refresh(signed.tokens.refresh_token), client.refresh(signed.tokens.refresh_token)]);
+    expect(results.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+    expect(((results.find((r) => r.status === "rejected") as PromiseRejectedResult).reason as CallFailed).code).toBe("unauthenticated");
+    // The loser looked like a replay: nothing of this principal stays live.
+    const live = await query<{ n: number }>(fabric.database.db, sql`SELECT count(*)::int AS n FROM refresh_tokens WHERE principal_id = ${signed.principal.id} AND revoked_at IS NULL`);
+    expect(live[0]!.n).toBe(0);
+  });
+
+  it("refuses an expired refresh token", async () => {
+    const signed = await client.signUp({ email: newEmail(`exp-${via}`), password });
+    await fabric.database.db.update(refreshTokens).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(refreshTokens.tokenHash, sha256(signed.tokens.refresh_token)));
+    await failure(client.refresh(signed.tokens.refresh_token), "unauthenticated");
+  });
+
+  it("logs out: the caller's refresh token dies; someone else's is not found", async () => {
+    const email = newEmail(`dave-${via}`);
+    const dave = await client.signUp({ email, password });
+    const erin = await client.signUp({ email: newEmail(`erin-${via}`), password });
+    const auth = { token: dave.tokens.access_token };
+
+    // Another principal's token, a garbage one, and an unknown one all answer not_found.
+    const foreign = await failure(client.logout(erin.tokens.refresh_token, auth), "not_found");
+    const unknown = await failure(client.logout(`fabr_${"B".repeat(43)}`, auth), "not_found");
+    expect(unknown.detail).toBe(foreign.detail);
+    expect(foreign.detail).not.toContain(erin.tokens.refresh_token);
+    await failure(client.logout("garbage", auth), "not_found");
+    await failure(client.logout("", auth), "invalid_argument");
+    expect((await client.refresh(erin.tokens.refresh_token)).refresh_token).toMatch(/^fabr_/); // untouched
+
+    expect(await client.logout(dave.tokens.refresh_token, auth)).toEqual({});
+    const [row] = await fabric.database.db.select().from(refreshTokens).where(eq(refreshTokens.tokenHash, sha256(dave.tokens.refresh_token)));
+    expect(row!.revokedAt).not.toBeNull();
+    // Logging out twice is harmless.
+    expect(await client.logout(dave.tokens.refresh_token, auth)).toEqual({});
+    await failure(client.refresh(dave.tokens.refresh_token), "unauthenticated");
+    // Logout needs credentials.
+    await failure(client.logout(dave.tokens.refresh_token, {}), "unauthenticated");
+  });
+
+  it("refuses forged, tampered and expired access tokens", async () => {
+    const signed = await client.signUp({ email: newEmail(`frank-${via}`), password });
+    const good = signed.tokens.access_token;
+    expect((await client.me({ token: good })).principal.id).toBe(signed.principal.id);
+
+    const forged = await new SignJWT({ typ: "access" })
+      .setProtectedHeader({ alg: "HS256" })
+      .setSubject(fabric.principalId)
+      .setIssuer("fabric")
+      .setIssuedAt()
+      .setExpirationTime("15m")
+      .sign(new TextEncoder().encode("not the server's secret"));
+    await failure(client.me({ token: forged }), "unauthenticated");
+
+    // The dev owner's id put into a genuine token's payload: the signature no longer matches.
+    const [header, payload, signature] = good.split(".");
+    const claims = JSON.parse(Buffer.from(payload!, "base64url").toString());
+    const swapped = Buffer.from(JSON.stringify({ ...claims, sub: fabric.principalId })).toString("base64url");
+    await failure(client.me({ token: `${header}.${swapped}.${signature}` }), "unauthenticated");
+    const none = `${Buffer.from(JSON.stringify({ alg: "none", typ: "JWT" })).toString("base64url")}.${payload}.`;
+    await failure(client.me({ token: none }), "unauthenticated");
+    // A refresh token is not an access token.
+    await failure(client.me({ token: signed.tokens.refresh_token }), "unauthenticated");
+
+    // Sixteen minutes later the 15-minute token has expired (the server runs in this process).
+    vi.useFakeTimers({ toFake: ["Date"], shouldAdvanceTime: true });
+    vi.setSystemTime(Date.now() + 16 * 60_000);
+    await failure(client.me({ token: good }), "unauthenticated");
+    vi.useRealTimers();
+    expect((await client.me({ token: good })).principal.id).toBe(signed.principal.id);
+  });
+
+  it("a user of several organizations names one with X-Organization-Id for organization-scoped calls", async () => {
+    const user = await client.signUp({ email: newEmail(`grace-${via}`), password });
+    const me = user.principal.id as string;
+    const token = user.tokens.access_token;
+    const orgA = await newOrganization("alpha");
+    const orgB = await newOrganization("beta");
+    const orgC = await newOrganization("gamma");
+
+    // No organization at all: organization-scoped calls need one.
+    await failure(client.listWorkflows({ token }), "invalid_argument");
+
+    // One organization: it is the one the call acts in, header or not.
+    await addMembership(me, orgA, "member");
+    expect(await client.listWorkflows({ token })).toEqual([]);
+    expect((await client.me({ token })).organization_id).toBe(orgA);
+
+    // Two: without the header an organization-scoped call is refused with 400.
+    await addMembership(me, orgB, "viewer");
+    const refused = await failure(client.listWorkflows({ token }), "invalid_argument");
+    expect(refused.detail).toMatch(/X-Organization-Id/);
+    expect(await client.listWorkflows({ token, org: orgA })).toEqual([]);
+    expect(await client.listWorkflows({ token, org: orgB })).toEqual([]);
+    // An organization the user is not in (the dev one), or not an id at all: not found.
+    await failure(client.listWorkflows({ token, org: fabric.organizationId }), "not_found");
+    await failure(client.listWorkflows({ token, org: "not-a-uuid" }), "not_found");
+
+    // GetMe reports the organization the call acts in; a foreign one is not found.
+    expect((await client.me({ token })).organization_id).toBeUndefined();
+    expect((await client.me({ token, org: orgB })).organization_id).toBe(orgB);
+    await failure(client.me({ token, org: fabric.organizationId }), "not_found");
+    await failure(client.me({ token, org: "not-a-uuid" }), "not_found");
+
+    // Team-only membership in a third organization; a team in the first.
+    const teamA = await newTeam(orgA, "builders");
+    const teamC = await newTeam(orgC, "ops");
+    await addMembership(me, orgA, "member", teamA);
+    await addMembership(me, orgC, "maintainer", teamC);
+
+    const orgs = await client.organizations({ token });
+    const byId = Object.fromEntries(orgs.map((o) => [o.id, o]));
+    expect(Object.keys(byId).sort()).toEqual([orgA, orgB, orgC].sort());
+    expect(byId[orgA]).toMatchObject({ name: "alpha", role: "member", archived: false });
+    expect(byId[orgB]).toMatchObject({ name: "beta", role: "viewer" });
+    expect(byId[orgC]!.role).toBeUndefined(); // team-only: no organization role
+    expect(orgs.map((o) => o.slug)).toEqual([...orgs.map((o) => o.slug)].sort());
+
+    const myTeams = await client.teams({ token });
+    expect(myTeams.map((t) => [t.id, t.organization_id, t.role]).sort()).toEqual(
+      [
+        [teamA, orgA, "member"],
+        [teamC, orgC, "maintainer"],
+      ].sort(),
+    );
+    expect((await client.teams({ token }, orgC)).map((t) => t.id)).toEqual([teamC]);
+    expect(await client.teams({ token }, "not-a-uuid")).toEqual([]);
+    expect(await client.teams({ token }, fabric.organizationId)).toEqual([]);
+
+    // Permissions: per organization (the field, or the header), team extras only beyond org-wide.
+    const inA = await client.permissions({ token }, orgA);
+    expect(inA).toMatchObject({ organization_id: orgA, role: "member", scopes: [] });
+    expect(inA.actions).toEqual(expect.arrayContaining([...organizationRoleGrants.member.all]));
+    expect(inA.actions).not.toContain("audit.read");
+    expect(inA.teams).toEqual([{ team_id: teamA, actions: [] }]); // a team member gets nothing a member lacks
+    const inC = await client.permissions({ token, org: orgC });
+    expect(inC.organization_id).toBe(orgC);
+    expect(inC.role).toBeUndefined();
+    expect(inC.actions).toEqual([]);
+    expect(inC.teams).toHaveLength(1);
+    expect(inC.teams[0].team_id).toBe(teamC);
+    expect([...inC.teams[0].actions].sort()).toEqual([...new Set(teamRoleGrants.maintainer.all)].sort());
+    await failure(client.permissions({ token }), "invalid_argument"); // several organizations, none named
+    await failure(client.permissions({ token }, fabric.organizationId), "not_found");
+
+    // An API key of this user, scoped to workflows:read in A: only A exists for it, narrowed.
+    const key = newApiKey();
+    const keyId = randomUUID();
+    await fabric.database.db.insert(apiKeys).values({ id: keyId, organizationId: orgA, principalId: me, name: "narrow", prefix: key.prefix, secretHash: key.secretHash, scopes: ["workflows:read"] });
+    const viaKey = { token: key.raw };
+    expect(await client.me(viaKey)).toMatchObject({ organization_id: orgA, api_key_id: keyId });
+    expect((await client.organizations(viaKey)).map((o) => o.id)).toEqual([orgA]);
+    expect((await client.teams(viaKey)).map((t) => t.id)).toEqual([teamA]);
+    expect(await client.teams(viaKey, orgC)).toEqual([]);
+    const narrowed = await client.permissions(viaKey);
+    expect(narrowed).toMatchObject({ organization_id: orgA, role: "member", actions: ["workflow.read"], scopes: ["workflows:read"] });
+    await failure(client.permissions(viaKey, orgB), "not_found");
+  });
+
+  it("an API key caller's GetMe shows the key's organization; the dev owner's permissions include audit.read", async () => {
+    const auth = { token: fabric.apiKey };
+    const me = await client.me(auth);
+    const [key] = await fabric.database.db.select().from(apiKeys).where(eq(apiKeys.prefix, parseApiKey(fabric.apiKey)!.prefix));
+    expect(me).toMatchObject({ organization_id: fabric.organizationId, api_key_id: key!.id });
+    expect(me.principal).toMatchObject({ id: fabric.principalId, kind: "user", email: "dev@fabric.local" });
+
+    const orgs = await client.organizations(auth);
+    expect(orgs).toEqual([expect.objectContaining({ id: fabric.organizationId, slug: "default", role: "owner", archived: false })]);
+
+    const perms = await client.permissions(auth);
+    expect(perms).toMatchObject({ organization_id: fabric.organizationId, role: "owner", teams: [], scopes: [] });
+    expect(perms.actions).toContain("audit.read");
+    expect(perms.actions).toContain("organization.archive");
+    expect(perms.actions).toEqual([...organizationRoleGrants.owner.all]);
+    // The same through the field.
+    expect((await client.permissions(auth, fabric.organizationId)).actions).toEqual(perms.actions);
+  });
+
+  it("needs credentials for everything but sign-up, login and refresh", async () => {
+    await failure(client.me({}), "unauthenticated");
+    await failure(client.organizations({}), "unauthenticated");
+    await failure(client.teams({}), "unauthenticated");
+    await failure(client.permissions({}), "unauthenticated");
+  });
+});
