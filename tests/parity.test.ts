@@ -18,11 +18,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { methodsByRpc, restOperations, services } from "../src/control-plane/contract.js";
 import { ValidationIssueSchema } from "../gen/proto/fabric/v1/workflow_pb.js";
 import { eventually, smokeWorkflow, startTestFabric, type TestFabric } from "./helpers/fabric.js";
+import { insertKey, insertMembership, insertUser, setup } from "./parity/fixtures.js";
 
 type Side = "rest" | "grpc";
 const sides: Side[] = ["rest", "grpc"];
 /** Marks per-side names and values; normalise() folds it. */
 const tag = (s: Side) => `side${s.toUpperCase()}`;
+/** The tag in lowercase, for values the server may lowercase (emails, slugs); normalise() folds it too. */
+const lc = (s: Side) => tag(s).toLowerCase();
 
 /** The wire mapping of each error kind, written down independently of src/control-plane/errors.ts. */
 const kinds = {
@@ -30,6 +33,7 @@ const kinds = {
   unauthenticated: { status: 401, grpc: Code.Unauthenticated },
   permission_denied: { status: 403, grpc: Code.PermissionDenied },
   not_found: { status: 404, grpc: Code.NotFound },
+  already_exists: { status: 409, grpc: Code.AlreadyExists },
   failed_precondition: { status: 409, grpc: Code.FailedPrecondition },
 } as const;
 type Kind = keyof typeof kinds;
@@ -54,7 +58,11 @@ interface SuccessCase {
   name: string;
   /** Same object on both sides (a read): results must be identical, no normalisation. */
   shared?: boolean;
+  /** With `shared`: timestamps may move between the two calls (e.g. an API key's last_used_time), so they are normalised. */
+  moving?: boolean;
   call(side: Side): Call;
+  /** Credentials per side: a key or access token, or null for none. Default: our API key. */
+  key?(side: Side): string | null;
   /** Sees each side's `data` (after comparison) to record ids for later cases. */
   after?(side: Side, data: any): void;
 }
@@ -63,9 +71,16 @@ interface ErrorCase {
   name: string;
   kind: Kind;
   code: string;
-  /** Credentials: our key (default), none, or another organization's key. */
-  key?: "none" | "other";
+  /** Credentials: our key (default), none, another organization's key, a viewer's key in our organization, or a user's access token. */
+  key?: "none" | "other" | "viewer" | "user" | "forged";
   call(side: Side): Call;
+  /**
+   * A known product bug: REST's OpenAPI request validation answers before the service
+   * does, with other issue codes than the service's (which gRPC gets). Pinned here so the
+   * disagreement stays visible (in the case's name) and this fails once it is fixed:
+   * then delete `divergent` and the case must agree like every other.
+   */
+  divergent?: { rest: { path: string; code: string }[]; grpc: { path: string; code: string }[] };
 }
 
 interface Parity {
@@ -87,6 +102,10 @@ const st = {
   completed: "",
   waiting: "",
   side: { rest: {} as Record<string, string>, grpc: {} as Record<string, string> },
+  /** Identity / tenancy / access state: a viewer's key, a shared team, and per-side users, orgs, teams, members, keys, invitations. */
+  viewerKey: "",
+  team: "",
+  acc: { rest: {} as Record<string, string>, grpc: {} as Record<string, string> },
 };
 /** Per-side labels for ids that differ between the sides; applied by normalise(). */
 const labels: Record<Side, Map<string, string>> = { rest: new Map(), grpc: new Map() };
@@ -110,10 +129,15 @@ const timestamp = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
 function normalise(v: unknown, side: Side): unknown {
   if (typeof v === "string") {
     if (timestamp.test(v)) return "<time>";
-    return v.replaceAll(tag(side), "<side>").replace(uuid, (id) => labels[side].get(id) ?? (sharedIds.has(id) ? id : "<new-id>"));
+    if (/^eyJ[\w-]+\.[\w-]+\.[\w-]+$/.test(v)) return "<jwt>";
+    if (/^fabr_[\w-]{43}$/.test(v)) return "<refresh-token>";
+    if (/^fabi_[\w-]{43}$/.test(v)) return "<invitation-token>";
+    if (/^fab_[a-z0-9]{8}_[A-Za-z0-9]{32}$/.test(v)) return "<api-key>";
+    return v.replaceAll(tag(side), "<side>").replaceAll(lc(side), "<side>").replace(uuid, (id) => labels[side].get(id) ?? (sharedIds.has(id) ? id : "<new-id>"));
   }
   if (Array.isArray(v)) return v.map((x) => normalise(x, side));
-  if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, normalise(x, side)]));
+  // An API key's public prefix is random per key: compare its shape.
+  if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, k === "prefix" && typeof x === "string" && /^[a-z0-9]{8}$/.test(x) ? "<prefix>" : normalise(x, side)]));
   return v;
 }
 
@@ -149,13 +173,17 @@ async function grpc(rpc: string, call: Call, key: string | undefined): Promise<{
   }
 }
 
-const keyFor = (k: ErrorCase["key"]) => (k === "none" ? undefined : k === "other" ? otherKey : fabric.apiKey);
+const keyFor = (k: ErrorCase["key"]) => (k === "none" ? undefined : k === "other" ? otherKey : k === "viewer" ? st.viewerKey : k === "user" ? st.acc.rest.token : k === "forged" ? `fab_zzzzzzzz_${"x".repeat(32)}` : fabric.apiKey);
+const okKey = (c: SuccessCase, s: Side) => (c.key ? (c.key(s) ?? undefined) : fabric.apiKey);
 
 // ---------------------------------------------------------------------------------------------
 // The table: one entry per RPC with a REST route.
 
 const run = (id: string) => `/v1/workflow-runs/${id}`;
 const unauth = (call: (side: Side) => Call): ErrorCase => ({ name: "no credentials", kind: "unauthenticated", code: "unauthenticated", key: "none", call });
+const orgPath = (p = "") => `/v1/organizations/${st.orgId}${p}`;
+const acc = (s: Side) => st.acc[s];
+const password = "parity-password-1";
 const otherOrg = (call: (side: Side) => Call): ErrorCase => ({ name: "another organization's object", kind: "not_found", code: "not_found", key: "other", call });
 
 const table: Record<string, Parity> = {
@@ -370,6 +398,381 @@ const table: Record<string, Parity> = {
       unauth(() => ({ rest: { path: `${run(st.completed)}/rerun` }, grpc: { id: st.completed } })),
     ],
   },
+
+  // ── IdentityService ────────────────────────────────────────────────────────────────────
+
+  "fabric.v1.IdentityService/SignUp": {
+    shape: { data: "*", status: () => 201 },
+    ok: [
+      {
+        name: "a new user (principal and tokens)",
+        key: () => null,
+        call: (s) => {
+          const req = { email: `signup-${lc(s)}@parity.test`, password, display_name: `Signup ${tag(s)}` };
+          return { rest: { path: "/v1/auth/signup", body: req }, grpc: req };
+        },
+      },
+    ],
+    errors: [
+      { name: "a short password", kind: "invalid_argument", code: "invalid_argument", key: "none", call: (s) => ({ rest: { path: "/v1/auth/signup", body: { email: `short-${lc(s)}@parity.test`, password: "short" } }, grpc: { email: `short-${lc(s)}@parity.test`, password: "short" } }) },
+      { name: "a malformed email", kind: "invalid_argument", code: "invalid_argument", key: "none", call: () => ({ rest: { path: "/v1/auth/signup", body: { email: "not-an-email", password } }, grpc: { email: "not-an-email", password } }) },
+      { name: "an email already taken", kind: "already_exists", code: "already_exists", key: "none", call: () => ({ rest: { path: "/v1/auth/signup", body: { email: `user-${lc("rest")}@parity.test`, password } }, grpc: { email: `user-${lc("rest")}@parity.test`, password } }) },
+    ],
+  },
+
+  "fabric.v1.IdentityService/Login": {
+    shape: { data: "*" },
+    ok: [{ name: "email and password", key: () => null, call: (s) => ({ rest: { path: "/v1/auth/login", body: { email: `user-${lc(s)}@parity.test`, password } }, grpc: { email: `user-${lc(s)}@parity.test`, password } }) }],
+    errors: [
+      { name: "a wrong password", kind: "unauthenticated", code: "unauthenticated", key: "none", call: () => ({ rest: { path: "/v1/auth/login", body: { email: `user-${lc("rest")}@parity.test`, password: "wrong-password-1" } }, grpc: { email: `user-${lc("rest")}@parity.test`, password: "wrong-password-1" } }) },
+      { name: "an unknown email", kind: "unauthenticated", code: "unauthenticated", key: "none", call: () => ({ rest: { path: "/v1/auth/login", body: { email: "nobody@parity.test", password } }, grpc: { email: "nobody@parity.test", password } }) },
+      { name: "no email", kind: "invalid_argument", code: "invalid_argument", key: "none", call: () => ({ rest: { path: "/v1/auth/login", body: { password } }, grpc: { password } }) },
+    ],
+  },
+
+  "fabric.v1.IdentityService/RefreshToken": {
+    shape: { data: "tokens" },
+    ok: [{ name: "a live refresh token (rotated)", key: () => null, call: (s) => ({ rest: { path: "/v1/auth/refresh", body: { refresh_token: acc(s).refresh } }, grpc: { refresh_token: acc(s).refresh } }) }],
+    errors: [
+      { name: "an unknown refresh token", kind: "unauthenticated", code: "unauthenticated", key: "none", call: () => ({ rest: { path: "/v1/auth/refresh", body: { refresh_token: `fabr_${"A".repeat(43)}` } }, grpc: { refresh_token: `fabr_${"A".repeat(43)}` } }) },
+      { name: "no refresh token", kind: "invalid_argument", code: "invalid_argument", key: "none", call: () => ({ rest: { path: "/v1/auth/refresh", body: {} }, grpc: {} }) },
+    ],
+  },
+
+  "fabric.v1.IdentityService/Logout": {
+    shape: { data: "*" },
+    ok: [{ name: "the caller's refresh token", key: (s) => acc(s).token!, call: (s) => ({ rest: { path: "/v1/auth/logout", body: { refresh_token: acc(s).logoutRefresh } }, grpc: { refresh_token: acc(s).logoutRefresh } }) }],
+    errors: [
+      { name: "no refresh token", kind: "invalid_argument", code: "invalid_argument", key: "user", call: () => ({ rest: { path: "/v1/auth/logout", body: {} }, grpc: {} }) },
+      unauth(() => ({ rest: { path: "/v1/auth/logout", body: { refresh_token: `fabr_${"A".repeat(43)}` } }, grpc: { refresh_token: `fabr_${"A".repeat(43)}` } })),
+    ],
+  },
+
+  "fabric.v1.IdentityService/GetMe": {
+    shape: { data: "*" },
+    ok: [
+      { name: "an API key caller", shared: true, call: () => ({ rest: { path: "/v1/me" }, grpc: {} }) },
+      { name: "a user with an access token", key: (s) => acc(s).token!, call: () => ({ rest: { path: "/v1/me" }, grpc: {} }) },
+    ],
+    errors: [
+      unauth(() => ({ rest: { path: "/v1/me" }, grpc: {} })),
+      { name: "a forged API key", kind: "unauthenticated", code: "unauthenticated", key: "forged", call: () => ({ rest: { path: "/v1/me" }, grpc: {} }) },
+    ],
+  },
+
+  "fabric.v1.IdentityService/ListMyOrganizations": {
+    shape: { data: "organizations" },
+    ok: [
+      { name: "an API key caller", shared: true, call: () => ({ rest: { path: "/v1/me/organizations" }, grpc: {} }) },
+      { name: "a user with an access token", key: (s) => acc(s).token!, call: () => ({ rest: { path: "/v1/me/organizations" }, grpc: {} }) },
+    ],
+    errors: [unauth(() => ({ rest: { path: "/v1/me/organizations" }, grpc: {} })), { name: "a forged API key", kind: "unauthenticated", code: "unauthenticated", key: "forged", call: () => ({ rest: { path: "/v1/me/organizations" }, grpc: {} }) }],
+  },
+
+  "fabric.v1.IdentityService/ListMyTeams": {
+    shape: { data: "teams" },
+    ok: [
+      { name: "all", shared: true, call: () => ({ rest: { path: "/v1/me/teams" }, grpc: {} }) },
+      { name: "of one organization", shared: true, call: () => ({ rest: { path: "/v1/me/teams", query: { organization_id: st.orgId } }, grpc: { organization_id: st.orgId } }) },
+    ],
+    errors: [unauth(() => ({ rest: { path: "/v1/me/teams" }, grpc: {} })), { name: "a forged API key", kind: "unauthenticated", code: "unauthenticated", key: "forged", call: () => ({ rest: { path: "/v1/me/teams" }, grpc: {} }) }],
+  },
+
+  "fabric.v1.IdentityService/GetMyPermissions": {
+    shape: { data: "*" },
+    ok: [
+      { name: "in the caller's organization", shared: true, call: () => ({ rest: { path: "/v1/me/permissions" }, grpc: {} }) },
+      { name: "named explicitly, as a viewer", shared: true, key: () => st.viewerKey, call: () => ({ rest: { path: "/v1/me/permissions", query: { organization_id: st.orgId } }, grpc: { organization_id: st.orgId } }) },
+    ],
+    errors: [
+      { name: "another organization than the key's", kind: "not_found", code: "not_found", key: "other", call: () => ({ rest: { path: "/v1/me/permissions", query: { organization_id: st.orgId } }, grpc: { organization_id: st.orgId } }) },
+      unauth(() => ({ rest: { path: "/v1/me/permissions" }, grpc: {} })),
+    ],
+  },
+
+  // ── TenancyService ─────────────────────────────────────────────────────────────────────
+
+  "fabric.v1.TenancyService/CreateOrganization": {
+    shape: { data: "organization", status: () => 201 },
+    ok: [{ name: "by a user", key: (s) => acc(s).token!, call: (s) => ({ rest: { path: "/v1/organizations", body: { slug: `p-new-${lc(s)}`, name: `New ${tag(s)}` } }, grpc: { slug: `p-new-${lc(s)}`, name: `New ${tag(s)}` } }) }],
+    errors: [
+      { name: "by an API key", kind: "permission_denied", code: "permission_denied", call: (s) => ({ rest: { path: "/v1/organizations", body: { slug: `p-key-${lc(s)}`, name: "K" } }, grpc: { slug: `p-key-${lc(s)}`, name: "K" } }) },
+      { name: "a malformed slug", kind: "invalid_argument", code: "invalid_argument", key: "user", call: () => ({ rest: { path: "/v1/organizations", body: { slug: "Not A Slug", name: "X" } }, grpc: { slug: "Not A Slug", name: "X" } }) },
+      unauth(() => ({ rest: { path: "/v1/organizations", body: { slug: "p-anon", name: "X" } }, grpc: { slug: "p-anon", name: "X" } })),
+    ],
+  },
+
+  "fabric.v1.TenancyService/GetOrganization": {
+    shape: { data: "organization" },
+    ok: [{ name: "the caller's", shared: true, call: () => ({ rest: { path: orgPath() }, grpc: { id: st.orgId } }) }],
+    errors: [
+      otherOrg(() => ({ rest: { path: orgPath() }, grpc: { id: st.orgId } })),
+      { name: "an unknown id", kind: "not_found", code: "not_found", key: "user", call: () => ({ rest: { path: `/v1/organizations/${unknownId}` }, grpc: { id: unknownId } }) },
+      unauth(() => ({ rest: { path: orgPath() }, grpc: { id: st.orgId } })),
+    ],
+  },
+
+  "fabric.v1.TenancyService/UpdateOrganization": {
+    shape: { data: "organization" },
+    ok: [{ name: "a new name", key: (s) => acc(s).token!, call: (s) => ({ rest: { path: `/v1/organizations/${acc(s).org}`, body: { name: `Renamed ${tag(s)}` } }, grpc: { id: acc(s).org, name: `Renamed ${tag(s)}` } }) }],
+    errors: [
+      { name: "as a viewer", kind: "permission_denied", code: "permission_denied", key: "viewer", call: () => ({ rest: { path: orgPath(), body: { name: "V" } }, grpc: { id: st.orgId, name: "V" } }) },
+      otherOrg(() => ({ rest: { path: orgPath(), body: { name: "O" } }, grpc: { id: st.orgId, name: "O" } })),
+      unauth(() => ({ rest: { path: orgPath(), body: { name: "U" } }, grpc: { id: st.orgId, name: "U" } })),
+    ],
+  },
+
+  "fabric.v1.TenancyService/ArchiveOrganization": {
+    shape: { data: "organization" },
+    ok: [{ name: "an organization the user owns", key: (s) => acc(s).token!, call: (s) => ({ rest: { path: `/v1/organizations/${acc(s).archOrg}/archive` }, grpc: { id: acc(s).archOrg } }) }],
+    errors: [
+      { name: "as a viewer", kind: "permission_denied", code: "permission_denied", key: "viewer", call: () => ({ rest: { path: orgPath("/archive") }, grpc: { id: st.orgId } }) },
+      otherOrg(() => ({ rest: { path: orgPath("/archive") }, grpc: { id: st.orgId } })),
+      unauth(() => ({ rest: { path: orgPath("/archive") }, grpc: { id: st.orgId } })),
+    ],
+  },
+
+  "fabric.v1.TenancyService/CreateTeam": {
+    shape: { data: "team", status: () => 201 },
+    ok: [{ name: "a new team", call: (s) => ({ rest: { path: orgPath("/teams"), body: { slug: `p-team-${lc(s)}`, name: `Team ${tag(s)}` } }, grpc: { organization_id: st.orgId, slug: `p-team-${lc(s)}`, name: `Team ${tag(s)}` } }) }],
+    errors: [
+      { name: "a malformed slug", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: orgPath("/teams"), body: { slug: "Bad Slug", name: "X" } }, grpc: { organization_id: st.orgId, slug: "Bad Slug", name: "X" } }) },
+      { name: "a slug already taken", kind: "already_exists", code: "already_exists", call: () => ({ rest: { path: orgPath("/teams"), body: { slug: "parity-shared", name: "X" } }, grpc: { organization_id: st.orgId, slug: "parity-shared", name: "X" } }) },
+      { name: "as a viewer", kind: "permission_denied", code: "permission_denied", key: "viewer", call: (s) => ({ rest: { path: orgPath("/teams"), body: { slug: `p-v-${lc(s)}`, name: "X" } }, grpc: { organization_id: st.orgId, slug: `p-v-${lc(s)}`, name: "X" } }) },
+      otherOrg((s) => ({ rest: { path: orgPath("/teams"), body: { slug: `p-o-${lc(s)}`, name: "X" } }, grpc: { organization_id: st.orgId, slug: `p-o-${lc(s)}`, name: "X" } })),
+      unauth(() => ({ rest: { path: orgPath("/teams"), body: { slug: "p-anon", name: "X" } }, grpc: { organization_id: st.orgId, slug: "p-anon", name: "X" } })),
+    ],
+  },
+
+  "fabric.v1.TenancyService/GetTeam": {
+    shape: { data: "team" },
+    ok: [{ name: "by id", shared: true, call: () => ({ rest: { path: orgPath(`/teams/${st.team}`) }, grpc: { organization_id: st.orgId, id: st.team } }) }],
+    errors: [
+      { name: "an unknown id", kind: "not_found", code: "not_found", call: () => ({ rest: { path: orgPath(`/teams/${unknownId}`) }, grpc: { organization_id: st.orgId, id: unknownId } }) },
+      otherOrg(() => ({ rest: { path: orgPath(`/teams/${st.team}`) }, grpc: { organization_id: st.orgId, id: st.team } })),
+      unauth(() => ({ rest: { path: orgPath(`/teams/${st.team}`) }, grpc: { organization_id: st.orgId, id: st.team } })),
+    ],
+  },
+
+  "fabric.v1.TenancyService/ListTeams": {
+    shape: { data: "teams" },
+    ok: [{ name: "all", shared: true, call: () => ({ rest: { path: orgPath("/teams") }, grpc: { organization_id: st.orgId } }) }],
+    errors: [otherOrg(() => ({ rest: { path: orgPath("/teams") }, grpc: { organization_id: st.orgId } })), unauth(() => ({ rest: { path: orgPath("/teams") }, grpc: { organization_id: st.orgId } }))],
+  },
+
+  "fabric.v1.TenancyService/UpdateTeam": {
+    shape: { data: "team" },
+    ok: [{ name: "a new name", call: (s) => ({ rest: { path: orgPath(`/teams/${acc(s).updTeam}`), body: { name: `Updated ${tag(s)}` } }, grpc: { organization_id: st.orgId, id: acc(s).updTeam, name: `Updated ${tag(s)}` } }) }],
+    errors: [
+      { name: "an unknown id", kind: "not_found", code: "not_found", call: () => ({ rest: { path: orgPath(`/teams/${unknownId}`), body: { name: "X" } }, grpc: { organization_id: st.orgId, id: unknownId, name: "X" } }) },
+      { name: "as a viewer", kind: "permission_denied", code: "permission_denied", key: "viewer", call: () => ({ rest: { path: orgPath(`/teams/${st.team}`), body: { name: "X" } }, grpc: { organization_id: st.orgId, id: st.team, name: "X" } }) },
+      unauth(() => ({ rest: { path: orgPath(`/teams/${st.team}`), body: { name: "X" } }, grpc: { organization_id: st.orgId, id: st.team, name: "X" } })),
+    ],
+  },
+
+  "fabric.v1.TenancyService/DeleteTeam": {
+    shape: { data: "*" },
+    ok: [{ name: "a team", call: (s) => ({ rest: { path: orgPath(`/teams/${acc(s).delTeam}`) }, grpc: { organization_id: st.orgId, id: acc(s).delTeam } }) }],
+    errors: [
+      { name: "an unknown id", kind: "not_found", code: "not_found", call: () => ({ rest: { path: orgPath(`/teams/${unknownId}`) }, grpc: { organization_id: st.orgId, id: unknownId } }) },
+      { name: "as a viewer", kind: "permission_denied", code: "permission_denied", key: "viewer", call: () => ({ rest: { path: orgPath(`/teams/${st.team}`) }, grpc: { organization_id: st.orgId, id: st.team } }) },
+      unauth(() => ({ rest: { path: orgPath(`/teams/${st.team}`) }, grpc: { organization_id: st.orgId, id: st.team } })),
+    ],
+  },
+
+  "fabric.v1.TenancyService/ListMembers": {
+    shape: { data: "members" },
+    ok: [
+      { name: "all", shared: true, call: () => ({ rest: { path: orgPath("/members") }, grpc: { organization_id: st.orgId } }) },
+      { name: "of one team", shared: true, call: () => ({ rest: { path: orgPath("/members"), query: { team_id: st.team } }, grpc: { organization_id: st.orgId, team_id: st.team } }) },
+    ],
+    errors: [otherOrg(() => ({ rest: { path: orgPath("/members") }, grpc: { organization_id: st.orgId } })), unauth(() => ({ rest: { path: orgPath("/members") }, grpc: { organization_id: st.orgId } }))],
+  },
+
+  "fabric.v1.TenancyService/AddMember": {
+    shape: { data: "member", status: () => 201 },
+    ok: [{ name: "an existing principal", call: (s) => ({ rest: { path: orgPath("/members"), body: { principal_id: acc(s).plain, role: "member" } }, grpc: { organization_id: st.orgId, principal_id: acc(s).plain, role: "member" } }) }],
+    errors: [
+      { name: "an unknown role", kind: "invalid_argument", code: "invalid_argument", call: (s) => ({ rest: { path: orgPath("/members"), body: { principal_id: acc(s).plain, role: "emperor" } }, grpc: { organization_id: st.orgId, principal_id: acc(s).plain, role: "emperor" } }) },
+      { name: "an unknown principal", kind: "not_found", code: "not_found", call: () => ({ rest: { path: orgPath("/members"), body: { principal_id: unknownId, role: "member" } }, grpc: { organization_id: st.orgId, principal_id: unknownId, role: "member" } }) },
+      { name: "as a viewer", kind: "permission_denied", code: "permission_denied", key: "viewer", call: (s) => ({ rest: { path: orgPath("/members"), body: { principal_id: acc(s).plain, role: "member" } }, grpc: { organization_id: st.orgId, principal_id: acc(s).plain, role: "member" } }) },
+      unauth((s) => ({ rest: { path: orgPath("/members"), body: { principal_id: acc(s).plain, role: "member" } }, grpc: { organization_id: st.orgId, principal_id: acc(s).plain, role: "member" } })),
+    ],
+  },
+
+  "fabric.v1.TenancyService/UpdateMember": {
+    shape: { data: "member" },
+    ok: [{ name: "a new role", call: (s) => ({ rest: { path: orgPath(`/members/${acc(s).updMember}`), body: { role: "admin" } }, grpc: { organization_id: st.orgId, id: acc(s).updMember, role: "admin" } }) }],
+    errors: [
+      { name: "an unknown role", kind: "invalid_argument", code: "invalid_argument", call: (s) => ({ rest: { path: orgPath(`/members/${acc(s).updMember}`), body: { role: "emperor" } }, grpc: { organization_id: st.orgId, id: acc(s).updMember, role: "emperor" } }) },
+      { name: "an unknown id", kind: "not_found", code: "not_found", call: () => ({ rest: { path: orgPath(`/members/${unknownId}`), body: { role: "admin" } }, grpc: { organization_id: st.orgId, id: unknownId, role: "admin" } }) },
+      unauth((s) => ({ rest: { path: orgPath(`/members/${acc(s).updMember}`), body: { role: "admin" } }, grpc: { organization_id: st.orgId, id: acc(s).updMember, role: "admin" } })),
+    ],
+  },
+
+  "fabric.v1.TenancyService/RemoveMember": {
+    shape: { data: "*" },
+    ok: [{ name: "a membership", call: (s) => ({ rest: { path: orgPath(`/members/${acc(s).rmMember}`) }, grpc: { organization_id: st.orgId, id: acc(s).rmMember } }) }],
+    errors: [
+      { name: "an unknown id", kind: "not_found", code: "not_found", call: () => ({ rest: { path: orgPath(`/members/${unknownId}`) }, grpc: { organization_id: st.orgId, id: unknownId } }) },
+      { name: "as a viewer", kind: "permission_denied", code: "permission_denied", key: "viewer", call: (s) => ({ rest: { path: orgPath(`/members/${acc(s).updMember}`) }, grpc: { organization_id: st.orgId, id: acc(s).updMember } }) },
+      unauth((s) => ({ rest: { path: orgPath(`/members/${acc(s).updMember}`) }, grpc: { organization_id: st.orgId, id: acc(s).updMember } })),
+    ],
+  },
+
+  "fabric.v1.TenancyService/CreateServiceAccount": {
+    shape: { data: "member", status: () => 201 },
+    ok: [{ name: "a service account", call: (s) => ({ rest: { path: orgPath("/service-accounts"), body: { display_name: `Bot ${tag(s)}`, role: "viewer" } }, grpc: { organization_id: st.orgId, display_name: `Bot ${tag(s)}`, role: "viewer" } }) }],
+    errors: [
+      { name: "no display_name", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: orgPath("/service-accounts"), body: {} }, grpc: { organization_id: st.orgId } }) },
+      { name: "as a viewer", kind: "permission_denied", code: "permission_denied", key: "viewer", call: () => ({ rest: { path: orgPath("/service-accounts"), body: { display_name: "V" } }, grpc: { organization_id: st.orgId, display_name: "V" } }) },
+      unauth(() => ({ rest: { path: orgPath("/service-accounts"), body: { display_name: "U" } }, grpc: { organization_id: st.orgId, display_name: "U" } })),
+    ],
+  },
+
+  "fabric.v1.TenancyService/CreateInvitation": {
+    shape: { data: "*", status: () => 201 },
+    ok: [{ name: "an email (token shown once)", call: (s) => ({ rest: { path: orgPath("/invitations"), body: { email: `invitee-${lc(s)}@parity.test`, role: "member", expires_in_hours: 24 } }, grpc: { organization_id: st.orgId, email: `invitee-${lc(s)}@parity.test`, role: "member", expires_in_hours: 24 } }) }],
+    errors: [
+      {
+        name: "expires_in_hours out of range",
+        kind: "invalid_argument",
+        code: "invalid_argument",
+        call: (s) => ({ rest: { path: orgPath("/invitations"), body: { email: `x-${lc(s)}@parity.test`, role: "member", expires_in_hours: 10_000 } }, grpc: { organization_id: st.orgId, email: `x-${lc(s)}@parity.test`, role: "member", expires_in_hours: 10_000 } }) },
+      { name: "as a viewer", kind: "permission_denied", code: "permission_denied", key: "viewer", call: (s) => ({ rest: { path: orgPath("/invitations"), body: { email: `v-${lc(s)}@parity.test`, role: "member" } }, grpc: { organization_id: st.orgId, email: `v-${lc(s)}@parity.test`, role: "member" } }) },
+      unauth(() => ({ rest: { path: orgPath("/invitations"), body: { email: "u@parity.test", role: "member" } }, grpc: { organization_id: st.orgId, email: "u@parity.test", role: "member" } })),
+    ],
+  },
+
+  "fabric.v1.TenancyService/ListInvitations": {
+    shape: { data: "invitations" },
+    ok: [{ name: "all", shared: true, call: () => ({ rest: { path: orgPath("/invitations") }, grpc: { organization_id: st.orgId } }) }],
+    errors: [otherOrg(() => ({ rest: { path: orgPath("/invitations") }, grpc: { organization_id: st.orgId } })), unauth(() => ({ rest: { path: orgPath("/invitations") }, grpc: { organization_id: st.orgId } }))],
+  },
+
+  "fabric.v1.TenancyService/RevokeInvitation": {
+    shape: { data: "invitation" },
+    ok: [{ name: "a pending invitation", call: (s) => ({ rest: { path: orgPath(`/invitations/${acc(s).revInv}/revoke`) }, grpc: { organization_id: st.orgId, id: acc(s).revInv } }) }],
+    errors: [
+      { name: "an unknown id", kind: "not_found", code: "not_found", call: () => ({ rest: { path: orgPath(`/invitations/${unknownId}/revoke`) }, grpc: { organization_id: st.orgId, id: unknownId } }) },
+      { name: "as a viewer", kind: "permission_denied", code: "permission_denied", key: "viewer", call: (s) => ({ rest: { path: orgPath(`/invitations/${acc(s).accInv}/revoke`) }, grpc: { organization_id: st.orgId, id: acc(s).accInv } }) },
+      unauth((s) => ({ rest: { path: orgPath(`/invitations/${acc(s).accInv}/revoke`) }, grpc: { organization_id: st.orgId, id: acc(s).accInv } })),
+    ],
+  },
+
+  "fabric.v1.TenancyService/AcceptInvitation": {
+    shape: { data: "member" },
+    ok: [{ name: "by the invited user", key: (s) => acc(s).token!, call: (s) => ({ rest: { path: "/v1/invitations/accept", body: { token: acc(s).accToken } }, grpc: { token: acc(s).accToken } }) }],
+    errors: [
+      { name: "an unknown token", kind: "not_found", code: "not_found", key: "user", call: () => ({ rest: { path: "/v1/invitations/accept", body: { token: `fabi_${"A".repeat(43)}` } }, grpc: { token: `fabi_${"A".repeat(43)}` } }) },
+      { name: "by an API key", kind: "permission_denied", code: "permission_denied", call: () => ({ rest: { path: "/v1/invitations/accept", body: { token: `fabi_${"A".repeat(43)}` } }, grpc: { token: `fabi_${"A".repeat(43)}` } }) },
+      { name: "no token", kind: "invalid_argument", code: "invalid_argument", key: "user", call: () => ({ rest: { path: "/v1/invitations/accept", body: {} }, grpc: {} }) },
+      unauth(() => ({ rest: { path: "/v1/invitations/accept", body: { token: `fabi_${"A".repeat(43)}` } }, grpc: { token: `fabi_${"A".repeat(43)}` } })),
+    ],
+  },
+
+  // ── ApiKeyService ──────────────────────────────────────────────────────────────────────
+
+  "fabric.v1.ApiKeyService/CreateApiKey": {
+    shape: { data: "*", status: () => 201 },
+    ok: [{ name: "a scoped key (raw key shown once)", call: (s) => ({ rest: { path: orgPath("/api-keys"), body: { name: `Key ${tag(s)}`, scopes: ["workflows:read"] } }, grpc: { organization_id: st.orgId, name: `Key ${tag(s)}`, scopes: ["workflows:read"] } }) }],
+    errors: [
+      {
+        name: "no name",
+        kind: "invalid_argument",
+        code: "invalid_argument",
+        call: () => ({ rest: { path: orgPath("/api-keys"), body: {} }, grpc: { organization_id: st.orgId } }),
+      },
+      // The same request with name="" spelled out on REST too (proto3 cannot tell "" from absent).
+      { name: "an empty name", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: orgPath("/api-keys"), body: { name: "" } }, grpc: { organization_id: st.orgId, name: "" } }) },
+      { name: "an unknown scope", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: orgPath("/api-keys"), body: { name: "K", scopes: ["no.such_action"] } }, grpc: { organization_id: st.orgId, name: "K", scopes: ["no.such_action"] } }) },
+      otherOrg(() => ({ rest: { path: orgPath("/api-keys"), body: { name: "O" } }, grpc: { organization_id: st.orgId, name: "O" } })),
+      unauth(() => ({ rest: { path: orgPath("/api-keys"), body: { name: "U" } }, grpc: { organization_id: st.orgId, name: "U" } })),
+    ],
+  },
+
+  "fabric.v1.ApiKeyService/ListApiKeys": {
+    shape: { data: "api_keys" },
+    // `moving`: using our key to list updates its last_used_time between the calls.
+    ok: [{ name: "all", shared: true, moving: true, call: () => ({ rest: { path: orgPath("/api-keys") }, grpc: { organization_id: st.orgId } }) }],
+    errors: [otherOrg(() => ({ rest: { path: orgPath("/api-keys") }, grpc: { organization_id: st.orgId } })), unauth(() => ({ rest: { path: orgPath("/api-keys") }, grpc: { organization_id: st.orgId } }))],
+  },
+
+  "fabric.v1.ApiKeyService/RotateApiKey": {
+    shape: { data: "*" },
+    ok: [{ name: "a key (new raw key)", call: (s) => ({ rest: { path: orgPath(`/api-keys/${acc(s).rotKey}/rotate`) }, grpc: { organization_id: st.orgId, id: acc(s).rotKey } }) }],
+    errors: [
+      { name: "an unknown id", kind: "not_found", code: "not_found", call: () => ({ rest: { path: orgPath(`/api-keys/${unknownId}/rotate`) }, grpc: { organization_id: st.orgId, id: unknownId } }) },
+      { name: "as a viewer, another's key", kind: "permission_denied", code: "permission_denied", key: "viewer", call: (s) => ({ rest: { path: orgPath(`/api-keys/${acc(s).revKey}/rotate`) }, grpc: { organization_id: st.orgId, id: acc(s).revKey } }) },
+      otherOrg((s) => ({ rest: { path: orgPath(`/api-keys/${acc(s).revKey}/rotate`) }, grpc: { organization_id: st.orgId, id: acc(s).revKey } })),
+      unauth((s) => ({ rest: { path: orgPath(`/api-keys/${acc(s).revKey}/rotate`) }, grpc: { organization_id: st.orgId, id: acc(s).revKey } })),
+    ],
+  },
+
+  "fabric.v1.ApiKeyService/RevokeApiKey": {
+    shape: { data: "api_key" },
+    ok: [{ name: "a key", call: (s) => ({ rest: { path: orgPath(`/api-keys/${acc(s).revKey}/revoke`) }, grpc: { organization_id: st.orgId, id: acc(s).revKey } }) }],
+    errors: [
+      { name: "an unknown id", kind: "not_found", code: "not_found", call: () => ({ rest: { path: orgPath(`/api-keys/${unknownId}/revoke`) }, grpc: { organization_id: st.orgId, id: unknownId } }) },
+      { name: "as a viewer, another's key", kind: "permission_denied", code: "permission_denied", key: "viewer", call: (s) => ({ rest: { path: orgPath(`/api-keys/${acc(s).rotKey}/revoke`) }, grpc: { organization_id: st.orgId, id: acc(s).rotKey } }) },
+      otherOrg((s) => ({ rest: { path: orgPath(`/api-keys/${acc(s).rotKey}/revoke`) }, grpc: { organization_id: st.orgId, id: acc(s).rotKey } })),
+      unauth((s) => ({ rest: { path: orgPath(`/api-keys/${acc(s).rotKey}/revoke`) }, grpc: { organization_id: st.orgId, id: acc(s).rotKey } })),
+    ],
+  },
+
+  // ── AuthzService ───────────────────────────────────────────────────────────────────────
+
+  "fabric.v1.AuthzService/Check": {
+    shape: { data: "*" },
+    ok: [
+      { name: "allowed", shared: true, call: () => ({ rest: { path: "/v1/authz/check", body: { resource: `organization:${st.orgId}`, action: "workflow.write" } }, grpc: { resource: `organization:${st.orgId}`, action: "workflow.write" } }) },
+      { name: "denied (a viewer)", shared: true, key: () => st.viewerKey, call: () => ({ rest: { path: "/v1/authz/check", body: { resource: `team:${st.team}`, action: "team.delete" } }, grpc: { resource: `team:${st.team}`, action: "team.delete" } }) },
+    ],
+    errors: [
+      { name: "an unknown action", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: "/v1/authz/check", body: { resource: `organization:${st.orgId}`, action: "no.such" } }, grpc: { resource: `organization:${st.orgId}`, action: "no.such" } }) },
+      { name: "a malformed resource", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: "/v1/authz/check", body: { resource: "nonsense", action: "workflow.read" } }, grpc: { resource: "nonsense", action: "workflow.read" } }) },
+      unauth(() => ({ rest: { path: "/v1/authz/check", body: { resource: `organization:${st.orgId}`, action: "workflow.read" } }, grpc: { resource: `organization:${st.orgId}`, action: "workflow.read" } })),
+    ],
+  },
+
+  "fabric.v1.AuthzService/BatchCheck": {
+    shape: { data: "results" },
+    ok: [
+      {
+        name: "mixed answers",
+        shared: true,
+        call: () => {
+          const checks = [
+            { resource: `organization:${st.orgId}`, action: "run.create" },
+            { resource: `workflow:${st.smoke.id}`, action: "workflow.read" },
+            { resource: `organization:${st.orgId}`, action: "organization.archive" },
+          ];
+          return { rest: { path: "/v1/authz/check-batch", body: { checks } }, grpc: { checks } };
+        },
+      },
+    ],
+    errors: [
+      { name: "no checks", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: "/v1/authz/check-batch", body: { checks: [] } }, grpc: { checks: [] } }) },
+      { name: "a bad check among good ones", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: "/v1/authz/check-batch", body: { checks: [{ resource: `organization:${st.orgId}`, action: "workflow.read" }, { resource: "x", action: "no.such" }] } }, grpc: { checks: [{ resource: `organization:${st.orgId}`, action: "workflow.read" }, { resource: "x", action: "no.such" }] } }) },
+      unauth(() => ({ rest: { path: "/v1/authz/check-batch", body: { checks: [{ resource: `organization:${st.orgId}`, action: "workflow.read" }] } }, grpc: { checks: [{ resource: `organization:${st.orgId}`, action: "workflow.read" }] } })),
+    ],
+  },
+
+  // ── AuditService ───────────────────────────────────────────────────────────────────────
+
+  "fabric.v1.AuditService/ListAuditEntries": {
+    shape: { data: "entries", page: true },
+    ok: [
+      { name: "team creations", shared: true, call: () => ({ rest: { path: orgPath("/audit-log"), query: { action: "team.create" } }, grpc: { organization_id: st.orgId, action: "team.create" } }) },
+      { name: "a page of 1 (with a next_page_token)", shared: true, call: () => ({ rest: { path: orgPath("/audit-log"), query: { page_size: "1" } }, grpc: { organization_id: st.orgId, page_size: 1 } }) },
+    ],
+    errors: [
+      { name: "page_size out of range", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: orgPath("/audit-log"), query: { page_size: "500" } }, grpc: { organization_id: st.orgId, page_size: 500 } }) },
+      { name: "as a viewer", kind: "permission_denied", code: "permission_denied", key: "viewer", call: () => ({ rest: { path: orgPath("/audit-log") }, grpc: { organization_id: st.orgId } }) },
+      otherOrg(() => ({ rest: { path: orgPath("/audit-log") }, grpc: { organization_id: st.orgId } })),
+      unauth(() => ({ rest: { path: orgPath("/audit-log") }, grpc: { organization_id: st.orgId } })),
+    ],
+  },
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -424,6 +827,42 @@ beforeAll(async () => {
   }
   // Nothing moves from here on: responses are deterministic.
   await fabric.worker!.stop();
+
+  // Identity, tenancy and access: a viewer in our organization, a shared team, and per side a
+  // signed-up user (access token, refresh tokens) owning two organizations, teams, members,
+  // keys and invitations of our organization to act on.
+  const viewer = await insertUser(fabric, "parity-viewer@parity.test");
+  await insertMembership(fabric, st.orgId, viewer, "viewer");
+  st.viewerKey = (await insertKey(fabric, st.orgId, viewer, "parity viewer")).key;
+  sharedIds.add(viewer).add(fabric.principalId);
+  st.team = (await setup(fabric, "POST", orgPath("/teams"), { slug: "parity-shared", name: "Shared" }, 201)).id;
+  sharedIds.add(st.team);
+  await insertMembership(fabric, st.orgId, viewer, "member", st.team);
+  for (const s of sides) {
+    const a = st.acc[s];
+    const email = `user-${lc(s)}@parity.test`;
+    const signed = await setup(fabric, "POST", "/v1/auth/signup", { email, password, display_name: `User ${tag(s)}` }, 201, null);
+    a.user = signed.principal.id;
+    a.token = signed.tokens.access_token;
+    a.logoutRefresh = signed.tokens.refresh_token;
+    a.refresh = (await setup(fabric, "POST", "/v1/auth/login", { email, password }, 200, null)).tokens.refresh_token;
+    a.org = (await setup(fabric, "POST", "/v1/organizations", { slug: `p-org-${lc(s)}`, name: `Org ${tag(s)}` }, 201, a.token)).id;
+    a.archOrg = (await setup(fabric, "POST", "/v1/organizations", { slug: `p-arch-${lc(s)}`, name: `Arch ${tag(s)}` }, 201, a.token)).id;
+    a.updTeam = (await setup(fabric, "POST", orgPath("/teams"), { slug: `p-upd-${lc(s)}`, name: `Upd ${tag(s)}` }, 201)).id;
+    a.delTeam = (await setup(fabric, "POST", orgPath("/teams"), { slug: `p-del-${lc(s)}`, name: `Del ${tag(s)}` }, 201)).id;
+    a.plain = await insertUser(fabric, `plain-${lc(s)}@parity.test`);
+    a.m1 = await insertUser(fabric, `m1-${lc(s)}@parity.test`);
+    a.updMember = await insertMembership(fabric, st.orgId, a.m1, "member");
+    a.m2 = await insertUser(fabric, `m2-${lc(s)}@parity.test`);
+    a.rmMember = await insertMembership(fabric, st.orgId, a.m2, "member");
+    a.rotKey = (await insertKey(fabric, st.orgId, fabric.principalId, `Rotate ${tag(s)}`)).id;
+    a.revKey = (await insertKey(fabric, st.orgId, fabric.principalId, `Revoke ${tag(s)}`)).id;
+    a.revInv = (await setup(fabric, "POST", orgPath("/invitations"), { email: `revoked-${lc(s)}@parity.test`, role: "member" }, 201)).invitation.id;
+    const inv = await setup(fabric, "POST", orgPath("/invitations"), { email, role: "member" }, 201);
+    a.accInv = inv.invitation.id;
+    a.accToken = inv.token;
+    for (const [role, id] of Object.entries(a)) labels[s].set(id, `<${role}>`);
+  }
 });
 
 afterAll(async () => {
@@ -455,19 +894,20 @@ describe.each(Object.entries(table))("%s", (rpc, parity) => {
     const results: Record<Side, { rest: any; grpc: any }> = {} as any;
     if (c.shared) {
       const call = c.call("rest");
-      const r = await rest(rpc, call, fabric.apiKey);
-      const g = await grpc(rpc, call, fabric.apiKey);
+      const r = await rest(rpc, call, okKey(c, "rest"));
+      const g = await grpc(rpc, call, okKey(c, "rest"));
       expect(r.status, JSON.stringify(r.body)).toBe(parity.shape.status ? parity.shape.status((g as any).json) : 200);
       if (!g.ok) throw g.err;
-      expect(r.body).toEqual(envelope(parity.shape, g.json));
+      const times = (v: unknown) => (c.moving ? JSON.parse(JSON.stringify(v), (_, x) => (typeof x === "string" && timestamp.test(x) ? "<time>" : x)) : v);
+      expect(times(r.body)).toEqual(times(envelope(parity.shape, g.json)));
       c.after?.("rest", r.body.data);
       return;
     }
     // Equivalent but separate state per side; each side's result must equal what the other transport says.
     for (const s of sides) {
       const call = c.call(s);
-      const r = s === "rest" ? await rest(rpc, call, fabric.apiKey) : undefined;
-      const g = s === "grpc" ? await grpc(rpc, call, fabric.apiKey) : undefined;
+      const r = s === "rest" ? await rest(rpc, call, okKey(c, s)) : undefined;
+      const g = s === "grpc" ? await grpc(rpc, call, okKey(c, s)) : undefined;
       if (g && !g.ok) throw g.err;
       results[s] = { rest: r, grpc: g && g.ok ? g.json : undefined };
     }
@@ -492,7 +932,9 @@ describe.each(Object.entries(table))("%s", (rpc, parity) => {
     // The same issues (where and what), if any.
     const restIssues = (r.body.issues ?? []).map((i: any) => ({ path: i.path, code: i.code }));
     const grpcIssues = g.err.findDetails(ValidationIssueSchema).map((i) => ({ path: i.path, code: i.code }));
-    expect(normalise(restIssues, "rest")).toEqual(normalise(grpcIssues, "grpc"));
+    if (c.divergent) {
+      expect({ rest: restIssues, grpc: grpcIssues }, "known divergence fixed? then remove `divergent` from this case").toEqual(c.divergent);
+    } else expect(normalise(restIssues, "rest")).toEqual(normalise(grpcIssues, "grpc"));
     expect(r.body.detail).toBeTruthy();
     expect(g.err.rawMessage).toBeTruthy();
   });

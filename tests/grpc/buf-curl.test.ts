@@ -2,6 +2,7 @@
  * An external client in another language (buf curl, Go / connect-go) against the real
  * gRPC port, resolving the schema by server reflection only (no --schema).
  */
+import { services } from "../../src/control-plane/contract.js";
 import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { fromBinary } from "@bufbuild/protobuf";
@@ -37,7 +38,7 @@ beforeAll(async () => {
 });
 afterAll(() => fabric?.close());
 
-const expectedServices = ["fabric.v1.RunService", "fabric.v1.WorkflowService", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"];
+const expectedServices = [...services.map((s) => s.typeName), "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"].sort();
 
 describe("buf curl via server reflection", () => {
   it("--list-services over h2c lists both Fabric services and both reflection services", async () => {

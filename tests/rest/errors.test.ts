@@ -268,8 +268,9 @@ describe("routes and ids", () => {
 describe("authentication", () => {
   const operations = Object.entries<Record<string, any>>(openApiDocument.paths).flatMap(([path, item]) =>
     Object.entries<any>(item)
-      .filter(([, op]) => op["x-fabric-rpc"])
-      .map(([method]) => ({ method: method.toUpperCase(), path, url: path.replace("{id}", "00000000-0000-4000-8000-000000000000") })),
+      // Every operation with credentials required (sign-up, login and refresh are anonymous by design).
+      .filter(([, op]) => op["x-fabric-rpc"] && !(Array.isArray(op.security) && op.security.length === 0))
+      .map(([method]) => ({ method: method.toUpperCase(), path, url: path.replace(/\{\w+\}/g, "00000000-0000-4000-8000-000000000000") })),
   );
 
   it("no credentials → 401 unauthenticated on every API operation", async () => {
