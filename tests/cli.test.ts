@@ -96,6 +96,7 @@ beforeAll(async () => {
   dev = start(["dev", "--port", "0", "--grpc-port", "0", "--data-dir", dataDir], childEnv({ FABRIC_DEV_API_KEY: devKey }));
   pending.executorNoDb = fabric(["executor"], childEnv());
   pending.badConcurrency = fabric(["executor"], childEnv({ WORKER_CONCURRENCY: "abc", DATABASE_URL: "postgres://127.0.0.1:1/none" }));
+  pending.productionNoSecret = fabric(["serve"], childEnv({ FABRIC_ENV: "production", DATABASE_URL: "postgres://127.0.0.1:1/none" }));
   pending.noKey = fabric(["run", "examples/smoke.json", "--url", "http://127.0.0.1:9"], childEnv({ FABRIC_DATA_DIR: join(tmp, "empty") }));
 
   await waitFor(dev.out, dev.exited, /API key\s+\S+/, 55_000);
@@ -183,6 +184,12 @@ describe("start-up errors", () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("DATABASE_URL");
     expect(r.stderr).not.toMatch(/\n\s+at /); // a message, not a stack trace
+  });
+
+  it("`fabric serve` in production without JWT_SECRET refuses to start, naming it", async () => {
+    const r = await pending.productionNoSecret!;
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("JWT_SECRET");
   });
 
   it("an invalid WORKER_CONCURRENCY exits 2 naming the variable", async () => {

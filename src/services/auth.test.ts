@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { DomainError } from "../domain/errors.js";
-import { hashSecret, newApiKey, parseApiKey } from "./auth.js";
+import { createAuthenticator, hashSecret, newApiKey, parseApiKey } from "./auth.js";
 
 
 
@@ -62,5 +62,15 @@ describe("hashSecret", () => {
     const s = "A".repeat(64);
     expect(hashSecret(s)).not.toBe(s);
     expect(hashSecret("")).not.toBe("");
+  });
+});
+
+describe("X-Principal-Id outside development", () => {
+  it("is refused as unauthenticated before anything is looked up", async () => {
+    const auth = createAuthenticator({} as never, { development: false, jwtSecret: new Uint8Array(32) });
+    const err = await auth.authenticate({ principalId: "00000000-0000-4000-8000-000000000000" }).catch((e) => e);
+    expect(err).toBeInstanceOf(DomainError);
+    expect(err.kind).toBe("unauthenticated");
+    expect(err.message).toContain("FABRIC_ENV=development");
   });
 });
