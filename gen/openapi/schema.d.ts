@@ -706,6 +706,31 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/events/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stream the organization's events you may see (SSE)
+         * @description Server-sent events, like the run stream, for the whole organization: run and node
+         *     events of runs on teams the caller can read, and organization-wide events (workflow
+         *     definitions, tenancy, keys) for callers with `event.read` across it. Filters:
+         *     `kinds` (comma-separated, trailing `*` for a prefix), `run_id`, `team_id`. With
+         *     `Last-Event-ID` (or `after_id`) it replays what followed that event first. A `: ping`
+         *     comment every 15 s keeps idle streams open; a key revoked mid-stream ends it.
+         */
+        get: operations["streamEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -767,92 +792,6 @@ export interface components {
             };
             /** Format: date-time */
             create_time?: string;
-        };
-        /** @description A user or a service account. */
-        Principal: {
-            id: string;
-            /**
-             * @description Values: user | service_account.
-             * @enum {string}
-             */
-            kind: "user" | "service_account";
-            /** @description Users only. */
-            email?: string;
-            display_name: string;
-            /** Format: date-time */
-            create_time?: string;
-        };
-        Tokens: {
-            /** @description HS256 JWT; send as `Authorization: Bearer <access_token>`. */
-            access_token: string;
-            /**
-             * Format: int32
-             * @description Seconds until the access token expires.
-             */
-            expires_in: number;
-            /** @description Single use: RefreshToken returns a new one. */
-            refresh_token: string;
-            /** @description Always `Bearer`. */
-            token_type: string;
-        };
-        SignUpResponse: {
-            principal: components["schemas"]["Principal"];
-            tokens: components["schemas"]["Tokens"];
-        };
-        LoginResponse: {
-            principal: components["schemas"]["Principal"];
-            tokens: components["schemas"]["Tokens"];
-        };
-        LogoutResponse: Record<string, never>;
-        GetMeResponse: {
-            principal: components["schemas"]["Principal"];
-            /** @description The organization this call acts in (an API key's, or X-Organization-Id). */
-            organization_id?: string;
-            /** @description The API key used, if any. */
-            api_key_id?: string;
-        };
-        /** @description The caller's place in one organization. */
-        MyOrganization: {
-            id: string;
-            slug: string;
-            name: string;
-            /**
-             * @description Values: owner | admin | member | viewer.
-             * @enum {string}
-             */
-            role?: "owner" | "admin" | "member" | "viewer";
-            archived: boolean;
-        };
-        MyTeam: {
-            id: string;
-            organization_id: string;
-            slug: string;
-            name: string;
-            /**
-             * @description Values: maintainer | member.
-             * @enum {string}
-             */
-            role: "maintainer" | "member";
-        };
-        /** @description Actions allowed on one team's resources beyond the organization-wide ones. */
-        TeamPermissions: {
-            team_id: string;
-            actions: string[];
-        };
-        GetMyPermissionsResponse: {
-            organization_id: string;
-            /**
-             * @description Values: owner | admin | member | viewer.
-             * @enum {string}
-             */
-            role?: "owner" | "admin" | "member" | "viewer";
-            /** @description Allowed everywhere in the organization. */
-            actions: string[];
-            teams: components["schemas"]["TeamPermissions"][];
-            /** @description The API key's scopes narrowing these (empty: no narrowing). */
-            scopes: string[];
-            /** @description Allowed only on the caller's own resources (e.g. their own API keys). */
-            own_actions: string[];
         };
         /** @description A workflow run. */
         Run: {
@@ -958,6 +897,92 @@ export interface components {
             };
             /** Format: date-time */
             create_time?: string;
+        };
+        /** @description A user or a service account. */
+        Principal: {
+            id: string;
+            /**
+             * @description Values: user | service_account.
+             * @enum {string}
+             */
+            kind: "user" | "service_account";
+            /** @description Users only. */
+            email?: string;
+            display_name: string;
+            /** Format: date-time */
+            create_time?: string;
+        };
+        Tokens: {
+            /** @description HS256 JWT; send as `Authorization: Bearer <access_token>`. */
+            access_token: string;
+            /**
+             * Format: int32
+             * @description Seconds until the access token expires.
+             */
+            expires_in: number;
+            /** @description Single use: RefreshToken returns a new one. */
+            refresh_token: string;
+            /** @description Always `Bearer`. */
+            token_type: string;
+        };
+        SignUpResponse: {
+            principal: components["schemas"]["Principal"];
+            tokens: components["schemas"]["Tokens"];
+        };
+        LoginResponse: {
+            principal: components["schemas"]["Principal"];
+            tokens: components["schemas"]["Tokens"];
+        };
+        LogoutResponse: Record<string, never>;
+        GetMeResponse: {
+            principal: components["schemas"]["Principal"];
+            /** @description The organization this call acts in (an API key's, or X-Organization-Id). */
+            organization_id?: string;
+            /** @description The API key used, if any. */
+            api_key_id?: string;
+        };
+        /** @description The caller's place in one organization. */
+        MyOrganization: {
+            id: string;
+            slug: string;
+            name: string;
+            /**
+             * @description Values: owner | admin | member | viewer.
+             * @enum {string}
+             */
+            role?: "owner" | "admin" | "member" | "viewer";
+            archived: boolean;
+        };
+        MyTeam: {
+            id: string;
+            organization_id: string;
+            slug: string;
+            name: string;
+            /**
+             * @description Values: maintainer | member.
+             * @enum {string}
+             */
+            role: "maintainer" | "member";
+        };
+        /** @description Actions allowed on one team's resources beyond the organization-wide ones. */
+        TeamPermissions: {
+            team_id: string;
+            actions: string[];
+        };
+        GetMyPermissionsResponse: {
+            organization_id: string;
+            /**
+             * @description Values: owner | admin | member | viewer.
+             * @enum {string}
+             */
+            role?: "owner" | "admin" | "member" | "viewer";
+            /** @description Allowed everywhere in the organization. */
+            actions: string[];
+            teams: components["schemas"]["TeamPermissions"][];
+            /** @description The API key's scopes narrowing these (empty: no narrowing). */
+            scopes: string[];
+            /** @description Allowed only on the caller's own resources (e.g. their own API keys). */
+            own_actions: string[];
         };
         Organization: {
             id: string;
@@ -2795,6 +2820,40 @@ export interface operations {
                         /** @description Pass as `page_token` for the next page; empty on the last page. */
                         next_page_token: string;
                     };
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    streamEvents: {
+        parameters: {
+            query?: {
+                /** @description Comma-separated kinds; a trailing `*` matches a prefix, e.g. `workflow.run.*,api_key.*`. */
+                kinds?: string;
+                /** @description Only this run's events. */
+                run_id?: string;
+                /** @description Only events of runs of this team. */
+                team_id?: string;
+                /** @description Replay events after this id first (the SSE Last-Event-ID). 0: live only. */
+                after_id?: string | number;
+            };
+            header?: {
+                /** @description Resume after this event id. */
+                "Last-Event-ID"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An event stream. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
                 };
             };
             "4XX": components["responses"]["Problem"];

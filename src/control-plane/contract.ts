@@ -8,6 +8,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { ApiKeyService, AuditService, AuthzService, file_fabric_v1_access } from "../../gen/proto/fabric/v1/access_pb.js";
+import { EventService, file_fabric_v1_events } from "../../gen/proto/fabric/v1/events_pb.js";
 import { IdentityService, file_fabric_v1_identity } from "../../gen/proto/fabric/v1/identity_pb.js";
 import { RunService, file_fabric_v1_run } from "../../gen/proto/fabric/v1/run_pb.js";
 import { TenancyService, file_fabric_v1_tenancy } from "../../gen/proto/fabric/v1/tenancy_pb.js";
@@ -16,8 +17,8 @@ import { WorkflowService, file_fabric_v1_workflow } from "../../gen/proto/fabric
 export const openApiPath = join(dirname(fileURLToPath(import.meta.url)), "../../gen/openapi/openapi.json");
 export const openApiDocument: Record<string, any> = JSON.parse(readFileSync(openApiPath, "utf8"));
 
-export const services: readonly DescService[] = [WorkflowService, RunService, IdentityService, TenancyService, ApiKeyService, AuthzService, AuditService];
-export const protoFiles = [file_fabric_v1_workflow, file_fabric_v1_run, file_fabric_v1_identity, file_fabric_v1_tenancy, file_fabric_v1_access];
+export const services: readonly DescService[] = [WorkflowService, RunService, IdentityService, TenancyService, ApiKeyService, AuthzService, AuditService, EventService];
+export const protoFiles = [file_fabric_v1_workflow, file_fabric_v1_run, file_fabric_v1_identity, file_fabric_v1_tenancy, file_fabric_v1_access, file_fabric_v1_events];
 
 export interface RestOperation {
   operationId: string;

@@ -18,6 +18,7 @@ import { createGuard } from "../services/authz.js";
 import { createApiKeyService } from "../services/api-keys.js";
 import { createAuditService } from "../services/audit-log.js";
 import { createAuthzService } from "../services/authz-checks.js";
+import { createEventService } from "../services/events.js";
 import { createIdentityService } from "../services/identity.js";
 import { createTenancyService } from "../services/tenancy.js";
 import { startEventHub } from "../services/event-hub.js";
@@ -33,7 +34,13 @@ export interface ControlPlane {
   close(): Promise<void>;
 }
 
-export async function startControlPlane(deps: { config: Pick<Config, "HOST" | "PORT" | "GRPC_PORT" | "FABRIC_ENV" | "FABRIC_MAX_BODY_BYTES" | "JWT_SECRET">; database: Database; log: Logger }): Promise<ControlPlane> {
+export async function startControlPlane(deps: {
+  config: Pick<Config, "HOST" | "PORT" | "GRPC_PORT" | "FABRIC_ENV" | "FABRIC_MAX_BODY_BYTES" | "JWT_SECRET">;
+  database: Database;
+  log: Logger;
+  /** How often a live event stream re-checks its API key (revocation). Default 15 s. */
+  streamRecheckMs?: number;
+}): Promise<ControlPlane> {
   const { config, database, log } = deps;
   const db = database.db;
   const hub = await startEventHub(database, log);
@@ -48,6 +55,7 @@ export async function startControlPlane(deps: { config: Pick<Config, "HOST" | "P
     "fabric.v1.ApiKeyService": createApiKeyService(serviceDeps),
     "fabric.v1.AuthzService": createAuthzService(serviceDeps),
     "fabric.v1.AuditService": createAuditService(serviceDeps),
+    "fabric.v1.EventService": createEventService({ db, hub, recheckMs: deps.streamRecheckMs }),
   };
   const authenticator = createAuthenticator(db, { development: config.FABRIC_ENV === "development", jwtSecret });
   const guard = createGuard(db);

@@ -74,6 +74,8 @@ export const operationRules: Readonly<Record<string, OperationRule>> = {
   "fabric.v1.AuthzService/BatchCheck": { org: "none" },
 
   "fabric.v1.AuditService/ListAuditEntries": { org, action: "audit.read" },
+
+  "fabric.v1.EventService/StreamEvents": { org: "caller", action: "event.read" },
 };
 
 /** The action an operation declares (operations.ts), which its audit entries are named after. */

@@ -51,6 +51,7 @@ export async function startTestFabric(opts: { worker?: boolean | Partial<WorkerC
     config: { HOST: "127.0.0.1", PORT: 0, GRPC_PORT: 0, FABRIC_ENV: "development", FABRIC_MAX_BODY_BYTES: 1 << 20 },
     database,
     log: testLog,
+    streamRecheckMs: 300,
   });
   const workers: Worker[] = [];
   const start = async (overrides: Partial<WorkerConfig> = {}) => {
