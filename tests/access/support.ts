@@ -15,38 +15,21 @@ import { query } from "../../src/db/database.js";
 import { apiKeys, memberships, organizations, principals, teams } from "../../src/db/schema.js";
 import { newApiKey } from "../../src/services/auth.js";
 import { jsonOptions } from "../../src/services/messages.js";
+import { grpcStatus, headersOf, type Actor } from "../helpers/actors.js";
 import type { TestFabric } from "../helpers/fabric.js";
+
+export type { Actor };
 
 export type Via = "rest" | "grpc";
 export const transports: readonly Via[] = ["rest", "grpc"];
 
 /** Who calls: an API key, or (development) a principal id with an optional organization header. */
-export type Actor = { key: string } | { principalId: string; organizationId?: string };
 
 export type Ok = { ok: true; status: number; data: any; json: any; requestId: string };
 export type Failed = { ok: false; status: number; code: string; detail: string; requestId: string };
 export type Result = Ok | Failed;
 
-const grpcStatus: Partial<Record<Code, number>> = {
-  [Code.InvalidArgument]: 400,
-  [Code.Unauthenticated]: 401,
-  [Code.PermissionDenied]: 403,
-  [Code.NotFound]: 404,
-  [Code.AlreadyExists]: 409,
-  [Code.FailedPrecondition]: 409,
-  [Code.Unavailable]: 503,
-  [Code.Internal]: 500,
-};
 
-function headersOf(actor: Actor, requestId: string): Record<string, string> {
-  const h: Record<string, string> = { "x-request-id": requestId };
-  if ("key" in actor) h["authorization"] = `Bearer ${actor.key}`;
-  else {
-    h["x-principal-id"] = actor.principalId;
-    if (actor.organizationId) h["x-organization-id"] = actor.organizationId;
-  }
-  return h;
-}
 
 export interface Client {
   readonly via: Via;
