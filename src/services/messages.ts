@@ -72,7 +72,22 @@ export function nodeMessage(n: typeof workflowRunNodes.$inferSelect): RunNode {
   });
 }
 
+/**
+ * The hub hands the same row object to every subscriber, so the message (and, at the
+ * REST edge, its JSON) is built once per event, not once per subscriber.
+ */
+const eventMessages = new WeakMap<object, Event>();
+
 export function eventMessage(e: typeof events.$inferSelect): Event {
+  let m = eventMessages.get(e);
+  if (!m) {
+    m = buildEventMessage(e);
+    eventMessages.set(e, m);
+  }
+  return m;
+}
+
+function buildEventMessage(e: typeof events.$inferSelect): Event {
   return create(EventSchema, {
     id: BigInt(e.id),
     kind: e.kind,
@@ -84,6 +99,17 @@ export function eventMessage(e: typeof events.$inferSelect): Event {
   });
 }
 
-export const eventJson = (e: Event) => toJson(EventSchema, e, jsonOptions);
+const eventTexts = new WeakMap<Event, string>();
+
+/** The event as the JSON text of an SSE `data:` line (memoised per message). */
+export function eventText(e: Event): string {
+  let t = eventTexts.get(e);
+  if (t === undefined) {
+    t = JSON.stringify(toJson(EventSchema, e, jsonOptions));
+    eventTexts.set(e, t);
+  }
+  return t;
+}
+
 export const runJson = (r: Run) => toJson(RunSchema, r, jsonOptions);
 export const specJson = (s: Parameters<typeof toJson<typeof WorkflowSpecSchema>>[1]) => toJson(WorkflowSpecSchema, s, { useProtoFieldName: true });

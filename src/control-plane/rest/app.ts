@@ -16,7 +16,7 @@ import { DomainError, invalidArgument } from "../../domain/errors.js";
 import type { Authenticator } from "../../services/auth.js";
 import type { Guard } from "../../services/authz.js";
 import type { CallContext } from "../../services/call-context.js";
-import { eventJson, jsonOptions } from "../../services/messages.js";
+import { eventText, jsonOptions } from "../../services/messages.js";
 import { operationRules } from "../../services/operations.js";
 import type { Logger } from "../../logger.js";
 import { openApiDocument, restOperations, type RestOperation } from "../contract.js";
@@ -166,8 +166,7 @@ export function createRestApp(opts: RestAppOptions) {
         try {
           let r = await events.next();
           while (!r.done && !abort.signal.aborted) {
-            const json = eventJson(r.value) as Record<string, unknown>;
-            await stream.writeSSE({ id: String(json["id"]), event: String(json["kind"]), data: JSON.stringify(json) });
+            await stream.writeSSE({ id: String(r.value.id), event: r.value.kind, data: eventText(r.value) });
             r = await events.next();
           }
         } catch (err) {
