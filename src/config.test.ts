@@ -40,6 +40,12 @@ describe("loadConfig", () => {
     expect(loadConfig({}).WORKER_ID).not.toBe(c.WORKER_ID);
   });
 
+  it("FABRIC_ROUTING_STRATEGY: local_first by default, one of the router's strategies, anything else rejected", () => {
+    expect(loadConfig({}).FABRIC_ROUTING_STRATEGY).toBe("local_first");
+    for (const s of ["local_first", "cheapest", "fastest", "best_quality", "balanced"]) expect(loadConfig({ FABRIC_ROUTING_STRATEGY: s }).FABRIC_ROUTING_STRATEGY).toBe(s);
+    expect(configError({ FABRIC_ROUTING_STRATEGY: "random" }).message).toContain("FABRIC_ROUTING_STRATEGY");
+  });
+
   it("does not read process.env when given an environment", () => {
     const saved = process.env.PORT;
     process.env.PORT = "4444";

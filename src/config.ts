@@ -5,6 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
+import { DEFAULT_ROUTING_STRATEGY, ROUTING_STRATEGIES } from "./domain/routing.js";
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -37,6 +38,7 @@ const schema = z.object({
   WORKER_MAX_RETRIES: int(1, 20).default(3),
   WORKER_SHUTDOWN_GRACE: duration.default(10_000),
   RUN_ID: z.string().uuid().optional(),
+  FABRIC_ROUTING_STRATEGY: z.enum(ROUTING_STRATEGIES).default(DEFAULT_ROUTING_STRATEGY),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
 });
 

@@ -32,7 +32,7 @@ import { StepError, type Runtime, type StepResult } from "./step.js";
 import { sql } from "drizzle-orm";
 import { query } from "../db/database.js";
 
-export type WorkerConfig = Pick<Config, "WORKER_ID" | "WORKER_CONCURRENCY" | "WORKER_POLL_INTERVAL" | "WORKER_LEASE_SECONDS" | "WORKER_MAX_RETRIES" | "WORKER_SHUTDOWN_GRACE" | "RUN_ID">;
+export type WorkerConfig = Pick<Config, "WORKER_ID" | "WORKER_CONCURRENCY" | "WORKER_POLL_INTERVAL" | "WORKER_LEASE_SECONDS" | "WORKER_MAX_RETRIES" | "WORKER_SHUTDOWN_GRACE" | "RUN_ID"> & Partial<Pick<Config, "FABRIC_ROUTING_STRATEGY">>;
 
 export interface Worker {
   readonly id: string;
@@ -53,7 +53,7 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
   const { database, config, log } = deps;
   const db = database.db;
   const workflows = deps.workflows ?? createWorkflowCache();
-  const runtimes: Record<string, Runtime> = { native: createNativeRuntime(), provider: createProviderRuntime(deps.providers) };
+  const runtimes: Record<string, Runtime> = { native: createNativeRuntime(), provider: createProviderRuntime(deps.providers, { strategy: config.FABRIC_ROUTING_STRATEGY }) };
   const inFlight = new Map<number, InFlight>();
   const completions = createCompletionBatcher(db);
   const leaseMs = config.WORKER_LEASE_SECONDS * 1000;
