@@ -8,6 +8,13 @@
  * const run = await fabric.runs.start({ workflow_id: wf.id, input: { topic: "hello world" } });
  * const done = await fabric.runs.wait(run.id, { timeoutMs: 60_000 });
  * for await (const ev of fabric.runs.watch(run.id)) console.log(ev.id, ev.kind);
+ *
+ * // As a user: log in, then act in an organization with the access token.
+ * const anon = new FabricClient({ baseUrl });
+ * const { tokens } = await anon.auth.login({ email, password });
+ * const me = anon.withAuth({ token: tokens.access_token, organizationId });
+ * const team = await me.teams.create(organizationId, { slug: "platform", name: "Platform" });
+ * for await (const ev of me.events.stream({ kinds: "workflow.run.*", signal })) console.log(ev.kind);
  * ```
  *
  * ## snake_case, on purpose
@@ -36,6 +43,39 @@ import { FabricError } from "./errors.js";
 import { createGrpcClients, type FabricGrpc, type GrpcClients } from "./grpc.js";
 import { readSse } from "./sse.js";
 import type {
+  AddMemberRequest,
+  ApiKey,
+  AuditEntry,
+  CheckRequest,
+  CheckResponse,
+  CreateApiKeyRequest,
+  CreateApiKeyResponse,
+  CreateInvitationRequest,
+  CreateInvitationResponse,
+  CreateOrganizationRequest,
+  CreateServiceAccountRequest,
+  CreateTeamRequest,
+  FabricEvent,
+  GetMeResponse,
+  Invitation,
+  ListAuditParams,
+  ListMembersParams,
+  LoginRequest,
+  LoginResponse,
+  MeScopeParams,
+  Membership,
+  MyOrganization,
+  MyPermissions,
+  MyTeam,
+  Organization,
+  RotateApiKeyResponse,
+  SignUpRequest,
+  SignUpResponse,
+  Team,
+  Tokens,
+  UpdateMemberRequest,
+  UpdateOrganizationRequest,
+  UpdateTeamRequest,
   HttpMethod,
   JsonBody,
   ListRunsParams,
@@ -81,6 +121,11 @@ export interface FabricClientOptions {
   apiKey?: string;
   /** A bearer token (e.g. a JWT), sent as `Authorization: Bearer …`. Give `apiKey` or `token`, not both. */
   token?: string;
+  /**
+   * The organization a JWT caller acts in, sent as `X-Organization-Id` (needed when the
+   * user belongs to several organizations; an API key acts in its own).
+   */
+  organizationId?: string;
   /** Custom fetch (proxies, tests, instrumentation). */
   fetch?: FetchLike;
   /** The gRPC base URL, e.g. `http://127.0.0.1:3002`; enables `client.grpc`. */
@@ -125,12 +170,25 @@ export class FabricClient {
   readonly baseUrl: string;
   readonly workflows: WorkflowsResource;
   readonly runs: RunsResource;
+  readonly auth: AuthResource;
+  readonly me: MeResource;
+  readonly organizations: OrganizationsResource;
+  readonly teams: TeamsResource;
+  readonly members: MembersResource;
+  readonly invitations: InvitationsResource;
+  readonly apiKeys: ApiKeysResource;
+  readonly authz: AuthzResource;
+  readonly audit: AuditResource;
+  readonly events: EventsResource;
+  /** The organization sent as `X-Organization-Id`, if any. */
+  readonly organizationId: string | undefined;
   /** @internal */
   readonly retry: Required<RetryOptions>;
   readonly #fetch: FetchLike;
   readonly #headers: Record<string, string>;
   readonly #grpcBaseUrl: string | undefined;
   #grpc: GrpcClients | undefined;
+  readonly #options: FabricClientOptions;
 
   constructor(opts: FabricClientOptions) {
     if (!opts?.baseUrl) throw new TypeError("FabricClient: baseUrl is required");
@@ -140,11 +198,38 @@ export class FabricClient {
     if (!fetchImpl) throw new TypeError("FabricClient: no fetch available; pass options.fetch");
     this.#fetch = fetchImpl;
     const secret = opts.apiKey ?? opts.token;
-    this.#headers = { ...opts.headers, ...(secret ? { authorization: `Bearer ${secret}` } : {}) };
+    this.#options = { ...opts };
+    this.organizationId = opts.organizationId || undefined;
+    this.#headers = { ...opts.headers, ...(secret ? { authorization: `Bearer ${secret}` } : {}), ...(this.organizationId ? { "x-organization-id": this.organizationId } : {}) };
     this.#grpcBaseUrl = opts.grpcBaseUrl?.replace(/\/+$/, "");
     this.retry = { maxAttempts: 5, initialDelayMs: 250, maxDelayMs: 5000, idleTimeoutMs: 45_000, ...opts.retry };
     this.workflows = new WorkflowsResource(this);
     this.runs = new RunsResource(this);
+    this.auth = new AuthResource(this);
+    this.me = new MeResource(this);
+    this.organizations = new OrganizationsResource(this);
+    this.teams = new TeamsResource(this);
+    this.members = new MembersResource(this);
+    this.invitations = new InvitationsResource(this);
+    this.apiKeys = new ApiKeysResource(this);
+    this.authz = new AuthzResource(this);
+    this.audit = new AuditResource(this);
+    this.events = new EventsResource(this);
+  }
+
+  /**
+   * A new client like this one (same base URLs, fetch, headers, retry policy) that
+   * authenticates differently: e.g. with the access token of `auth.login` and the
+   * organization to act in. Auth fields not given are dropped, not inherited.
+   *
+   * ```ts
+   * const { tokens } = await anon.auth.login({ email, password });
+   * const me = anon.withAuth({ token: tokens.access_token, organizationId });
+   * ```
+   */
+  withAuth(auth: { apiKey?: string; token?: string; organizationId?: string }): FabricClient {
+    const { apiKey: _a, token: _t, organizationId: _o, ...rest } = this.#options;
+    return new FabricClient({ ...rest, ...auth });
   }
 
   /**
@@ -329,83 +414,20 @@ export class RunsResource {
    * aborting `signal`, closes the connection.
    */
   async *watch(id: string, opts: WatchOptions = {}): AsyncGenerator<RunEvent, void, undefined> {
-    const retry = { ...this.client.retry, ...opts.retry };
-    const { signal } = opts;
-    let lastId = opts.afterId === undefined ? undefined : String(opts.afterId);
-    if (lastId !== undefined && !/^\d+$/.test(lastId)) throw new TypeError("watch: afterId must be an event id");
-    let failures = 0;
-    let confirmingEnd = false;
-    for (;;) {
-      signal?.throwIfAborted();
-      const connection = new AbortController();
-      const onAbort = () => connection.abort(signal?.reason);
-      signal?.addEventListener("abort", onAbort, { once: true });
-      let received = 0;
-      let lastError: unknown;
-      let idle: ReturnType<typeof setTimeout> | undefined;
-      const alive = () => {
-        clearTimeout(idle);
-        idle = setTimeout(() => connection.abort(new FabricError({ status: 0, code: "network_error", detail: `event stream of run ${id}: no data for ${retry.idleTimeoutMs} ms` })), retry.idleTimeoutMs);
-      };
-      try {
-        alive();
-        const res = await this.client.send("get", "/v1/workflow-runs/{id}/events", {
-          path: { id },
-          accept: "text/event-stream",
-          extraHeaders: { "cache-control": "no-cache", ...(lastId !== undefined ? { "last-event-id": lastId } : {}) },
-          options: { signal: connection.signal },
-        });
-        if (!res.body) throw new FabricError({ status: res.status, code: "invalid_response", detail: "the event stream has no body" });
-        for await (const msg of readSse(res.body, alive)) {
-          if (msg.event === "error") throw streamProblem(msg.data, res);
-          if (!msg.data) continue;
-          const ev = parseEvent(msg.data, res);
-          const evId = BigInt(ev.id);
-          // Never hand out an event twice, whatever the server replays.
-          if (lastId !== undefined && evId <= BigInt(lastId)) continue;
-          lastId = String(evId);
-          received++;
-          failures = 0;
-          confirmingEnd = false;
-          if (terminalEventKinds.has(ev.kind)) {
-            yield ev;
-            return;
-          }
-          // A slow consumer is not an idle connection: no watchdog while the event is out.
-          clearTimeout(idle);
-          yield ev;
-          alive();
-        }
-        // The server ended the stream without a terminal event (shutdown, restart, or we
-        // resumed after the terminal event): find out which below.
-      } catch (err) {
-        if (signal?.aborted) throw signal.reason;
-        const reason: unknown = connection.signal.aborted ? connection.signal.reason : err; // the idle watchdog's error
-        const e = reason instanceof FabricError ? reason : FabricError.network(err, "event stream");
-        if (!e.retryable) throw e;
-        lastError = e;
-      } finally {
-        clearTimeout(idle);
-        signal?.removeEventListener("abort", onAbort);
-        connection.abort();
-      }
-      if (lastError === undefined && received === 0) {
-        // An empty, clean end. If the run is over, either its terminal event is at or
-        // before lastId (resumed past the end: done) or the server closed before
-        // delivering it — one more connection tells them apart (it replays the event, or
-        // ends empty again).
-        const run = await this.get(id, { signal });
-        if (terminalRunStatuses.has(run.status)) {
-          if (confirmingEnd) return;
-          confirmingEnd = true;
-          continue;
-        }
-      }
-      if (++failures > retry.maxAttempts) {
-        throw lastError ?? new FabricError({ status: 0, code: "network_error", detail: `the event stream of run ${id} kept ending before the run did` });
-      }
-      await sleep(backoff(failures, retry), signal);
-    }
+    yield* followEvents(this.client, {
+      what: `event stream of run ${id}`,
+      path: "/v1/workflow-runs/{id}/events",
+      pathParams: { id },
+      afterId: opts.afterId,
+      signal: opts.signal,
+      retry: { ...this.client.retry, ...opts.retry },
+      isLast: (ev) => terminalEventKinds.has(ev.kind),
+      // An empty, clean end: if the run is over, either its terminal event is at or
+      // before lastId (resumed past the end: done) or the server closed before
+      // delivering it — one more connection tells them apart.
+      emptyEndMayBeFinal: async (signal) => terminalRunStatuses.has((await this.get(id, { signal })).status),
+      endedEarly: `the event stream of run ${id} kept ending before the run did`,
+    });
   }
 
   /**
@@ -430,6 +452,100 @@ export class RunsResource {
     } finally {
       clearTimeout(timer);
     }
+  }
+}
+
+interface FollowInit {
+  what: string;
+  path: string;
+  pathParams?: Record<string, string>;
+  query?: Record<string, string | undefined>;
+  afterId: string | number | bigint | undefined;
+  signal: AbortSignal | undefined;
+  retry: Required<RetryOptions>;
+  /** The stream is over once this event was yielded. */
+  isLast?: (ev: RunEvent) => boolean;
+  /** After a clean end that carried nothing: may the stream be over? (confirmed by one more empty connection) */
+  emptyEndMayBeFinal?: (signal: AbortSignal | undefined) => Promise<boolean>;
+  endedEarly: string;
+}
+
+/**
+ * Follows an SSE event stream of Fabric: reconnects with `Last-Event-ID` after dropped
+ * connections, 5xx / 429 and server-side stream errors (bounded exponential backoff with
+ * jitter; the attempt count resets whenever an event arrives), never yields an event
+ * twice, and throws 4xx problems at once. Shared by `runs.watch` and `events.stream`.
+ */
+async function* followEvents(client: FabricClient, init: FollowInit): AsyncGenerator<RunEvent, void, undefined> {
+  const { retry, signal, what } = init;
+  let lastId = init.afterId === undefined ? undefined : String(init.afterId);
+  if (lastId !== undefined && !/^\d+$/.test(lastId)) throw new TypeError(`${what}: afterId must be an event id`);
+  let failures = 0;
+  let confirmingEnd = false;
+  for (;;) {
+    signal?.throwIfAborted();
+    const connection = new AbortController();
+    const onAbort = () => connection.abort(signal?.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    let received = 0;
+    let lastError: unknown;
+    let idle: ReturnType<typeof setTimeout> | undefined;
+    const alive = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => connection.abort(new FabricError({ status: 0, code: "network_error", detail: `${what}: no data for ${retry.idleTimeoutMs} ms` })), retry.idleTimeoutMs);
+    };
+    try {
+      alive();
+      const res = await client.send("get", init.path, {
+        path: init.pathParams,
+        query: init.query,
+        accept: "text/event-stream",
+        extraHeaders: { "cache-control": "no-cache", ...(lastId !== undefined ? { "last-event-id": lastId } : {}) },
+        options: { signal: connection.signal },
+      });
+      if (!res.body) throw new FabricError({ status: res.status, code: "invalid_response", detail: "the event stream has no body" });
+      for await (const msg of readSse(res.body, alive)) {
+        if (msg.event === "error") throw streamProblem(msg.data, res);
+        if (!msg.data) continue;
+        const ev = parseEvent(msg.data, res);
+        const evId = BigInt(ev.id);
+        // Never hand out an event twice, whatever the server replays.
+        if (lastId !== undefined && evId <= BigInt(lastId)) continue;
+        lastId = String(evId);
+        received++;
+        failures = 0;
+        confirmingEnd = false;
+        if (init.isLast?.(ev)) {
+          yield ev;
+          return;
+        }
+        // A slow consumer is not an idle connection: no watchdog while the event is out.
+        clearTimeout(idle);
+        yield ev;
+        alive();
+      }
+      // The server ended the stream without a last event (shutdown, restart, or we
+      // resumed after the last event): find out which below.
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      const reason: unknown = connection.signal.aborted ? connection.signal.reason : err; // the idle watchdog's error
+      const e = reason instanceof FabricError ? reason : FabricError.network(err, what);
+      if (!e.retryable) throw e;
+      lastError = e;
+    } finally {
+      clearTimeout(idle);
+      signal?.removeEventListener("abort", onAbort);
+      connection.abort();
+    }
+    if (lastError === undefined && received === 0 && init.emptyEndMayBeFinal && (await init.emptyEndMayBeFinal(signal))) {
+      if (confirmingEnd) return;
+      confirmingEnd = true;
+      continue;
+    }
+    if (++failures > retry.maxAttempts) {
+      throw lastError ?? new FabricError({ status: 0, code: "network_error", detail: init.endedEarly });
+    }
+    await sleep(backoff(failures, retry), signal);
   }
 }
 
@@ -476,4 +592,249 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
     }, ms);
     signal?.addEventListener("abort", onAbort, { once: true });
   });
+}
+
+// ---- identity, tenancy, keys, authz, audit, events ---------------------------------
+
+export class AuthResource {
+  constructor(private readonly client: FabricClient) {}
+
+  /** Creates a user; resolves with the principal and its first tokens. No credentials needed. */
+  async signUp(request: SignUpRequest, options?: RequestOptions): Promise<SignUpResponse> {
+    return unwrap(await this.client.call("post", "/v1/auth/signup", { body: request, options }), "signUp");
+  }
+
+  /** Email and password for tokens (`tokens.access_token` is the JWT to pass as `token`). No credentials needed. */
+  async login(request: LoginRequest, options?: RequestOptions): Promise<LoginResponse> {
+    return unwrap(await this.client.call("post", "/v1/auth/login", { body: request, options }), "login");
+  }
+
+  /** Exchanges a refresh token for new tokens; the old refresh token is spent. */
+  async refresh(refreshToken: string, options?: RequestOptions): Promise<Tokens> {
+    return unwrap(await this.client.call("post", "/v1/auth/refresh", { body: { refresh_token: refreshToken }, options }), "refreshToken");
+  }
+
+  /** Revokes a refresh token (the caller must be authenticated). */
+  async logout(refreshToken: string, options?: RequestOptions): Promise<void> {
+    unwrap(await this.client.call("post", "/v1/auth/logout", { body: { refresh_token: refreshToken }, options }), "logout");
+  }
+}
+
+export class MeResource {
+  constructor(private readonly client: FabricClient) {}
+
+  /** Who the caller is: the principal, and the organization / API key it acts through. */
+  async get(options?: RequestOptions): Promise<GetMeResponse> {
+    return unwrap(await this.client.call("get", "/v1/me", { options }), "getMe");
+  }
+
+  /** The caller's organizations, with its role in each. */
+  async organizations(options?: RequestOptions): Promise<MyOrganization[]> {
+    return unwrap(await this.client.call("get", "/v1/me/organizations", { options }), "listMyOrganizations");
+  }
+
+  /** The caller's teams (of `params.organization_id`, or of the organization it acts in). */
+  async teams(params: MeScopeParams = {}, options?: RequestOptions): Promise<MyTeam[]> {
+    return unwrap(await this.client.call("get", "/v1/me/teams", { query: params, options }), "listMyTeams");
+  }
+
+  /** The caller's effective permissions, organization-wide and per team. */
+  async permissions(params: MeScopeParams = {}, options?: RequestOptions): Promise<MyPermissions> {
+    return unwrap(await this.client.call("get", "/v1/me/permissions", { query: params, options }), "getMyPermissions");
+  }
+}
+
+export class OrganizationsResource {
+  constructor(private readonly client: FabricClient) {}
+
+  /** Creates an organization; the calling user becomes its owner. */
+  async create(request: CreateOrganizationRequest, options?: RequestOptions): Promise<Organization> {
+    return unwrap(await this.client.call("post", "/v1/organizations", { body: request, options }), "createOrganization");
+  }
+
+  async get(id: string, options?: RequestOptions): Promise<Organization> {
+    return unwrap(await this.client.call("get", "/v1/organizations/{id}", { path: { id }, options }), "getOrganization");
+  }
+
+  async update(id: string, request: UpdateOrganizationRequest, options?: RequestOptions): Promise<Organization> {
+    return unwrap(await this.client.call("patch", "/v1/organizations/{id}", { path: { id }, body: request, options }), "updateOrganization");
+  }
+
+  async archive(id: string, options?: RequestOptions): Promise<Organization> {
+    return unwrap(await this.client.call("post", "/v1/organizations/{id}/archive", { path: { id }, body: {}, options }), "archiveOrganization");
+  }
+}
+
+export class TeamsResource {
+  constructor(private readonly client: FabricClient) {}
+
+  async create(organizationId: string, request: CreateTeamRequest, options?: RequestOptions): Promise<Team> {
+    return unwrap(await this.client.call("post", "/v1/organizations/{organization_id}/teams", { path: { organization_id: organizationId }, body: request, options }), "createTeam");
+  }
+
+  async get(organizationId: string, id: string, options?: RequestOptions): Promise<Team> {
+    return unwrap(await this.client.call("get", "/v1/organizations/{organization_id}/teams/{id}", { path: { organization_id: organizationId, id }, options }), "getTeam");
+  }
+
+  /** The organization's teams the caller may read. */
+  async list(organizationId: string, options?: RequestOptions): Promise<Team[]> {
+    return unwrap(await this.client.call("get", "/v1/organizations/{organization_id}/teams", { path: { organization_id: organizationId }, options }), "listTeams");
+  }
+
+  async update(organizationId: string, id: string, request: UpdateTeamRequest, options?: RequestOptions): Promise<Team> {
+    return unwrap(await this.client.call("patch", "/v1/organizations/{organization_id}/teams/{id}", { path: { organization_id: organizationId, id }, body: request, options }), "updateTeam");
+  }
+
+  async delete(organizationId: string, id: string, options?: RequestOptions): Promise<void> {
+    unwrap(await this.client.call("delete", "/v1/organizations/{organization_id}/teams/{id}", { path: { organization_id: organizationId, id }, options }), "deleteTeam");
+  }
+}
+
+export class MembersResource {
+  constructor(private readonly client: FabricClient) {}
+
+  /** Memberships of the organization (organization-wide and team ones), or of `params.team_id`. */
+  async list(organizationId: string, params: ListMembersParams = {}, options?: RequestOptions): Promise<Membership[]> {
+    return unwrap(await this.client.call("get", "/v1/organizations/{organization_id}/members", { path: { organization_id: organizationId }, query: params, options }), "listMembers");
+  }
+
+  /** Adds a principal to the organization, or to `team_id`, with `role`. */
+  async add(organizationId: string, request: AddMemberRequest, options?: RequestOptions): Promise<Membership> {
+    return unwrap(await this.client.call("post", "/v1/organizations/{organization_id}/members", { path: { organization_id: organizationId }, body: request, options }), "addMember");
+  }
+
+  /** Changes a membership's role. */
+  async update(organizationId: string, id: string, request: UpdateMemberRequest, options?: RequestOptions): Promise<Membership> {
+    return unwrap(await this.client.call("patch", "/v1/organizations/{organization_id}/members/{id}", { path: { organization_id: organizationId, id }, body: request, options }), "updateMember");
+  }
+
+  async remove(organizationId: string, id: string, options?: RequestOptions): Promise<void> {
+    unwrap(await this.client.call("delete", "/v1/organizations/{organization_id}/members/{id}", { path: { organization_id: organizationId, id }, options }), "removeMember");
+  }
+
+  /** Creates a service account; resolves with its membership (give it a key with `apiKeys.create`). */
+  async createServiceAccount(organizationId: string, request: CreateServiceAccountRequest, options?: RequestOptions): Promise<Membership> {
+    return unwrap(await this.client.call("post", "/v1/organizations/{organization_id}/service-accounts", { path: { organization_id: organizationId }, body: request, options }), "createServiceAccount");
+  }
+}
+
+export class InvitationsResource {
+  constructor(private readonly client: FabricClient) {}
+
+  /** Invites an email address; resolves with the invitation and its single-use `token` (shown once). */
+  async create(organizationId: string, request: CreateInvitationRequest, options?: RequestOptions): Promise<CreateInvitationResponse> {
+    return unwrap(await this.client.call("post", "/v1/organizations/{organization_id}/invitations", { path: { organization_id: organizationId }, body: request, options }), "createInvitation");
+  }
+
+  async list(organizationId: string, options?: RequestOptions): Promise<Invitation[]> {
+    return unwrap(await this.client.call("get", "/v1/organizations/{organization_id}/invitations", { path: { organization_id: organizationId }, options }), "listInvitations");
+  }
+
+  async revoke(organizationId: string, id: string, options?: RequestOptions): Promise<Invitation> {
+    return unwrap(await this.client.call("post", "/v1/organizations/{organization_id}/invitations/{id}/revoke", { path: { organization_id: organizationId, id }, body: {}, options }), "revokeInvitation");
+  }
+
+  /** Accepts an invitation as the calling user; resolves with the new membership. */
+  async accept(token: string, options?: RequestOptions): Promise<Membership> {
+    return unwrap(await this.client.call("post", "/v1/invitations/accept", { body: { token }, options }), "acceptInvitation");
+  }
+}
+
+export class ApiKeysResource {
+  constructor(private readonly client: FabricClient) {}
+
+  /** Creates a key; resolves with it and its raw value `key` (shown once). */
+  async create(organizationId: string, request: CreateApiKeyRequest, options?: RequestOptions): Promise<CreateApiKeyResponse> {
+    return unwrap(await this.client.call("post", "/v1/organizations/{organization_id}/api-keys", { path: { organization_id: organizationId }, body: request, options }), "createApiKey");
+  }
+
+  /** The organization's keys (never their secrets). */
+  async list(organizationId: string, options?: RequestOptions): Promise<ApiKey[]> {
+    return unwrap(await this.client.call("get", "/v1/organizations/{organization_id}/api-keys", { path: { organization_id: organizationId }, options }), "listApiKeys");
+  }
+
+  /** A new secret for the key (the old one stops working); resolves with the new raw value `key`. */
+  async rotate(organizationId: string, id: string, options?: RequestOptions): Promise<RotateApiKeyResponse> {
+    return unwrap(await this.client.call("post", "/v1/organizations/{organization_id}/api-keys/{id}/rotate", { path: { organization_id: organizationId, id }, body: {}, options }), "rotateApiKey");
+  }
+
+  async revoke(organizationId: string, id: string, options?: RequestOptions): Promise<ApiKey> {
+    return unwrap(await this.client.call("post", "/v1/organizations/{organization_id}/api-keys/{id}/revoke", { path: { organization_id: organizationId, id }, body: {}, options }), "revokeApiKey");
+  }
+}
+
+export class AuthzResource {
+  constructor(private readonly client: FabricClient) {}
+
+  /** May the caller perform `action` on `resource` (`organization:<id>`, `team:<id>`, …)? A denial is `allowed: false`, not an error. */
+  async check(request: CheckRequest, options?: RequestOptions): Promise<CheckResponse> {
+    return unwrap(await this.client.call("post", "/v1/authz/check", { body: request, options }), "checkPermission");
+  }
+
+  /** Several checks at once; one verdict per check, in order. */
+  async batchCheck(checks: CheckRequest[], options?: RequestOptions): Promise<CheckResponse[]> {
+    return unwrap(await this.client.call("post", "/v1/authz/check-batch", { body: { checks }, options }), "batchCheckPermissions");
+  }
+}
+
+export class AuditResource {
+  constructor(private readonly client: FabricClient) {}
+
+  /** One page of the organization's audit log, newest first, filtered by actor, action, resource and time. */
+  async list(organizationId: string, params: ListAuditParams = {}, options?: RequestOptions): Promise<Page<AuditEntry>> {
+    return this.client.call("get", "/v1/organizations/{organization_id}/audit-log", { path: { organization_id: organizationId }, query: params, options });
+  }
+
+  /** Every entry matching `params`, page by page. */
+  listAll(organizationId: string, params: ListAuditParams = {}, options?: RequestOptions): AsyncGenerator<AuditEntry, void, undefined> {
+    return allPages((page_token) => this.list(organizationId, { ...params, page_token }, options), params.page_token);
+  }
+}
+
+export interface EventStreamOptions {
+  /** Event kinds to receive; a trailing `*` matches a prefix (`workflow.run.*`). Default: all. */
+  kinds?: string | readonly string[];
+  /** Only this run's events. */
+  runId?: string;
+  /** Only events of this team's runs. */
+  teamId?: string;
+  /** Start after this event id (replaying what followed it) instead of from now. */
+  afterId?: string | number | bigint;
+  /** Ends the stream (the iterator then finishes normally). */
+  signal?: AbortSignal;
+  /** Overrides the client's reconnection policy. */
+  retry?: RetryOptions;
+}
+
+export class EventsResource {
+  constructor(private readonly client: FabricClient) {}
+
+  /**
+   * The organization's events the caller may see (run and node events of readable
+   * teams, plus organization-wide events for callers with `event.read` across it), live,
+   * in id order. Reconnects like `runs.watch` (`Last-Event-ID`, bounded backoff, no gap,
+   * no duplicate); a 4xx — e.g. the key was revoked mid-stream — is thrown.
+   *
+   * It never ends by itself: abort `signal` (or break out of the loop) to stop; after an
+   * abort the iterator simply finishes.
+   */
+  async *stream(opts: EventStreamOptions = {}): AsyncGenerator<FabricEvent, void, undefined> {
+    const kinds = typeof opts.kinds === "string" ? opts.kinds : opts.kinds?.join(",");
+    const { signal } = opts;
+    if (signal?.aborted) return;
+    try {
+      yield* followEvents(this.client, {
+        what: "organization event stream",
+        path: "/v1/events/stream",
+        query: { kinds: kinds || undefined, run_id: opts.runId, team_id: opts.teamId },
+        afterId: opts.afterId,
+        signal,
+        retry: { ...this.client.retry, ...opts.retry },
+        endedEarly: "the organization event stream kept ending",
+      });
+    } catch (err) {
+      if (signal?.aborted) return;
+      throw err;
+    }
+  }
 }

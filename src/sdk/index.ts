@@ -1,13 +1,65 @@
 /**
  * Fabric's TypeScript SDK. See `FabricClient` (./client.ts) for usage and conventions.
  */
-export { FabricClient, RunsResource, WorkflowsResource, sdkVersion, terminalEventKinds, terminalRunStatuses } from "./client.js";
-export type { FabricClientOptions, FetchLike, RequestOptions, RetryOptions, WaitOptions, WatchOptions } from "./client.js";
+export {
+  ApiKeysResource,
+  AuditResource,
+  AuthResource,
+  AuthzResource,
+  EventsResource,
+  FabricClient,
+  InvitationsResource,
+  MeResource,
+  MembersResource,
+  OrganizationsResource,
+  RunsResource,
+  TeamsResource,
+  WorkflowsResource,
+  sdkVersion,
+  terminalEventKinds,
+  terminalRunStatuses,
+} from "./client.js";
+export type { EventStreamOptions, FabricClientOptions, FetchLike, RequestOptions, RetryOptions, WaitOptions, WatchOptions } from "./client.js";
 export { FabricError } from "./errors.js";
 export type { ClientErrorCode, FabricErrorInit } from "./errors.js";
 export type { FabricGrpc } from "./grpc.js";
 export { readSse, type SseMessage } from "./sse.js";
 export type {
+  AddMemberRequest,
+  ApiKey,
+  AuditEntry,
+  CheckRequest,
+  CheckResponse,
+  CreateApiKeyRequest,
+  CreateApiKeyResponse,
+  CreateInvitationRequest,
+  CreateInvitationResponse,
+  CreateOrganizationRequest,
+  CreateServiceAccountRequest,
+  CreateTeamRequest,
+  FabricEvent,
+  GetMeResponse,
+  Invitation,
+  ListAuditParams,
+  ListMembersParams,
+  LoginRequest,
+  LoginResponse,
+  MeScopeParams,
+  Membership,
+  MyOrganization,
+  MyPermissions,
+  MyTeam,
+  Organization,
+  Principal,
+  RotateApiKeyResponse,
+  SignUpRequest,
+  SignUpResponse,
+  Team,
+  TeamPermissions,
+  Tokens,
+  UpdateMemberRequest,
+  UpdateOrganizationRequest,
+  UpdateTeamRequest,
   ListRunsParams,
   ListWorkflowsParams,
   NodeSpec,

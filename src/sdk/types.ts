@@ -27,9 +27,36 @@ export type ValidateWorkflowResult = Schemas["ValidateWorkflowResponse"];
 /** RFC 9457 problem details, as every non-2xx REST answer carries them. */
 export type Problem = Schemas["Problem"];
 
+// identity
+export type Principal = Schemas["Principal"];
+export type Tokens = Schemas["Tokens"];
+export type SignUpResponse = Schemas["SignUpResponse"];
+export type LoginResponse = Schemas["LoginResponse"];
+export type GetMeResponse = Schemas["GetMeResponse"];
+export type MyOrganization = Schemas["MyOrganization"];
+export type MyTeam = Schemas["MyTeam"];
+export type TeamPermissions = Schemas["TeamPermissions"];
+export type MyPermissions = Schemas["GetMyPermissionsResponse"];
+// tenancy
+export type Organization = Schemas["Organization"];
+export type Team = Schemas["Team"];
+export type Membership = Schemas["Membership"];
+export type Invitation = Schemas["Invitation"];
+export type CreateInvitationResponse = Schemas["CreateInvitationResponse"];
+// api keys
+export type ApiKey = Schemas["ApiKey"];
+export type CreateApiKeyResponse = Schemas["CreateApiKeyResponse"];
+export type RotateApiKeyResponse = Schemas["RotateApiKeyResponse"];
+// authz, audit, events
+export type CheckRequest = Schemas["CheckRequest"];
+export type CheckResponse = Schemas["CheckResponse"];
+export type AuditEntry = Schemas["AuditEntry"];
+/** One event of the organization stream (`GET /v1/events/stream`): the same shape as a run's events. */
+export type FabricEvent = Schemas["Event"];
+
 // ---- typed plumbing over `paths` --------------------------------------------------
 
-export type HttpMethod = "get" | "post";
+export type HttpMethod = "get" | "post" | "patch" | "delete";
 /** The operation object of `path` + `method` (never when the path has no such method). */
 export type Operation<P extends keyof paths, M extends HttpMethod> = NonNullable<paths[P][M]>;
 type SuccessStatus = 200 | 201 | 202;
@@ -50,6 +77,22 @@ export type ListWorkflowsParams = NonNullable<QueryParams<operations["listWorkfl
 export type ListRunsParams = NonNullable<QueryParams<operations["listRuns"]>>;
 /** `POST /v1/workflow-runs/{id}/signal`. */
 export type SignalRunRequest = NonNullable<JsonBody<operations["signalRun"]>>;
+
+export type SignUpRequest = JsonBody<operations["signUp"]>;
+export type LoginRequest = JsonBody<operations["login"]>;
+export type MeScopeParams = NonNullable<QueryParams<operations["getMyPermissions"]>>;
+export type CreateOrganizationRequest = JsonBody<operations["createOrganization"]>;
+export type UpdateOrganizationRequest = NonNullable<JsonBody<operations["updateOrganization"]>>;
+export type CreateTeamRequest = JsonBody<operations["createTeam"]>;
+export type UpdateTeamRequest = NonNullable<JsonBody<operations["updateTeam"]>>;
+export type ListMembersParams = NonNullable<QueryParams<operations["listMembers"]>>;
+export type AddMemberRequest = JsonBody<operations["addMember"]>;
+export type UpdateMemberRequest = JsonBody<operations["updateMember"]>;
+export type CreateServiceAccountRequest = JsonBody<operations["createServiceAccount"]>;
+export type CreateInvitationRequest = JsonBody<operations["createInvitation"]>;
+export type CreateApiKeyRequest = JsonBody<operations["createApiKey"]>;
+/** Filters of `GET /v1/organizations/{organization_id}/audit-log` (`since`/`until` are RFC 3339 timestamps). */
+export type ListAuditParams = NonNullable<QueryParams<operations["listAuditEntries"]>>;
 
 /** One page of a list, exactly as the wire has it. `next_page_token` is empty on the last page. */
 export interface Page<T> {
