@@ -26,3 +26,4 @@ export type {
   WorkflowDefinition,
   WorkflowSpec,
 } from "./types.js";
+export { verifyWebhookSignature, type VerifyWebhookSignatureInput } from "./webhooks.js";
