@@ -31,6 +31,10 @@ const schema = z.object({
     .regex(/^fab_[a-z0-9]{8}_[A-Za-z0-9]{20,}$/, "expected fab_<8 lowercase letters/digits>_<20+ letters/digits>")
     .optional(),
   JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+  /** Key material for secrets stored encrypted (webhook signing secrets); falls back to JWT_SECRET. */
+  FABRIC_SECRETS_KEY: z.string().min(32, "must be at least 32 characters").optional(),
+  /** Development only: webhooks may target loopback/private addresses (tests, local receivers). */
+  FABRIC_WEBHOOKS_ALLOW_PRIVATE: z.enum(["true", "false"]).transform((v) => v === "true").optional(),
   WORKER_ID: z.string().min(1).max(200).default(() => randomUUID()),
   WORKER_CONCURRENCY: int(1, 1000).default(4),
   WORKER_POLL_INTERVAL: duration.default(500),

@@ -11,6 +11,7 @@
  * All state is prepared up front with a worker, which is then stopped, so nothing moves
  * between the REST call and the gRPC call (responses are deterministic).
  */
+import { randomUUID } from "node:crypto";
 import { fromJson, toJson, type DescMethod, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
@@ -18,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { methodsByRpc, restOperations, services } from "../src/control-plane/contract.js";
 import { ValidationIssueSchema } from "../gen/proto/fabric/v1/workflow_pb.js";
 import { eventually, smokeWorkflow, startTestFabric, type TestFabric } from "./helpers/fabric.js";
+import { webhookDeliveries } from "../src/db/schema.js";
 import { insertKey, insertMembership, insertUser, setup } from "./parity/fixtures.js";
 
 type Side = "rest" | "grpc";
@@ -106,6 +108,8 @@ const st = {
   viewerKey: "",
   team: "",
   acc: { rest: {} as Record<string, string>, grpc: {} as Record<string, string> },
+  /** A webhook with one recorded delivery, read by both sides. */
+  hook: "",
 };
 /** Per-side labels for ids that differ between the sides; applied by normalise(). */
 const labels: Record<Side, Map<string, string>> = { rest: new Map(), grpc: new Map() };
@@ -133,6 +137,7 @@ function normalise(v: unknown, side: Side): unknown {
     if (/^fabr_[\w-]{43}$/.test(v)) return "<refresh-token>";
     if (/^fabi_[\w-]{43}$/.test(v)) return "<invitation-token>";
     if (/^fab_[a-z0-9]{8}_[A-Za-z0-9]{32}$/.test(v)) return "<api-key>";
+    if (/^whsec_[\w-]{43}$/.test(v)) return "<webhook-secret>";
     return v.replaceAll(tag(side), "<side>").replaceAll(lc(side), "<side>").replace(uuid, (id) => labels[side].get(id) ?? (sharedIds.has(id) ? id : "<new-id>"));
   }
   if (Array.isArray(v)) return v.map((x) => normalise(x, side));
@@ -773,6 +778,77 @@ const table: Record<string, Parity> = {
       unauth(() => ({ rest: { path: orgPath("/audit-log") }, grpc: { organization_id: st.orgId } })),
     ],
   },
+
+  // ── WebhookService ─────────────────────────────────────────────────────────────────────
+  // Public IP literals (TEST-NET-3) and a filter matching nothing: nothing is ever sent.
+
+  "fabric.v1.WebhookService/CreateWebhook": {
+    shape: { data: "*", status: () => 201 },
+    ok: [{ name: "a webhook (secret shown once)", call: (s) => ({ rest: { path: orgPath("/webhooks"), body: { url: `https://203.0.113.10/${tag(s)}`, event_filter: "no.match", max_retries: 3 } }, grpc: { organization_id: st.orgId, url: `https://203.0.113.10/${tag(s)}`, event_filter: "no.match", max_retries: 3 } }) }],
+    errors: [
+      { name: "no url", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: orgPath("/webhooks"), body: { url: "" } }, grpc: { organization_id: st.orgId, url: "" } }) },
+      { name: "a loopback url", kind: "invalid_argument", code: "url_not_allowed", call: () => ({ rest: { path: orgPath("/webhooks"), body: { url: "http://127.0.0.1/x" } }, grpc: { organization_id: st.orgId, url: "http://127.0.0.1/x" } }) },
+      { name: "the metadata address", kind: "invalid_argument", code: "url_not_allowed", call: () => ({ rest: { path: orgPath("/webhooks"), body: { url: "http://169.254.169.254/latest" } }, grpc: { organization_id: st.orgId, url: "http://169.254.169.254/latest" } }) },
+      { name: "as a viewer", kind: "permission_denied", code: "permission_denied", key: "viewer", call: () => ({ rest: { path: orgPath("/webhooks"), body: { url: "https://203.0.113.10/v" } }, grpc: { organization_id: st.orgId, url: "https://203.0.113.10/v" } }) },
+      otherOrg(() => ({ rest: { path: orgPath("/webhooks"), body: { url: "https://203.0.113.10/o" } }, grpc: { organization_id: st.orgId, url: "https://203.0.113.10/o" } })),
+      unauth(() => ({ rest: { path: orgPath("/webhooks"), body: { url: "https://203.0.113.10/u" } }, grpc: { organization_id: st.orgId, url: "https://203.0.113.10/u" } })),
+    ],
+  },
+
+  "fabric.v1.WebhookService/ListWebhooks": {
+    shape: { data: "webhooks" },
+    ok: [{ name: "all", shared: true, call: () => ({ rest: { path: orgPath("/webhooks") }, grpc: { organization_id: st.orgId } }) }],
+    errors: [
+      { name: "as a viewer", kind: "permission_denied", code: "permission_denied", key: "viewer", call: () => ({ rest: { path: orgPath("/webhooks") }, grpc: { organization_id: st.orgId } }) },
+      otherOrg(() => ({ rest: { path: orgPath("/webhooks") }, grpc: { organization_id: st.orgId } })),
+      unauth(() => ({ rest: { path: orgPath("/webhooks") }, grpc: { organization_id: st.orgId } })),
+    ],
+  },
+
+  "fabric.v1.WebhookService/UpdateWebhook": {
+    shape: { data: "webhook" },
+    ok: [{ name: "description and retries", call: (s) => ({ rest: { path: orgPath(`/webhooks/${acc(s).updHook}`), body: { description: `Updated ${tag(s)}`, max_retries: 2 } }, grpc: { organization_id: st.orgId, id: acc(s).updHook, description: `Updated ${tag(s)}`, max_retries: 2 } }) }],
+    errors: [
+      { name: "an unknown id", kind: "not_found", code: "not_found", call: () => ({ rest: { path: orgPath(`/webhooks/${unknownId}`), body: { enabled: false } }, grpc: { organization_id: st.orgId, id: unknownId, enabled: false } }) },
+      { name: "max_retries out of range", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: orgPath(`/webhooks/${st.hook}`), body: { max_retries: 21 } }, grpc: { organization_id: st.orgId, id: st.hook, max_retries: 21 } }) },
+      { name: "a private url", kind: "invalid_argument", code: "url_not_allowed", call: () => ({ rest: { path: orgPath(`/webhooks/${st.hook}`), body: { url: "http://10.0.0.1/x" } }, grpc: { organization_id: st.orgId, id: st.hook, url: "http://10.0.0.1/x" } }) },
+      otherOrg(() => ({ rest: { path: orgPath(`/webhooks/${st.hook}`), body: { enabled: false } }, grpc: { organization_id: st.orgId, id: st.hook, enabled: false } })),
+      unauth(() => ({ rest: { path: orgPath(`/webhooks/${st.hook}`), body: { enabled: false } }, grpc: { organization_id: st.orgId, id: st.hook, enabled: false } })),
+    ],
+  },
+
+  "fabric.v1.WebhookService/DeleteWebhook": {
+    shape: { data: "webhook" },
+    ok: [{ name: "a webhook", call: (s) => ({ rest: { path: orgPath(`/webhooks/${acc(s).delHook}`) }, grpc: { organization_id: st.orgId, id: acc(s).delHook } }) }],
+    errors: [
+      { name: "an unknown id", kind: "not_found", code: "not_found", call: () => ({ rest: { path: orgPath(`/webhooks/${unknownId}`) }, grpc: { organization_id: st.orgId, id: unknownId } }) },
+      { name: "as a viewer", kind: "permission_denied", code: "permission_denied", key: "viewer", call: () => ({ rest: { path: orgPath(`/webhooks/${st.hook}`) }, grpc: { organization_id: st.orgId, id: st.hook } }) },
+      unauth(() => ({ rest: { path: orgPath(`/webhooks/${st.hook}`) }, grpc: { organization_id: st.orgId, id: st.hook } })),
+    ],
+  },
+
+  "fabric.v1.WebhookService/ListWebhookDeliveries": {
+    shape: { data: "deliveries" },
+    ok: [
+      { name: "all", shared: true, call: () => ({ rest: { path: orgPath(`/webhooks/${st.hook}/deliveries`) }, grpc: { organization_id: st.orgId, webhook_id: st.hook } }) },
+      { name: "by status", shared: true, call: () => ({ rest: { path: orgPath(`/webhooks/${st.hook}/deliveries`), query: { status: "failed" } }, grpc: { organization_id: st.orgId, webhook_id: st.hook, status: "failed" } }) },
+    ],
+    errors: [
+      { name: "an unknown webhook", kind: "not_found", code: "not_found", call: () => ({ rest: { path: orgPath(`/webhooks/${unknownId}/deliveries`) }, grpc: { organization_id: st.orgId, webhook_id: unknownId } }) },
+      { name: "an unknown status", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: orgPath(`/webhooks/${st.hook}/deliveries`), query: { status: "nope" } }, grpc: { organization_id: st.orgId, webhook_id: st.hook, status: "nope" } }) },
+      unauth(() => ({ rest: { path: orgPath(`/webhooks/${st.hook}/deliveries`) }, grpc: { organization_id: st.orgId, webhook_id: st.hook } })),
+    ],
+  },
+
+  "fabric.v1.WebhookService/RedeliverWebhookDelivery": {
+    shape: { data: "delivery" },
+    ok: [{ name: "a failed delivery", call: (s) => ({ rest: { path: orgPath(`/webhooks/${acc(s).redHook}/deliveries/${acc(s).redDelivery}/redeliver`) }, grpc: { organization_id: st.orgId, webhook_id: acc(s).redHook, id: acc(s).redDelivery } }) }],
+    errors: [
+      { name: "an unknown delivery", kind: "not_found", code: "not_found", call: () => ({ rest: { path: orgPath(`/webhooks/${st.hook}/deliveries/${unknownId}/redeliver`) }, grpc: { organization_id: st.orgId, webhook_id: st.hook, id: unknownId } }) },
+      { name: "as a viewer", kind: "permission_denied", code: "permission_denied", key: "viewer", call: () => ({ rest: { path: orgPath(`/webhooks/${st.hook}/deliveries/${unknownId}/redeliver`) }, grpc: { organization_id: st.orgId, webhook_id: st.hook, id: unknownId } }) },
+      unauth(() => ({ rest: { path: orgPath(`/webhooks/${st.hook}/deliveries/${unknownId}/redeliver`) }, grpc: { organization_id: st.orgId, webhook_id: st.hook, id: unknownId } })),
+    ],
+  },
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -838,6 +914,15 @@ beforeAll(async () => {
   st.team = (await setup(fabric, "POST", orgPath("/teams"), { slug: "parity-shared", name: "Shared" }, 201)).id;
   sharedIds.add(st.team);
   await insertMembership(fabric, st.orgId, viewer, "member", st.team);
+  /** A failed delivery row (as a dispatcher leaves it) of `webhookId`, for the listing and redelivery cases. */
+  const insertDelivery = async (webhookId: string) => {
+    const id = randomUUID();
+    await fabric.database.db.insert(webhookDeliveries).values({ id, webhookId, organizationId: st.orgId, eventId: 1, eventKind: "team.created", status: "failed", attempts: 2, responseStatus: 500, responseBody: "nope", error: "http_status: 500", lastAttemptAt: new Date(), nextAttemptAt: null });
+    return id;
+  };
+  st.hook = (await setup(fabric, "POST", orgPath("/webhooks"), { url: "https://203.0.113.10/shared", event_filter: "no.match", description: "shared" }, 201)).webhook.id;
+  sharedIds.add(st.hook);
+  sharedIds.add(await insertDelivery(st.hook));
   for (const s of sides) {
     const a = st.acc[s];
     const email = `user-${lc(s)}@parity.test`;
@@ -861,6 +946,12 @@ beforeAll(async () => {
     const inv = await setup(fabric, "POST", orgPath("/invitations"), { email, role: "member" }, 201);
     a.accInv = inv.invitation.id;
     a.accToken = inv.token;
+    a.updHook = (await setup(fabric, "POST", orgPath("/webhooks"), { url: `https://203.0.113.10/upd-${lc(s)}`, event_filter: "no.match" }, 201)).webhook.id;
+    a.delHook = (await setup(fabric, "POST", orgPath("/webhooks"), { url: `https://203.0.113.10/del-${lc(s)}`, event_filter: "no.match" }, 201)).webhook.id;
+    // Disabled: a redelivery is settled at once (failed, webhook_disabled), without any request.
+    a.redHook = (await setup(fabric, "POST", orgPath("/webhooks"), { url: `https://203.0.113.10/red-${lc(s)}`, event_filter: "no.match" }, 201)).webhook.id;
+    await setup(fabric, "PATCH", orgPath(`/webhooks/${a.redHook!}`), { enabled: false }, 200);
+    a.redDelivery = await insertDelivery(a.redHook!);
     for (const [role, id] of Object.entries(a)) labels[s].set(id, `<${role}>`);
   }
 });

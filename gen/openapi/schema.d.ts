@@ -706,6 +706,76 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/organizations/{organization_id}/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List webhooks */
+        get: operations["listWebhooks"];
+        put?: never;
+        /** Create a webhook (its signing secret is shown once) */
+        post: operations["createWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/organizations/{organization_id}/webhooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete a webhook and its deliveries */
+        delete: operations["deleteWebhook"];
+        options?: never;
+        head?: never;
+        /** Update a webhook (url, filter, enabled, retries, description) */
+        patch: operations["updateWebhook"];
+        trace?: never;
+    };
+    "/v1/organizations/{organization_id}/webhooks/{webhook_id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A webhook's deliveries, newest first */
+        get: operations["listWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/organizations/{organization_id}/webhooks/{webhook_id}/deliveries/{id}/redeliver": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a delivery again now */
+        post: operations["redeliverWebhookDelivery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/events/stream": {
         parameters: {
             query?: never;
@@ -1034,6 +1104,54 @@ export interface components {
             invitation: components["schemas"]["Invitation"];
             /** @description Shown once; the invitee presents it to AcceptInvitation. */
             token: string;
+        };
+        Webhook: {
+            id: string;
+            organization_id: string;
+            url: string;
+            /** @description Comma-separated event kinds; a trailing `*` matches a prefix (`workflow.run.*`); `*` all. */
+            event_filter: string;
+            /** Format: int32 */
+            max_retries: number;
+            description: string;
+            enabled: boolean;
+            /** @description Why the webhook was disabled automatically, when it was. */
+            disabled_reason: string;
+            /** Format: date-time */
+            create_time?: string;
+            /** Format: date-time */
+            update_time?: string;
+        };
+        WebhookDelivery: {
+            id: string;
+            webhook_id: string;
+            /** Format: int64 */
+            event_id: string | number;
+            event_kind: string;
+            /** @description `pending`, `succeeded` or `failed`. */
+            status: string;
+            /** Format: int32 */
+            attempts: number;
+            /**
+             * Format: int32
+             * @description The receiver's last HTTP status (0: no response).
+             */
+            response_status: number;
+            /** @description The first 1,024 characters of the receiver's last response body. */
+            response_body: string;
+            /** @description Why the last attempt failed (network error, timeout, refused address, HTTP status). */
+            error: string;
+            /** Format: date-time */
+            next_attempt_time?: string;
+            /** Format: date-time */
+            last_attempt_time?: string;
+            /** Format: date-time */
+            create_time?: string;
+        };
+        CreateWebhookResponse: {
+            webhook: components["schemas"]["Webhook"];
+            /** @description The signing secret `whsec_…`. Shown once. */
+            secret: string;
         };
         /** @description Exponential backoff between attempts of a node. */
         Backoff: {
@@ -2819,6 +2937,202 @@ export interface operations {
                         data: components["schemas"]["AuditEntry"][];
                         /** @description Pass as `page_token` for the next page; empty on the last page. */
                         next_page_token: string;
+                    };
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    listWebhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                organization_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Webhooks (never their secrets). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Webhook"][];
+                    };
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    createWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                organization_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** @description Required: an http(s) URL whose host resolves to a public address. */
+                    url?: string;
+                    /** @description Default `*`. */
+                    event_filter?: string;
+                    /**
+                     * Format: int32
+                     * @description 0..20, default 8.
+                     */
+                    max_retries?: number;
+                    description?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The webhook and its secret. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["CreateWebhookResponse"];
+                    };
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    deleteWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                organization_id: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The deleted webhook. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Webhook"];
+                    };
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    updateWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                organization_id: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    url?: string;
+                    event_filter?: string;
+                    /** @description Enabling a disabled webhook clears its failure count. */
+                    enabled?: boolean;
+                    /** Format: int32 */
+                    max_retries?: number;
+                    description?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The webhook. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Webhook"];
+                    };
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    listWebhookDeliveries: {
+        parameters: {
+            query?: {
+                /** @description Only deliveries with this status. */
+                status?: string;
+            };
+            header?: never;
+            path: {
+                organization_id: string;
+                webhook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deliveries with their last response. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["WebhookDelivery"][];
+                    };
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    redeliverWebhookDelivery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                organization_id: string;
+                webhook_id: string;
+                /** @description Required: the delivery. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description The delivery, pending again. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["WebhookDelivery"];
                     };
                 };
             };

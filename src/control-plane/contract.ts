@@ -12,13 +12,14 @@ import { EventService, file_fabric_v1_events } from "../../gen/proto/fabric/v1/e
 import { IdentityService, file_fabric_v1_identity } from "../../gen/proto/fabric/v1/identity_pb.js";
 import { RunService, file_fabric_v1_run } from "../../gen/proto/fabric/v1/run_pb.js";
 import { TenancyService, file_fabric_v1_tenancy } from "../../gen/proto/fabric/v1/tenancy_pb.js";
+import { WebhookService, file_fabric_v1_webhooks } from "../../gen/proto/fabric/v1/webhooks_pb.js";
 import { WorkflowService, file_fabric_v1_workflow } from "../../gen/proto/fabric/v1/workflow_pb.js";
 
 export const openApiPath = join(dirname(fileURLToPath(import.meta.url)), "../../gen/openapi/openapi.json");
 export const openApiDocument: Record<string, any> = JSON.parse(readFileSync(openApiPath, "utf8"));
 
-export const services: readonly DescService[] = [WorkflowService, RunService, IdentityService, TenancyService, ApiKeyService, AuthzService, AuditService, EventService];
-export const protoFiles = [file_fabric_v1_workflow, file_fabric_v1_run, file_fabric_v1_identity, file_fabric_v1_tenancy, file_fabric_v1_access, file_fabric_v1_events];
+export const services: readonly DescService[] = [WorkflowService, RunService, IdentityService, TenancyService, ApiKeyService, AuthzService, AuditService, EventService, WebhookService];
+export const protoFiles = [file_fabric_v1_workflow, file_fabric_v1_run, file_fabric_v1_identity, file_fabric_v1_tenancy, file_fabric_v1_access, file_fabric_v1_events, file_fabric_v1_webhooks];
 
 export interface RestOperation {
   operationId: string;

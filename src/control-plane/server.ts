@@ -24,6 +24,9 @@ import { createTenancyService } from "../services/tenancy.js";
 import { startEventHub } from "../services/event-hub.js";
 import { createRunService } from "../services/runs.js";
 import { createWorkflowService } from "../services/workflows.js";
+import { startWebhookDispatcher, type WebhookDispatcherOptions } from "../services/webhook-dispatcher.js";
+import { webhookSettingsFrom } from "../services/webhook-security.js";
+import { createWebhookService } from "../services/webhooks.js";
 import { listenHttp1And2 } from "./grpc/listener.js";
 import { clientAddressKey, createGrpcRoutes } from "./grpc/routes.js";
 import { createRestApp, type ServiceImpls } from "./rest/app.js";
@@ -35,11 +38,13 @@ export interface ControlPlane {
 }
 
 export async function startControlPlane(deps: {
-  config: Pick<Config, "HOST" | "PORT" | "GRPC_PORT" | "FABRIC_ENV" | "FABRIC_MAX_BODY_BYTES" | "JWT_SECRET">;
+  config: Pick<Config, "HOST" | "PORT" | "GRPC_PORT" | "FABRIC_ENV" | "FABRIC_MAX_BODY_BYTES" | "JWT_SECRET" | "FABRIC_SECRETS_KEY" | "FABRIC_WEBHOOKS_ALLOW_PRIVATE">;
   database: Database;
   log: Logger;
   /** How often a live event stream re-checks its API key (revocation). Default 15 s. */
   streamRecheckMs?: number;
+  /** Webhook dispatcher tuning (tests: a fast retry schedule). */
+  webhooks?: Partial<WebhookDispatcherOptions>;
 }): Promise<ControlPlane> {
   const { config, database, log } = deps;
   const db = database.db;
@@ -47,6 +52,8 @@ export async function startControlPlane(deps: {
   const workflows = createWorkflowCache();
   const jwtSecret = jwtSecretFrom(config.JWT_SECRET);
   const serviceDeps = { db, jwtSecret, log };
+  const webhookSettings = webhookSettingsFrom(config);
+  const dispatcher = startWebhookDispatcher({ db, hub, log, settings: webhookSettings, options: deps.webhooks });
   const services: ServiceImpls = {
     "fabric.v1.WorkflowService": createWorkflowService(db),
     "fabric.v1.RunService": createRunService({ db, workflows, hub }),
@@ -56,6 +63,7 @@ export async function startControlPlane(deps: {
     "fabric.v1.AuthzService": createAuthzService(serviceDeps),
     "fabric.v1.AuditService": createAuditService(serviceDeps),
     "fabric.v1.EventService": createEventService({ db, hub, recheckMs: deps.streamRecheckMs }),
+    "fabric.v1.WebhookService": createWebhookService({ db, settings: webhookSettings, kick: dispatcher.kick }),
   };
   const authenticator = createAuthenticator(db, { development: config.FABRIC_ENV === "development", jwtSecret });
   const guard = createGuard(db);
@@ -80,6 +88,7 @@ export async function startControlPlane(deps: {
     restUrl: `http://${display}:${restPort}`,
     grpcUrl: `http://${display}:${grpc.port}`,
     async close() {
+      await dispatcher.close();
       await hub.close(); // ends live streams so their connections can drain
       await Promise.all([
         new Promise<void>((resolve) => {

@@ -226,3 +226,61 @@ export const auditLog = pgTable(
   },
   (t) => [index("audit_log_org").on(t.organizationId, t.id), index("audit_log_org_actor").on(t.organizationId, t.actorPrincipalId, t.id)],
 );
+
+/**
+ * Webhooks of an organization. `secret_ciphertext` is the signing secret encrypted with
+ * AES-256-GCM under a key derived from FABRIC_SECRETS_KEY (or JWT_SECRET), because every
+ * delivery must compute an HMAC with it: a hash would not do. `consecutive_failures`
+ * counts deliveries that ended failed since the last success; at the configured limit
+ * the webhook is disabled (`disabled_reason`).
+ */
+export const webhooks = pgTable(
+  "webhooks",
+  {
+    id: uuid("id").primaryKey(),
+    organizationId: uuid("organization_id").notNull().references(() => organizations.id),
+    url: text("url").notNull(),
+    eventFilter: text("event_filter").notNull(),
+    maxRetries: integer("max_retries").notNull(),
+    description: text("description").notNull().default(""),
+    enabled: boolean("enabled").notNull().default(true),
+    disabledReason: text("disabled_reason").notNull().default(""),
+    secretCiphertext: text("secret_ciphertext").notNull(),
+    consecutiveFailures: integer("consecutive_failures").notNull().default(0),
+    createdAt: createdAt(),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+  },
+  (t) => [index("webhooks_org").on(t.organizationId)],
+);
+
+/**
+ * One row per webhook × event (unique, so every control plane may insert it and only
+ * one row exists). A dispatcher claims due rows by setting `lease_until` (FOR UPDATE
+ * SKIP LOCKED); `pending` rows wait for `next_attempt_at`.
+ */
+export const webhookDeliveries = pgTable(
+  "webhook_deliveries",
+  {
+    id: uuid("id").primaryKey(),
+    webhookId: uuid("webhook_id")
+      .notNull()
+      .references(() => webhooks.id, { onDelete: "cascade" }),
+    organizationId: uuid("organization_id").notNull(),
+    eventId: bigint("event_id", { mode: "number" }).notNull(),
+    eventKind: text("event_kind").notNull(),
+    status: text("status").notNull().default("pending").$type<"pending" | "succeeded" | "failed">(),
+    attempts: integer("attempts").notNull().default(0),
+    nextAttemptAt: ts("next_attempt_at"),
+    leaseUntil: ts("lease_until"),
+    lastAttemptAt: ts("last_attempt_at"),
+    responseStatus: integer("response_status").notNull().default(0),
+    responseBody: text("response_body").notNull().default(""),
+    error: text("error").notNull().default(""),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    unique("webhook_deliveries_once").on(t.webhookId, t.eventId),
+    index("webhook_deliveries_webhook").on(t.webhookId, t.createdAt),
+    index("webhook_deliveries_due").on(t.nextAttemptAt).where(sql`status = 'pending'`),
+  ],
+);

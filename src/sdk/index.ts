@@ -78,3 +78,4 @@ export type {
   WorkflowDefinition,
   WorkflowSpec,
 } from "./types.js";
+export { verifyWebhookSignature, type VerifyWebhookSignatureInput } from "./webhooks.js";

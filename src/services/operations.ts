@@ -76,6 +76,13 @@ export const operationRules: Readonly<Record<string, OperationRule>> = {
   "fabric.v1.AuditService/ListAuditEntries": { org, action: "audit.read" },
 
   "fabric.v1.EventService/StreamEvents": { org: "caller", action: "event.read" },
+
+  "fabric.v1.WebhookService/CreateWebhook": { org, action: "webhook.write" },
+  "fabric.v1.WebhookService/ListWebhooks": { org, action: "webhook.read" },
+  "fabric.v1.WebhookService/UpdateWebhook": { org, action: "webhook.write" },
+  "fabric.v1.WebhookService/DeleteWebhook": { org, action: "webhook.write" },
+  "fabric.v1.WebhookService/ListWebhookDeliveries": { org, action: "webhook.read" },
+  "fabric.v1.WebhookService/RedeliverWebhookDelivery": { org, action: "webhook.write" },
 };
 
 /** The action an operation declares (operations.ts), which its audit entries are named after. */

@@ -11,6 +11,7 @@ import { createProviders } from "../../src/providers/registry.js";
 import { apiKeys, memberships, organizations, principals } from "../../src/db/schema.js";
 import { newApiKey } from "../../src/services/auth.js";
 import { bootstrapDevOrganization } from "../../src/services/bootstrap.js";
+import type { WebhookDispatcherOptions } from "../../src/services/webhook-dispatcher.js";
 import { createTestDatabase, type Engine, type TestDatabase } from "./database.js";
 
 export interface TestFabric {
@@ -44,14 +45,24 @@ export const testWorkerConfig = (overrides: Partial<WorkerConfig> = {}): WorkerC
   ...overrides,
 });
 
-export async function startTestFabric(opts: { worker?: boolean | Partial<WorkerConfig>; engine?: Engine; env?: Record<string, string> } = {}): Promise<TestFabric> {
+export async function startTestFabric(
+  opts: {
+    worker?: boolean | Partial<WorkerConfig>;
+    engine?: Engine;
+    env?: Record<string, string>;
+    /** Webhooks may target loopback (a local receiver); development only. */
+    webhooksAllowPrivate?: boolean;
+    webhooks?: Partial<WebhookDispatcherOptions>;
+  } = {},
+): Promise<TestFabric> {
   const database = await createTestDatabase({ engine: opts.engine });
   const boot = await bootstrapDevOrganization(database.db);
   const controlPlane = await startControlPlane({
-    config: { HOST: "127.0.0.1", PORT: 0, GRPC_PORT: 0, FABRIC_ENV: "development", FABRIC_MAX_BODY_BYTES: 1 << 20 },
+    config: { HOST: "127.0.0.1", PORT: 0, GRPC_PORT: 0, FABRIC_ENV: "development", FABRIC_MAX_BODY_BYTES: 1 << 20, FABRIC_WEBHOOKS_ALLOW_PRIVATE: opts.webhooksAllowPrivate },
     database,
     log: testLog,
     streamRecheckMs: 300,
+    webhooks: opts.webhooks,
   });
   const workers: Worker[] = [];
   const start = async (overrides: Partial<WorkerConfig> = {}) => {
