@@ -1,4 +1,6 @@
 /** Opaque keyset page tokens over (created_at, id), newest first. */
+import { and, eq, lt, or, type SQL } from "drizzle-orm";
+import type { AnyPgColumn } from "drizzle-orm/pg-core";
 import { invalidArgument } from "../domain/errors.js";
 import { isUuid } from "./call-context.js";
 
@@ -24,4 +26,18 @@ export function decodeCursor(token: string): Cursor | undefined {
     // fall through
   }
   throw invalidArgument("page_token is not a token this server issued", [{ path: "/page_token", code: "invalid_value", message: "invalid page_token" }]);
+}
+
+/** The keyset condition "older than the cursor" for lists ordered by (created_at DESC, id DESC). */
+export function olderThan(createdAt: AnyPgColumn, id: AnyPgColumn, cursor: Cursor | undefined): SQL | undefined {
+  if (!cursor) return undefined;
+  const t = new Date(cursor.t);
+  return or(lt(createdAt, t), and(eq(createdAt, t), lt(id, cursor.id)));
+}
+
+/** One page of rows fetched with `limit(size + 1)`, and the token for the next page ("" on the last). */
+export function pageOf<R extends { createdAt: Date; id: string }>(rows: R[], size: number): { page: R[]; nextPageToken: string } {
+  const page = rows.slice(0, size);
+  const last = page.at(-1);
+  return { page, nextPageToken: rows.length > size && last ? encodeCursor({ t: last.createdAt.toISOString(), id: last.id }) : "" };
 }

@@ -9,7 +9,7 @@
  * operation's declared action — in the transaction that makes it.
  */
 import { randomUUID } from "node:crypto";
-import { and, asc, desc, eq, gt, inArray, lt, or, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, inArray, sql } from "drizzle-orm";
 import { create, toJson, type JsonObject } from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
 import {
@@ -48,7 +48,7 @@ import { isUuid, type CallContext } from "./call-context.js";
 import { SubscriberOverflow, type EventHub, type EventRow } from "./event-hub.js";
 import { eventMessage, runMessage } from "./messages.js";
 import { declaredAction } from "./operations.js";
-import { decodeCursor, encodeCursor, pageSize } from "./pagination.js";
+import { decodeCursor, olderThan, pageOf, pageSize } from "./pagination.js";
 
 type RunRow = typeof workflowRuns.$inferSelect;
 type NodeRow = typeof workflowRunNodes.$inferInsert;
@@ -229,17 +229,13 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
             req.status ? eq(t.status, req.status as RunRow["status"]) : undefined,
             req.workflowId ? eq(t.workflowId, req.workflowId) : undefined,
             req.workflowName ? eq(t.workflowName, req.workflowName) : undefined,
-            cursor ? or(lt(t.createdAt, new Date(cursor.t)), and(eq(t.createdAt, new Date(cursor.t)), lt(t.id, cursor.id))) : undefined,
+            olderThan(t.createdAt, t.id, cursor),
           ),
         )
         .orderBy(desc(t.createdAt), desc(t.id))
         .limit(size + 1);
-      const page = rows.slice(0, size);
-      const last = page.at(-1);
-      return create(ListRunsResponseSchema, {
-        runs: page.map((r) => runMessage(r)),
-        nextPageToken: rows.length > size && last ? encodeCursor({ t: last.createdAt.toISOString(), id: last.id }) : "",
-      });
+      const { page, nextPageToken } = pageOf(rows, size);
+      return create(ListRunsResponseSchema, { runs: page.map((r) => runMessage(r)), nextPageToken });
     },
 
     async cancelRun(ctx: CallContext, req: CancelRunRequest) {

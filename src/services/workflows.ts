@@ -9,7 +9,7 @@
  * caller may read. A new version is recorded in the audit log in its transaction.
  */
 import { createHash, randomUUID } from "node:crypto";
-import { and, desc, eq, inArray, lt, or, sql } from "drizzle-orm";
+import { and, desc, eq, inArray, sql } from "drizzle-orm";
 import { create } from "@bufbuild/protobuf";
 import {
   GetWorkflowResponseSchema,
@@ -39,7 +39,7 @@ import { readableTeams, requirePermission } from "./authz.js";
 import { isUuid, type CallContext } from "./call-context.js";
 import { specJson, workflowMessage } from "./messages.js";
 import { declaredAction } from "./operations.js";
-import { decodeCursor, encodeCursor, pageSize } from "./pagination.js";
+import { decodeCursor, olderThan, pageOf, pageSize } from "./pagination.js";
 
 type DefinitionRow = typeof workflowDefinitions.$inferSelect;
 
@@ -108,17 +108,13 @@ export function createWorkflowService(db: Db) {
             eq(t.organizationId, ctx.caller.organizationId),
             visible.all ? undefined : inArray(t.teamId, visible.teamIds),
             req.name ? eq(t.name, req.name) : undefined,
-            cursor ? or(lt(t.createdAt, new Date(cursor.t)), and(eq(t.createdAt, new Date(cursor.t)), lt(t.id, cursor.id))) : undefined,
+            olderThan(t.createdAt, t.id, cursor),
           ),
         )
         .orderBy(desc(t.createdAt), desc(t.id))
         .limit(size + 1);
-      const page = rows.slice(0, size);
-      const last = page.at(-1);
-      return create(ListWorkflowsResponseSchema, {
-        workflows: page.map(workflowMessage),
-        nextPageToken: rows.length > size && last ? encodeCursor({ t: last.createdAt.toISOString(), id: last.id }) : "",
-      });
+      const { page, nextPageToken } = pageOf(rows, size);
+      return create(ListWorkflowsResponseSchema, { workflows: page.map(workflowMessage), nextPageToken });
     },
 
     async validateWorkflow(_ctx: CallContext, req: ValidateWorkflowRequest): Promise<ValidateWorkflowResponse> {
