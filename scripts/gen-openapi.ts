@@ -93,10 +93,12 @@ function deriveOperation(path: string, method: string, op: Json, input: DescMess
     params.push({ name, in: "path", required: true, description: comments.get(f.parent.typeName + "." + f.name)?.replace(/\s*Required\.\s*/, "") || undefined, schema: fieldSchema(f, comments) });
   }
   if (!body) {
-    // Everything else is a query parameter (scalars only).
+    // Everything else is a query parameter.
     for (const f of input.fields) {
       if (pathParams.includes(f.name)) continue;
-      if (f.fieldKind !== "scalar") throw new Error(`${rpc(op)}: field ${f.name} cannot be a query parameter`);
+      // Scalars, and timestamps (RFC 3339 strings, which proto3 JSON parses as they are).
+      const timestamp = f.fieldKind === "message" && f.message.typeName === "google.protobuf.Timestamp";
+      if (f.fieldKind !== "scalar" && !timestamp) throw new Error(`${rpc(op)}: field ${f.name} cannot be a query parameter`);
       params.push({ name: f.name, in: "query", required: false, description: comments.get(input.typeName + "." + f.name) || undefined, schema: fieldSchema(f, comments) });
     }
   } else {
@@ -201,7 +203,8 @@ function messageRef(m: DescMessage, mode: Mode = "output"): Json {
 function scalarSchema(t: ScalarType, doc?: string): Json {
   switch (t) {
     case ScalarType.STRING: {
-      const values = /Values: ([^.]+)\./.exec(doc ?? "")?.[1];
+      // Values may contain dots (`ai.generate`): the list ends at a dot followed by a space or the end.
+      const values = /Values: (.+?)\.(?=\s|$)/.exec(doc ?? "")?.[1];
       return values ? { type: "string", enum: values.split("|").map((v) => v.trim()) } : { type: "string" };
     }
     case ScalarType.BOOL:
