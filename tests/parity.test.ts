@@ -110,6 +110,10 @@ const st = {
   acc: { rest: {} as Record<string, string>, grpc: {} as Record<string, string> },
   /** A webhook with one recorded delivery, read by both sides. */
   hook: "",
+  /** A team whose policy allows only gpt-4o (not served here): calls billed to it are refused. */
+  policyTeam: "",
+  /** A completed text job. */
+  job: "",
 };
 /** Per-side labels for ids that differ between the sides; applied by normalise(). */
 const labels: Record<Side, Map<string, string>> = { rest: new Map(), grpc: new Map() };
@@ -142,7 +146,11 @@ function normalise(v: unknown, side: Side): unknown {
   }
   if (Array.isArray(v)) return v.map((x) => normalise(x, side));
   // An API key's public prefix is random per key: compare its shape.
-  if (v && typeof v === "object") return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, k === "prefix" && typeof x === "string" && /^[a-z0-9]{8}$/.test(x) ? "<prefix>" : normalise(x, side)]));
+  // A usage record's id is a sequence number: each side's call writes its own.
+  if (v && typeof v === "object")
+    return Object.fromEntries(
+      Object.entries(v).map(([k, x]) => [k, k === "prefix" && typeof x === "string" && /^[a-z0-9]{8}$/.test(x) ? "<prefix>" : k === "usage_record_id" && typeof x === "string" && /^\d+$/.test(x) ? "<usage-record>" : normalise(x, side)]),
+    );
   return v;
 }
 
@@ -849,6 +857,172 @@ const table: Record<string, Parity> = {
       unauth(() => ({ rest: { path: orgPath(`/webhooks/${st.hook}/deliveries/${unknownId}/redeliver`) }, grpc: { organization_id: st.orgId, webhook_id: st.hook, id: unknownId } })),
     ],
   },
+
+  // ── ProviderService ────────────────────────────────────────────────────────────────────
+
+  "fabric.v1.ProviderService/ListProviders": {
+    shape: { data: "*" },
+    ok: [{ name: "the enabled providers", shared: true, call: () => ({ rest: { path: "/v1/providers" }, grpc: {} }) }],
+    errors: [
+      { name: "a user in several organizations who names none", kind: "invalid_argument", code: "invalid_argument", key: "user", call: () => ({ rest: { path: "/v1/providers" }, grpc: {} }) },
+      unauth(() => ({ rest: { path: "/v1/providers" }, grpc: {} })),
+    ],
+  },
+
+  "fabric.v1.ProviderService/Execute": {
+    shape: { data: "*" },
+    ok: [
+      { name: "a generation", call: (s) => ({ rest: { path: "/v1/providers/execute", body: { prompt: `hello ${tag(s)}`, max_tokens: 20 } }, grpc: { call: { prompt: `hello ${tag(s)}`, max_tokens: 20 } } }) },
+      { name: "an embedding", call: () => ({ rest: { path: "/v1/providers/execute", body: { operation: "ai.embed", input: ["one", "two"] } }, grpc: { call: { operation: "ai.embed", input: ["one", "two"] } } }) },
+      { name: "billed to a team", call: () => ({ rest: { path: "/v1/providers/execute", body: { prompt: "team", team_id: st.team } }, grpc: { call: { prompt: "team", team_id: st.team } } }) },
+    ],
+    errors: [
+      { name: "no prompt", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: "/v1/providers/execute", body: { max_tokens: 5 } }, grpc: { call: { max_tokens: 5 } } }) },
+      { name: "an unknown operation and strategy", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: "/v1/providers/execute", body: { operation: "ai.dream", strategy: "random" } }, grpc: { call: { operation: "ai.dream", strategy: "random" } } }) },
+      { name: "a model nobody serves", kind: "invalid_argument", code: "model_not_served", call: () => ({ rest: { path: "/v1/providers/execute", body: { prompt: "x", model: "gpt-99" } }, grpc: { call: { prompt: "x", model: "gpt-99" } } }) },
+      { name: "a team whose policy allows no served model", kind: "permission_denied", code: "model_not_allowed", call: () => ({ rest: { path: "/v1/providers/execute", body: { prompt: "x", team_id: st.policyTeam } }, grpc: { call: { prompt: "x", team_id: st.policyTeam } } }) },
+      { name: "an unknown team", kind: "not_found", code: "not_found", call: () => ({ rest: { path: "/v1/providers/execute", body: { prompt: "x", team_id: unknownId } }, grpc: { call: { prompt: "x", team_id: unknownId } } }) },
+      { name: "as a viewer", kind: "permission_denied", code: "permission_denied", key: "viewer", call: () => ({ rest: { path: "/v1/providers/execute", body: { prompt: "x" } }, grpc: { call: { prompt: "x" } } }) },
+      unauth(() => ({ rest: { path: "/v1/providers/execute", body: { prompt: "x" } }, grpc: { call: { prompt: "x" } } })),
+    ],
+  },
+
+  "fabric.v1.ProviderService/EstimateCost": {
+    shape: { data: "*" },
+    ok: [
+      { name: "a generation", shared: true, call: () => ({ rest: { path: "/v1/providers/estimate", body: { prompt: "how much?", max_tokens: 100 } }, grpc: { call: { prompt: "how much?", max_tokens: 100 } } }) },
+      { name: "refused by a team policy", shared: true, call: () => ({ rest: { path: "/v1/providers/estimate", body: { prompt: "x", team_id: st.policyTeam } }, grpc: { call: { prompt: "x", team_id: st.policyTeam } } }) },
+    ],
+    errors: [
+      { name: "max_tokens out of range", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: "/v1/providers/estimate", body: { prompt: "x", max_tokens: 0 } }, grpc: { call: { prompt: "x", max_tokens: 0 } } }) },
+      unauth(() => ({ rest: { path: "/v1/providers/estimate", body: { prompt: "x" } }, grpc: { call: { prompt: "x" } } })),
+    ],
+  },
+
+  // ── PolicyService ──────────────────────────────────────────────────────────────────────
+
+  "fabric.v1.PolicyService/GetPolicy": {
+    shape: { data: "policy" },
+    ok: [
+      { name: "the organization's", shared: true, call: () => ({ rest: { path: orgPath("/policy") }, grpc: { organization_id: st.orgId } }) },
+      { name: "a team's", shared: true, call: () => ({ rest: { path: orgPath("/policy"), query: { team_id: st.policyTeam } }, grpc: { organization_id: st.orgId, team_id: st.policyTeam } }) },
+    ],
+    errors: [
+      { name: "an unknown team", kind: "not_found", code: "not_found", call: () => ({ rest: { path: orgPath("/policy"), query: { team_id: unknownId } }, grpc: { organization_id: st.orgId, team_id: unknownId } }) },
+      otherOrg(() => ({ rest: { path: orgPath("/policy") }, grpc: { organization_id: st.orgId } })),
+      unauth(() => ({ rest: { path: orgPath("/policy") }, grpc: { organization_id: st.orgId } })),
+    ],
+  },
+
+  "fabric.v1.PolicyService/SetPolicy": {
+    shape: { data: "policy" },
+    ok: [
+      {
+        name: "a team's allow-lists, cap and rate limit",
+        call: (s) => ({
+          rest: { path: orgPath("/policy"), body: { team_id: acc(s).updTeam, allowed_providers: ["echo", "openai"], allowed_models: ["echo-1"], max_run_cost_usd: "2.50", requests_per_minute_per_key: 120 } },
+          grpc: { organization_id: st.orgId, team_id: acc(s).updTeam, allowed_providers: ["echo", "openai"], allowed_models: ["echo-1"], max_run_cost_usd: "2.50", requests_per_minute_per_key: 120 },
+        }),
+      },
+    ],
+    errors: [
+      { name: "a malformed amount", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: orgPath("/policy"), body: { max_run_cost_usd: "1.0000000001" } }, grpc: { organization_id: st.orgId, max_run_cost_usd: "1.0000000001" } }) },
+      { name: "price overrides on a team", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: orgPath("/policy"), body: { team_id: st.team, price_overrides: [{ provider: "openai", model: "gpt-4o", input_usd_per_mtok: "1" }] } }, grpc: { organization_id: st.orgId, team_id: st.team, price_overrides: [{ provider: "openai", model: "gpt-4o", input_usd_per_mtok: "1" }] } }) },
+      { name: "as a viewer", kind: "permission_denied", code: "permission_denied", key: "viewer", call: () => ({ rest: { path: orgPath("/policy"), body: {} }, grpc: { organization_id: st.orgId } }) },
+      otherOrg(() => ({ rest: { path: orgPath("/policy"), body: {} }, grpc: { organization_id: st.orgId } })),
+    ],
+  },
+
+  "fabric.v1.PolicyService/GetBudget": {
+    shape: { data: "budget" },
+    ok: [{ name: "the organization's", shared: true, call: () => ({ rest: { path: orgPath("/budget") }, grpc: { organization_id: st.orgId } }) }],
+    errors: [
+      { name: "a malformed team id", kind: "not_found", code: "not_found", call: () => ({ rest: { path: orgPath("/budget"), query: { team_id: "nope" } }, grpc: { organization_id: st.orgId, team_id: "nope" } }) },
+      unauth(() => ({ rest: { path: orgPath("/budget") }, grpc: { organization_id: st.orgId } })),
+    ],
+  },
+
+  "fabric.v1.PolicyService/SetBudget": {
+    shape: { data: "budget" },
+    ok: [{ name: "a team's daily and monthly caps", call: (s) => ({ rest: { path: orgPath("/budget"), body: { team_id: acc(s).updTeam, daily_limit_usd: "10", monthly_limit_usd: "250.5" } }, grpc: { organization_id: st.orgId, team_id: acc(s).updTeam, daily_limit_usd: "10", monthly_limit_usd: "250.5" } }) }],
+    errors: [
+      { name: "a negative amount", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: orgPath("/budget"), body: { daily_limit_usd: "-1" } }, grpc: { organization_id: st.orgId, daily_limit_usd: "-1" } }) },
+      { name: "as a viewer", kind: "permission_denied", code: "permission_denied", key: "viewer", call: () => ({ rest: { path: orgPath("/budget"), body: {} }, grpc: { organization_id: st.orgId } }) },
+    ],
+  },
+
+  // ── UsageService ───────────────────────────────────────────────────────────────────────
+
+  "fabric.v1.UsageService/QueryUsage": {
+    shape: { data: "*" },
+    ok: [
+      { name: "totals by model and day", shared: true, call: () => ({ rest: { path: orgPath("/usage"), query: { group_by: "model,day" } }, grpc: { organization_id: st.orgId, group_by: "model,day" } }) },
+      { name: "one team's, by principal", shared: true, call: () => ({ rest: { path: orgPath("/usage"), query: { group_by: "principal", team_id: st.team } }, grpc: { organization_id: st.orgId, group_by: "principal", team_id: st.team } }) },
+    ],
+    errors: [
+      { name: "an unknown grouping", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: orgPath("/usage"), query: { group_by: "color" } }, grpc: { organization_id: st.orgId, group_by: "color" } }) },
+      otherOrg(() => ({ rest: { path: orgPath("/usage") }, grpc: { organization_id: st.orgId } })),
+    ],
+  },
+
+  "fabric.v1.UsageService/ListUsageRecords": {
+    shape: { data: "records", page: true },
+    ok: [{ name: "the newest records", shared: true, call: () => ({ rest: { path: orgPath("/usage/records"), query: { page_size: "5" } }, grpc: { organization_id: st.orgId, page_size: 5 } }) }],
+    errors: [
+      { name: "a malformed page token", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: orgPath("/usage/records"), query: { page_token: "x" } }, grpc: { organization_id: st.orgId, page_token: "x" } }) },
+      unauth(() => ({ rest: { path: orgPath("/usage/records") }, grpc: { organization_id: st.orgId } })),
+    ],
+  },
+
+  // ── JobService ─────────────────────────────────────────────────────────────────────────
+
+  "fabric.v1.JobService/CreateJob": {
+    shape: { data: "job", status: (g) => (g.created ? 202 : 200) },
+    ok: [
+      { name: "a text job (queued)", call: (s) => ({ rest: { path: "/v1/jobs", body: { modality: "text", tier: "basic", input: { prompt: `job ${tag(s)}` }, params: { max_tokens: 8 } } }, grpc: { modality: "text", tier: "basic", input: { prompt: `job ${tag(s)}` }, params: { max_tokens: 8 } } }) },
+      { name: "an embedding job for a team", call: (s) => ({ rest: { path: "/v1/jobs", body: { modality: "embedding", input: { input: [`a ${tag(s)}`, "b"] }, team_id: st.team } }, grpc: { modality: "embedding", input: { input: [`a ${tag(s)}`, "b"] }, team_id: st.team } }) },
+      { name: "the same idempotency key again (created=false)", call: (s) => ({ rest: { path: "/v1/jobs", body: { modality: "text", input: { prompt: "once" }, idempotency_key: `job-${lc(s)}` } }, grpc: { modality: "text", input: { prompt: "once" }, idempotency_key: `job-${lc(s)}` } }) },
+    ],
+    errors: [
+      { name: "no modality and no input", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: "/v1/jobs", body: {} }, grpc: {} }) },
+      { name: "bad params", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: "/v1/jobs", body: { modality: "text", input: { prompt: "x" }, params: { max_tokens: 0, strategy: "random", colour: "red" } } }, grpc: { modality: "text", input: { prompt: "x" }, params: { max_tokens: 0, strategy: "random", colour: "red" } } }) },
+      { name: "an unknown team", kind: "not_found", code: "not_found", call: () => ({ rest: { path: "/v1/jobs", body: { modality: "text", input: { prompt: "x" }, team_id: unknownId } }, grpc: { modality: "text", input: { prompt: "x" }, team_id: unknownId } }) },
+      { name: "as a viewer", kind: "permission_denied", code: "permission_denied", key: "viewer", call: () => ({ rest: { path: "/v1/jobs", body: { modality: "text", input: { prompt: "x" } } }, grpc: { modality: "text", input: { prompt: "x" } } }) },
+      unauth(() => ({ rest: { path: "/v1/jobs", body: { modality: "text", input: { prompt: "x" } } }, grpc: { modality: "text", input: { prompt: "x" } } })),
+    ],
+  },
+
+  "fabric.v1.JobService/GetJob": {
+    shape: { data: "job" },
+    ok: [{ name: "a completed job with its result", shared: true, call: () => ({ rest: { path: `/v1/jobs/${st.job}` }, grpc: { id: st.job } }) }],
+    errors: [
+      { name: "a run that is not a job", kind: "not_found", code: "not_found", call: () => ({ rest: { path: `/v1/jobs/${st.completed}` }, grpc: { id: st.completed } }) },
+      { name: "a malformed id", kind: "not_found", code: "not_found", call: () => ({ rest: { path: "/v1/jobs/nope" }, grpc: { id: "nope" } }) },
+      { name: "another organization's job", kind: "not_found", code: "not_found", key: "other", call: () => ({ rest: { path: `/v1/jobs/${st.job}` }, grpc: { id: st.job } }) },
+      unauth(() => ({ rest: { path: `/v1/jobs/${st.job}` }, grpc: { id: st.job } })),
+    ],
+  },
+
+  "fabric.v1.JobService/ListJobs": {
+    shape: { data: "jobs", page: true },
+    ok: [
+      { name: "completed jobs", shared: true, call: () => ({ rest: { path: "/v1/jobs", query: { status: "completed" } }, grpc: { status: "completed" } }) },
+      { name: "one per page", shared: true, call: () => ({ rest: { path: "/v1/jobs", query: { page_size: "1" } }, grpc: { page_size: 1 } }) },
+    ],
+    errors: [
+      { name: "an unknown status", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: "/v1/jobs", query: { status: "nope" } }, grpc: { status: "nope" } }) },
+      unauth(() => ({ rest: { path: "/v1/jobs" }, grpc: {} })),
+    ],
+  },
+
+  "fabric.v1.JobService/GetJobUsage": {
+    shape: { data: "*" },
+    ok: [{ name: "a completed job's records and total", shared: true, call: () => ({ rest: { path: `/v1/jobs/${st.job}/usage` }, grpc: { id: st.job } }) }],
+    errors: [
+      { name: "an unknown job", kind: "not_found", code: "not_found", call: () => ({ rest: { path: `/v1/jobs/${unknownId}/usage` }, grpc: { id: unknownId } }) },
+      unauth(() => ({ rest: { path: `/v1/jobs/${st.job}/usage` }, grpc: { id: st.job } })),
+    ],
+  },
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -901,6 +1075,10 @@ beforeAll(async () => {
     expect((await fabric.rest(`${run(st.side[s].resume!)}/pause`, { method: "POST" })).status).toBe(200);
     expect((await fabric.rest(`${run(st.side[s].cancelled!)}/cancel`, { method: "POST" })).status).toBe(200);
   }
+  const job = await setup(fabric, "POST", "/v1/jobs", { modality: "text", input: { prompt: "parity job" }, params: { max_tokens: 16 } }, 202);
+  st.job = job.id;
+  sharedIds.add(st.job);
+  await eventually(async () => (((await (await fabric.rest(`/v1/jobs/${st.job}`)).json()) as any).data.status === "completed" ? true : undefined), 20_000, "job completed");
   // Nothing moves from here on: responses are deterministic.
   await fabric.worker!.stop();
 
@@ -920,6 +1098,9 @@ beforeAll(async () => {
     await fabric.database.db.insert(webhookDeliveries).values({ id, webhookId, organizationId: st.orgId, eventId: 1, eventKind: "team.created", status: "failed", attempts: 2, responseStatus: 500, responseBody: "nope", error: "http_status: 500", lastAttemptAt: new Date(), nextAttemptAt: null });
     return id;
   };
+  st.policyTeam = (await setup(fabric, "POST", orgPath("/teams"), { slug: "parity-policy", name: "Policy" }, 201)).id;
+  sharedIds.add(st.policyTeam);
+  await setup(fabric, "PUT", orgPath("/policy"), { team_id: st.policyTeam, allowed_models: ["gpt-4o"] }, 200);
   st.hook = (await setup(fabric, "POST", orgPath("/webhooks"), { url: "https://203.0.113.10/shared", event_filter: "no.match", description: "shared" }, 201)).webhook.id;
   sharedIds.add(st.hook);
   sharedIds.add(await insertDelivery(st.hook));

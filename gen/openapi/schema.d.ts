@@ -801,6 +801,232 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the enabled providers, their models, prices and health */
+        get: operations["listProviders"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/providers/execute": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Call a provider (routed, policy-checked, recorded)
+         * @description Routes the call (strategy, pins, tier, health), checks the organization's and the
+         *     team's policy, reserves the estimated cost against every budget that applies, calls
+         *     the provider (falling back on retryable failures), then settles the actual cost in a
+         *     usage record. Refusals: 429 `budget_exceeded` / `rate_limited` (with `Retry-After`
+         *     when waiting helps), 403 `model_not_allowed`.
+         */
+        post: operations["executeProvider"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/providers/execute/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Call a provider, streaming the text (SSE)
+         * @description Like `/v1/providers/execute` for `ai.generate`, answered as server-sent events:
+         *     `event: delta` messages (`{"text": …}`) as tokens arrive, then one `event: result`
+         *     (the ExecuteResponse: usage, cost, routing). A failure after the stream began is an
+         *     `event: error` carrying the problem.
+         */
+        post: operations["executeProviderStream"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/providers/estimate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Estimate a call's cost and routing without calling anything */
+        post: operations["estimateCost"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List jobs */
+        get: operations["listJobs"];
+        put?: never;
+        /**
+         * Create a job (one provider call as a one-node workflow)
+         * @description Returns at once with the queued job (202). With an `idempotency_key` already used in this organization, returns the original job (200).
+         */
+        post: operations["createJob"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a job with its result */
+        get: operations["getJob"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/{id}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A job's usage records and their total */
+        get: operations["getJobUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/jobs/{id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stream a job's events (SSE)
+         * @description Like `/v1/workflow-runs/{id}/events` for the job's run: replay, live, `Last-Event-ID` resume, closes after the terminal event.
+         */
+        get: operations["watchJob"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/organizations/{organization_id}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Usage and cost totals, grouped */
+        get: operations["queryUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/organizations/{organization_id}/usage/records": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Usage records, newest first */
+        get: operations["listUsageRecords"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/organizations/{organization_id}/policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The organization's policy, or a team's (`team_id`) */
+        get: operations["getPolicy"];
+        /** Replace the organization's policy, or a team's (`team_id` in the body) */
+        put: operations["setPolicy"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/organizations/{organization_id}/budget": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The organization's budget, or a team's (`team_id`), with current spend */
+        get: operations["getBudget"];
+        /** Replace the organization's budget limits, or a team's (`team_id` in the body) */
+        put: operations["setBudget"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1053,6 +1279,386 @@ export interface components {
             scopes: string[];
             /** @description Allowed only on the caller's own resources (e.g. their own API keys). */
             own_actions: string[];
+        };
+        ChatMessageInput: {
+            /**
+             * @description Values: system | user | assistant.
+             * @enum {string}
+             */
+            role?: "system" | "user" | "assistant";
+            content?: string;
+        };
+        /** @description One provider call, as the router sees it. */
+        ProviderCallInput: {
+            /**
+             * @description Default `ai.generate`. Values: ai.generate | ai.embed.
+             * @enum {string}
+             */
+            operation?: "ai.generate" | "ai.embed";
+            /** @description `ai.generate`: a single user message (or use `messages`). */
+            prompt?: string;
+            messages?: components["schemas"]["ChatMessageInput"][];
+            /** @description `ai.generate`: system instruction. */
+            system?: string;
+            /** @description `ai.embed`: the texts to embed. */
+            input?: string[];
+            /** @description Pins the provider. */
+            provider?: string;
+            /** @description Pins the model (and so the providers that serve it). */
+            model?: string;
+            /**
+             * @description Default: the deployment's FABRIC_ROUTING_STRATEGY. Values: local_first | cheapest | fastest | best_quality | balanced.
+             * @enum {string}
+             */
+            strategy?: "local_first" | "cheapest" | "fastest" | "best_quality" | "balanced";
+            /**
+             * @description Preferred tier (ranked first, not required). Values: basic | premium.
+             * @enum {string}
+             */
+            tier?: "basic" | "premium";
+            /**
+             * Format: int32
+             * @description Output token limit (also what the cost estimate assumes). Range: 1..200000.
+             */
+            max_tokens?: number;
+            temperature?: number;
+            /** @description The team the call is billed to: its policy and budget apply with the organization's. Empty: the organization only. */
+            team_id?: string;
+        };
+        ModelInfo: {
+            name: string;
+            /**
+             * @description Values: ai.generate | ai.embed.
+             * @enum {string}
+             */
+            operation: "ai.generate" | "ai.embed";
+            /** @description Price in USD per 1M tokens (decimal string); empty when the model has no price. */
+            input_usd_per_mtok: string;
+            output_usd_per_mtok: string;
+            cached_input_usd_per_mtok: string;
+            /**
+             * Format: int32
+             * @description Declared quality rank 0..100 (what `best_quality` ranks); absent when undeclared.
+             */
+            quality?: number;
+            /**
+             * @description This control plane's breaker for the model. Values: closed | open | half_open.
+             * @enum {string}
+             */
+            breaker: "closed" | "open" | "half_open";
+            /** @description Observed latency (EWMA) on this control plane; absent before the first call. */
+            latency_ms?: number;
+        };
+        ProviderInfo: {
+            name: string;
+            /**
+             * @description Values: basic | premium.
+             * @enum {string}
+             */
+            tier: "basic" | "premium";
+            /** @description Runs on this machine (no data leaves it). */
+            local: boolean;
+            /** @description A deterministic stand-in (echo): chosen only when nothing real serves a call. */
+            stub: boolean;
+            operations: string[];
+            /** @description `text` (ai.generate) and/or `embedding` (ai.embed). */
+            modalities: string[];
+            models: components["schemas"]["ModelInfo"][];
+            /**
+             * @description `healthy` (every breaker closed), `degraded` (some open) or `unavailable` (all open). Values: healthy | degraded | unavailable.
+             * @enum {string}
+             */
+            health: "healthy" | "degraded" | "unavailable";
+        };
+        ListProvidersResponse: {
+            providers: components["schemas"]["ProviderInfo"][];
+            /** @description The price table the caller's organization is billed by. */
+            price_table: string;
+            /** @description The deployment's default routing strategy. */
+            default_strategy: string;
+        };
+        TokenUsage: {
+            /** Format: int64 */
+            input_tokens: string | number;
+            /** Format: int64 */
+            output_tokens: string | number;
+            /**
+             * Format: int64
+             * @description Input tokens served from a prompt cache (a subset of input_tokens).
+             */
+            cached_input_tokens: string | number;
+            /**
+             * Format: int64
+             * @description Input tokens written to a prompt cache (a subset of input_tokens).
+             */
+            cache_write_tokens: string | number;
+        };
+        CallCost: {
+            /** @description The estimate before the call (decimal USD; empty when unpriced): under a budget, the amount reserved (what the costliest candidate that might be tried could cost), else the upper bound of the model that answered. */
+            estimated_usd: string;
+            /** @description What the usage reported by the provider costs (decimal USD); empty when unpriced. */
+            actual_usd: string;
+            price_table: string;
+            /** @description Why a cost is missing, when one is. */
+            unpriced_reason: string;
+        };
+        RoutingCandidate: {
+            provider: string;
+            model: string;
+            eligible: boolean;
+            /** @description Ineligible: every check it failed. Eligible: the facts it was ranked on. */
+            reasons: string[];
+            /**
+             * Format: int32
+             * @description 1 = chosen, 2 = first fallback, …; 0 when ineligible.
+             */
+            rank: number;
+            /** @description Upper-bound estimate for this call (decimal USD); empty when unpriced. */
+            estimated_usd: string;
+            /**
+             * @description Values: closed | open | half_open.
+             * @enum {string}
+             */
+            breaker: "closed" | "open" | "half_open";
+        };
+        RoutingAttempt: {
+            provider: string;
+            model: string;
+            /** @description Why the attempt failed or was skipped; empty when it answered. */
+            error: string;
+        };
+        RoutingDecision: {
+            strategy: string;
+            /** @description The provider and model that answered (or, for an estimate, would be called first). */
+            provider: string;
+            model: string;
+            /** @description The router's explanation in one line. */
+            why: string;
+            candidates: components["schemas"]["RoutingCandidate"][];
+            attempts: components["schemas"]["RoutingAttempt"][];
+        };
+        Embedding: {
+            values: number[];
+        };
+        ExecuteResponse: {
+            /** @description `ai.generate`. */
+            text: string;
+            finish_reason: string;
+            /** @description `ai.embed`: one per input text, in order. */
+            embeddings: components["schemas"]["Embedding"][];
+            provider: string;
+            model: string;
+            usage: components["schemas"]["TokenUsage"];
+            cost: components["schemas"]["CallCost"];
+            routing: components["schemas"]["RoutingDecision"];
+            /** @description The usage record of this call. */
+            usage_record_id: string;
+        };
+        TextDelta: {
+            text: string;
+        };
+        ExecuteStreamResponse: {
+            delta: components["schemas"]["TextDelta"];
+            result: components["schemas"]["ExecuteResponse"];
+        };
+        BudgetCheck: {
+            /** @description `organization` or `team`. */
+            scope: string;
+            /**
+             * @description Values: day | month | run.
+             * @enum {string}
+             */
+            period: "day" | "month" | "run";
+            limit_usd: string;
+            /** @description Spent and reserved in the current period. */
+            committed_usd: string;
+            /** @description Whether this call's estimate fits. */
+            fits: boolean;
+        };
+        EstimateCostResponse: {
+            /** @description The routing decision the call would get now (first candidate = the one called). */
+            routing: components["schemas"]["RoutingDecision"];
+            /** @description The chosen candidate's upper-bound cost (decimal USD); empty when unpriced. */
+            estimated_usd: string;
+            /** Format: int64 */
+            estimated_input_tokens: string | number;
+            /** Format: int64 */
+            max_output_tokens: string | number;
+            price_table: string;
+            /** @description Every budget that applies, and whether the estimate fits it now. */
+            budgets: components["schemas"]["BudgetCheck"][];
+            /** @description Whether the call would be admitted now (policy, budgets). Rate limits are not counted. */
+            allowed: boolean;
+            /** @description When not allowed: the stable code it would be refused with. */
+            refusal_code: string;
+            refusal_message: string;
+        };
+        UsageRecord: {
+            id: string;
+            organization_id: string;
+            team_id: string;
+            principal_id: string;
+            api_key_id: string;
+            /** @description The run (and node) of a job or workflow call; empty for a direct call. */
+            run_id: string;
+            node_key: string;
+            provider: string;
+            model: string;
+            operation: string;
+            /**
+             * @description `reserved` (in flight: its estimate counts against budgets), `succeeded` or `failed`. Values: reserved | succeeded | failed.
+             * @enum {string}
+             */
+            status: "reserved" | "succeeded" | "failed";
+            usage?: components["schemas"]["TokenUsage"];
+            /** @description Decimal USD; empty when unpriced. */
+            estimated_usd: string;
+            actual_usd: string;
+            price_table: string;
+            /** @description The failure's stable code, when the call failed. */
+            error_code: string;
+            /** Format: int32 */
+            latency_ms: number;
+            /** Format: date-time */
+            create_time?: string;
+            /** Format: date-time */
+            settle_time?: string;
+        };
+        UsageGroup: {
+            /** @description The grouping keys asked for (others empty). */
+            team_id: string;
+            principal_id: string;
+            api_key_id: string;
+            run_id: string;
+            provider: string;
+            model: string;
+            operation: string;
+            /** @description UTC day, `YYYY-MM-DD`. */
+            day: string;
+            /** Format: int64 */
+            calls: string | number;
+            /** Format: int64 */
+            failed_calls: string | number;
+            usage?: components["schemas"]["TokenUsage"];
+            /** @description Settled cost (decimal USD). */
+            cost_usd: string;
+            /** @description Estimates still reserved by calls in flight (decimal USD). */
+            reserved_usd: string;
+        };
+        QueryUsageResponse: {
+            /** @description Ordered by the grouping keys (days ascending). */
+            groups: components["schemas"]["UsageGroup"][];
+            /** @description All matching calls together. */
+            total: components["schemas"]["UsageGroup"];
+        };
+        PriceOverride: {
+            provider: string;
+            /** @description A model name, or `*` for every model of the provider without its own price. */
+            model: string;
+            /** @description USD per 1M tokens, decimal with at most 3 decimals, e.g. `2.50`. */
+            input_usd_per_mtok: string;
+            output_usd_per_mtok: string;
+            cached_input_usd_per_mtok: string;
+            cache_write_usd_per_mtok: string;
+        };
+        PriceOverrideInput: {
+            provider?: string;
+            /** @description A model name, or `*` for every model of the provider without its own price. */
+            model?: string;
+            /** @description USD per 1M tokens, decimal with at most 3 decimals, e.g. `2.50`. */
+            input_usd_per_mtok?: string;
+            output_usd_per_mtok?: string;
+            cached_input_usd_per_mtok?: string;
+            cache_write_usd_per_mtok?: string;
+        };
+        Policy: {
+            organization_id: string;
+            /** @description Empty: the organization's policy. */
+            team_id: string;
+            /** @description Only these providers may serve calls. Empty: any. */
+            allowed_providers: string[];
+            /** @description Only these models (or their dated/tagged forms). Empty: any. */
+            allowed_models: string[];
+            /** @description The most a run's calls may be estimated to cost in all (decimal USD); a direct call is a run of one call. */
+            max_run_cost_usd?: string;
+            /**
+             * Format: int32
+             * @description Provider requests (execute, stream, job) per minute per API key.
+             */
+            requests_per_minute_per_key?: number;
+            /** @description Organization only: prices that replace the built-in table's for this organization. */
+            price_overrides: components["schemas"]["PriceOverride"][];
+            /** Format: date-time */
+            update_time?: string;
+            updated_by: string;
+        };
+        BudgetPeriod: {
+            /**
+             * @description Values: day | month.
+             * @enum {string}
+             */
+            period: "day" | "month";
+            limit_usd: string;
+            /** @description Spent plus reserved by calls in flight, this period. */
+            committed_usd: string;
+            remaining_usd: string;
+            /** Format: date-time */
+            period_start_time?: string;
+            /** Format: date-time */
+            reset_time?: string;
+        };
+        Budget: {
+            organization_id: string;
+            team_id: string;
+            /** @description Hard cap per UTC day (decimal USD). Absent: none. */
+            daily_limit_usd?: string;
+            /** @description Hard cap per UTC calendar month (decimal USD). Absent: none. */
+            monthly_limit_usd?: string;
+            /** @description The current periods of the limits that are set. */
+            periods: components["schemas"]["BudgetPeriod"][];
+            /** Format: date-time */
+            update_time?: string;
+            updated_by: string;
+        };
+        Job: {
+            /** @description The job's id, which is also its workflow run's id. */
+            id: string;
+            workflow_run_id: string;
+            organization_id: string;
+            team_id: string;
+            /**
+             * @description Values: text | embedding.
+             * @enum {string}
+             */
+            modality: "text" | "embedding";
+            tier: string;
+            /**
+             * @description Values: pending | running | paused | waiting | completed | failed | cancelled.
+             * @enum {string}
+             */
+            status: "pending" | "running" | "paused" | "waiting" | "completed" | "failed" | "cancelled";
+            input?: {
+                [key: string]: unknown;
+            };
+            params?: {
+                [key: string]: unknown;
+            };
+            /** @description The call's result (text or embeddings, usage, cost, routing) once completed. */
+            result?: {
+                [key: string]: unknown;
+            };
+            error?: components["schemas"]["RunError"];
+            idempotency_key: string;
+            /** Format: date-time */
+            create_time?: string;
+            /** Format: date-time */
+            start_time?: string;
+            /** Format: date-time */
+            finish_time?: string;
+        };
+        GetJobUsageResponse: {
+            records: components["schemas"]["UsageRecord"][];
+            total: components["schemas"]["UsageGroup"];
         };
         Organization: {
             id: string;
@@ -1347,10 +1953,10 @@ export interface components {
             /** @description Where, as a JSON pointer into the spec, e.g. `/nodes/1/depends_on/0`. */
             path: string;
             /**
-             * @description Stable code. Values: required | invalid_value | duplicate_key | unknown_dependency | cycle | unknown_operation | malformed_binding | too_large.
+             * @description Stable code. Values: required | invalid_value | duplicate_key | unknown_dependency | cycle | unknown_operation | malformed_binding | too_large | reserved_name.
              * @enum {string}
              */
-            code: "required" | "invalid_value" | "duplicate_key" | "unknown_dependency" | "cycle" | "unknown_operation" | "malformed_binding" | "too_large";
+            code: "required" | "invalid_value" | "duplicate_key" | "unknown_dependency" | "cycle" | "unknown_operation" | "malformed_binding" | "too_large" | "reserved_name";
             /** @description Human-readable explanation. */
             message: string;
         };
@@ -3168,6 +3774,509 @@ export interface operations {
                 };
                 content: {
                     "text/event-stream": string;
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    listProviders: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The providers. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["ListProvidersResponse"];
+                    };
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    executeProvider: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProviderCallInput"];
+            };
+        };
+        responses: {
+            /** @description The result with usage, cost and the routing decision. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["ExecuteResponse"];
+                    };
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    executeProviderStream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProviderCallInput"];
+            };
+        };
+        responses: {
+            /** @description Text deltas, then the result. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    estimateCost: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ProviderCallInput"];
+            };
+        };
+        responses: {
+            /** @description The decision, the estimate and the budgets it would be checked against. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["EstimateCostResponse"];
+                    };
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    listJobs: {
+        parameters: {
+            query?: {
+                /** @description Values: pending | running | paused | waiting | completed | failed | cancelled. */
+                status?: "pending" | "running" | "paused" | "waiting" | "completed" | "failed" | "cancelled";
+                team_id?: string;
+                /** @description Page size; 0 means the default, 50. Range: 0..200. */
+                page_size?: number;
+                page_token?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of jobs, newest first. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Job"][];
+                        /** @description Pass as `page_token` for the next page; empty on the last page. */
+                        next_page_token: string;
+                    };
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    createJob: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description Required. `text` (ai.generate) or `embedding` (ai.embed). Values: text | embedding.
+                     * @enum {string}
+                     */
+                    modality: "text" | "embedding";
+                    /**
+                     * @description Preferred tier. Values: basic | premium.
+                     * @enum {string}
+                     */
+                    tier?: "basic" | "premium";
+                    /** @description Required. text: `prompt` (string) or `messages` ([{role, content}]), optional `system`; embedding: `input` (a string or a list of strings). */
+                    input: {
+                        [key: string]: unknown;
+                    };
+                    /** @description Optional: `provider`, `model`, `strategy`, `max_tokens`, `temperature`, `stream`. */
+                    params?: {
+                        [key: string]: unknown;
+                    };
+                    /** @description A repeated create with the same key returns the original job. */
+                    idempotency_key?: string;
+                    /** @description The team the job belongs to and is billed to. Empty: the organization. */
+                    team_id?: string;
+                    /**
+                     * Format: int32
+                     * @description Higher runs first; default 50. Range: 0..100.
+                     */
+                    priority?: number;
+                    /**
+                     * Format: int32
+                     * @description Fail the job when it has not finished after this many milliseconds.
+                     */
+                    timeout_ms?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description The idempotency key matched an existing job. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Job"];
+                    };
+                };
+            };
+            /** @description The job was created and queued. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Job"];
+                    };
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    getJob: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The job. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Job"];
+                    };
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    getJobUsage: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The records and the total. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["GetJobUsageResponse"];
+                    };
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    watchJob: {
+        parameters: {
+            query?: {
+                /** @description Replay only events after this id (the SSE Last-Event-ID). */
+                after_id?: string | number;
+            };
+            header?: {
+                /** @description Resume after this event id. */
+                "Last-Event-ID"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description An event stream. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    queryUsage: {
+        parameters: {
+            query?: {
+                /** @description Comma-separated: team, principal, api_key, run, provider, model, operation, day. Empty: one organization total. */
+                group_by?: string;
+                /** @description Calls made at or after this time. */
+                start_time?: string;
+                /** @description Calls made before this time. */
+                end_time?: string;
+                team_id?: string;
+                principal_id?: string;
+                api_key_id?: string;
+                run_id?: string;
+                provider?: string;
+                model?: string;
+            };
+            header?: never;
+            path: {
+                organization_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The groups and the total. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["QueryUsageResponse"];
+                    };
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    listUsageRecords: {
+        parameters: {
+            query?: {
+                start_time?: string;
+                end_time?: string;
+                team_id?: string;
+                principal_id?: string;
+                api_key_id?: string;
+                run_id?: string;
+                provider?: string;
+                model?: string;
+                /** @description Page size; 0 means the default, 50. Range: 0..200. */
+                page_size?: number;
+                page_token?: string;
+            };
+            header?: never;
+            path: {
+                organization_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of records. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["UsageRecord"][];
+                        /** @description Pass as `page_token` for the next page; empty on the last page. */
+                        next_page_token: string;
+                    };
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    getPolicy: {
+        parameters: {
+            query?: {
+                team_id?: string;
+            };
+            header?: never;
+            path: {
+                organization_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The policy (empty fields when none is set). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Policy"];
+                    };
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    setPolicy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                organization_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    team_id?: string;
+                    allowed_providers?: string[];
+                    allowed_models?: string[];
+                    max_run_cost_usd?: string;
+                    /**
+                     * Format: int32
+                     * @description Range: 1..1000000.
+                     */
+                    requests_per_minute_per_key?: number;
+                    price_overrides?: components["schemas"]["PriceOverrideInput"][];
+                };
+            };
+        };
+        responses: {
+            /** @description The policy now in force. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Policy"];
+                    };
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    getBudget: {
+        parameters: {
+            query?: {
+                team_id?: string;
+            };
+            header?: never;
+            path: {
+                organization_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The budget. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Budget"];
+                    };
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    setBudget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                organization_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    team_id?: string;
+                    daily_limit_usd?: string;
+                    monthly_limit_usd?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The budget now in force. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Budget"];
+                    };
                 };
             };
             "4XX": components["responses"]["Problem"];

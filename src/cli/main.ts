@@ -78,7 +78,7 @@ async function dev(config: Config, log: ReturnType<typeof createLogger>): Promis
     mkdirSync(config.FABRIC_DATA_DIR, { recursive: true });
     writeFileSync(join(config.FABRIC_DATA_DIR, "dev-api-key"), boot.apiKey + "\n", { mode: 0o600 });
   }
-  const cp = await startControlPlane({ config, database, log });
+  const cp = await startControlPlane({ config, database, log, providers: createProviders(process.env) });
   const worker = await startWorker({ database, config, providers: createProviders(process.env), log: log.child({ worker_id: config.WORKER_ID }) });
   console.log(
     [
@@ -103,7 +103,7 @@ async function serveOnly(config: Config, log: ReturnType<typeof createLogger>): 
   if (config.FABRIC_ENV === "production" && !config.JWT_SECRET) throw new ConfigError("invalid configuration:\n  JWT_SECRET: required when FABRIC_ENV=production");
   const database = await openDatabase(dbOptions(config));
   if (database.kind === "pglite") log.warn("no DATABASE_URL: serving from the embedded database, which no separate executor can reach — use `fabric dev` for a single process");
-  const cp = await startControlPlane({ config, database, log });
+  const cp = await startControlPlane({ config, database, log, providers: createProviders(process.env) });
   log.info("control plane listening", { rest: cp.restUrl, grpc: cp.grpcUrl });
   await untilSignal();
   await cp.close();

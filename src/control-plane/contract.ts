@@ -9,6 +9,9 @@ import { fileURLToPath } from "node:url";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { ApiKeyService, AuditService, AuthzService, file_fabric_v1_access } from "../../gen/proto/fabric/v1/access_pb.js";
 import { EventService, file_fabric_v1_events } from "../../gen/proto/fabric/v1/events_pb.js";
+import { JobService, file_fabric_v1_jobs } from "../../gen/proto/fabric/v1/jobs_pb.js";
+import { ProviderService, file_fabric_v1_providers } from "../../gen/proto/fabric/v1/providers_pb.js";
+import { PolicyService, UsageService, file_fabric_v1_usage } from "../../gen/proto/fabric/v1/usage_pb.js";
 import { IdentityService, file_fabric_v1_identity } from "../../gen/proto/fabric/v1/identity_pb.js";
 import { RunService, file_fabric_v1_run } from "../../gen/proto/fabric/v1/run_pb.js";
 import { TenancyService, file_fabric_v1_tenancy } from "../../gen/proto/fabric/v1/tenancy_pb.js";
@@ -18,8 +21,8 @@ import { WorkflowService, file_fabric_v1_workflow } from "../../gen/proto/fabric
 export const openApiPath = join(dirname(fileURLToPath(import.meta.url)), "../../gen/openapi/openapi.json");
 export const openApiDocument: Record<string, any> = JSON.parse(readFileSync(openApiPath, "utf8"));
 
-export const services: readonly DescService[] = [WorkflowService, RunService, IdentityService, TenancyService, ApiKeyService, AuthzService, AuditService, EventService, WebhookService];
-export const protoFiles = [file_fabric_v1_workflow, file_fabric_v1_run, file_fabric_v1_identity, file_fabric_v1_tenancy, file_fabric_v1_access, file_fabric_v1_events, file_fabric_v1_webhooks];
+export const services: readonly DescService[] = [WorkflowService, RunService, IdentityService, TenancyService, ApiKeyService, AuthzService, AuditService, EventService, WebhookService, ProviderService, JobService, UsageService, PolicyService];
+export const protoFiles = [file_fabric_v1_workflow, file_fabric_v1_run, file_fabric_v1_identity, file_fabric_v1_tenancy, file_fabric_v1_access, file_fabric_v1_events, file_fabric_v1_webhooks, file_fabric_v1_providers, file_fabric_v1_jobs, file_fabric_v1_usage];
 
 export interface RestOperation {
   operationId: string;

@@ -27,6 +27,13 @@ import { createWorkflowService } from "../services/workflows.js";
 import { startWebhookDispatcher, type WebhookDispatcherOptions } from "../services/webhook-dispatcher.js";
 import { webhookSettingsFrom } from "../services/webhook-security.js";
 import { createWebhookService } from "../services/webhooks.js";
+import { createJobService } from "../services/jobs.js";
+import { createPolicyService } from "../services/policies.js";
+import { createProviderGateway } from "../services/provider-gateway.js";
+import { createProviderService } from "../services/providers.js";
+import { createUsageService } from "../services/usage.js";
+import { createEchoProvider } from "../providers/echo/index.js";
+import type { Provider } from "../providers/provider.js";
 import { listenHttp1And2 } from "./grpc/listener.js";
 import { clientAddressKey, createGrpcRoutes } from "./grpc/routes.js";
 import { createRestApp, type ServiceImpls } from "./rest/app.js";
@@ -38,13 +45,15 @@ export interface ControlPlane {
 }
 
 export async function startControlPlane(deps: {
-  config: Pick<Config, "HOST" | "PORT" | "GRPC_PORT" | "FABRIC_ENV" | "FABRIC_MAX_BODY_BYTES" | "JWT_SECRET" | "FABRIC_SECRETS_KEY" | "FABRIC_WEBHOOKS_ALLOW_PRIVATE">;
+  config: Pick<Config, "HOST" | "PORT" | "GRPC_PORT" | "FABRIC_ENV" | "FABRIC_MAX_BODY_BYTES" | "JWT_SECRET" | "FABRIC_SECRETS_KEY" | "FABRIC_WEBHOOKS_ALLOW_PRIVATE"> & Partial<Pick<Config, "FABRIC_ROUTING_STRATEGY">>;
   database: Database;
   log: Logger;
   /** How often a live event stream re-checks its API key (revocation). Default 15 s. */
   streamRecheckMs?: number;
   /** Webhook dispatcher tuning (tests: a fast retry schedule). */
   webhooks?: Partial<WebhookDispatcherOptions>;
+  /** The providers direct calls (`/v1/providers/execute`) may use. Default: echo only. */
+  providers?: readonly Provider[];
 }): Promise<ControlPlane> {
   const { config, database, log } = deps;
   const db = database.db;
@@ -54,6 +63,7 @@ export async function startControlPlane(deps: {
   const serviceDeps = { db, jwtSecret, log };
   const webhookSettings = webhookSettingsFrom(config);
   const dispatcher = startWebhookDispatcher({ db, hub, log, settings: webhookSettings, options: deps.webhooks });
+  const gateway = createProviderGateway({ db, providers: deps.providers ?? [createEchoProvider()] }, { strategy: config.FABRIC_ROUTING_STRATEGY, log });
   const services: ServiceImpls = {
     "fabric.v1.WorkflowService": createWorkflowService(db),
     "fabric.v1.RunService": createRunService({ db, workflows, hub }),
@@ -64,6 +74,10 @@ export async function startControlPlane(deps: {
     "fabric.v1.AuditService": createAuditService(serviceDeps),
     "fabric.v1.EventService": createEventService({ db, hub, recheckMs: deps.streamRecheckMs }),
     "fabric.v1.WebhookService": createWebhookService({ db, settings: webhookSettings, kick: dispatcher.kick }),
+    "fabric.v1.ProviderService": createProviderService({ db, gateway }),
+    "fabric.v1.JobService": createJobService({ db, workflows, hub }),
+    "fabric.v1.UsageService": createUsageService({ db }),
+    "fabric.v1.PolicyService": createPolicyService({ db }),
   };
   const authenticator = createAuthenticator(db, { development: config.FABRIC_ENV === "development", jwtSecret });
   const guard = createGuard(db);

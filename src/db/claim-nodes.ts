@@ -28,6 +28,10 @@ export interface ClaimedNode {
   maxAttempts: number;
   workflowId: string;
   context: Record<string, unknown>;
+  /** The run's team and starter (principal, API key). */
+  teamId: string | null;
+  createdBy: string | null;
+  apiKeyId: string | null;
 }
 
 export async function claimNodes(ex: Executor, opts: { workerId: string; limit: number; leaseSeconds: number; runId?: string }): Promise<ClaimedNode[]> {
@@ -64,7 +68,7 @@ export async function claimNodes(ex: Executor, opts: { workerId: string; limit: 
       RETURNING id
     )
     SELECT c.id::float8 AS id, c.run_id, c.organization_id, c.node_key, c.operation, c.attempt, c.max_attempts,
-           r.workflow_id, r.context,
+           r.workflow_id, r.context, r.team_id, r.created_by, r.api_key_id,
            (SELECT pg_notify('fabric_events', '') FROM (SELECT count(*) FROM ev) x) IS NULL AS notified
     FROM claimed c JOIN workflow_runs r ON r.id = c.run_id`,
   );
@@ -78,5 +82,8 @@ export async function claimNodes(ex: Executor, opts: { workerId: string; limit: 
     maxAttempts: Number(r.max_attempts),
     workflowId: r.workflow_id,
     context: r.context,
+    teamId: r.team_id ?? null,
+    createdBy: r.created_by ?? null,
+    apiKeyId: r.api_key_id ?? null,
   }));
 }

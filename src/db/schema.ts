@@ -284,3 +284,94 @@ export const webhookDeliveries = pgTable(
     index("webhook_deliveries_due").on(t.nextAttemptAt).where(sql`status = 'pending'`),
   ],
 );
+
+/**
+ * Routing and spending rules of an organization (`org:<id>`) or a team (`team:<id>`): one
+ * row per scope holding both the policy (allow-lists, per-run cap, per-key rate limit,
+ * price overrides) and the budget (daily and monthly hard caps), managed by separate
+ * operations. Money is integer nano-dollars (see domain/pricing.ts).
+ */
+export const policies = pgTable("policies", {
+  scopeKey: text("scope_key").primaryKey(),
+  organizationId: uuid("organization_id")
+    .notNull()
+    .references(() => organizations.id),
+  teamId: uuid("team_id"),
+  allowedProviders: text("allowed_providers").array().notNull().default(sql`'{}'::text[]`),
+  allowedModels: text("allowed_models").array().notNull().default(sql`'{}'::text[]`),
+  maxRunCostNanoUsd: bigint("max_run_cost_nano_usd", { mode: "number" }),
+  requestsPerMinutePerKey: integer("requests_per_minute_per_key"),
+  priceOverrides: jsonb("price_overrides"),
+  policyUpdatedAt: ts("policy_updated_at"),
+  policyUpdatedBy: uuid("policy_updated_by"),
+  dailyLimitNanoUsd: bigint("daily_limit_nano_usd", { mode: "number" }),
+  monthlyLimitNanoUsd: bigint("monthly_limit_nano_usd", { mode: "number" }),
+  budgetUpdatedAt: ts("budget_updated_at"),
+  budgetUpdatedBy: uuid("budget_updated_by"),
+});
+
+/**
+ * What each budget has committed in a period: settled costs plus the estimates of calls in
+ * flight. A reservation adds its estimate only when the sum stays within the limit (a
+ * conditional upsert, so concurrent reservations serialize on the row and never overshoot);
+ * settling adds `actual − estimate`. `period`: `day` (`YYYY-MM-DD`), `month` (`YYYY-MM`) or
+ * `run` (per-run cap, `period_start` empty). `exceeded_at` marks the first refusal, so
+ * `budget.exceeded` is emitted once per budget and period.
+ */
+export const budgetLedger = pgTable(
+  "budget_ledger",
+  {
+    scopeKey: text("scope_key").notNull(),
+    period: text("period").notNull().$type<"day" | "month" | "run">(),
+    periodStart: text("period_start").notNull(),
+    committedNanoUsd: bigint("committed_nano_usd", { mode: "number" }).notNull().default(0),
+    exceededAt: ts("exceeded_at"),
+  },
+  (t) => [unique("budget_ledger_key").on(t.scopeKey, t.period, t.periodStart)],
+);
+
+/** Per-API-key request counter for the current minute (fixed window). */
+export const rateLimits = pgTable("rate_limits", {
+  apiKeyId: uuid("api_key_id").primaryKey(),
+  windowStart: ts("window_start").notNull(),
+  count: integer("count").notNull(),
+});
+
+export const usageStatuses = ["reserved", "succeeded", "failed"] as const;
+export type UsageStatus = (typeof usageStatuses)[number];
+
+/**
+ * One row per provider call (direct, job or workflow node attempt), attributed to who and
+ * what made it. A call under a budget is inserted `reserved` (its estimate charged to the
+ * ledgers named in `charges`) before it starts and settled after; a call under no budget is
+ * inserted once, settled.
+ */
+export const usageRecords = pgTable(
+  "usage_records",
+  {
+    id: bigint("id", { mode: "number" }).primaryKey().generatedAlwaysAsIdentity(),
+    organizationId: uuid("organization_id").notNull(),
+    teamId: uuid("team_id"),
+    principalId: uuid("principal_id"),
+    apiKeyId: uuid("api_key_id"),
+    runId: uuid("run_id"),
+    nodeKey: text("node_key"),
+    provider: text("provider").notNull(),
+    model: text("model").notNull(),
+    operation: text("operation").notNull(),
+    status: text("status").notNull().$type<UsageStatus>(),
+    inputTokens: bigint("input_tokens", { mode: "number" }).notNull().default(0),
+    outputTokens: bigint("output_tokens", { mode: "number" }).notNull().default(0),
+    cachedInputTokens: bigint("cached_input_tokens", { mode: "number" }).notNull().default(0),
+    cacheWriteTokens: bigint("cache_write_tokens", { mode: "number" }).notNull().default(0),
+    estimatedNanoUsd: bigint("estimated_nano_usd", { mode: "number" }),
+    actualNanoUsd: bigint("actual_nano_usd", { mode: "number" }),
+    priceTable: text("price_table").notNull(),
+    charges: jsonb("charges"),
+    errorCode: text("error_code"),
+    latencyMs: integer("latency_ms").notNull().default(0),
+    createdAt: createdAt(),
+    settledAt: ts("settled_at"),
+  },
+  (t) => [index("usage_records_org_created").on(t.organizationId, t.createdAt), index("usage_records_run").on(t.runId).where(sql`run_id IS NOT NULL`)],
+);

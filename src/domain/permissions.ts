@@ -135,6 +135,11 @@ const teamMemberAll = [
   "run.cancel",
   "job.create",
   "job.read",
+  "provider.read",
+  "provider.execute",
+  "usage.read",
+  "budget.read",
+  "policy.read",
   "event.read",
 ] as const satisfies readonly Action[];
 

@@ -72,6 +72,15 @@ export function parseUsdPerMTok(value: UsdPerMTok): number {
   return Number(m[1]) * 1000 + Number((m[2] ?? "").padEnd(3, "0"));
 }
 
+const USD_PATTERN = /^(\d{1,9})(?:\.(\d{1,9}))?$/;
+
+/** "12.50" (USD) → 12_500_000_000 (nano-dollars). Throws RangeError unless a non-negative amount with at most 9 decimals, below $1B. */
+export function parseUsd(value: string): number {
+  const m = USD_PATTERN.exec(value.trim());
+  if (!m) throw new RangeError(`${JSON.stringify(value)} must be a non-negative USD amount with at most 9 decimals, e.g. "25.00"`);
+  return Number(m[1]) * 1e9 + Number((m[2] ?? "").padEnd(9, "0"));
+}
+
 /** 400 (nano-dollars per token) → "0.4" (USD per 1M tokens). */
 export function formatUsdPerMTok(nanoUsdPerToken: number): string {
   return formatDecimal(nanoUsdPerToken, 3);

@@ -110,6 +110,29 @@ describe("validateWorkflowSpec", () => {
     expect(codes(found)).toEqual([["/nodes/1/operation", "unknown_operation"]]);
   });
 
+  describe("reserved_name", () => {
+    it.each(["fabric.job.text", "fabric.anything", "Fabric.Job.Text", "FABRIC.x"])("refuses %j", (name) => {
+      const found = issues({ name, nodes: [noop("a")] });
+      expect(codes(found)).toEqual([["/name", "reserved_name"]]);
+      expect(found[0]!.message).toContain('"fabric."');
+    });
+
+    it.each(["fabric", "fabric-jobs", "fabricx.job", "my.fabric.job", "fabric_job"])("accepts %j", (name) => {
+      expect(issues({ name, nodes: [noop("a")] })).toEqual([]);
+    });
+
+    it("allows Fabric's own built-in definitions to use the prefix", () => {
+      expect(validateWorkflowSpec(spec({ name: "fabric.job.text", nodes: [noop("a")] }), { allowReservedName: true })).toEqual([]);
+    });
+
+    it("still reports the other problems of a spec with a reserved name", () => {
+      expect(codes(issues({ name: "fabric.x", nodes: [] }))).toEqual([
+        ["/name", "reserved_name"],
+        ["/nodes", "required"],
+      ]);
+    });
+  });
+
   describe("malformed_binding", () => {
     it.each(["$ctx.a", "$context.", "$context.a..b", "$context.a b", "$contexta", "$"])("input %j", (binding) => {
       expect(codes(issues({ name: "w", nodes: [noop("a", { inputs: { v: binding } })] }))).toEqual([["/nodes/0/inputs/v", "malformed_binding"]]);

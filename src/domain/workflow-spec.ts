@@ -18,14 +18,23 @@ export const limits = {
 export const retryClasses = ["timeout", "transient", "lease_expired", "error"] as const;
 
 const namePattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/**
+ * Names starting with `fabric.` (any case) belong to Fabric's built-in definitions (e.g.
+ * the jobs' `fabric.job.text`): users may not upsert or validate workflows named so.
+ */
+export const reservedNamePrefix = "fabric.";
+export const isReservedWorkflowName = (name: string) => name.toLowerCase().startsWith(reservedNamePrefix);
 const keyPattern = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
 
-export function validateWorkflowSpec(spec: WorkflowSpec): Issue[] {
+/** `allowReservedName`: only for Fabric's own built-in definitions. */
+export function validateWorkflowSpec(spec: WorkflowSpec, opts: { allowReservedName?: boolean } = {}): Issue[] {
   const issues: Issue[] = [];
   const add = (path: string, code: string, message: string) => issues.push({ path, code, message });
 
   if (!spec.name) add("/name", "required", "name is required");
   else if (!namePattern.test(spec.name)) add("/name", "invalid_value", "name must be 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit");
+  else if (isReservedWorkflowName(spec.name) && !opts.allowReservedName) add("/name", "reserved_name", `names starting with "${reservedNamePrefix}" are reserved for Fabric's built-in workflows`);
   if (spec.nodes.length === 0) add("/nodes", "required", "a workflow needs at least one node");
   if (spec.nodes.length > limits.maxNodes) add("/nodes", "too_large", `a workflow has at most ${limits.maxNodes} nodes`);
   if (spec.runTimeoutMs !== undefined && (spec.runTimeoutMs < 1 || spec.runTimeoutMs > limits.maxTimeoutMs)) add("/run_timeout_ms", "invalid_value", `run_timeout_ms must be within 1..${limits.maxTimeoutMs}`);

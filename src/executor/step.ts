@@ -9,6 +9,10 @@ import type { Executor } from "../db/database.js";
 export interface Step {
   runId: string;
   organizationId: string;
+  /** The run's team, and who started it: the attribution of the step's provider calls. */
+  teamId?: string | null;
+  principalId?: string | null;
+  apiKeyId?: string | null;
   node: CompiledNode;
   attempt: number;
   inputs: JsonObject;

@@ -28,6 +28,7 @@ import type { Logger } from "../logger.js";
 import { createCompletionBatcher } from "./completion-batcher.js";
 import { createNativeRuntime } from "./native-runtime.js";
 import { createProviderRuntime } from "./provider-runtime.js";
+import { createProviderGateway } from "../services/provider-gateway.js";
 import { StepError, type Runtime, type StepResult } from "./step.js";
 import { sql } from "drizzle-orm";
 import { query } from "../db/database.js";
@@ -53,7 +54,7 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
   const { database, config, log } = deps;
   const db = database.db;
   const workflows = deps.workflows ?? createWorkflowCache();
-  const runtimes: Record<string, Runtime> = { native: createNativeRuntime(), provider: createProviderRuntime(deps.providers, { strategy: config.FABRIC_ROUTING_STRATEGY }) };
+  const runtimes: Record<string, Runtime> = { native: createNativeRuntime(), provider: createProviderRuntime(createProviderGateway({ db, providers: deps.providers }, { strategy: config.FABRIC_ROUTING_STRATEGY, log })) };
   const inFlight = new Map<number, InFlight>();
   const completions = createCompletionBatcher(db);
   const leaseMs = config.WORKER_LEASE_SECONDS * 1000;
@@ -149,7 +150,7 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
           emitProgress(db, { organizationId: claim.organizationId, runId: claim.runId, nodeKey: claim.nodeKey, owner: config.WORKER_ID, attempt: claim.attempt, payload }).catch((err) =>
             log.warn("could not write progress", { run_id: claim.runId, node: claim.nodeKey, error: String(err) }),
           );
-        const step = { runId: claim.runId, organizationId: claim.organizationId, node, attempt: claim.attempt, inputs: resolveInputs(node.spec.inputs, context), context, config: (node.spec.config ?? {}) as JsonObject, signal: controller.signal, db, progress };
+        const step = { runId: claim.runId, organizationId: claim.organizationId, teamId: claim.teamId, principalId: claim.createdBy, apiKeyId: claim.apiKeyId, node, attempt: claim.attempt, inputs: resolveInputs(node.spec.inputs, context), context, config: (node.spec.config ?? {}) as JsonObject, signal: controller.signal, db, progress };
         result = await raceAbort(runtime.execute(step), controller.signal);
       } catch (err) {
         const reason = controller.signal.aborted ? (controller.signal.reason as AbortReason) : undefined;

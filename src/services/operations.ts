@@ -83,6 +83,25 @@ export const operationRules: Readonly<Record<string, OperationRule>> = {
   "fabric.v1.WebhookService/DeleteWebhook": { org, action: "webhook.write" },
   "fabric.v1.WebhookService/ListWebhookDeliveries": { org, action: "webhook.read" },
   "fabric.v1.WebhookService/RedeliverWebhookDelivery": { org, action: "webhook.write" },
+
+  "fabric.v1.ProviderService/ListProviders": { org: "caller", action: "provider.read" },
+  "fabric.v1.ProviderService/Execute": { org: "caller", action: "provider.execute" },
+  "fabric.v1.ProviderService/ExecuteStream": { org: "caller", action: "provider.execute" },
+  "fabric.v1.ProviderService/EstimateCost": { org: "caller", action: "provider.read" },
+
+  "fabric.v1.JobService/CreateJob": { org: "caller", action: "job.create" },
+  "fabric.v1.JobService/GetJob": { org: "caller", action: "job.read" },
+  "fabric.v1.JobService/ListJobs": { org: "caller", action: "job.read" },
+  "fabric.v1.JobService/GetJobUsage": { org: "caller", action: "job.read" },
+  "fabric.v1.JobService/WatchJob": { org: "caller", action: "job.read" },
+
+  "fabric.v1.UsageService/QueryUsage": { org, action: "usage.read" },
+  "fabric.v1.UsageService/ListUsageRecords": { org, action: "usage.read" },
+
+  "fabric.v1.PolicyService/GetPolicy": { org, action: "policy.read" },
+  "fabric.v1.PolicyService/SetPolicy": { org, action: "policy.write" },
+  "fabric.v1.PolicyService/GetBudget": { org, action: "budget.read" },
+  "fabric.v1.PolicyService/SetBudget": { org, action: "budget.write" },
 };
 
 /** The action an operation declares (operations.ts), which its audit entries are named after. */

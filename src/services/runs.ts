@@ -3,10 +3,11 @@
  * resume, signal, rerun) and watch. Control operations take the run lock first, like
  * every run writer (see db/run-state.ts).
  *
- * A run belongs to its workflow's team (copied at start). Every operation on a loaded
- * run checks its action on that team (`requirePermission`), lists show only the teams
- * the caller may read, and every change writes one audit entry — named after the
- * operation's declared action — in the transaction that makes it.
+ * A run belongs to its workflow's team (copied at start; a job's run, to the job's team,
+ * kept by reruns). Every operation on a loaded run checks its action on that team
+ * (`requirePermission`), lists show only the teams the caller may read, and every
+ * change writes one audit entry — named after the operation's declared action — in the
+ * transaction that makes it.
  */
 import { randomUUID } from "node:crypto";
 import { and, asc, desc, eq, gt, inArray, sql } from "drizzle-orm";
@@ -41,7 +42,7 @@ import type { WorkflowCache } from "../db/workflow-specs.js";
 import type { CompiledWorkflow } from "../domain/compiled-workflow.js";
 import { DomainError, failedPrecondition, invalidArgument, notFound } from "../domain/errors.js";
 import type { Action } from "../domain/permissions.js";
-import { limits } from "../domain/workflow-spec.js";
+import { isReservedWorkflowName, limits } from "../domain/workflow-spec.js";
 import { recordAudit } from "./audit.js";
 import { readableTeams, requirePermission } from "./authz.js";
 import { isUuid, type CallContext } from "./call-context.js";
@@ -67,6 +68,82 @@ const auditAction = {
 export type RunService = ReturnType<typeof createRunService>;
 
 const terminalEventKinds = new Set(["workflow.run.completed", "workflow.run.failed", "workflow.run.cancelled"]);
+
+/**
+ * Inserts a run of `def` with its nodes and first events (in the caller's transaction);
+ * `null` when the idempotency key already exists. The run belongs to the definition's
+ * team unless `teamId` says otherwise (a job's team). Shared by runs and jobs.
+ */
+export async function insertRun(
+  tx: Tx,
+  ctx: CallContext,
+  args: {
+    def: typeof workflowDefinitions.$inferSelect;
+    wf: CompiledWorkflow;
+    req: Pick<StartRunRequest, "priority" | "failFast" | "state" | "metadata" | "idempotencyKey">;
+    context: JsonObject;
+    input: JsonObject;
+    deadline: Date | null;
+    /** The run's team; default: the definition's. */
+    teamId?: string | null;
+    rerunOf?: RunRow;
+    reuse?: Map<string, typeof workflowRunNodes.$inferSelect>;
+  },
+) {
+  const { def, wf, req } = args;
+  const org = ctx.caller.organizationId;
+  const runId = randomUUID();
+  const priority = req.priority ?? 50;
+  const reuse = args.reuse ?? new Map();
+  const pending = wf.spec.nodes.filter((n) => reuse.get(n.key)?.status !== "succeeded").length;
+  const inserted = await tx
+    .insert(workflowRuns)
+    .values({
+      id: runId,
+      organizationId: org,
+      teamId: args.teamId !== undefined ? args.teamId : def.teamId,
+      workflowId: def.id,
+      workflowName: def.name,
+      workflowVersion: def.version,
+      status: "pending",
+      priority,
+      failFast: req.failFast ?? true,
+      input: args.input,
+      context: args.context,
+      state: req.state ? toJson(ValueSchema, req.state) : null,
+      metadata: req.metadata ?? {},
+      idempotencyKey: req.idempotencyKey ?? null,
+      rerunOf: args.rerunOf?.id ?? null,
+      nodesPending: pending,
+      createdBy: ctx.caller.principalId,
+      apiKeyId: ctx.caller.apiKeyId ?? null,
+      deadlineAt: args.deadline,
+    })
+    .onConflictDoNothing({ target: [workflowRuns.organizationId, workflowRuns.idempotencyKey], where: sql`idempotency_key IS NOT NULL` })
+    .returning();
+  const run = inserted[0];
+  if (!run) return null;
+
+  const rows: NodeRow[] = wf.spec.nodes.map((n, position) => {
+    const old = reuse.get(n.key);
+    if (old?.status === "succeeded") {
+      return { runId, organizationId: org, nodeKey: n.key, position, operation: n.operation, status: "succeeded", attempt: old.attempt, maxAttempts: old.maxAttempts, priority, depsRemaining: 0, output: old.output, startedAt: old.startedAt, finishedAt: old.finishedAt };
+    }
+    const deps = n.dependsOn.filter((d) => reuse.get(d)?.status !== "succeeded").length;
+    const status: NodeStatus = deps === 0 ? "ready" : "blocked";
+    return { runId, organizationId: org, nodeKey: n.key, position, operation: n.operation, status, maxAttempts: n.policy?.maxAttempts ?? 0, priority, depsRemaining: deps };
+  });
+  const nodes = await tx.insert(workflowRunNodes).values(rows).returning();
+  const ev = (kind: string, payload: Record<string, unknown> = {}, nodeKey?: string): NewEvent => ({ organizationId: org, runId, nodeKey, kind, payload });
+  await emitEvents(tx, [
+    ev("workflow.run.created", { workflow_id: def.id, workflow_name: def.name, workflow_version: def.version, priority, rerun_of: args.rerunOf?.id ?? null, request_id: ctx.requestId }),
+    ev("workflow.run.queued"),
+    ...nodes.filter((n) => n.status === "ready").map((n) => ev("workflow.node.ready", {}, n.nodeKey)),
+  ]);
+  await notify(tx, channels.work);
+  nodes.sort((a, b) => a.position - b.position);
+  return runMessage(run, nodes);
+}
 
 export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: EventHub }) {
   const { db, workflows, hub } = deps;
@@ -97,63 +174,6 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
 
   const audit = (tx: Tx, ctx: CallContext, action: Action, runId: string, summary: Record<string, unknown>) => recordAudit(tx, ctx, { action, resource: `run:${runId}`, summary });
 
-  /** Inserts a run with its nodes and first events; `null` when the idempotency key already exists. */
-  async function insertRun(tx: Tx, ctx: CallContext, args: { def: typeof workflowDefinitions.$inferSelect; wf: CompiledWorkflow; req: StartRunRequest; context: JsonObject; input: JsonObject; deadline: Date | null; rerunOf?: RunRow; reuse?: Map<string, typeof workflowRunNodes.$inferSelect> }) {
-    const { def, wf, req } = args;
-    const org = ctx.caller.organizationId;
-    const runId = randomUUID();
-    const priority = req.priority ?? 50;
-    const reuse = args.reuse ?? new Map();
-    const pending = wf.spec.nodes.filter((n) => reuse.get(n.key)?.status !== "succeeded").length;
-    const inserted = await tx
-      .insert(workflowRuns)
-      .values({
-        id: runId,
-        organizationId: org,
-        teamId: def.teamId,
-        workflowId: def.id,
-        workflowName: def.name,
-        workflowVersion: def.version,
-        status: "pending",
-        priority,
-        failFast: req.failFast ?? true,
-        input: args.input,
-        context: args.context,
-        state: req.state ? toJson(ValueSchema, req.state) : null,
-        metadata: req.metadata ?? {},
-        idempotencyKey: req.idempotencyKey ?? null,
-        rerunOf: args.rerunOf?.id ?? null,
-        nodesPending: pending,
-        createdBy: ctx.caller.principalId,
-        apiKeyId: ctx.caller.apiKeyId ?? null,
-        deadlineAt: args.deadline,
-      })
-      .onConflictDoNothing({ target: [workflowRuns.organizationId, workflowRuns.idempotencyKey], where: sql`idempotency_key IS NOT NULL` })
-      .returning();
-    const run = inserted[0];
-    if (!run) return null;
-
-    const rows: NodeRow[] = wf.spec.nodes.map((n, position) => {
-      const old = reuse.get(n.key);
-      if (old?.status === "succeeded") {
-        return { runId, organizationId: org, nodeKey: n.key, position, operation: n.operation, status: "succeeded", attempt: old.attempt, maxAttempts: old.maxAttempts, priority, depsRemaining: 0, output: old.output, startedAt: old.startedAt, finishedAt: old.finishedAt };
-      }
-      const deps = n.dependsOn.filter((d) => reuse.get(d)?.status !== "succeeded").length;
-      const status: NodeStatus = deps === 0 ? "ready" : "blocked";
-      return { runId, organizationId: org, nodeKey: n.key, position, operation: n.operation, status, maxAttempts: n.policy?.maxAttempts ?? 0, priority, depsRemaining: deps };
-    });
-    const nodes = await tx.insert(workflowRunNodes).values(rows).returning();
-    const ev = (kind: string, payload: Record<string, unknown> = {}, nodeKey?: string): NewEvent => ({ organizationId: org, runId, nodeKey, kind, payload });
-    await emitEvents(tx, [
-      ev("workflow.run.created", { workflow_id: def.id, workflow_name: def.name, workflow_version: def.version, priority, rerun_of: args.rerunOf?.id ?? null, request_id: ctx.requestId }),
-      ev("workflow.run.queued"),
-      ...nodes.filter((n) => n.status === "ready").map((n) => ev("workflow.node.ready", {}, n.nodeKey)),
-    ]);
-    await notify(tx, channels.work);
-    nodes.sort((a, b) => a.position - b.position);
-    return runMessage(run, nodes);
-  }
-
   async function resolveDefinition(ctx: CallContext, req: StartRunRequest) {
     const t = workflowDefinitions;
     const org = ctx.caller.organizationId;
@@ -183,6 +203,10 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
       if (req.state && req.state.kind.case === undefined) issues.push({ path: "/state", code: "invalid_value", message: "state must hold a value (null, a number, a string, a bool, a list or an object)" });
       if (issues.length) throw invalidArgument(issues.map((i) => i.message).join("; "), issues);
       const def = await resolveDefinition(ctx, req);
+      // The built-in definitions run jobs, with the job's team and checks: POST /v1/jobs.
+      if (isReservedWorkflowName(def.name)) {
+        throw invalidArgument(`${def.name} is a built-in workflow of jobs: create a job (POST /v1/jobs) instead`, [{ path: req.workflowId ? "/workflow_id" : "/workflow_name", code: "reserved_name", message: "a built-in workflow of jobs" }]);
+      }
       requirePermission(ctx, "run.create", { teamId: def.teamId });
       const wf = await workflows.get(db, def.id);
       const timeout = req.timeoutMs ?? wf.spec.runTimeoutMs;
@@ -312,9 +336,9 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
       const reuse = new Map(old.map((n) => [n.nodeKey, n]));
       const fakeReq = { priority: source.priority, failFast: source.failFast, state: undefined, metadata: source.metadata } as unknown as StartRunRequest;
       const run = await db.transaction(async (tx) => {
-        const r = await insertRun(tx, ctx, { def: def!, wf, req: fakeReq, input: source.input as JsonObject, context: source.context as JsonObject, deadline: wf.spec.runTimeoutMs ? new Date(Date.now() + wf.spec.runTimeoutMs) : null, rerunOf: source, reuse });
+        const r = await insertRun(tx, ctx, { def: def!, wf, req: fakeReq, input: source.input as JsonObject, context: source.context as JsonObject, deadline: wf.spec.runTimeoutMs ? new Date(Date.now() + wf.spec.runTimeoutMs) : null, teamId: source.teamId, rerunOf: source, reuse });
         if (source.state !== null) await tx.update(workflowRuns).set({ state: source.state }).where(eq(workflowRuns.id, r!.id));
-        await audit(tx, ctx, auditAction.rerun, r!.id, { operation: "rerun", rerun_of: source.id, workflow_id: def!.id, workflow_version: def!.version, team_id: def!.teamId });
+        await audit(tx, ctx, auditAction.rerun, r!.id, { operation: "rerun", rerun_of: source.id, workflow_id: def!.id, workflow_version: def!.version, team_id: source.teamId });
         return r!;
       });
       return create(RerunRunResponseSchema, { run: await fullRun(db, ctx, run.id, null) });
@@ -327,43 +351,53 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
      */
     async watchRun(ctx: CallContext, req: WatchRunRequest): Promise<AsyncGenerator<Event>> {
       const run = await loadRun(db, ctx, req.id, "run.read");
-      const sub = hub.subscribe((e) => e.runId === run.id);
-      return (async function* () {
-        try {
-          let last = Number(req.afterId);
-          // Resuming after the terminal event: nothing more will ever come.
-          const [ended] = await query(db, sql`SELECT 1 FROM events WHERE run_id = ${run.id} AND id <= ${last} AND kind IN ('workflow.run.completed', 'workflow.run.failed', 'workflow.run.cancelled') LIMIT 1`);
-          if (ended) return;
-          const history = await db
-            .select()
-            .from(events)
-            .where(and(eq(events.runId, run.id), gt(events.id, last), sql`${events.id} <= ${sub.startCursor}`))
-            .orderBy(asc(events.id));
-          for (const e of history) {
-            yield eventMessage(e);
-            last = Number(e.id);
-            if (terminalEventKinds.has(e.kind)) return;
-          }
-          while (!ctx.signal.aborted) {
-            let batch: EventRow[];
-            try {
-              batch = await sub.next(ctx.signal);
-            } catch (err) {
-              if (err instanceof SubscriberOverflow) throw new DomainError("unavailable", `${err.message} (last delivered event ${last})`, { code: "subscriber_overflow" });
-              throw err;
-            }
-            if (batch.length === 0) return; // aborted, or the hub is shutting down
-            for (const e of batch) {
-              if (Number(e.id) <= last) continue;
-              yield eventMessage(e);
-              last = Number(e.id);
-              if (terminalEventKinds.has(e.kind)) return;
-            }
-          }
-        } finally {
-          sub.close();
-        }
-      })();
+      return runEvents({ db, hub }, run.id, Number(req.afterId), ctx.signal);
     },
   };
+}
+
+/**
+ * A run's events for a watcher: the history after `afterId` (up to the hub's watermark),
+ * then live, ending after the terminal event (at once when resuming after it). The hub
+ * subscription is taken before the history is read, so nothing falls between the two.
+ * Shared by RunService.WatchRun and JobService.WatchJob.
+ */
+export function runEvents(deps: { db: Db; hub: EventHub }, runId: string, afterId: number, signal: AbortSignal): AsyncGenerator<Event> {
+  const { db, hub } = deps;
+  const sub = hub.subscribe((e) => e.runId === runId);
+  return (async function* () {
+    try {
+      let last = afterId;
+      const [ended] = await query(db, sql`SELECT 1 FROM events WHERE run_id = ${runId} AND id <= ${last} AND kind IN ('workflow.run.completed', 'workflow.run.failed', 'workflow.run.cancelled') LIMIT 1`);
+      if (ended) return;
+      const history = await db
+        .select()
+        .from(events)
+        .where(and(eq(events.runId, runId), gt(events.id, last), sql`${events.id} <= ${sub.startCursor}`))
+        .orderBy(asc(events.id));
+      for (const e of history) {
+        yield eventMessage(e);
+        last = Number(e.id);
+        if (terminalEventKinds.has(e.kind)) return;
+      }
+      while (!signal.aborted) {
+        let batch: EventRow[];
+        try {
+          batch = await sub.next(signal);
+        } catch (err) {
+          if (err instanceof SubscriberOverflow) throw new DomainError("unavailable", `${err.message} (last delivered event ${last})`, { code: "subscriber_overflow" });
+          throw err;
+        }
+        if (batch.length === 0) return; // aborted, or the hub is shutting down
+        for (const e of batch) {
+          if (Number(e.id) <= last) continue;
+          yield eventMessage(e);
+          last = Number(e.id);
+          if (terminalEventKinds.has(e.kind)) return;
+        }
+      }
+    } finally {
+      sub.close();
+    }
+  })();
 }

@@ -58,7 +58,7 @@ export function createWorkflowService(db: Db) {
       }
       requirePermission(ctx, "workflow.write", { teamId });
       const json = specJson(spec);
-      const hash = createHash("sha256").update(canonical(json)).digest("hex");
+      const hash = specHash(json);
       return db.transaction(async (tx) => {
         // Serialise upserts of one name so two writers cannot both claim the next version.
         await tx.execute(sql`SELECT pg_advisory_xact_lock(hashtextextended(${org + "/" + spec.name}, 0))`);
@@ -141,6 +141,11 @@ export function requireValid(spec: WorkflowSpec | undefined): WorkflowSpec {
     if (p && p.timeoutMs === undefined && p.maxAttempts === undefined && !p.backoff && p.retryOn.length === 0) node.policy = undefined;
   }
   return spec;
+}
+
+/** The hash a definition version is stored with: equal specs hash equal whatever their key order. */
+export function specHash(spec: unknown): string {
+  return createHash("sha256").update(canonical(spec)).digest("hex");
 }
 
 /** JSON with object keys sorted, so equal specs hash equal whatever the key order. */

@@ -26,7 +26,7 @@ beforeEach(async () => {
   await database.db.delete(workflowRuns);
 });
 
-async function newRun(opts: { status?: RunStatus; context?: Record<string, unknown> } = {}): Promise<string> {
+async function newRun(opts: { status?: RunStatus; context?: Record<string, unknown>; createdBy?: string; apiKeyId?: string } = {}): Promise<string> {
   const id = randomUUID();
   await database.db.insert(workflowRuns).values({
     id,
@@ -39,6 +39,8 @@ async function newRun(opts: { status?: RunStatus; context?: Record<string, unkno
     context: opts.context ?? { topic: "t" },
     metadata: {},
     nodesPending: 0,
+    createdBy: opts.createdBy ?? null,
+    apiKeyId: opts.apiKeyId ?? null,
   });
   return id;
 }
@@ -132,7 +134,9 @@ describe(`claimNodes (${engine})`, () => {
   });
 
   it("takes a lease: owner, expiry, attempt + 1, running, started_at; and returns the run's data", async () => {
-    const run = await newRun({ context: { topic: "cats", n: [1, 2] } });
+    const starter = randomUUID();
+    const key = randomUUID();
+    const run = await newRun({ context: { topic: "cats", n: [1, 2] }, createdBy: starter, apiKeyId: key });
     const ids = await addNodes(run, [{ key: "n1", attempt: 2 }]);
     const before = Date.now();
     const [c] = await claim({ workerId: "worker-42", leaseSeconds: 120 });
@@ -146,6 +150,10 @@ describe(`claimNodes (${engine})`, () => {
       maxAttempts: 3,
       workflowId,
       context: { topic: "cats", n: [1, 2] },
+      // Who the step's provider calls are attributed to.
+      teamId: null,
+      createdBy: starter,
+      apiKeyId: key,
     });
     const [row] = await database.db.select().from(workflowRunNodes).where(eq(workflowRunNodes.id, ids.get("n1")!));
     expect(row).toMatchObject({ status: "running", attempt: 3, leaseOwner: "worker-42" });

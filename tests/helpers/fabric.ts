@@ -63,6 +63,7 @@ export async function startTestFabric(
     log: testLog,
     streamRecheckMs: 300,
     webhooks: opts.webhooks,
+    providers: createProviders(opts.env ?? {}),
   });
   const workers: Worker[] = [];
   const start = async (overrides: Partial<WorkerConfig> = {}) => {

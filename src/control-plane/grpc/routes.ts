@@ -62,10 +62,12 @@ function bindService(service: DescService, opts: GrpcOptions) {
     };
 
     if (method.methodKind === "server_streaming") {
+      const wrapsEvent = method.output.fields.some((f) => f.localName === "event" && f.fieldKind === "message" && f.message.typeName === "fabric.v1.Event");
       handlers[method.localName] = async function* (req: unknown, hctx: HandlerContext) {
         const ctx = await begin(hctx, req);
         try {
-          for await (const ev of (await fn(ctx, req)) as AsyncIterable<unknown>) yield { event: ev };
+          // Event streams: the services yield Events and the response wraps each one.
+          for await (const item of (await fn(ctx, req)) as AsyncIterable<unknown>) yield wrapsEvent ? { event: item } : item;
         } catch (err) {
           throw mapError(err, ctx.requestId, rpc, opts.log);
         }

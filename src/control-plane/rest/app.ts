@@ -122,7 +122,7 @@ export function createRestApp(opts: RestAppOptions) {
       // about what a valid body would be.
       await opts.guard(ctx, op.rpc!, urlFields(c, op));
       const request = await buildRequest(c, op, op.protoMethod!, validators);
-      if (op.stream === "sse") return sse(c, ctx, impl, request);
+      if (op.stream === "sse") return sse(c, ctx, impl, request, op.protoMethod!);
       const response = await impl(ctx, request);
       const json = toJson(op.protoMethod!.output, response, jsonOptions) as Record<string, unknown>;
       const other = op.successStatuses.find((s) => s !== 200);
@@ -146,9 +146,10 @@ export function createRestApp(opts: RestAppOptions) {
     return { caller, requestId: c.get("requestId"), signal: c.req.raw.signal, clientAddress: incoming?.socket?.remoteAddress ?? "" };
   }
 
-  function sse(c: Context<Env>, ctx: CallContext, impl: (ctx: CallContext, req: any) => Promise<AsyncGenerator<any>>, request: any) {
+  function sse(c: Context<Env>, ctx: CallContext, impl: (ctx: CallContext, req: any) => Promise<AsyncGenerator<any>>, request: any, method: DescMethod) {
+    const message = sseMessage(method);
     const lastEventId = c.req.header("last-event-id");
-    if (lastEventId !== undefined) {
+    if (lastEventId !== undefined && method.input.fields.some((f) => f.localName === "afterId")) {
       if (!/^\d{1,18}$/.test(lastEventId)) throw invalidArgument("Last-Event-ID must be an event id", [{ path: "/Last-Event-ID", code: "invalid_value", message: "not an event id" }]);
       request.afterId = BigInt(lastEventId);
     }
@@ -166,7 +167,7 @@ export function createRestApp(opts: RestAppOptions) {
         try {
           let r = await events.next();
           while (!r.done && !abort.signal.aborted) {
-            await stream.writeSSE({ id: String(r.value.id), event: r.value.kind, data: eventText(r.value) });
+            await stream.writeSSE(message(r.value));
             r = await events.next();
           }
         } catch (err) {
@@ -183,6 +184,25 @@ export function createRestApp(opts: RestAppOptions) {
   }
 
   return app;
+}
+
+/**
+ * How a stream's items become SSE messages. Event streams (the response wraps a
+ * `fabric.v1.Event`): `id:` the event id, `event:` its kind, `data:` the Event. Other
+ * streams (a response with a oneof, e.g. ExecuteStreamResponse): `event:` the oneof case,
+ * `data:` the case's message as proto3 JSON.
+ */
+function sseMessage(method: DescMethod): (item: any) => { id?: string; event: string; data: string } {
+  const eventField = method.output.fields.find((f) => f.localName === "event" && f.fieldKind === "message" && f.message.typeName === "fabric.v1.Event");
+  if (eventField) return (e) => ({ id: String(e.id), event: e.kind, data: eventText(e) });
+  const oneof = method.output.oneofs[0];
+  if (!oneof) throw new Error(`${method.parent.typeName}/${method.name}: a stream needs an Event or a oneof to become SSE`);
+  return (item) => {
+    const chunk = item[oneof.localName] as { case: string; value: any };
+    const field = oneof.fields.find((f) => f.localName === chunk.case)!;
+    if (field.fieldKind !== "message") throw new Error(`${oneof.name}.${field.name}: an SSE case must be a message`);
+    return { event: field.name, data: JSON.stringify(toJson(field.message, chunk.value, jsonOptions)) };
+  };
 }
 
 /** Path and query values keyed by the proto field's local (camelCase) name, as the guard reads requests. */

@@ -303,7 +303,7 @@ export type ValidationIssue = Message<"fabric.v1.ValidationIssue"> & {
   path: string;
 
   /**
-   * Stable code. Values: required | invalid_value | duplicate_key | unknown_dependency | cycle | unknown_operation | malformed_binding | too_large.
+   * Stable code. Values: required | invalid_value | duplicate_key | unknown_dependency | cycle | unknown_operation | malformed_binding | too_large | reserved_name.
    *
    * @generated from field: string code = 2;
    */

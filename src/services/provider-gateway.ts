@@ -1,0 +1,415 @@
+/**
+ * The one path every provider call takes — a direct call over the API, a job, or a
+ * workflow's provider node in an executor:
+ *
+ * 1. rules: the organization's and the team's policy and budget (one query), and the price
+ *    table the organization is billed by (its overrides merged over the built-in table);
+ * 2. route: the router with those allow-lists, this process's breakers and latencies;
+ * 3. reserve: under a budget or a per-run cap, the largest estimate among the candidates
+ *    that may be tried is charged to every applicable ledger before the call, or the call is
+ *    refused (`budget_exceeded`, with Retry-After at the period's end). An unpriced model
+ *    under a budget fails closed (`model_unpriced`);
+ * 4. call: candidates in order, breakers consulted and fed, falling back on retryable
+ *    failures (never after a stream has produced text);
+ * 5. settle: the usage record gets the tokens and actual cost, the ledgers `actual −
+ *    estimate`. A call under no budget writes its record once, settled.
+ *
+ * A settlement that fails (database down) is logged, never turned into a failed call: the
+ * reservation keeps its estimate charged, which errs on the side of the budget.
+ */
+import { createCircuitBreakers, type CircuitBreakerOptions, type CircuitBreakers } from "../domain/circuit-breaker.js";
+import { DomainError } from "../domain/errors.js";
+import { effectiveRules, retryAfterSeconds, type Charge, type EffectiveRules } from "../domain/policy.js";
+import { actualCost, DEFAULT_PRICE_TABLE, estimateCost, formatUsd, requirePriced, withPriceOverrides, type Cost, type PriceOverrides, type PriceTable } from "../domain/pricing.js";
+import {
+  candidateKey,
+  candidatesFromProviders,
+  DEFAULT_ROUTING_STRATEGY,
+  route,
+  RoutingError,
+  updateLatencyEwma,
+  type Candidate,
+  type RouteDecision,
+  type RouteRequest,
+  type RoutingStrategy,
+} from "../domain/routing.js";
+import type { Database, Db } from "../db/database.js";
+import { loadScopeRules, markExceeded, recordSettled, reserve, settle, type Attribution, type Settlement } from "../db/usage.js";
+import { ProviderError } from "../providers/errors.js";
+import type { ChatMessage, EmbedResult, GenerateRequest, GenerateResult, Provider, ProviderOperation, Usage } from "../providers/provider.js";
+
+export type { Attribution } from "../db/usage.js";
+
+/** A provider call, validated. */
+export interface ProviderRequest {
+  operation: ProviderOperation;
+  provider?: string;
+  model?: string;
+  strategy?: RoutingStrategy;
+  tier?: "basic" | "premium";
+  /** `ai.generate`. */
+  prompt?: string;
+  messages?: ChatMessage[];
+  system?: string;
+  maxTokens?: number;
+  temperature?: number;
+  /** `ai.embed`. */
+  texts?: string[];
+}
+
+export interface CallAttempt {
+  provider: string;
+  model: string;
+  error?: string;
+}
+
+export interface CallResult {
+  provider: string;
+  model: string;
+  generate?: GenerateResult;
+  embed?: EmbedResult;
+  usage: Usage;
+  /** Under a budget, the estimate reserved (the most any candidate that may be tried could cost); else the answering model's upper bound. */
+  estimate: Cost;
+  actual: Cost | { status: "error"; reason: string };
+  priceTable: string;
+  decision: RouteDecision;
+  attempts: CallAttempt[];
+  usageRecordId: number;
+}
+
+/** Every candidate failed (or the one that answered failed mid-stream): the last provider error and what was tried. */
+export class ProviderCallError extends Error {
+  override readonly name = "ProviderCallError";
+  constructor(
+    readonly providerError: ProviderError,
+    readonly attempts: CallAttempt[],
+    /** The stream had produced text before it failed: not failed over, and not safe to retry blindly. */
+    readonly afterStreamBegan: boolean,
+  ) {
+    super(attempts.length > 1 ? `${providerError.message} (attempts: ${summarizeAttempts(attempts)})` : `${providerError.provider}: ${providerError.message}`);
+  }
+}
+
+export function summarizeAttempts(attempts: readonly CallAttempt[]): string {
+  return attempts.map((a) => `${a.provider}/${a.model}${a.error ? ` ✗ ${a.error}` : " ✓"}`).join("; ");
+}
+
+export interface GatewayOptions {
+  /** The deployment's strategy (`FABRIC_ROUTING_STRATEGY`). */
+  strategy?: RoutingStrategy;
+  breakers?: CircuitBreakerOptions;
+  /** The built-in price table (tests may replace it). */
+  prices?: PriceTable;
+  now?: () => number;
+  log?: { warn(msg: string, fields?: Record<string, unknown>): void };
+}
+
+export interface Prepared {
+  rules: EffectiveRules;
+  prices: PriceTable;
+}
+
+export interface EstimateResult {
+  decision: RouteDecision;
+  estimate: Cost;
+  inputTokens: number;
+  maxOutputTokens: number;
+  prices: PriceTable;
+  rules: EffectiveRules;
+}
+
+export type ProviderGateway = ReturnType<typeof createProviderGateway>;
+
+export function createProviderGateway(deps: { db: Database["db"]; providers: readonly Provider[] }, options: GatewayOptions = {}) {
+  const { db, providers } = deps;
+  const byName = new Map(providers.map((p) => [p.name, p]));
+  const candidates = candidatesFromProviders(providers);
+  const breakers: CircuitBreakers = createCircuitBreakers(options.breakers);
+  const latencyMs: Record<string, number> = {};
+  const basePrices = options.prices ?? DEFAULT_PRICE_TABLE;
+  const deploymentStrategy = options.strategy ?? DEFAULT_ROUTING_STRATEGY;
+  const now = options.now ?? (() => performance.now());
+  const tables = new Map<string, PriceTable>();
+
+  /** The organization's table; merged tables are memoized by their overrides (bounded). */
+  function priceTableFor(overrides: PriceOverrides | undefined): PriceTable {
+    if (!overrides) return basePrices;
+    const key = JSON.stringify(overrides);
+    let table = tables.get(key);
+    if (!table) {
+      try {
+        table = withPriceOverrides(basePrices, overrides);
+      } catch {
+        table = basePrices; // validated when stored; a table that no longer merges (built-in change) falls back
+      }
+      if (tables.size >= 256) tables.delete(tables.keys().next().value!);
+      tables.set(key, table);
+    }
+    return table;
+  }
+
+  async function prepare(attribution: Pick<Attribution, "organizationId" | "teamId" | "runId">, at = new Date()): Promise<Prepared> {
+    const { rules, priceOverrides } = await loadScopeRules(db, attribution.organizationId, attribution.teamId);
+    return { rules: effectiveRules(rules, { now: at, runId: attribution.runId }), prices: priceTableFor(priceOverrides) };
+  }
+
+  function routeRequest(req: ProviderRequest): RouteRequest {
+    let model = req.model;
+    // A provider pinned without a model means its default model (the adapter contract).
+    if (req.provider !== undefined && model === undefined) {
+      const pinned = byName.get(req.provider);
+      model = req.operation === "ai.embed" ? pinned?.embeddingModels?.[0] : pinned?.models[0];
+    }
+    return {
+      operation: req.operation,
+      inputChars: inputChars(req),
+      ...(req.provider !== undefined ? { provider: req.provider } : {}),
+      ...(model !== undefined ? { model } : {}),
+      ...(req.strategy !== undefined ? { strategy: req.strategy } : {}),
+      ...(req.tier !== undefined ? { tier: req.tier } : {}),
+      ...(req.maxTokens !== undefined ? { maxOutputTokens: req.maxTokens } : {}),
+    };
+  }
+
+  /**
+   * The decision. A breaker is advisory when only one candidate serves the request at all:
+   * refusing the only deployment there is would turn a possibly-working call into a certain
+   * failure (the gateways' "no cooldown for a single deployment" rule).
+   */
+  function decide(request: RouteRequest, prepared: Prepared): { decision: RouteDecision; advisoryBreaker: boolean } {
+    const opts = { strategy: deploymentStrategy, prices: prepared.prices, policies: prepared.rules.routing, latencyMs };
+    try {
+      return { decision: route(request, candidates, { ...opts, breakers }), advisoryBreaker: false };
+    } catch (err) {
+      if (!(err instanceof RoutingError) || err.options.code !== "no_healthy_provider") throw err;
+      const unguarded = route(request, candidates, opts);
+      if (unguarded.chosen.length !== 1) throw err;
+      unguarded.explanation.why += ` Its breaker is open but advisory: it is the only candidate.`;
+      return { decision: unguarded, advisoryBreaker: true };
+    }
+  }
+
+  /** The most any candidate that may be tried can cost (the reservation). */
+  function worstEstimate(decision: RouteDecision, req: ProviderRequest, prices: PriceTable): Cost {
+    let worst: Cost | undefined;
+    for (const c of decision.chosen) {
+      const e = estimateOf(c, req, prices);
+      if (e.status === "unpriced") return e;
+      if (!worst || (worst.status === "priced" && e.totalNanoUsd > worst.totalNanoUsd)) worst = e;
+    }
+    return worst!;
+  }
+
+  function estimateOf(c: Candidate, req: ProviderRequest, prices: PriceTable): Cost {
+    return estimateCost({ provider: c.provider, model: c.model, operation: req.operation, inputChars: inputChars(req), ...(req.maxTokens !== undefined ? { maxOutputTokens: req.maxTokens } : {}) }, prices);
+  }
+
+  async function refuse(attribution: Attribution, charge: Charge, estimateNanoUsd: number, committedNanoUsd: number): Promise<never> {
+    await markExceeded(db, { organizationId: attribution.organizationId, charge, estimateNanoUsd, committedNanoUsd }).catch((err) => options.log?.warn("could not record budget.exceeded", { error: String(err) }));
+    const at = new Date();
+    throw new DomainError(
+      "resource_exhausted",
+      `the call's estimated cost of $${formatUsd(estimateNanoUsd)} does not fit ${charge.label}: $${formatUsd(committedNanoUsd)} of $${formatUsd(charge.limitNanoUsd)} is committed` +
+        (charge.resetAt ? `; it resets at ${charge.resetAt.toISOString()}` : ""),
+      { code: "budget_exceeded", ...(charge.resetAt ? { retryAfterSeconds: retryAfterSeconds(charge.resetAt, at) } : {}) },
+    );
+  }
+
+  return {
+    providers,
+    candidates,
+    breakers,
+    latencies: (): Record<string, number> => ({ ...latencyMs }),
+    deploymentStrategy,
+    prepare,
+    priceTableFor,
+
+    /** Where the call would go and what it would cost, without calling or reserving anything. */
+    async estimate(req: ProviderRequest, attribution: Attribution): Promise<EstimateResult> {
+      const prepared = await prepare(attribution);
+      const request = routeRequest(req);
+      const { decision } = decide(request, prepared);
+      const estimate = estimateOf(decision.chosen[0]!, req, prepared.prices);
+      const maxOutputTokens = req.operation === "ai.embed" ? 0 : estimate.tokens.output;
+      return { decision, estimate, inputTokens: estimate.tokens.uncachedInput, maxOutputTokens, prices: prepared.prices, rules: prepared.rules };
+    },
+
+    /** One call. `prepared`: the rules the caller already loaded for this attribution (e.g. to check a rate limit). */
+    async call(args: { request: ProviderRequest; attribution: Attribution; signal: AbortSignal; stream?: boolean; onDelta?: (text: string) => void; prepared?: Prepared }): Promise<CallResult> {
+      const { request: req, attribution, signal } = args;
+      const started = now();
+      const prepared = args.prepared ?? (await prepare(attribution));
+      const { decision, advisoryBreaker } = decide(routeRequest(req), prepared);
+      const { rules, prices } = prepared;
+
+      // Reserve (only when a budget or cap applies).
+      const budgeted = rules.charges.length > 0 || rules.maxRunCost !== null;
+      const worst = worstEstimate(decision, req, prices);
+      let reservation: { id: number; estimateNanoUsd: number } | null = null;
+      if (budgeted) {
+        const est = requirePriced(worst).totalNanoUsd;
+        if (rules.maxRunCost && !attribution.runId && est > rules.maxRunCost.nanoUsd) {
+          const cap: Charge = { scopeKey: "", period: "run", periodStart: "", limitNanoUsd: rules.maxRunCost.nanoUsd, label: `${rules.maxRunCost.scope === "organization" ? "the organization's" : "the team's"} per-run cost cap`, resetAt: null };
+          throw new DomainError("resource_exhausted", `the call's estimated cost of $${formatUsd(est)} exceeds ${cap.label} of $${formatUsd(cap.limitNanoUsd)}`, { code: "budget_exceeded" });
+        }
+        // A free call cannot overshoot anything: it is admitted even by a spent budget.
+        if (rules.charges.length > 0 && est > 0) {
+          const first = decision.chosen[0]!;
+          const r = await reserve(db as Db, {
+            attribution,
+            facts: { provider: first.provider, model: first.model, operation: req.operation, priceTable: prices.version, estimatedNanoUsd: est },
+            charges: rules.charges,
+            estimateNanoUsd: est,
+          });
+          if (!r.ok) await refuse(attribution, r.charge, est, r.committedNanoUsd);
+          else reservation = { id: r.id, estimateNanoUsd: est };
+        }
+      }
+
+      const attempts: CallAttempt[] = [];
+      const failedProviders = new Set<string>();
+      const queue = [...decision.chosen];
+      let last: ProviderError | undefined;
+      let lastCandidate = decision.chosen[0]!;
+      const streamState = { deltas: false };
+      const finish = async (settlement: Settlement, candidate: Candidate) => {
+        try {
+          if (reservation) {
+            await settle(db, { id: reservation.id, charges: rules.charges, estimateNanoUsd: reservation.estimateNanoUsd, settlement });
+            return reservation.id;
+          }
+          // No reservation: the record's estimate is the one of the candidate that answered (or failed last).
+          const own = estimateOf(candidate, req, prices);
+          const est = own.status === "priced" ? own.totalNanoUsd : null;
+          return await recordSettled(db, attribution, { provider: candidate.provider, model: candidate.model, operation: req.operation, priceTable: prices.version, estimatedNanoUsd: est }, settlement);
+        } catch (err) {
+          options.log?.warn("could not settle usage", { error: String(err), organization_id: attribution.organizationId, run_id: attribution.runId });
+          return reservation?.id ?? 0;
+        }
+      };
+
+      while (queue.length > 0) {
+        // Other providers before the failed ones' remaining models (stable otherwise).
+        const index = queue.findIndex((c) => !failedProviders.has(c.provider));
+        const candidate = queue.splice(index >= 0 ? index : 0, 1)[0]!;
+        lastCandidate = candidate;
+        const provider = byName.get(candidate.provider)!;
+        const gate = breakers.tryAcquire(candidate.provider, candidate.model);
+        if (!gate.allowsRequest && !advisoryBreaker) {
+          attempts.push({ provider: candidate.provider, model: candidate.model, error: `skipped: breaker ${gate.reason}` });
+          continue;
+        }
+        const t0 = now();
+        try {
+          const out = await invoke(provider, candidate.model, req, signal, args.stream === true, streamState, args.onDelta);
+          breakers.recordSuccess(candidate.provider, candidate.model);
+          const key = candidateKey(candidate.provider, candidate.model);
+          latencyMs[key] = updateLatencyEwma(latencyMs[key], Math.max(0, now() - t0));
+          attempts.push({ provider: candidate.provider, model: candidate.model });
+          const model = out.model || candidate.model;
+          const actual = safeActual(candidate.provider, model, out.usage, prices);
+          const usageRecordId = await finish(
+            {
+              status: "succeeded",
+              provider: candidate.provider,
+              model,
+              inputTokens: out.usage.inputTokens,
+              outputTokens: out.usage.outputTokens,
+              cachedInputTokens: out.usage.cachedInputTokens ?? 0,
+              cacheWriteTokens: out.usage.cacheWriteTokens ?? 0,
+              actualNanoUsd: actual.status === "priced" ? actual.totalNanoUsd : null,
+              errorCode: null,
+              latencyMs: Math.round(now() - started),
+            },
+            candidate,
+          );
+          return {
+            provider: candidate.provider,
+            model,
+            ...(out.generate ? { generate: out.generate } : {}),
+            ...(out.embed ? { embed: out.embed } : {}),
+            usage: out.usage,
+            // What the record holds: the reservation under a budget, else the answering model's bound.
+            estimate: reservation ? worst : estimateOf(candidate, req, prices),
+            actual,
+            priceTable: prices.version,
+            decision,
+            attempts,
+            usageRecordId,
+          };
+        } catch (err) {
+          if (!(err instanceof ProviderError)) {
+            // Not the provider's verdict on its health (a bug, a malformed stream): neutral.
+            breakers.recordFailure(candidate.provider, candidate.model, { retryable: false });
+            await finish(failedSettlement(candidate, "internal", started, now()), candidate);
+            throw err;
+          }
+          breakers.recordFailure(candidate.provider, candidate.model, err);
+          attempts.push({ provider: candidate.provider, model: candidate.model, error: `${err.errorClass}: ${err.message}` });
+          last = err;
+          if (streamState.deltas || !err.retryable || signal.aborted) {
+            await finish(failedSettlement(candidate, `provider_${err.errorClass}`, started, now()), candidate);
+            throw new ProviderCallError(err, attempts, streamState.deltas);
+          }
+          failedProviders.add(candidate.provider);
+        }
+      }
+      await finish(failedSettlement(lastCandidate, last ? `provider_${last.errorClass}` : "no_healthy_provider", started, now()), lastCandidate);
+      if (last) throw new ProviderCallError(last, attempts, false);
+      throw new DomainError("unavailable", `no candidate could be called: ${summarizeAttempts(attempts)}`, { code: "no_healthy_provider" });
+    },
+  };
+}
+
+function failedSettlement(c: Candidate, errorCode: string, started: number, ended: number): Settlement {
+  return { status: "failed", provider: c.provider, model: c.model, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cacheWriteTokens: 0, actualNanoUsd: 0, errorCode, latencyMs: Math.round(ended - started) };
+}
+
+export function inputChars(req: ProviderRequest): number {
+  if (req.operation === "ai.embed") return (req.texts ?? []).reduce((n, t) => n + t.length, 0);
+  const turns = req.messages ? req.messages.reduce((n, m) => n + (typeof m?.content === "string" ? m.content.length : 0), 0) : (req.prompt?.length ?? 0);
+  return turns + (req.system?.length ?? 0);
+}
+
+async function invoke(
+  provider: Provider,
+  model: string,
+  req: ProviderRequest,
+  signal: AbortSignal,
+  stream: boolean,
+  state: { deltas: boolean },
+  onDelta: ((text: string) => void) | undefined,
+): Promise<{ model: string; usage: Usage; generate?: GenerateResult; embed?: EmbedResult }> {
+  if (req.operation === "ai.embed") {
+    if (!provider.embed) throw new ProviderError({ provider: provider.name, errorClass: "invalid_request", message: `provider ${provider.name} cannot embed` });
+    const r = await provider.embed(req.texts ?? [], { model, signal });
+    return { model: r.model, usage: r.usage, embed: r };
+  }
+  const request: GenerateRequest = { model, signal };
+  if (req.prompt !== undefined) request.prompt = req.prompt;
+  if (req.messages !== undefined) request.messages = req.messages;
+  if (req.system !== undefined) request.system = req.system;
+  if (req.maxTokens !== undefined) request.maxTokens = req.maxTokens;
+  if (req.temperature !== undefined) request.temperature = req.temperature;
+  if (!stream) {
+    const r = await provider.generate(request);
+    return { model: r.model, usage: r.usage, generate: r };
+  }
+  for await (const chunk of provider.stream(request)) {
+    if (chunk.type === "done") return { model: chunk.result.model, usage: chunk.result.usage, generate: chunk.result };
+    if (chunk.text) {
+      state.deltas = true;
+      onDelta?.(chunk.text);
+    }
+  }
+  throw new ProviderError({ provider: provider.name, errorClass: "transient", message: `${provider.name}: the stream ended without a result` });
+}
+
+function safeActual(provider: string, model: string, usage: Usage, prices: PriceTable): Cost | { status: "error"; reason: string } {
+  try {
+    return actualCost({ provider, model, usage }, prices);
+  } catch (err) {
+    return { status: "error", reason: err instanceof Error ? err.message : String(err) };
+  }
+}
