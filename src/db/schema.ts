@@ -375,3 +375,15 @@ export const usageRecords = pgTable(
   },
   (t) => [index("usage_records_org_created").on(t.organizationId, t.createdAt), index("usage_records_run").on(t.runId).where(sql`run_id IS NOT NULL`)],
 );
+
+/**
+ * Durable progress of a consumer of the events table, shared by every control plane:
+ * `last_event_id` only moves forward (`GREATEST`), and every event with id ≤ it has been
+ * handled (for `webhooks`: its delivery rows exist). A consumer resumes after it, so
+ * events committed while no control plane ran are not lost (see webhook-dispatcher.ts).
+ */
+export const dispatchCursors = pgTable("dispatch_cursors", {
+  name: text("name").primaryKey(),
+  lastEventId: bigint("last_event_id", { mode: "number" }).notNull(),
+  updatedAt: ts("updated_at").notNull().defaultNow(),
+});

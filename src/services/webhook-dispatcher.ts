@@ -1,10 +1,10 @@
 /**
  * The webhook dispatcher: one per control-plane process, any number of processes.
  *
- * 1. It follows committed events through the process's event hub and, for every enabled
- *    webhook of the event's organization whose filter matches, inserts a delivery row —
- *    `INSERT … ON CONFLICT DO NOTHING` on (webhook, event), so however many control
- *    planes see the event, one delivery exists.
+ * 1. It follows committed events through the process's event hub (resuming from a shared
+ *    cursor, see below) and, for every enabled webhook of the event's organization whose
+ *    filter matches, inserts a delivery row — `INSERT … ON CONFLICT DO NOTHING` on
+ *    (webhook, event), so however many control planes see the event, one delivery exists.
  * 2. It claims due deliveries (`FOR UPDATE SKIP LOCKED`, then a short lease, counting the
  *    attempt at claim time), so each attempt is made by one process; a process that dies
  *    mid-attempt leaves a lease that expires and the delivery is tried again.
@@ -16,17 +16,44 @@
  *    whose last `disableAfterFailures` deliveries all failed is disabled
  *    (`webhook.disabled`).
  *
- * Known gap: events committed while no control plane runs are not turned into
- * deliveries (the hub starts at the current end of the events table).
+ * Events committed while no control plane runs (executors keep writing run and node
+ * events), and events a dispatcher could not keep up with, are not lost: progress is a
+ * durable cursor shared by every control plane (`dispatch_cursors`, row `webhooks`),
+ * meaning "every event with id ≤ last_event_id has its delivery rows".
+ *
+ * - Subscribe to the hub first. The subscription's `startCursor` W is a watermark: every
+ *   event ≤ W is committed (or will never exist), and every event > W comes through the
+ *   subscription. Then read the cursor C (a missing row is created at W: a new deployment
+ *   starts at the end of the table, as before).
+ * - Catch up: enqueue the events in (C, W] from the table, by id in pages, then the live
+ *   batches. So every event > C is enqueued by this process.
+ * - After each page or batch is recorded, advance the cursor to its last id with
+ *   `GREATEST`. Each process advances only over ids it has enqueued itself (or left out
+ *   as too old, below), on top of a cursor that already covered everything below them,
+ *   so the invariant holds whichever process writes last; `GREATEST` keeps a slow
+ *   process from moving it back.
+ * - A process that stops (crash included) has advanced the cursor at most over what it
+ *   recorded; the next to start resumes after it. Enqueueing twice is harmless: rows are
+ *   unique on (webhook, event), inserted with ON CONFLICT DO NOTHING.
+ * - On `SubscriberOverflow`, or when a batch cannot be recorded, the subscription is
+ *   dropped and the loop starts over: resubscribe, re-read the cursor, catch up.
+ * - Catch-up leaves out events older than `catchUpMaxAgeMs` (default 24 h; the number is
+ *   logged), so a deployment that was down for a week does not flood its receivers.
+ *
+ * What it relies on is the hub's watermark: the hub treats an id gap older than its
+ * `gapTimeoutMs` as a rolled-back transaction, and starts at max(id), so an event whose
+ * transaction stays open across that may not be seen (as for live streams). Which webhooks
+ * match is decided when the event is enqueued, so a webhook created during a catch-up may
+ * receive events from before it existed.
  */
 import { randomUUID } from "node:crypto";
 import http from "node:http";
 import https from "node:https";
 import { isIP } from "node:net";
-import { and, asc, eq, inArray, isNull, lt, lte, or, sql } from "drizzle-orm";
+import { and, asc, count, eq, gt, gte, inArray, isNull, lt, lte, or, sql } from "drizzle-orm";
 import type { Db } from "../db/database.js";
 import { emitEvents } from "../db/events.js";
-import { events, webhookDeliveries, webhooks } from "../db/schema.js";
+import { dispatchCursors, events, webhookDeliveries, webhooks } from "../db/schema.js";
 import type { Logger } from "../logger.js";
 import { SubscriberOverflow, type EventHub, type EventRow } from "./event-hub.js";
 import { decryptSecret, guardedLookup, hostOf, isPublicAddress, signatureHeader, type WebhookSettings } from "./webhook-security.js";
@@ -47,9 +74,15 @@ export interface WebhookDispatcherOptions {
   disableAfterFailures: number;
   /** Deliveries attempted at once per process. Default 16. */
   concurrency: number;
+  /** Events older than this are not delivered by a catch-up (after downtime or a fall-behind). Default 24 h. */
+  catchUpMaxAgeMs: number;
+  /** Events read per catch-up query. Default 500. */
+  catchUpPageSize: number;
+  /** Live events buffered before the dispatcher counts as fallen behind and catches up from its cursor instead. Default 100,000. */
+  maxBuffer: number;
 }
 
-export const defaultDispatcherOptions: WebhookDispatcherOptions = { baseDelayMs: 1000, maxDelayMs: 3_600_000, timeoutMs: 10_000, leaseMs: 30_000, pollMs: 1000, disableAfterFailures: 20, concurrency: 16 };
+export const defaultDispatcherOptions: WebhookDispatcherOptions = { baseDelayMs: 1000, maxDelayMs: 3_600_000, timeoutMs: 10_000, leaseMs: 30_000, pollMs: 1000, disableAfterFailures: 20, concurrency: 16, catchUpMaxAgeMs: 86_400_000, catchUpPageSize: 500, maxBuffer: 100_000 };
 
 export interface WebhookDispatcher {
   /** Look for due deliveries now. */
@@ -58,6 +91,8 @@ export interface WebhookDispatcher {
 }
 
 const excerptLength = 1024;
+/** The `dispatch_cursors` row of the webhook dispatcher. */
+export const webhookCursorName = "webhooks";
 
 export function retryDelayMs(attempt: number, o: Pick<WebhookDispatcherOptions, "baseDelayMs" | "maxDelayMs">, random = Math.random): number {
   const d = Math.min(o.baseDelayMs * 2 ** Math.max(0, attempt - 1), o.maxDelayMs);
@@ -136,29 +171,84 @@ export function startWebhookDispatcher(deps: { db: Db; hub: EventHub; log: Logge
     kick();
   }
 
+  /** Waits `ms`, or less when closing. */
+  function sleep(ms: number) {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        abort.signal.removeEventListener("abort", done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      abort.signal.addEventListener("abort", done);
+    });
+  }
+
+  /** Enqueues with a few retries (a transient database error), then moves the shared cursor past the batch. */
+  async function record(batch: EventRow[]) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await enqueue(batch);
+        break;
+      } catch (err) {
+        if (closed || attempt >= 5) throw err;
+        await sleep(200 * 2 ** attempt);
+      }
+    }
+    await advance(Number(batch.at(-1)!.id));
+  }
+
+  async function advance(id: number) {
+    await db
+      .update(dispatchCursors)
+      .set({ lastEventId: sql`GREATEST(${dispatchCursors.lastEventId}, ${id})`, updatedAt: sql`now()` })
+      .where(eq(dispatchCursors.name, webhookCursorName));
+  }
+
+  /** The shared cursor; created at `watermark` when there is none yet. */
+  async function readCursor(watermark: number): Promise<number> {
+    await db.insert(dispatchCursors).values({ name: webhookCursorName, lastEventId: watermark }).onConflictDoNothing();
+    const [row] = await db.select({ id: dispatchCursors.lastEventId }).from(dispatchCursors).where(eq(dispatchCursors.name, webhookCursorName));
+    return Number(row!.id);
+  }
+
+  /** Enqueues the events in (from, to], in id order, leaving out those older than catchUpMaxAgeMs. */
+  async function catchUp(from: number, to: number) {
+    if (from >= to) return;
+    const cutoff = new Date(Date.now() - o.catchUpMaxAgeMs);
+    const inRange = (after: number) => and(gt(events.id, after), lte(events.id, to));
+    const [old] = await db.select({ n: count() }).from(events).where(and(inRange(from), lt(events.createdAt, cutoff)));
+    if (old && old.n > 0) log.warn("webhook catch-up: events older than catchUpMaxAgeMs are not delivered", { skipped: Number(old.n), after_id: from, up_to_id: to, max_age_ms: o.catchUpMaxAgeMs });
+    let after = from;
+    while (!closed) {
+      const page = await db.select().from(events).where(and(inRange(after), gte(events.createdAt, cutoff))).orderBy(asc(events.id)).limit(o.catchUpPageSize);
+      if (page.length === 0) break;
+      await record(page);
+      after = Number(page.at(-1)!.id);
+      if (page.length < o.catchUpPageSize) break;
+    }
+    if (closed) return;
+    await advance(to);
+    log.info("webhook dispatcher caught up", { after_id: from, up_to_id: to });
+  }
+
   const following = (async () => {
     while (!closed) {
-      const sub = hub.subscribe(() => true, { maxBuffer: 100_000 });
+      const sub = hub.subscribe(() => true, { maxBuffer: o.maxBuffer });
       try {
+        await catchUp(await readCursor(sub.startCursor), sub.startCursor);
         for (;;) {
           const batch = await sub.next(abort.signal);
-          if (batch.length === 0) break; // closed
-          for (let attempt = 0; ; attempt++) {
-            try {
-              await enqueue(batch);
-              break;
-            } catch (err) {
-              if (closed || attempt >= 5) {
-                if (!closed) log.error("webhook deliveries could not be recorded", { error: String(err), first_event_id: batch[0]!.id });
-                break;
-              }
-              await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
-            }
-          }
+          if (batch.length === 0) return; // closed (the dispatcher or the hub)
+          await record(batch);
         }
       } catch (err) {
-        if (err instanceof SubscriberOverflow) log.warn("webhook dispatcher fell behind the event stream; events skipped", { last_id: err.lastDeliveredId });
-        else throw err;
+        if (closed) break;
+        if (err instanceof SubscriberOverflow) log.warn("webhook dispatcher fell behind the event stream; catching up from its cursor", { last_id: err.lastDeliveredId });
+        else {
+          log.error("webhook deliveries could not be recorded; catching up from the cursor", { error: String(err) });
+          await sleep(1000);
+        }
       } finally {
         sub.close();
       }
