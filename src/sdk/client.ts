@@ -15,6 +15,12 @@
  * const me = anon.withAuth({ token: tokens.access_token, organizationId });
  * const team = await me.teams.create(organizationId, { slug: "platform", name: "Platform" });
  * for await (const ev of me.events.stream({ kinds: "workflow.run.*", signal })) console.log(ev.kind);
+ *
+ * // Provider calls (routed, policy-checked, billed), streamed or not, and jobs.
+ * const { text, cost } = await fabric.providers.execute({ prompt: "Say hi", max_tokens: 64 });
+ * for await (const c of fabric.providers.stream({ prompt: "Say hi" })) if (c.type === "delta") process.stdout.write(c.text);
+ * const job = await fabric.jobs.create({ modality: "text", input: { prompt: "Say hi" } });
+ * const finished = await fabric.jobs.wait(job.id, { timeoutMs: 60_000 }); // finished.result?.text
  * ```
  *
  * ## snake_case, on purpose
@@ -38,7 +44,7 @@
  * `status`, `requestId`, `issues` and `detail`; aborting through a signal rethrows the
  * signal's reason.
  */
-import type { paths } from "../../gen/openapi/schema.js";
+import type { components, paths } from "../../gen/openapi/schema.js";
 import { FabricError } from "./errors.js";
 import { createGrpcClients, type FabricGrpc, type GrpcClients } from "./grpc.js";
 import { readSse } from "./sse.js";
@@ -46,20 +52,29 @@ import type {
   AddMemberRequest,
   ApiKey,
   AuditEntry,
+  Budget,
   CheckRequest,
   CheckResponse,
   CreateApiKeyRequest,
   CreateApiKeyResponse,
   CreateInvitationRequest,
   CreateInvitationResponse,
+  CreateJobRequest,
   CreateOrganizationRequest,
   CreateServiceAccountRequest,
   CreateTeamRequest,
+  EstimateCostResponse,
+  ExecuteResponse,
   FabricEvent,
   GetMeResponse,
   Invitation,
+  Job,
+  JobUsage,
   ListAuditParams,
+  ListJobsParams,
   ListMembersParams,
+  ListProvidersResponse,
+  ListUsageRecordsParams,
   LoginRequest,
   LoginResponse,
   MeScopeParams,
@@ -68,7 +83,15 @@ import type {
   MyPermissions,
   MyTeam,
   Organization,
+  Policy,
+  PolicyScopeParams,
+  ProviderCall,
+  ProviderStreamChunk,
+  QueryUsageParams,
+  QueryUsageResponse,
   RotateApiKeyResponse,
+  SetBudgetRequest,
+  SetPolicyRequest,
   SignUpRequest,
   SignUpResponse,
   Team,
@@ -76,6 +99,7 @@ import type {
   UpdateMemberRequest,
   UpdateOrganizationRequest,
   UpdateTeamRequest,
+  UsageRecord,
   HttpMethod,
   JsonBody,
   ListRunsParams,
@@ -132,7 +156,7 @@ export interface FabricClientOptions {
   grpcBaseUrl?: string;
   /** Extra headers on every request of both transports. */
   headers?: Record<string, string>;
-  /** Reconnection policy of event streams (`runs.watch`, `runs.wait`). */
+  /** Reconnection policy of event streams (`runs.watch`, `runs.wait`, `jobs.watch`, …); `idleTimeoutMs` also bounds `providers.stream`. */
   retry?: RetryOptions;
 }
 
@@ -142,16 +166,18 @@ export interface RequestOptions {
   headers?: Record<string, string>;
 }
 
+/** Options of `runs.watch` and `jobs.watch`. */
 export interface WatchOptions {
-  /** Start after this event id (exclusive) instead of from the run's first event. */
+  /** Start after this event id (exclusive) instead of from the run's (job's) first event. */
   afterId?: string | number | bigint;
   signal?: AbortSignal;
   /** Overrides the client's reconnection policy. */
   retry?: RetryOptions;
 }
 
+/** Options of `runs.wait` and `jobs.wait`. */
 export interface WaitOptions {
-  /** Give up after this long with a FabricError `timeout` (the run keeps going). Default: no limit. */
+  /** Give up after this long with a FabricError `timeout` (the run or job keeps going). Default: no limit. */
   timeoutMs?: number;
   signal?: AbortSignal;
 }
@@ -180,6 +206,10 @@ export class FabricClient {
   readonly authz: AuthzResource;
   readonly audit: AuditResource;
   readonly events: EventsResource;
+  readonly providers: ProvidersResource;
+  readonly jobs: JobsResource;
+  readonly usage: UsageResource;
+  readonly policies: PoliciesResource;
   /** The organization sent as `X-Organization-Id`, if any. */
   readonly organizationId: string | undefined;
   /** @internal */
@@ -215,6 +245,10 @@ export class FabricClient {
     this.authz = new AuthzResource(this);
     this.audit = new AuditResource(this);
     this.events = new EventsResource(this);
+    this.providers = new ProvidersResource(this);
+    this.jobs = new JobsResource(this);
+    this.usage = new UsageResource(this);
+    this.policies = new PoliciesResource(this);
   }
 
   /**
@@ -414,20 +448,7 @@ export class RunsResource {
    * aborting `signal`, closes the connection.
    */
   async *watch(id: string, opts: WatchOptions = {}): AsyncGenerator<RunEvent, void, undefined> {
-    yield* followEvents(this.client, {
-      what: `event stream of run ${id}`,
-      path: "/v1/workflow-runs/{id}/events",
-      pathParams: { id },
-      afterId: opts.afterId,
-      signal: opts.signal,
-      retry: { ...this.client.retry, ...opts.retry },
-      isLast: (ev) => terminalEventKinds.has(ev.kind),
-      // An empty, clean end: if the run is over, either its terminal event is at or
-      // before lastId (resumed past the end: done) or the server closed before
-      // delivering it — one more connection tells them apart.
-      emptyEndMayBeFinal: async (signal) => terminalRunStatuses.has((await this.get(id, { signal })).status),
-      endedEarly: `the event stream of run ${id} kept ending before the run did`,
-    });
+    yield* watchUntilTerminal(this.client, { noun: "run", id, path: "/v1/workflow-runs/{id}/events", get: (signal) => this.get(id, { signal }) }, opts);
   }
 
   /**
@@ -436,22 +457,67 @@ export class RunsResource {
    * After `timeoutMs`, rejects with a FabricError `timeout` (the run is unaffected).
    */
   async wait(id: string, opts: WaitOptions = {}): Promise<Run> {
-    const timeout = new AbortController();
-    const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => timeout.abort(), opts.timeoutMs);
-    const signal = opts.signal ? AbortSignal.any([opts.signal, timeout.signal]) : timeout.signal;
-    try {
-      for await (const ev of this.watch(id, { signal })) {
-        if (terminalEventKinds.has(ev.kind)) break;
-      }
-      const run = await this.get(id, { signal });
-      if (!terminalRunStatuses.has(run.status)) throw new FabricError({ status: 0, code: "invalid_response", detail: `the event stream of run ${id} ended but the run is ${run.status}` });
-      return run;
-    } catch (err) {
-      if (timeout.signal.aborted && !opts.signal?.aborted) throw new FabricError({ status: 0, code: "timeout", detail: `run ${id} did not finish within ${opts.timeoutMs} ms` });
-      throw err;
-    } finally {
-      clearTimeout(timer);
+    return waitUntilTerminal({ noun: "run", id, watch: (signal) => this.watch(id, { signal }), get: (signal) => this.get(id, { signal }) }, opts);
+  }
+}
+
+/** What runs and jobs share: a status that says whether it is over. A job is a run of a built-in one-node workflow. */
+interface RunLike {
+  status: Run["status"];
+}
+
+/**
+ * The event stream of a run (or of a job, i.e. its run): `followEvents` ending after the
+ * terminal event, with the run's status telling a clean end past the last event apart
+ * from an early close. Shared by `runs.watch` and `jobs.watch`.
+ */
+function watchUntilTerminal(
+  client: FabricClient,
+  target: { noun: string; id: string; path: string; get: (signal: AbortSignal | undefined) => Promise<RunLike> },
+  opts: WatchOptions,
+): AsyncGenerator<RunEvent, void, undefined> {
+  const { noun, id } = target;
+  return followEvents(client, {
+    what: `event stream of ${noun} ${id}`,
+    path: target.path,
+    pathParams: { id },
+    afterId: opts.afterId,
+    signal: opts.signal,
+    retry: { ...client.retry, ...opts.retry },
+    isLast: (ev) => terminalEventKinds.has(ev.kind),
+    // An empty, clean end: if the run is over, either its terminal event is at or
+    // before lastId (resumed past the end: done) or the server closed before
+    // delivering it — one more connection tells them apart.
+    emptyEndMayBeFinal: async (signal) => terminalRunStatuses.has((await target.get(signal)).status),
+    endedEarly: `the event stream of ${noun} ${id} kept ending before the ${noun} did`,
+  });
+}
+
+/**
+ * Follows `watch` to the terminal event, then resolves with `get` (which must be
+ * terminal by then). `timeoutMs` rejects with a FabricError `timeout`; `signal` rethrows
+ * its reason. Shared by `runs.wait` and `jobs.wait`.
+ */
+async function waitUntilTerminal<T extends RunLike>(
+  target: { noun: string; id: string; watch: (signal: AbortSignal) => AsyncIterable<RunEvent>; get: (signal: AbortSignal) => Promise<T> },
+  opts: WaitOptions,
+): Promise<T> {
+  const { noun, id } = target;
+  const timeout = new AbortController();
+  const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => timeout.abort(), opts.timeoutMs);
+  const signal = opts.signal ? AbortSignal.any([opts.signal, timeout.signal]) : timeout.signal;
+  try {
+    for await (const ev of target.watch(signal)) {
+      if (terminalEventKinds.has(ev.kind)) break;
     }
+    const done = await target.get(signal);
+    if (!terminalRunStatuses.has(done.status)) throw new FabricError({ status: 0, code: "invalid_response", detail: `the event stream of ${noun} ${id} ended but the ${noun} is ${done.status}` });
+    return done;
+  } catch (err) {
+    if (timeout.signal.aborted && !opts.signal?.aborted) throw new FabricError({ status: 0, code: "timeout", detail: `${noun} ${id} did not finish within ${opts.timeoutMs} ms` });
+    throw err;
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -474,7 +540,7 @@ interface FollowInit {
  * Follows an SSE event stream of Fabric: reconnects with `Last-Event-ID` after dropped
  * connections, 5xx / 429 and server-side stream errors (bounded exponential backoff with
  * jitter; the attempt count resets whenever an event arrives), never yields an event
- * twice, and throws 4xx problems at once. Shared by `runs.watch` and `events.stream`.
+ * twice, and throws 4xx problems at once. Shared by `runs.watch`, `jobs.watch` and `events.stream`.
  */
 async function* followEvents(client: FabricClient, init: FollowInit): AsyncGenerator<RunEvent, void, undefined> {
   const { retry, signal, what } = init;
@@ -836,5 +902,237 @@ export class EventsResource {
       if (signal?.aborted) return;
       throw err;
     }
+  }
+}
+
+// ---- providers, jobs, usage, policies and budgets ----------------------------------
+
+/** The wire body of a provider call (the generated type misspells `operation`; see `ProviderCall`). */
+const wireCall = (call: ProviderCall) => call as unknown as components["schemas"]["ProviderCallInput"];
+
+export class ProvidersResource {
+  constructor(private readonly client: FabricClient) {}
+
+  /** The enabled providers, their models with prices (of the caller's price table), breakers and latency, and the default routing strategy. */
+  async list(options?: RequestOptions): Promise<ListProvidersResponse> {
+    // Cast: the generated schema types ModelInfo.operation as "ai" (see ProviderOperation).
+    return unwrap(await this.client.call("get", "/v1/providers", { options }), "listProviders") as unknown as ListProvidersResponse;
+  }
+
+  /**
+   * One provider call: routed (strategy, pins, tier, health), checked against the
+   * organization's and `team_id`'s policy, reserved against every budget that applies,
+   * made (with fallback), and settled in a usage record. Refusals are FabricErrors with
+   * their code: `model_not_allowed` (403), `budget_exceeded` / `rate_limited` (429, with
+   * `retryAfterSeconds` when waiting helps).
+   */
+  async execute(call: ProviderCall, options?: RequestOptions): Promise<ExecuteResponse> {
+    return unwrap(await this.client.call("post", "/v1/providers/execute", { body: wireCall(call), options }), "executeProvider");
+  }
+
+  /**
+   * An `ai.generate` call, streamed: `{ type: "delta", text }` as text arrives (the deltas
+   * concatenate to the result's text), then one `{ type: "result", result }` (usage,
+   * cost, routing), after which the iterator ends.
+   *
+   * A refusal or a failure before the first token is thrown as the call's FabricError
+   * (as `execute` throws it); a failure after the stream began arrives as the server's
+   * problem and is thrown the same way. A stream that ends (or, counting the server's
+   * heartbeats, stays silent for the client's `retry.idleTimeoutMs`) before the result is
+   * a `network_error`. Never retried: the call may have been made and billed.
+   *
+   * Breaking out of the loop, or aborting `options.signal` (its reason is rethrown),
+   * aborts the request, and so the provider call.
+   */
+  async *stream(call: ProviderCall, options: RequestOptions = {}): AsyncGenerator<ProviderStreamChunk, void, undefined> {
+    const what = "POST /v1/providers/execute/stream";
+    const { signal } = options;
+    signal?.throwIfAborted();
+    const idleMs = this.client.retry.idleTimeoutMs;
+    const connection = new AbortController();
+    const onAbort = () => connection.abort(signal?.reason);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    let idle: ReturnType<typeof setTimeout> | undefined;
+    const alive = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => connection.abort(new FabricError({ status: 0, code: "network_error", detail: `${what}: no data for ${idleMs} ms` })), idleMs);
+    };
+    try {
+      alive();
+      const res = await this.client.send("post", "/v1/providers/execute/stream", {
+        body: wireCall(call),
+        accept: "text/event-stream",
+        extraHeaders: { "cache-control": "no-cache" },
+        options: { headers: options.headers, signal: connection.signal },
+      });
+      if (!res.body) throw new FabricError({ status: res.status, code: "invalid_response", detail: `${what}: the event stream has no body` });
+      for await (const msg of readSse(res.body, alive)) {
+        if (msg.event === "error") throw streamProblem(msg.data, res);
+        if (msg.event === "delta") {
+          const delta = parseJsonObject(msg.data, res) as { text?: unknown };
+          if (typeof delta.text !== "string") throw invalidMessage(msg.data, res);
+          // A slow consumer is not an idle connection: no watchdog while the chunk is out.
+          clearTimeout(idle);
+          yield { type: "delta", text: delta.text };
+          alive();
+        } else if (msg.event === "result") {
+          const result = parseJsonObject(msg.data, res) as ExecuteResponse;
+          if (typeof result.text !== "string") throw invalidMessage(msg.data, res);
+          clearTimeout(idle);
+          yield { type: "result", result };
+          return;
+        }
+        // Other events (none today) are ignored: newer servers may add some.
+      }
+      throw new FabricError({ status: 0, code: "network_error", detail: `${what}: the stream ended before the result`, requestId: res.headers.get("x-request-id") ?? undefined });
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      if (connection.signal.aborted && connection.signal.reason instanceof FabricError) throw connection.signal.reason; // the idle watchdog
+      throw err instanceof FabricError ? err : FabricError.network(err, what);
+    } finally {
+      clearTimeout(idle);
+      signal?.removeEventListener("abort", onAbort);
+      connection.abort();
+    }
+  }
+
+  /**
+   * What a call would cost and where it would be routed, without calling anything: the
+   * decision, the upper-bound estimate, every budget that applies, and whether the call
+   * would be admitted now (`allowed`, else `refusal_code`; a refusal is not an error here).
+   */
+  async estimate(call: ProviderCall, options?: RequestOptions): Promise<EstimateCostResponse> {
+    return unwrap(await this.client.call("post", "/v1/providers/estimate", { body: wireCall(call), options }), "estimateCost");
+  }
+}
+
+function parseJsonObject(data: string, res: Response): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(data);
+  } catch {
+    v = undefined;
+  }
+  if (!v || typeof v !== "object" || Array.isArray(v)) throw invalidMessage(data, res);
+  return v as Record<string, unknown>;
+}
+
+function invalidMessage(data: string, res: Response): FabricError {
+  return new FabricError({ status: 0, code: "invalid_response", detail: `not a stream message of the contract: ${data.slice(0, 200)}`, requestId: res.headers.get("x-request-id") ?? undefined });
+}
+
+export class JobsResource {
+  constructor(private readonly client: FabricClient) {}
+
+  /**
+   * Queues a job — one provider call (`modality` `text` or `embedding`) run as a one-node
+   * workflow run — and resolves at once with it. With an `idempotency_key` already used
+   * in the organization, the original job. The rate limit refuses at once
+   * (`rate_limited`); policy and budget refusals fail the job (see `wait`).
+   */
+  async create(request: CreateJobRequest, options?: RequestOptions): Promise<Job> {
+    return unwrap(await this.client.call("post", "/v1/jobs", { body: request, options }), "createJob");
+  }
+
+  /** A job with its `result` (text or embeddings, usage, cost, routing) once completed, or its `error`. */
+  async get(id: string, options?: RequestOptions): Promise<Job> {
+    return unwrap(await this.client.call("get", "/v1/jobs/{id}", { path: { id }, options }), "getJob");
+  }
+
+  /** One page of jobs, newest first. */
+  async list(params: ListJobsParams = {}, options?: RequestOptions): Promise<Page<Job>> {
+    return this.client.call("get", "/v1/jobs", { query: params, options });
+  }
+
+  /** Every job matching `params`, page by page. */
+  listAll(params: ListJobsParams = {}, options?: RequestOptions): AsyncGenerator<Job, void, undefined> {
+    return allPages((page_token) => this.list({ ...params, page_token }, options), params.page_token);
+  }
+
+  /** The job's usage records (one per provider attempt that got that far) and their total. */
+  async usage(id: string, options?: RequestOptions): Promise<JobUsage> {
+    return unwrap(await this.client.call("get", "/v1/jobs/{id}/usage", { path: { id }, options }), "getJobUsage");
+  }
+
+  /**
+   * The job's events (those of its run), in id order, ending after the terminal event;
+   * reconnects exactly like `runs.watch` (`Last-Event-ID`, bounded backoff, no gap, no
+   * duplicate). Breaking out of the loop, or aborting `signal`, closes the connection.
+   */
+  async *watch(id: string, opts: WatchOptions = {}): AsyncGenerator<RunEvent, void, undefined> {
+    yield* watchUntilTerminal(this.client, { noun: "job", id, path: "/v1/jobs/{id}/events", get: (signal) => this.get(id, { signal }) }, opts);
+  }
+
+  /**
+   * Resolves with the job once it is terminal (completed, failed or cancelled — a failed
+   * job resolves, it does not throw: see its `error`, e.g. `code` `model_not_allowed`).
+   * Follows the event stream, no polling. After `timeoutMs`, rejects with a FabricError
+   * `timeout` (the job is unaffected).
+   */
+  async wait(id: string, opts: WaitOptions = {}): Promise<Job> {
+    return waitUntilTerminal({ noun: "job", id, watch: (signal) => this.watch(id, { signal }), get: (signal) => this.get(id, { signal }) }, opts);
+  }
+}
+
+/** RFC 3339 from a Date; a string as given. */
+function rfc3339(t: string | Date | undefined, name: string): string | undefined {
+  if (!(t instanceof Date)) return t;
+  if (Number.isNaN(t.getTime())) throw new TypeError(`FabricClient: ${name} is an invalid Date`);
+  return t.toISOString();
+}
+
+export class UsageResource {
+  constructor(private readonly client: FabricClient) {}
+
+  /**
+   * Usage and cost totals of the organization's provider calls, grouped by `group_by`
+   * (`team`, `principal`, `api_key`, `run`, `provider`, `model`, `operation`, `day`;
+   * comma-separated or an array) and filtered; `total` sums every matching call.
+   */
+  async query(organizationId: string, params: QueryUsageParams = {}, options?: RequestOptions): Promise<QueryUsageResponse> {
+    const groupBy = typeof params.group_by === "string" ? params.group_by : params.group_by?.join(",");
+    const query = { ...params, group_by: groupBy || undefined, start_time: rfc3339(params.start_time, "start_time"), end_time: rfc3339(params.end_time, "end_time") };
+    return unwrap(await this.client.call("get", "/v1/organizations/{organization_id}/usage", { path: { organization_id: organizationId }, query, options }), "queryUsage");
+  }
+
+  /** One page of usage records (one per provider call attempt), newest first. */
+  async records(organizationId: string, params: ListUsageRecordsParams = {}, options?: RequestOptions): Promise<Page<UsageRecord>> {
+    const query = { ...params, start_time: rfc3339(params.start_time, "start_time"), end_time: rfc3339(params.end_time, "end_time") };
+    return this.client.call("get", "/v1/organizations/{organization_id}/usage/records", { path: { organization_id: organizationId }, query, options });
+  }
+
+  /** Every usage record matching `params`, page by page. */
+  recordsAll(organizationId: string, params: ListUsageRecordsParams = {}, options?: RequestOptions): AsyncGenerator<UsageRecord, void, undefined> {
+    return allPages((page_token) => this.records(organizationId, { ...params, page_token }, options), params.page_token);
+  }
+}
+
+/**
+ * The rules provider calls and jobs obey: a policy (allowed providers and models, a
+ * per-run cost cap, a per-key rate limit, organization price overrides) and a budget
+ * (daily / monthly hard caps), each for the organization or for one team (`team_id`).
+ * A call billed to a team obeys the organization's rules and the team's.
+ */
+export class PoliciesResource {
+  constructor(private readonly client: FabricClient) {}
+
+  /** The organization's policy, or `params.team_id`'s (empty fields when none is set). */
+  async get(organizationId: string, params: PolicyScopeParams = {}, options?: RequestOptions): Promise<Policy> {
+    return unwrap(await this.client.call("get", "/v1/organizations/{organization_id}/policy", { path: { organization_id: organizationId }, query: params, options }), "getPolicy");
+  }
+
+  /** Replaces the whole policy of the organization, or of `request.team_id` (a field left out: no such rule); resolves with the policy now in force. */
+  async set(organizationId: string, request: SetPolicyRequest, options?: RequestOptions): Promise<Policy> {
+    return unwrap(await this.client.call("put", "/v1/organizations/{organization_id}/policy", { path: { organization_id: organizationId }, body: request, options }), "setPolicy");
+  }
+
+  /** The organization's budget, or `params.team_id`'s, with the current periods' spend. */
+  async getBudget(organizationId: string, params: PolicyScopeParams = {}, options?: RequestOptions): Promise<Budget> {
+    return unwrap(await this.client.call("get", "/v1/organizations/{organization_id}/budget", { path: { organization_id: organizationId }, query: params, options }), "getBudget");
+  }
+
+  /** Replaces the limits of the organization's budget, or of `request.team_id`'s (a limit left out: none); resolves with the budget now in force. */
+  async setBudget(organizationId: string, request: SetBudgetRequest, options?: RequestOptions): Promise<Budget> {
+    return unwrap(await this.client.call("put", "/v1/organizations/{organization_id}/budget", { path: { organization_id: organizationId }, body: request, options }), "setBudget");
   }
 }

@@ -11,6 +11,11 @@
  *   response body failed on the way: DNS, refused, reset, dropped), `invalid_response`
  *   (a 2xx that is not what the contract promises), `timeout` (`runs.wait` gave up).
  *
+ * Refusals of provider calls and jobs carry their stable code: `budget_exceeded` (429),
+ * `rate_limited` (429), `model_not_allowed` (403), `model_unpriced`; when waiting helps,
+ * the server's `Retry-After` is `retryAfterSeconds` (seconds from now, whichever of its
+ * two forms — delay-seconds or an HTTP date — the server used).
+ *
  * Cancelling through an `AbortSignal` is not an error of Fabric: the signal's reason
  * (normally an `AbortError`) is rethrown as is.
  */
@@ -47,7 +52,12 @@ export class FabricError extends Error {
   readonly detail: string;
   readonly title: string | undefined;
   readonly type: string | undefined;
-  /** From `Retry-After`, when the server sent one (rate limits, budgets). */
+  /**
+   * From `Retry-After` (REST) or the `retry-after` metadata (gRPC), when the server sent
+   * one: how many seconds to wait before the same call may succeed (`rate_limited`: the
+   * next minute; `budget_exceeded`: the budget period's end). Undefined when waiting
+   * does not help (e.g. a per-run cost cap).
+   */
   readonly retryAfterSeconds: number | undefined;
   /** The problem document as received, for REST errors. */
   readonly problem: Problem | undefined;
@@ -65,9 +75,15 @@ export class FabricError extends Error {
     this.problem = init.problem;
   }
 
-  /** True for failures worth retrying as is: the network, 429, 5xx. */
+  /**
+   * True for failures worth retrying as is (after `retryAfterSeconds`, when given): the
+   * network, 429, 5xx — except a `budget_exceeded` that names no time to wait, which
+   * no retry cures.
+   */
   get retryable(): boolean {
-    return this.status === 0 ? this.code === "network_error" : this.status === 429 || this.status >= 500;
+    if (this.status === 0) return this.code === "network_error";
+    if (this.status === 429) return !(this.code === "budget_exceeded" && this.retryAfterSeconds === undefined);
+    return this.status >= 500;
   }
 
   /** A problem document (from a response body or an SSE `error` message). */
@@ -131,10 +147,14 @@ function isProblem(p: Partial<Problem>): p is Problem {
   return typeof p.code === "string" && typeof p.status === "number" && typeof p.type === "string";
 }
 
-function parseRetryAfter(v: string | null | undefined): number | undefined {
-  if (!v) return undefined;
-  const n = Number(v);
-  return Number.isFinite(n) && n >= 0 ? n : undefined;
+/** `Retry-After` (RFC 9110 §10.2.3): delay-seconds, or an HTTP date (→ seconds from now, rounded up, never negative). */
+export function parseRetryAfter(v: string | null | undefined, now: number = Date.now()): number | undefined {
+  const s = v?.trim();
+  if (!s) return undefined;
+  if (/^\d+(\.\d+)?$/.test(s)) return Number(s);
+  if (!/^[a-z]{3}/i.test(s)) return undefined; // every HTTP-date form starts with a day name; "-1", "1e3": neither form
+  const at = Date.parse(s);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - now) / 1000));
 }
 
 /** The server's kind → Connect code mapping (src/control-plane/errors.ts), read backwards. */

@@ -53,10 +53,44 @@ export type CheckResponse = Schemas["CheckResponse"];
 export type AuditEntry = Schemas["AuditEntry"];
 /** One event of the organization stream (`GET /v1/events/stream`): the same shape as a run's events. */
 export type FabricEvent = Schemas["Event"];
+// providers
+/** What a provider call does: generate text, or embed texts. */
+export type ProviderOperation = "ai.generate" | "ai.embed";
+// The generated schema types `operation` as `"ai"` (the generator's `Values:` reading
+// stops at the first dot); the wire carries `ai.generate` / `ai.embed`, typed so here.
+export type ModelInfo = Omit<Schemas["ModelInfo"], "operation"> & { operation: ProviderOperation };
+export type ProviderInfo = Omit<Schemas["ProviderInfo"], "models"> & { models: ModelInfo[] };
+/** `GET /v1/providers`: the enabled providers, their models, prices and health. */
+export type ListProvidersResponse = Omit<Schemas["ListProvidersResponse"], "providers"> & { providers: ProviderInfo[] };
+/** What a direct provider call answers: text (or embeddings), usage, cost and the routing decision. */
+export type ExecuteResponse = Schemas["ExecuteResponse"];
+export type TokenUsage = Schemas["TokenUsage"];
+export type CallCost = Schemas["CallCost"];
+export type RoutingDecision = Schemas["RoutingDecision"];
+export type RoutingCandidate = Schemas["RoutingCandidate"];
+export type RoutingAttempt = Schemas["RoutingAttempt"];
+export type Embedding = Schemas["Embedding"];
+export type EstimateCostResponse = Schemas["EstimateCostResponse"];
+export type BudgetCheck = Schemas["BudgetCheck"];
+/** One item of `providers.stream`: text as it arrives, then the whole result (usage, cost, routing). */
+export type ProviderStreamChunk = { type: "delta"; text: string } | { type: "result"; result: ExecuteResponse };
+// jobs
+export type Job = Schemas["Job"];
+export type JobStatus = Job["status"];
+/** A job's usage records and their total. */
+export type JobUsage = Schemas["GetJobUsageResponse"];
+// usage, policies, budgets
+export type UsageRecord = Schemas["UsageRecord"];
+export type UsageGroup = Schemas["UsageGroup"];
+export type QueryUsageResponse = Schemas["QueryUsageResponse"];
+export type Policy = Schemas["Policy"];
+export type PriceOverride = Schemas["PriceOverride"];
+export type Budget = Schemas["Budget"];
+export type BudgetPeriod = Schemas["BudgetPeriod"];
 
 // ---- typed plumbing over `paths` --------------------------------------------------
 
-export type HttpMethod = "get" | "post" | "patch" | "delete";
+export type HttpMethod = "get" | "post" | "put" | "patch" | "delete";
 /** The operation object of `path` + `method` (never when the path has no such method). */
 export type Operation<P extends keyof paths, M extends HttpMethod> = NonNullable<paths[P][M]>;
 type SuccessStatus = 200 | 201 | 202;
@@ -93,6 +127,37 @@ export type CreateInvitationRequest = JsonBody<operations["createInvitation"]>;
 export type CreateApiKeyRequest = JsonBody<operations["createApiKey"]>;
 /** Filters of `GET /v1/organizations/{organization_id}/audit-log` (`since`/`until` are RFC 3339 timestamps). */
 export type ListAuditParams = NonNullable<QueryParams<operations["listAuditEntries"]>>;
+
+/**
+ * One provider call (`POST /v1/providers/execute`, `…/execute/stream`, `…/estimate`).
+ * `operation` is `ai.generate` (default) or `ai.embed`.
+ */
+export type ProviderCall = Omit<Schemas["ProviderCallInput"], "operation"> & { operation?: ProviderOperation };
+/** `POST /v1/jobs`. */
+export type CreateJobRequest = JsonBody<operations["createJob"]>;
+export type ListJobsParams = NonNullable<QueryParams<operations["listJobs"]>>;
+/** The grouping keys of `usage.query`. */
+export type UsageGroupKey = "team" | "principal" | "api_key" | "run" | "provider" | "model" | "operation" | "day";
+type UsageTimeRange = {
+  /** Calls made at or after this time (RFC 3339, or a Date). */
+  start_time?: string | Date;
+  /** Calls made before this time (RFC 3339, or a Date). */
+  end_time?: string | Date;
+};
+/**
+ * Filters and grouping of `GET /v1/organizations/{organization_id}/usage`. `group_by` is
+ * the wire's comma-separated list, or an array of keys; empty: one organization total.
+ */
+export type QueryUsageParams = Omit<NonNullable<QueryParams<operations["queryUsage"]>>, "group_by" | "start_time" | "end_time"> &
+  UsageTimeRange & { group_by?: string | readonly UsageGroupKey[] };
+/** Filters and pagination of `GET /v1/organizations/{organization_id}/usage/records`. */
+export type ListUsageRecordsParams = Omit<NonNullable<QueryParams<operations["listUsageRecords"]>>, "start_time" | "end_time"> & UsageTimeRange;
+/** Which policy or budget to read: the organization's, or `team_id`'s. */
+export type PolicyScopeParams = NonNullable<QueryParams<operations["getPolicy"]>>;
+/** `PUT /v1/organizations/{organization_id}/policy`: replaces the whole policy of the organization, or of `team_id`. */
+export type SetPolicyRequest = NonNullable<JsonBody<operations["setPolicy"]>>;
+/** `PUT /v1/organizations/{organization_id}/budget`: replaces the limits of the organization, or of `team_id` (an absent limit: none). */
+export type SetBudgetRequest = NonNullable<JsonBody<operations["setBudget"]>>;
 
 /** One page of a list, exactly as the wire has it. `next_page_token` is empty on the last page. */
 export interface Page<T> {
