@@ -6,12 +6,13 @@
  * so calls are priced and reservations are real amounts), one call at a time after a
  * warm-up, it times:
  *   - direct:       `provider.generate(…)` itself (the baseline, microseconds);
- *   - no policy:    `gateway.call(…)` for an organization with no policy rows — one rules
- *                   query, routing, one INSERT of the settled usage record;
+ *   - no policy:    `gateway.call(…)` for an organization with no policy rows — the rules
+ *                   (cached per process, as deployed), routing, one INSERT of the settled
+ *                   usage record;
  *   - org+team budgets: `gateway.call(…)` billed to a team, with daily and monthly budgets on
  *                   both the organization and the team (limits far above the spend) — the
- *                   rules query, the reservation transaction (4 conditional ledger upserts
- *                   and the `reserved` record), the settlement statement.
+ *                   reservation (one statement in a transaction: 4 conditional ledger
+ *                   upserts and the `reserved` record), the settlement statement.
  * Added latency = gateway call − the direct call's median. Prints p50/p90/p99 in ms and the
  * sequential calls/s, on the local Postgres and on PGlite; then, per engine, the p50 of the
  * gateway's database statements timed alone (the rules query, the reservation transaction,
@@ -98,7 +99,8 @@ async function benchEngine(engine: Engine, opts: { asyncCommit?: boolean } = {})
     database = await openDatabase({ url: test.url!, poolMax: 8, migrate: false });
   }
   try {
-    const gateway = createProviderGateway({ db: database.db, providers: [zeroLatency] });
+    // As deployed: rules cached per process, dropped on a policy change's NOTIFY.
+    const gateway = createProviderGateway({ db: database.db, providers: [zeroLatency], listen: (channel, fn) => database.listen(channel, fn) });
     const signal = new AbortController().signal;
 
     const plainOrg = await newOrg(database);
@@ -140,6 +142,7 @@ async function benchEngine(engine: Engine, opts: { asyncCommit?: boolean } = {})
       console.log(`  ${name.padEnd(31)} added p50 ${added(50)} ms, p90 ${added(90)} ms, p99 ${added(99)} ms; ${Math.round(CALLS / s.seconds).toLocaleString("en")} calls/s sequential`);
     }
     console.log(`  statements alone, p50: ${await statements(database, budgetOrg, teamId)}`);
+    await gateway.close();
   } finally {
     if (database !== test) await database.close();
     await test.close();

@@ -63,7 +63,7 @@ export async function startControlPlane(deps: {
   const serviceDeps = { db, jwtSecret, log };
   const webhookSettings = webhookSettingsFrom(config);
   const dispatcher = startWebhookDispatcher({ db, hub, log, settings: webhookSettings, options: deps.webhooks });
-  const gateway = createProviderGateway({ db, providers: deps.providers ?? [createEchoProvider()] }, { strategy: config.FABRIC_ROUTING_STRATEGY, log });
+  const gateway = createProviderGateway({ db, providers: deps.providers ?? [createEchoProvider()], listen: (channel, fn) => database.listen(channel, fn) }, { strategy: config.FABRIC_ROUTING_STRATEGY, log });
   const services: ServiceImpls = {
     "fabric.v1.WorkflowService": createWorkflowService(db),
     "fabric.v1.RunService": createRunService({ db, workflows, hub }),
@@ -77,7 +77,7 @@ export async function startControlPlane(deps: {
     "fabric.v1.ProviderService": createProviderService({ db, gateway }),
     "fabric.v1.JobService": createJobService({ db, workflows, hub }),
     "fabric.v1.UsageService": createUsageService({ db }),
-    "fabric.v1.PolicyService": createPolicyService({ db }),
+    "fabric.v1.PolicyService": createPolicyService({ db, onChange: gateway.invalidate }),
   };
   const authenticator = createAuthenticator(db, { development: config.FABRIC_ENV === "development", jwtSecret });
   const guard = createGuard(db);
@@ -103,6 +103,7 @@ export async function startControlPlane(deps: {
     grpcUrl: `http://${display}:${grpc.port}`,
     async close() {
       await dispatcher.close();
+      await gateway.close();
       await hub.close(); // ends live streams so their connections can drain
       await Promise.all([
         new Promise<void>((resolve) => {

@@ -12,6 +12,8 @@ export const channels = {
   work: "fabric_work",
   /** A run was cancelled or failed: abort its in-flight steps; payload is the run id. */
   cancel: "fabric_cancel",
+  /** An organization's or team's policy or budget changed; payload is the organization id. */
+  policy: "fabric_policy",
 } as const;
 
 export interface NewEvent {

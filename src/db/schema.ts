@@ -325,6 +325,8 @@ export const budgetLedger = pgTable(
     period: text("period").notNull().$type<"day" | "month" | "run">(),
     periodStart: text("period_start").notNull(),
     committedNanoUsd: bigint("committed_nano_usd", { mode: "number" }).notNull().default(0),
+    /** The limit the last reservation was checked against (it travels in the upsert's row, where its condition can read it). */
+    limitNanoUsd: bigint("limit_nano_usd", { mode: "number" }),
     exceededAt: ts("exceeded_at"),
   },
   (t) => [unique("budget_ledger_key").on(t.scopeKey, t.period, t.periodStart)],

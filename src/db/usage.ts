@@ -10,7 +10,7 @@
  * (locked in the same order, one statement) by `actual − estimate`. Nothing else locks
  * ledger rows, so there is no deadlock.
  */
-import { sql } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
 import { compareCharges, type Charge, type ScopeRules } from "../domain/policy.js";
 import type { PriceOverrides } from "../domain/pricing.js";
 import { query, type Db, type Executor } from "./database.js";
@@ -84,47 +84,57 @@ export type Reservation = { ok: true; id: number } | { ok: false; charge: Charge
 /**
  * Charges `estimate` to every ledger in `charges` and inserts the `reserved` usage record,
  * atomically; or refuses, naming the first budget the estimate does not fit.
+ *
+ * One statement (inside a transaction, so a refusal can be rolled back): a multi-row
+ * upsert in lock order whose update only applies while `committed + estimate ≤ limit`
+ * (a free call always fits), then the record, inserted only when every ledger took the
+ * estimate. A row the upsert creates takes the estimate unconditionally, so its limit is
+ * checked on what it returns. Any ledger missing from the result refused: roll back.
  */
 export async function reserve(db: Db, args: { attribution: Attribution; facts: UsageFacts; charges: readonly Charge[]; estimateNanoUsd: number }): Promise<Reservation> {
   const charges = [...args.charges].sort(compareCharges);
   const est = args.estimateNanoUsd;
-  const refusal = new RefusedCharge();
+  const rows = charges.map((c) => sql`(${c.scopeKey}, ${c.period}, ${c.periodStart}, ${est}::bigint, ${c.limitNanoUsd}::bigint)`);
+  const refused = new RefusedCharge();
   try {
     return await db.transaction(async (tx) => {
-      for (const c of charges) {
-        const rows = await query<{ committed: number }>(
-          tx,
-          sql`INSERT INTO budget_ledger (scope_key, period, period_start, committed_nano_usd)
-              VALUES (${c.scopeKey}, ${c.period}, ${c.periodStart}, ${est})
+      const [r] = await query<{ taken: number; fits: boolean; id: number | null }>(
+        tx,
+        sql`WITH up AS (
+              INSERT INTO budget_ledger (scope_key, period, period_start, committed_nano_usd, limit_nano_usd)
+              VALUES ${sql.join(rows, sql`, `)}
               ON CONFLICT (scope_key, period, period_start) DO UPDATE
-                SET committed_nano_usd = budget_ledger.committed_nano_usd + excluded.committed_nano_usd
-                WHERE budget_ledger.committed_nano_usd + excluded.committed_nano_usd <= ${c.limitNanoUsd} OR excluded.committed_nano_usd = 0
-              RETURNING committed_nano_usd::float8 AS committed`,
-        );
-        // A fresh row takes the estimate unconditionally, so the limit is checked here too.
-        if (rows.length === 0 || (est > 0 && Number(rows[0]!.committed) > c.limitNanoUsd)) {
-          const [cur] = await query<{ committed: number }>(
-            tx,
-            sql`SELECT committed_nano_usd::float8 AS committed FROM budget_ledger WHERE scope_key = ${c.scopeKey} AND period = ${c.period} AND period_start = ${c.periodStart}`,
-          );
-          refusal.charge = c;
-          refusal.committed = rows.length === 0 ? Number(cur?.committed ?? 0) : Number(rows[0]!.committed) - est;
-          throw refusal;
-        }
-      }
-      const [row] = await query<{ id: number }>(tx, insertRecord(args.attribution, args.facts, "reserved", null, charges));
-      return { ok: true as const, id: Number(row!.id) };
+                SET committed_nano_usd = budget_ledger.committed_nano_usd + excluded.committed_nano_usd, limit_nano_usd = excluded.limit_nano_usd
+                WHERE budget_ledger.committed_nano_usd + excluded.committed_nano_usd <= excluded.limit_nano_usd OR excluded.committed_nano_usd = 0
+              RETURNING committed_nano_usd, limit_nano_usd
+            ), verdict AS (
+              SELECT count(*) AS taken, coalesce(bool_and(committed_nano_usd <= limit_nano_usd OR ${est}::bigint = 0), true) AS fits FROM up
+            ), rec AS (
+              ${insertRecord(args.attribution, args.facts, "reserved", null, charges, sql`FROM verdict WHERE verdict.fits AND verdict.taken = ${charges.length}`)}
+            )
+            SELECT verdict.taken::int AS taken, verdict.fits, (SELECT id FROM rec) AS id FROM verdict`,
+      );
+      if (r && r.id !== null && r.id !== undefined) return { ok: true as const, id: Number(r.id) };
+      throw refused; // rolls back what the statement charged
     });
   } catch (err) {
-    if (err !== refusal) throw err;
-    return { ok: false, charge: refusal.charge!, committedNanoUsd: refusal.committed };
+    if (err !== refused) throw err;
   }
+  // Which budget refused (for the message and the event): the first whose room is too small now.
+  const current = await query<{ scope_key: string; period: string; period_start: string; committed: number }>(
+    db,
+    sql`SELECT scope_key, period, period_start, committed_nano_usd::float8 AS committed FROM budget_ledger
+        WHERE (scope_key, period, period_start) IN (${sql.join(
+          charges.map((c) => sql`(${c.scopeKey}, ${c.period}, ${c.periodStart})`),
+          sql`, `,
+        )})`,
+  );
+  const committedOf = (c: Charge) => Number(current.find((x) => x.scope_key === c.scopeKey && x.period === c.period && x.period_start === c.periodStart)?.committed ?? 0);
+  const charge = charges.find((c) => committedOf(c) + est > c.limitNanoUsd) ?? charges[0]!;
+  return { ok: false, charge, committedNanoUsd: committedOf(charge) };
 }
 
-class RefusedCharge {
-  charge?: Charge;
-  committed = 0;
-}
+class RefusedCharge {}
 
 /** Settles a reservation: the record gets its outcome, the ledgers `actual − estimate` (the estimate stays charged when the actual is unknown). */
 export async function settle(ex: Executor, args: { id: number; charges: readonly Charge[]; estimateNanoUsd: number; settlement: Settlement }): Promise<void> {
@@ -155,13 +165,15 @@ export async function recordSettled(ex: Executor, attribution: Attribution, fact
   return Number(row!.id);
 }
 
-function insertRecord(a: Attribution, f: UsageFacts, status: UsageStatus, s: Settlement | null, charges: readonly Charge[] | null) {
+/** The record's INSERT; `from` (e.g. `FROM verdict WHERE …`) makes it conditional on a preceding CTE. */
+function insertRecord(a: Attribution, f: UsageFacts, status: UsageStatus, s: Settlement | null, charges: readonly Charge[] | null, from?: SQL) {
   const chargesJson = charges ? JSON.stringify(charges.map((c) => ({ scope_key: c.scopeKey, period: c.period, period_start: c.periodStart }))) : null;
+  const values = sql`${a.organizationId}::uuid, ${a.teamId}::uuid, ${a.principalId}::uuid, ${a.apiKeyId}::uuid, ${a.runId}::uuid, ${a.nodeKey}::text, ${f.provider}::text, ${f.model}::text, ${f.operation}::text, ${status}::text,
+      ${s?.inputTokens ?? 0}::bigint, ${s?.outputTokens ?? 0}::bigint, ${s?.cachedInputTokens ?? 0}::bigint, ${s?.cacheWriteTokens ?? 0}::bigint, ${f.estimatedNanoUsd}::bigint, ${s?.actualNanoUsd ?? null}::bigint,
+      ${f.priceTable}::text, ${chargesJson}::jsonb, ${s?.errorCode ?? null}::text, ${s?.latencyMs ?? 0}::int, ${s ? sql`now()` : sql`NULL::timestamptz`}`;
   return sql`INSERT INTO usage_records (organization_id, team_id, principal_id, api_key_id, run_id, node_key, provider, model, operation, status,
       input_tokens, output_tokens, cached_input_tokens, cache_write_tokens, estimated_nano_usd, actual_nano_usd, price_table, charges, error_code, latency_ms, settled_at)
-    VALUES (${a.organizationId}, ${a.teamId}, ${a.principalId}, ${a.apiKeyId}, ${a.runId}, ${a.nodeKey}, ${f.provider}, ${f.model}, ${f.operation}, ${status},
-      ${s?.inputTokens ?? 0}, ${s?.outputTokens ?? 0}, ${s?.cachedInputTokens ?? 0}, ${s?.cacheWriteTokens ?? 0}, ${f.estimatedNanoUsd}, ${s?.actualNanoUsd ?? null},
-      ${f.priceTable}, ${chargesJson}::jsonb, ${s?.errorCode ?? null}, ${s?.latencyMs ?? 0}, ${s ? sql`now()` : null})
+    ${from ? sql`SELECT ${values} ${from}` : sql`VALUES (${values})`}
     RETURNING id::float8 AS id`;
 }
 

@@ -54,7 +54,8 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
   const { database, config, log } = deps;
   const db = database.db;
   const workflows = deps.workflows ?? createWorkflowCache();
-  const runtimes: Record<string, Runtime> = { native: createNativeRuntime(), provider: createProviderRuntime(createProviderGateway({ db, providers: deps.providers }, { strategy: config.FABRIC_ROUTING_STRATEGY, log })) };
+  const gateway = createProviderGateway({ db, providers: deps.providers, listen: (channel, fn) => database.listen(channel, fn) }, { strategy: config.FABRIC_ROUTING_STRATEGY, log });
+  const runtimes: Record<string, Runtime> = { native: createNativeRuntime(), provider: createProviderRuntime(gateway) };
   const inFlight = new Map<number, InFlight>();
   const completions = createCompletionBatcher(db);
   const leaseMs = config.WORKER_LEASE_SECONDS * 1000;
@@ -230,6 +231,7 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
     }
     await unlistenWork().catch(() => {});
     await unlistenCancel().catch(() => {});
+    await gateway.close().catch(() => {});
   })();
 
   return {

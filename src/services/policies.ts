@@ -29,7 +29,7 @@ import {
 } from "../../gen/proto/fabric/v1/usage_pb.js";
 import { query, type Db, type Executor } from "../db/database.js";
 import { rebaseLedgers } from "../db/usage.js";
-import { emitEvents } from "../db/events.js";
+import { channels, emitEvents, notify } from "../db/events.js";
 import { policies, teams } from "../db/schema.js";
 import { DomainError, invalidArgument, notFound, type Issue } from "../domain/errors.js";
 import type { Action } from "../domain/permissions.js";
@@ -44,8 +44,10 @@ type PolicyRow = typeof policies.$inferSelect;
 export const policyLimits = { maxNames: 100, nameMaxLength: 200, maxPriceOverrides: 500, maxRequestsPerMinute: 1_000_000 } as const;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$/;
 
-export function createPolicyService(deps: { db: Db }) {
+/** `onChange` runs after a change commits (this process's provider gateway drops its cached rules). */
+export function createPolicyService(deps: { db: Db; onChange?: (organizationId: string) => void }) {
   const { db } = deps;
+  const changed = (organizationId: string) => deps.onChange?.(organizationId);
 
   /**
    * The scope a request names, after checking the team exists in the organization and `action`
@@ -130,8 +132,10 @@ export function createPolicyService(deps: { db: Db }) {
         const summary = { scope: scope.teamId ? "team" : "organization", team_id: scope.teamId, ...policySummary(saved!) };
         await recordAudit(tx, ctx, { action: "policy.write", resource: scope.teamId ? `team:${scope.teamId}:policy` : `organization:${ctx.caller.organizationId}:policy`, summary });
         await emitEvents(tx, [{ organizationId: ctx.caller.organizationId, kind: "policy.updated", payload: summary }]);
+        await notify(tx, channels.policy, ctx.caller.organizationId); // every gateway drops its cached rules
         return message;
       });
+      changed(ctx.caller.organizationId);
       return create(SetPolicyResponseSchema, { policy: row });
     },
 
@@ -173,8 +177,10 @@ export function createPolicyService(deps: { db: Db }) {
         };
         await recordAudit(tx, ctx, { action: "budget.write", resource: scope.teamId ? `team:${scope.teamId}:budget` : `organization:${ctx.caller.organizationId}:budget`, summary });
         await emitEvents(tx, [{ organizationId: ctx.caller.organizationId, kind: "budget.updated", payload: summary }]);
+        await notify(tx, channels.policy, ctx.caller.organizationId);
         return budgetMessage(tx, ctx.caller.organizationId, scope.teamId, saved);
       });
+      changed(ctx.caller.organizationId);
       return create(SetBudgetResponseSchema, { budget });
     },
   };

@@ -13,8 +13,9 @@
  */
 import { randomUUID } from "node:crypto";
 import { and, asc, eq } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { createTestDatabase, type TestDatabase } from "../../tests/helpers/database.js";
+import { channels, notify } from "../db/events.js";
 import { budgetLedger, events, organizations, policies, usageRecords } from "../db/schema.js";
 import { DomainError } from "../domain/errors.js";
 import { periodOf } from "../domain/policy.js";
@@ -536,6 +537,30 @@ describe("provider gateway policies and usage", () => {
       ["gpt-4.1-mini", null],
       [NANO, team],
     ]);
+  });
+
+  it("with listen, rules are cached until a fabric_policy NOTIFY (or invalidate) drops the organization's", async () => {
+    const org = await newOrg();
+    const openai = stub("openai", ["gpt-4.1-mini", NANO]);
+    const gw = createProviderGateway({ db: database.db, providers: [openai], listen: (channel, fn) => database.listen(channel, fn) }, { rulesCacheMs: 60_000 });
+    try {
+      expect(await call(gw, pricedRequest({ model: "gpt-4.1-mini" }), { org })).toMatchObject({ model: "gpt-4.1-mini" });
+      await database.db.insert(policies).values({ scopeKey: `org:${org}`, organizationId: org, allowedModels: [NANO] });
+      // Cached: the row written behind the gateway's back is not seen yet.
+      expect(await call(gw, pricedRequest({ model: "gpt-4.1-mini" }), { org })).toMatchObject({ model: "gpt-4.1-mini" });
+      // Another organization's change leaves this one's rules cached; its own drops them.
+      await notify(database.db, channels.policy, await newOrg());
+      await new Promise((r) => setTimeout(r, 100));
+      expect(await call(gw, pricedRequest({ model: "gpt-4.1-mini" }), { org })).toMatchObject({ model: "gpt-4.1-mini" });
+      await notify(database.db, channels.policy, org);
+      await vi.waitFor(async () => expect(await domainError(call(gw, pricedRequest({ model: "gpt-4.1-mini" }), { org }))).toMatchObject({ code: "model_not_allowed" }), { timeout: 5_000, interval: 20 });
+      // invalidate() drops them at once (the process that made the change).
+      await database.db.update(policies).set({ allowedModels: [] }).where(eq(policies.scopeKey, `org:${org}`));
+      gw.invalidate(org);
+      expect(await call(gw, pricedRequest({ model: "gpt-4.1-mini" }), { org })).toMatchObject({ model: "gpt-4.1-mini" });
+    } finally {
+      await gw.close();
+    }
   });
 
   it("the per-run cap admits a run's calls until their total would exceed it", async () => {

@@ -34,6 +34,7 @@ import {
   type RoutingStrategy,
 } from "../domain/routing.js";
 import type { Database, Db } from "../db/database.js";
+import { channels } from "../db/events.js";
 import { loadScopeRules, markExceeded, recordSettled, reserve, settle, type Attribution, type Settlement } from "../db/usage.js";
 import { ProviderError } from "../providers/errors.js";
 import type { ChatMessage, EmbedResult, GenerateRequest, GenerateResult, Provider, ProviderOperation, Usage } from "../providers/provider.js";
@@ -103,6 +104,8 @@ export interface GatewayOptions {
   prices?: PriceTable;
   now?: () => number;
   log?: { warn(msg: string, fields?: Record<string, unknown>): void };
+  /** How long cached rules may be used when no change notification arrives. Default 5 s. */
+  rulesCacheMs?: number;
 }
 
 export interface Prepared {
@@ -121,8 +124,40 @@ export interface EstimateResult {
 
 export type ProviderGateway = ReturnType<typeof createProviderGateway>;
 
-export function createProviderGateway(deps: { db: Database["db"]; providers: readonly Provider[] }, options: GatewayOptions = {}) {
+/**
+ * `listen` (the database's NOTIFY subscription) turns on the rules cache: each
+ * organization's and team's rules are kept for `rulesCacheMs` and dropped as soon as a
+ * policy or budget of the organization changes anywhere (PolicyService NOTIFYs
+ * `fabric_policy` in its transaction), so a change reaches every process within
+ * milliseconds; the time limit only bounds a missed notification (a reconnect). Without
+ * `listen`, every call reads the rules.
+ */
+export function createProviderGateway(deps: { db: Database["db"]; providers: readonly Provider[]; listen?: Database["listen"] }, options: GatewayOptions = {}) {
   const { db, providers } = deps;
+  const rulesCacheMs = options.rulesCacheMs ?? 5_000;
+  const cache = new Map<string, { at: number; value: Awaited<ReturnType<typeof loadScopeRules>> }>();
+  const invalidate = (organizationId: string) => {
+    for (const key of cache.keys()) if (key.startsWith(`${organizationId}|`)) cache.delete(key);
+  };
+  const listening = deps.listen
+    ? deps.listen(channels.policy, invalidate).catch((err) => {
+        options.log?.warn("policy changes cannot be followed; rules are read on every call", { error: String(err) });
+        return undefined;
+      })
+    : Promise.resolve(undefined);
+
+  async function rulesOf(organizationId: string, teamId: string | null) {
+    const unlisten = await listening;
+    if (!unlisten) return loadScopeRules(db, organizationId, teamId);
+    const key = `${organizationId}|${teamId ?? ""}`;
+    const hit = cache.get(key);
+    const t = Date.now();
+    if (hit && t - hit.at < rulesCacheMs) return hit.value;
+    const value = await loadScopeRules(db, organizationId, teamId);
+    if (cache.size >= 10_000) cache.delete(cache.keys().next().value!);
+    cache.set(key, { at: t, value });
+    return value;
+  }
   const byName = new Map(providers.map((p) => [p.name, p]));
   const candidates = candidatesFromProviders(providers);
   const breakers: CircuitBreakers = createCircuitBreakers(options.breakers);
@@ -150,7 +185,7 @@ export function createProviderGateway(deps: { db: Database["db"]; providers: rea
   }
 
   async function prepare(attribution: Pick<Attribution, "organizationId" | "teamId" | "runId">, at = new Date()): Promise<Prepared> {
-    const { rules, priceOverrides } = await loadScopeRules(db, attribution.organizationId, attribution.teamId);
+    const { rules, priceOverrides } = await rulesOf(attribution.organizationId, attribution.teamId);
     return { rules: effectiveRules(rules, { now: at, runId: attribution.runId }), prices: priceTableFor(priceOverrides) };
   }
 
@@ -220,6 +255,14 @@ export function createProviderGateway(deps: { db: Database["db"]; providers: rea
     providers,
     candidates,
     breakers,
+    /** Drops an organization's cached rules now (this process changed them; others hear the NOTIFY). */
+    invalidate,
+    /** Stops following policy changes. */
+    async close() {
+      const unlisten = await listening;
+      cache.clear();
+      await unlisten?.();
+    },
     latencies: (): Record<string, number> => ({ ...latencyMs }),
     deploymentStrategy,
     prepare,

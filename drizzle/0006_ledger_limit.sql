@@ -1,0 +1,1 @@
+ALTER TABLE "budget_ledger" ADD COLUMN "limit_nano_usd" bigint;
