@@ -88,7 +88,8 @@ export async function completeNodes(db: Db, items: readonly LeasedCompletion[]):
         sql`UPDATE workflow_run_nodes n
             SET deps_remaining = n.deps_remaining - v.by,
                 status = CASE WHEN n.deps_remaining = v.by THEN 'ready' ELSE n.status END,
-                available_at = CASE WHEN n.deps_remaining = v.by THEN (CASE WHEN v.paused THEN 'infinity'::timestamptz ELSE now() END) ELSE n.available_at END
+                available_at = CASE WHEN n.deps_remaining = v.by THEN (CASE WHEN v.paused THEN 'infinity'::timestamptz ELSE now() END) ELSE n.available_at END,
+                resume_at = CASE WHEN n.deps_remaining = v.by AND v.paused THEN now() ELSE n.resume_at END
             FROM (VALUES ${sql.join(rows, sql`, `)}) AS v(run_id, node_key, by, paused)
             WHERE n.run_id = v.run_id AND n.node_key = v.node_key AND n.status = 'blocked'
             RETURNING n.run_id, n.node_key, n.organization_id, n.status, v.paused`,

@@ -33,11 +33,14 @@ export async function failNodeAttempt(
     const nodeEvent = (kind: string, payload: Record<string, unknown>) => events.push({ organizationId: run.organizationId, runId: run.id, nodeKey: key, kind, payload });
 
     if (args.retryDelayMs !== null) {
-      const due = run.status === "paused" ? sql`'infinity'::timestamptz` : sql`now() + make_interval(secs => ${args.retryDelayMs / 1000})`;
+      // The backoff ends at `due` even if the run is paused now: then the node is held
+      // (due never) and `resume_at` keeps `due` for the resume, so `delay_ms` stays true.
+      const due = sql`now() + make_interval(secs => ${args.retryDelayMs / 1000})`;
+      const paused = run.status === "paused";
       const rows = await query(
         tx,
-        sql`UPDATE workflow_run_nodes SET status = 'ready', available_at = ${due}, lease_owner = NULL, lease_expires_at = NULL,
-                   error = ${JSON.stringify(error)}::jsonb
+        sql`UPDATE workflow_run_nodes SET status = 'ready', available_at = ${paused ? sql`'infinity'::timestamptz` : due}, resume_at = ${paused ? due : sql`NULL`},
+                   lease_owner = NULL, lease_expires_at = NULL, error = ${JSON.stringify(error)}::jsonb
             WHERE run_id = ${run.id} AND node_key = ${key} AND ${guardSql(args.guard)} RETURNING id`,
       );
       if (rows.length === 0) return "lost";
@@ -45,7 +48,7 @@ export async function failNodeAttempt(
       await ensureStarted(tx, run, events);
       nodeEvent("workflow.node.retrying", { attempt: args.attempt, next_attempt: args.attempt + 1, delay_ms: args.retryDelayMs, error });
       await emitEvents(tx, events);
-      if (args.retryDelayMs === 0 && run.status !== "paused") await notify(tx, channels.work);
+      if (args.retryDelayMs === 0 && !paused) await notify(tx, channels.work);
       return "retrying";
     }
 

@@ -56,9 +56,10 @@ export async function findOverdueRuns(ex: Executor, limit: number): Promise<stri
 
 /**
  * Hands nodes back on shutdown: `ready` again, due now — or never while the run is
- * paused — and the attempt not counted (it was interrupted, not failed). Conditional on
- * the lease, like every node write. The runs are locked first (the lock order), so a
- * pause cannot slip in between reading the run's status and releasing its node.
+ * paused, with `resume_at = now()` so that it is due as soon as the run resumes — and the
+ * attempt not counted (it was interrupted, not failed). Conditional on the lease, like
+ * every node write. The runs are locked first (the lock order), so a pause cannot slip in
+ * between reading the run's status and releasing its node.
  */
 export async function releaseLeases(ex: Executor, workerId: string, nodeIds: readonly number[]): Promise<number> {
   if (nodeIds.length === 0) return 0;
@@ -68,10 +69,12 @@ export async function releaseLeases(ex: Executor, workerId: string, nodeIds: rea
       sql`SELECT id, status FROM workflow_runs WHERE id IN (SELECT run_id FROM workflow_run_nodes WHERE id IN ${sqlIn(nodeIds)}) ORDER BY id FOR UPDATE`,
     );
     const paused = runs.filter((r) => r.status === "paused").map((r) => r.id);
-    const due = paused.length ? sql`CASE WHEN run_id IN ${sqlIn(paused)} THEN 'infinity'::timestamptz ELSE now() END` : sql`now()`;
+    const held = paused.length ? sql`run_id IN ${sqlIn(paused)}` : sql`false`;
     const rows = await query<{ organization_id: string; run_id: string; node_key: string; attempt: number }>(
       tx,
-      sql`UPDATE workflow_run_nodes SET status = 'ready', available_at = ${due}, attempt = attempt - 1, lease_owner = NULL, lease_expires_at = NULL
+      sql`UPDATE workflow_run_nodes
+          SET status = 'ready', available_at = CASE WHEN ${held} THEN 'infinity'::timestamptz ELSE now() END, resume_at = CASE WHEN ${held} THEN now() END,
+              attempt = attempt - 1, lease_owner = NULL, lease_expires_at = NULL
           WHERE id IN ${sqlIn(nodeIds)} AND lease_owner = ${workerId} AND status = 'running'
           RETURNING organization_id, run_id, node_key, attempt`,
     );

@@ -75,7 +75,7 @@ const runEvent = (run: LockedRun, kind: string, payload: Record<string, unknown>
 export async function finishRun(tx: Executor, run: LockedRun, status: "completed" | "failed" | "cancelled", error: RunErrorJson | null, extra: NewEvent[] = []): Promise<void> {
   const cancelled = await query<{ node_key: string; status: string }>(
     tx,
-    sql`UPDATE workflow_run_nodes SET status = 'cancelled', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL
+    sql`UPDATE workflow_run_nodes SET status = 'cancelled', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL, resume_at = NULL
         WHERE run_id = ${run.id} AND status IN ('blocked', 'ready', 'running', 'waiting')
         RETURNING node_key, status`,
   );
@@ -104,22 +104,24 @@ export async function ensureStarted(tx: Executor, run: LockedRun, events: NewEve
 
 /**
  * Decrements the dependency counts of `dependents` (blocked nodes of this run) and makes
- * those reaching zero ready — due now, or never while the run is paused.
+ * those reaching zero ready — due now, or never while the run is paused (with
+ * `resume_at = now()`: due as soon as the run is resumed).
  */
 export async function releaseDependents(tx: Executor, run: LockedRun, dependents: readonly string[], events: NewEvent[]): Promise<number> {
   if (dependents.length === 0) return 0;
-  const due = run.status === "paused" ? sql`'infinity'::timestamptz` : sql`now()`;
+  const paused = run.status === "paused";
   const ready = await query<{ node_key: string }>(
     tx,
     sql`UPDATE workflow_run_nodes
         SET deps_remaining = deps_remaining - 1,
             status = CASE WHEN deps_remaining = 1 THEN 'ready' ELSE status END,
-            available_at = CASE WHEN deps_remaining = 1 THEN ${due} ELSE available_at END
+            available_at = CASE WHEN deps_remaining = 1 THEN ${paused ? sql`'infinity'::timestamptz` : sql`now()`} ELSE available_at END,
+            resume_at = CASE WHEN deps_remaining = 1 THEN ${paused ? sql`now()` : sql`NULL`} ELSE resume_at END
         WHERE run_id = ${run.id} AND status = 'blocked' AND node_key IN ${sqlIn(dependents)}
         RETURNING node_key, status`,
   );
   const made = ready.filter((r: any) => r.status === "ready");
   for (const r of made) events.push({ organizationId: run.organizationId, runId: run.id, nodeKey: r.node_key, kind: "workflow.node.ready", payload: {} });
-  if (made.length && run.status !== "paused") await notify(tx, channels.work);
+  if (made.length && !paused) await notify(tx, channels.work);
   return made.length;
 }

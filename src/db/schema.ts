@@ -145,6 +145,11 @@ export type NodeStatus = (typeof nodeStatuses)[number];
  * lease (`lease_owner`, `lease_expires_at`); every later write is conditional on
  * (lease_owner, attempt). `workflow_run_nodes_claimable` covers only claimable rows, so
  * a claim costs the same however many finished rows pile up.
+ *
+ * While the run is paused its `ready` nodes are due never (`available_at = 'infinity'`)
+ * and `resume_at` keeps when each would have been due (a retry's end of backoff, or the
+ * moment it became ready); resume sets `available_at = greatest(now(), resume_at)` and
+ * clears it. `resume_at` is NULL on every other row.
  */
 export const workflowRunNodes = pgTable(
   "workflow_run_nodes",
@@ -161,6 +166,8 @@ export const workflowRunNodes = pgTable(
     maxAttempts: integer("max_attempts").notNull(),
     priority: smallint("priority").notNull(),
     availableAt: ts("available_at").notNull().defaultNow(),
+    /** When this `ready` node of a paused run is due once resumed; NULL unless paused. */
+    resumeAt: ts("resume_at"),
     leaseOwner: text("lease_owner"),
     leaseExpiresAt: ts("lease_expires_at"),
     depsRemaining: integer("deps_remaining").notNull(),

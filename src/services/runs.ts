@@ -279,7 +279,9 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
         if (run.status === "paused") return; // nothing changes, nothing to audit
         if (!activeRunStatuses.includes(run.status)) throw failedPrecondition(`run is already ${run.status}`, "run_finished");
         await tx.execute(sql`UPDATE workflow_runs SET status = 'paused' WHERE id = ${run.id}`);
-        await tx.execute(sql`UPDATE workflow_run_nodes SET available_at = 'infinity' WHERE run_id = ${run.id} AND status = 'ready'`);
+        // Ready nodes are held (due never), each keeping in resume_at when it was due (a
+        // retry's end of backoff). SET reads the old row: resume_at gets the old available_at.
+        await tx.execute(sql`UPDATE workflow_run_nodes SET available_at = 'infinity', resume_at = available_at WHERE run_id = ${run.id} AND status = 'ready'`);
         await emitEvents(tx, [{ organizationId: run.organizationId, runId: run.id, kind: "workflow.run.paused", payload: { previous_status: run.status } }]);
         await audit(tx, ctx, auditAction.pause, run.id, { operation: "pause", previous_status: run.status });
       });
@@ -297,7 +299,11 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
         );
         const status = s?.waiting ? "waiting" : s?.started ? "running" : "pending";
         await tx.execute(sql`UPDATE workflow_runs SET status = ${status} WHERE id = ${run.id}`);
-        await tx.execute(sql`UPDATE workflow_run_nodes SET available_at = now() WHERE run_id = ${run.id} AND status = 'ready'`);
+        // Held nodes are due when they would have been, and at the earliest now: a retry
+        // still in its backoff waits the rest of it (the worker that failed it nudges
+        // itself then; any worker's poll finds it too). GREATEST skips a NULL resume_at
+        // (a node held before resume_at existed): due now.
+        await tx.execute(sql`UPDATE workflow_run_nodes SET available_at = greatest(now(), resume_at), resume_at = NULL WHERE run_id = ${run.id} AND status = 'ready'`);
         await emitEvents(tx, [{ organizationId: run.organizationId, runId: run.id, kind: "workflow.run.resumed", payload: { reason: "resume", status } }]);
         await audit(tx, ctx, auditAction.resume, run.id, { operation: "resume", status });
         await notify(tx, channels.work);
@@ -336,8 +342,16 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
       const reuse = new Map(old.map((n) => [n.nodeKey, n]));
       const fakeReq = { priority: source.priority, failFast: source.failFast, state: undefined, metadata: source.metadata } as unknown as StartRunRequest;
       const run = await db.transaction(async (tx) => {
-        const r = await insertRun(tx, ctx, { def: def!, wf, req: fakeReq, input: source.input as JsonObject, context: source.context as JsonObject, deadline: wf.spec.runTimeoutMs ? new Date(Date.now() + wf.spec.runTimeoutMs) : null, teamId: source.teamId, rerunOf: source, reuse });
-        if (source.state !== null) await tx.update(workflowRuns).set({ state: source.state }).where(eq(workflowRuns.id, r!.id));
+        const r = await insertRun(tx, ctx, { def: def!, wf, req: fakeReq, input: source.input as JsonObject, context: source.context as JsonObject, deadline: null, teamId: source.teamId, rerunOf: source, reuse });
+        // The rerun keeps the source's state and the length of its deadline (deadline_at −
+        // created_at): the timeout_ms it was started with (StartRun's, a job's), else its
+        // workflow's run_timeout_ms, else none. Counted from the rerun's created_at, on the
+        // database clock the reaper checks against. The source is finished: these columns
+        // no longer change, so it needs no lock.
+        await tx.execute(
+          sql`UPDATE workflow_runs r SET state = s.state, deadline_at = r.created_at + (s.deadline_at - s.created_at)
+              FROM workflow_runs s WHERE r.id = ${r!.id} AND s.id = ${source.id}`,
+        );
         await audit(tx, ctx, auditAction.rerun, r!.id, { operation: "rerun", rerun_of: source.id, workflow_id: def!.id, workflow_version: def!.version, team_id: source.teamId });
         return r!;
       });

@@ -7,7 +7,7 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { startFakeOpenAI, type FakeServer } from "../../src/providers/fakes/index.js";
 import { eventually, startTestFabric, type TestFabric } from "../helpers/fabric.js";
-import { defineWorkflow, expectRejected, kindsOf, nodeOf, ofKind, runControl, runEvents, sleep, statuses, transports, waitForRun } from "./harness.js";
+import { defineWorkflow, expectRejected, kindsOf, nodeOf, ofKind, runControl, runEvents, sleep, statuses, transports, waitForRun, type RunJson } from "./harness.js";
 
 const POLL = 20;
 let fake: FakeServer;
@@ -149,6 +149,38 @@ describe.each(transports)("over %s", (via) => {
     expect(ofKind(events, "workflow.run.completed")[0]!.payload.state).toEqual({ ticket: via });
     // The source run is untouched.
     expect(statuses(await ctl.get(source.id))).toEqual(statuses(source));
+  });
+
+  it("a rerun keeps the length of the source's deadline: its timeout_ms, else the workflow's run_timeout_ms", async () => {
+    const nodes = [generate("only", { policy: { max_attempts: 1 } })];
+    const timed = await defineWorkflow(fabric, { nodes, run_timeout_ms: 30_000 });
+    const plain = await defineWorkflow(fabric, { nodes });
+    const ctl = runControl(fabric, via);
+    const length = (r: RunJson) => (r.deadline ? Date.parse(r.deadline) - Date.parse(r.create_time) : null);
+    const cases = [
+      { workflow_id: timed, timeout_ms: 45_000, want: 45_000 },
+      { workflow_id: timed, want: 30_000 },
+      { workflow_id: plain, timeout_ms: 20_000, want: 20_000 },
+      { workflow_id: plain, want: null },
+    ];
+    for (const { want, ...args } of cases) {
+      fake.script([{ status: 500 }]);
+      const { run: started } = await ctl.start({ ...args, input: { prompt: "p" } });
+      const source = await waitForRun(fabric, started.id);
+      expect(source.status).toBe("failed");
+      const rerun = await ctl.rerun(source.id);
+      if (want === null) {
+        expect(source.deadline).toBeUndefined();
+        expect(rerun.deadline).toBeUndefined();
+      } else {
+        // The source's deadline was set from the API's clock just before its insert; the
+        // rerun's is as long as that, on the database clock (to the rounding of the two
+        // creation times to milliseconds).
+        expect(Math.abs(length(source)! - want)).toBeLessThan(1000);
+        expect(Math.abs(length(rerun)! - length(source)!)).toBeLessThanOrEqual(1);
+      }
+      expect((await waitForRun(fabric, rerun.id)).status).toBe("completed");
+    }
   });
 
   it("a run past its timeout_ms fails with error code timeout, aborting what is in flight", async () => {

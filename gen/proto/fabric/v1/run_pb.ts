@@ -833,7 +833,10 @@ export const RunService: GenService<{
   },
   /**
    * Starts a new run from a failed or cancelled one, keeping the outputs of the
-   * nodes that succeeded and executing again from the nodes that did not.
+   * nodes that succeeded and executing again from the nodes that did not. The new
+   * run keeps the source's priority, fail_fast, metadata and state, and a deadline
+   * as long as the source's was: the timeout_ms it was started with, else the
+   * workflow's run_timeout_ms.
    *
    * @generated from rpc fabric.v1.RunService.RerunRun
    */

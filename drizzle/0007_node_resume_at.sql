@@ -1,0 +1,1 @@
+ALTER TABLE "workflow_run_nodes" ADD COLUMN "resume_at" timestamp with time zone;
