@@ -35,6 +35,10 @@ const schema = z.object({
   FABRIC_SECRETS_KEY: z.string().min(32, "must be at least 32 characters").optional(),
   /** Development only: webhooks may target loopback/private addresses (tests, local receivers). */
   FABRIC_WEBHOOKS_ALLOW_PRIVATE: z.enum(["true", "false"]).transform((v) => v === "true").optional(),
+  /** Login attempts per email address per minute (each costs a slow password hash). */
+  FABRIC_AUTH_ATTEMPTS_PER_MINUTE: int(1, 1_000_000).default(10),
+  /** Sign-up and login attempts per client address per minute. */
+  FABRIC_AUTH_ATTEMPTS_PER_MINUTE_PER_ADDRESS: int(1, 1_000_000).default(60),
   WORKER_ID: z.string().min(1).max(200).default(() => randomUUID()),
   WORKER_CONCURRENCY: int(1, 1000).default(4),
   WORKER_POLL_INTERVAL: duration.default(500),

@@ -19,7 +19,7 @@ import { createApiKeyService } from "../services/api-keys.js";
 import { createAuditService } from "../services/audit-log.js";
 import { createAuthzService } from "../services/authz-checks.js";
 import { createEventService } from "../services/events.js";
-import { createIdentityService } from "../services/identity.js";
+import { createIdentityService, defaultAuthAttemptLimits } from "../services/identity.js";
 import { createTenancyService } from "../services/tenancy.js";
 import { startEventHub } from "../services/event-hub.js";
 import { createRunService } from "../services/runs.js";
@@ -45,7 +45,8 @@ export interface ControlPlane {
 }
 
 export async function startControlPlane(deps: {
-  config: Pick<Config, "HOST" | "PORT" | "GRPC_PORT" | "FABRIC_ENV" | "FABRIC_MAX_BODY_BYTES" | "JWT_SECRET" | "FABRIC_SECRETS_KEY" | "FABRIC_WEBHOOKS_ALLOW_PRIVATE"> & Partial<Pick<Config, "FABRIC_ROUTING_STRATEGY">>;
+  config: Pick<Config, "HOST" | "PORT" | "GRPC_PORT" | "FABRIC_ENV" | "FABRIC_MAX_BODY_BYTES" | "JWT_SECRET" | "FABRIC_SECRETS_KEY" | "FABRIC_WEBHOOKS_ALLOW_PRIVATE"> &
+    Partial<Pick<Config, "FABRIC_ROUTING_STRATEGY" | "FABRIC_AUTH_ATTEMPTS_PER_MINUTE" | "FABRIC_AUTH_ATTEMPTS_PER_MINUTE_PER_ADDRESS">>;
   database: Database;
   log: Logger;
   /** How often a live event stream re-checks its API key (revocation). Default 15 s. */
@@ -67,7 +68,13 @@ export async function startControlPlane(deps: {
   const services: ServiceImpls = {
     "fabric.v1.WorkflowService": createWorkflowService(db),
     "fabric.v1.RunService": createRunService({ db, workflows, hub }),
-    "fabric.v1.IdentityService": createIdentityService(serviceDeps),
+    "fabric.v1.IdentityService": createIdentityService({
+      ...serviceDeps,
+      authAttempts: {
+        perEmail: config.FABRIC_AUTH_ATTEMPTS_PER_MINUTE ?? defaultAuthAttemptLimits.perEmail,
+        perAddress: config.FABRIC_AUTH_ATTEMPTS_PER_MINUTE_PER_ADDRESS ?? defaultAuthAttemptLimits.perAddress,
+      },
+    }),
     "fabric.v1.TenancyService": createTenancyService(serviceDeps),
     "fabric.v1.ApiKeyService": createApiKeyService(serviceDeps),
     "fabric.v1.AuthzService": createAuthzService(serviceDeps),

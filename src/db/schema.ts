@@ -339,9 +339,13 @@ export const budgetLedger = pgTable(
   (t) => [unique("budget_ledger_key").on(t.scopeKey, t.period, t.periodStart)],
 );
 
-/** Per-API-key request counter for the current minute (fixed window). */
-export const rateLimits = pgTable("rate_limits", {
-  apiKeyId: uuid("api_key_id").primaryKey(),
+/**
+ * Request counts per subject for the current minute (fixed window): `api_key:<id>`
+ * (provider requests), `login:<email>`, `auth_address:<ip>` (sign-up and login attempts).
+ * See services/rate-limit.ts.
+ */
+export const requestCounters = pgTable("request_counters", {
+  subject: text("subject").primaryKey(),
   windowStart: ts("window_start").notNull(),
   count: integer("count").notNull(),
 });

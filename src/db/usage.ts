@@ -213,23 +213,6 @@ export async function markExceeded(db: Db, args: { organizationId: string; charg
 }
 
 /**
- * Counts one request of an API key in the current minute (fixed window) unless that would
- * exceed `limit`: true when admitted. One statement, so control planes share the count.
- */
-export async function admitRequest(ex: Executor, apiKeyId: string, limit: number): Promise<boolean> {
-  const rows = await query(
-    ex,
-    sql`INSERT INTO rate_limits (api_key_id, window_start, count) VALUES (${apiKeyId}, date_trunc('minute', now()), 1)
-        ON CONFLICT (api_key_id) DO UPDATE SET
-          count = CASE WHEN rate_limits.window_start = excluded.window_start THEN rate_limits.count + 1 ELSE 1 END,
-          window_start = excluded.window_start
-        WHERE rate_limits.window_start <> excluded.window_start OR rate_limits.count < ${limit}
-        RETURNING count`,
-  );
-  return rows.length > 0;
-}
-
-/**
  * Sets a budget's ledger rows for the current periods to what the scope has actually
  * committed in them (settled costs, and estimates of calls in flight), so a budget set or
  * raised mid-period counts what was spent before it existed. Locks the rows first: a

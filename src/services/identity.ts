@@ -56,6 +56,7 @@ import { DomainError, invalidArgument, notFound, unauthenticated } from "../doma
 import { describePermissions, isOrganizationRole, isTeamRole, organizationRoles, type OrganizationRole, type TeamRole } from "../domain/permissions.js";
 import { accessTokenSeconds, hashSecret, issueAccessToken } from "./auth.js";
 import { isUuid, type CallContext } from "./call-context.js";
+import { enforceRateLimit } from "./rate-limit.js";
 import { hashPassword, needsRehash, plausiblePassword, requireAcceptablePassword, verifyPassword } from "./passwords.js";
 import type { ServiceDeps } from "./service-deps.js";
 
@@ -127,8 +128,28 @@ const badRefreshToken = () => unauthenticated("invalid, expired or revoked refre
 
 const orgRank = (r: OrganizationRole) => organizationRoles.indexOf(r);
 
-export function createIdentityService(deps: ServiceDeps) {
+/** Sign-up and login attempts allowed per minute (each costs a slow password hash). */
+export interface AuthAttemptLimits {
+  /** Logins per email address. */
+  perEmail: number;
+  /** Sign-ups and logins per client address. */
+  perAddress: number;
+}
+
+export const defaultAuthAttemptLimits: AuthAttemptLimits = { perEmail: 10, perAddress: 60 };
+
+export function createIdentityService(deps: ServiceDeps & { authAttempts?: AuthAttemptLimits }) {
   const { db, jwtSecret, log } = deps;
+  const limits = deps.authAttempts ?? defaultAuthAttemptLimits;
+
+  /**
+   * Throttles password guessing and hash flooding before any hash is computed: per client
+   * address, and for a login per email (so spreading guesses over addresses does not help).
+   */
+  async function throttle(ctx: CallContext, email: string | null): Promise<void> {
+    if (ctx.clientAddress) await enforceRateLimit(db, `auth_address:${ctx.clientAddress}`, limits.perAddress, `too many sign-up and login attempts from this address; at most ${limits.perAddress} a minute`);
+    if (email) await enforceRateLimit(db, `login:${email}`, limits.perEmail, `too many login attempts for this account; at most ${limits.perEmail} a minute`);
+  }
 
   async function tokens(principalId: string, refreshToken: string): Promise<Tokens> {
     return create(TokensSchema, { accessToken: await issueAccessToken(principalId, jwtSecret), expiresIn: accessTokenSeconds, refreshToken, tokenType: "Bearer" });
@@ -139,6 +160,7 @@ export function createIdentityService(deps: ServiceDeps) {
       const email = requireEmail(req.email);
       requireAcceptablePassword(req.password);
       const displayName = displayNameFor(req.displayName, email);
+      await throttle(ctx, null);
       const passwordHash = await hashPassword(req.password);
       const created = await db.transaction(async (tx) => {
         // The unique index on email decides, so two concurrent sign-ups cannot both win.
@@ -161,6 +183,7 @@ export function createIdentityService(deps: ServiceDeps) {
       if (!req.password) throw invalidArgument("password is required", [{ path: "/password", code: "required", message: "password is required" }]);
       // Longer than any password we accept: it cannot match anything.
       if (!plausiblePassword(req.password)) throw badCredentials();
+      await throttle(ctx, email);
       const [user] = isValidEmail(email)
         ? await db
             .select({ ...principalColumns, passwordHash: principals.passwordHash })

@@ -41,11 +41,11 @@ import {
 import { RunErrorSchema, type Event } from "../../gen/proto/fabric/v1/run_pb.js";
 import { WorkflowSpecSchema } from "../../gen/proto/fabric/v1/workflow_pb.js";
 import type { Db } from "../db/database.js";
-import { admitRequest, loadScopeRules } from "../db/usage.js";
+import { loadScopeRules } from "../db/usage.js";
 import { runStatuses, teams, usageRecords, workflowDefinitions, workflowRunNodes, workflowRuns } from "../db/schema.js";
 import type { WorkflowCache } from "../db/workflow-specs.js";
 import { DomainError, invalidArgument, notFound, type Issue } from "../domain/errors.js";
-import { effectiveRules, retryAfterSeconds } from "../domain/policy.js";
+import { effectiveRules } from "../domain/policy.js";
 import { isRoutingStrategy, ROUTING_STRATEGIES } from "../domain/routing.js";
 import { limits, validateWorkflowSpec } from "../domain/workflow-spec.js";
 import { recordAudit } from "./audit.js";
@@ -54,6 +54,7 @@ import { isUuid, type CallContext } from "./call-context.js";
 import type { EventHub } from "./event-hub.js";
 import { runMessage, specJson } from "./messages.js";
 import { declaredAction } from "./operations.js";
+import { enforceRateLimit } from "./rate-limit.js";
 import { decodeCursor, olderThan, pageOf, pageSize } from "./pagination.js";
 import { providerCallLimits } from "./providers.js";
 import { insertRun, runEvents } from "./runs.js";
@@ -186,10 +187,7 @@ export function createJobService(deps: { db: Db; workflows: WorkflowCache; hub: 
     if (!ctx.caller.apiKeyId) return;
     const { rules } = await loadScopeRules(db, ctx.caller.organizationId, teamId);
     const limit = effectiveRules(rules, { now: new Date() }).requestsPerMinutePerKey;
-    if (limit === null || (await admitRequest(db, ctx.caller.apiKeyId, limit))) return;
-    const now = new Date();
-    const nextMinute = new Date(Math.floor(now.getTime() / 60_000) * 60_000 + 60_000);
-    throw new DomainError("resource_exhausted", `this API key may make ${limit} provider requests per minute`, { code: "rate_limited", retryAfterSeconds: retryAfterSeconds(nextMinute, now) });
+    if (limit !== null) await enforceRateLimit(db, `api_key:${ctx.caller.apiKeyId}`, limit, `this API key may make ${limit} provider requests per minute`);
   }
 
   return {

@@ -29,15 +29,15 @@ import {
   type RoutingDecision,
 } from "../../gen/proto/fabric/v1/providers_pb.js";
 import { query, type Db } from "../db/database.js";
-import { admitRequest, type Attribution } from "../db/usage.js";
+import type { Attribution } from "../db/usage.js";
 import { teams } from "../db/schema.js";
 import { DomainError, invalidArgument, notFound, type Issue } from "../domain/errors.js";
-import { retryAfterSeconds } from "../domain/policy.js";
 import { formatUsd, formatUsdPerMTok, lookupPrice, type Cost } from "../domain/pricing.js";
 import { isRoutingStrategy, qualityOf, ROUTING_STRATEGIES, RoutingError, type RouteDecision, type RoutingExplanation } from "../domain/routing.js";
 import type { Usage } from "../providers/provider.js";
 import { requirePermission } from "./authz.js";
 import { isUuid, type CallContext } from "./call-context.js";
+import { enforceRateLimit } from "./rate-limit.js";
 import { ProviderCallError, type CallResult, type Prepared, type ProviderGateway, type ProviderRequest } from "./provider-gateway.js";
 
 export const providerCallLimits = { maxTokens: 200_000, maxMessages: 1_000, maxInputs: 2_048 } as const;
@@ -59,11 +59,7 @@ export function createProviderService(deps: { db: Db; gateway: ProviderGateway }
   async function admit(ctx: CallContext, attribution: Attribution): Promise<Prepared> {
     const prepared = await gateway.prepare(attribution);
     const limit = prepared.rules.requestsPerMinutePerKey;
-    if (limit !== null && ctx.caller.apiKeyId && !(await admitRequest(db, ctx.caller.apiKeyId, limit))) {
-      const now = new Date();
-      const nextMinute = new Date(Math.floor(now.getTime() / 60_000) * 60_000 + 60_000);
-      throw new DomainError("resource_exhausted", `this API key may make ${limit} provider requests per minute`, { code: "rate_limited", retryAfterSeconds: retryAfterSeconds(nextMinute, now) });
-    }
+    if (limit !== null && ctx.caller.apiKeyId) await enforceRateLimit(db, `api_key:${ctx.caller.apiKeyId}`, limit, `this API key may make ${limit} provider requests per minute`);
     return prepared;
   }
 

@@ -53,12 +53,24 @@ export async function startTestFabric(
     /** Webhooks may target loopback (a local receiver); development only. */
     webhooksAllowPrivate?: boolean;
     webhooks?: Partial<WebhookDispatcherOptions>;
+    /** Sign-up/login throttling (default: effectively off). */
+    authAttempts?: { perEmail: number; perAddress: number };
   } = {},
 ): Promise<TestFabric> {
   const database = await createTestDatabase({ engine: opts.engine });
   const boot = await bootstrapDevOrganization(database.db);
   const controlPlane = await startControlPlane({
-    config: { HOST: "127.0.0.1", PORT: 0, GRPC_PORT: 0, FABRIC_ENV: "development", FABRIC_MAX_BODY_BYTES: 1 << 20, FABRIC_WEBHOOKS_ALLOW_PRIVATE: opts.webhooksAllowPrivate },
+    config: {
+      HOST: "127.0.0.1",
+      PORT: 0,
+      GRPC_PORT: 0,
+      FABRIC_ENV: "development",
+      FABRIC_MAX_BODY_BYTES: 1 << 20,
+      FABRIC_WEBHOOKS_ALLOW_PRIVATE: opts.webhooksAllowPrivate,
+      // Every test signs up and logs in from 127.0.0.1: only the throttling tests want the real limits.
+      FABRIC_AUTH_ATTEMPTS_PER_MINUTE: opts.authAttempts?.perEmail ?? 100_000,
+      FABRIC_AUTH_ATTEMPTS_PER_MINUTE_PER_ADDRESS: opts.authAttempts?.perAddress ?? 100_000,
+    },
     database,
     log: testLog,
     streamRecheckMs: 300,
