@@ -22,74 +22,9 @@ import { periodOf } from "../domain/policy.js";
 import { DEFAULT_PRICE_TABLE, withPriceOverrides } from "../domain/pricing.js";
 import { RoutingError } from "../domain/routing.js";
 import { createEchoProvider } from "../providers/echo/index.js";
-import { ProviderError, type ProviderErrorClass } from "../providers/errors.js";
-import type { GenerateRequest, GenerateResult, Provider, StreamChunk, Usage } from "../providers/provider.js";
+import { stub } from "../providers/fakes/scripted.js";
+import type { Provider, Usage } from "../providers/provider.js";
 import { createProviderGateway, ProviderCallError, type Attribution, type CallResult, type GatewayOptions, type ProviderRequest } from "./provider-gateway.js";
-
-// ---------------------------------------------------------------------------------------------
-// Stubs
-
-/** What a stub does on one call: answer, fail with a class, stream some text then fail, or wait for the abort. */
-type Behaviour = "ok" | { fail: ProviderErrorClass } | { deltasThenFail: ProviderErrorClass } | "hang";
-
-interface Stub extends Provider {
-  calls: { model: string | undefined; streamed: boolean }[];
-}
-
-interface StubOptions {
-  /** The usage the stub reports. Default 10 input, 5 output tokens. */
-  usage?: (req: GenerateRequest) => Usage;
-  /** Runs at the start of every call (e.g. to look at the database while the call is in flight). */
-  onCall?: (req: GenerateRequest) => Promise<void> | void;
-  extra?: Partial<Provider>;
-}
-
-function stub(name: string, models: string[], script: Behaviour[] = [], opts: StubOptions = {}): Stub {
-  const calls: Stub["calls"] = [];
-  const next = (): Behaviour => script.shift() ?? "ok";
-  const result = (req: GenerateRequest): GenerateResult => ({
-    text: `${name}:${req.prompt}`,
-    model: req.model ?? models[0]!,
-    provider: name,
-    usage: opts.usage?.(req) ?? { inputTokens: 10, outputTokens: 5 },
-  });
-  const error = (cls: ProviderErrorClass) => new ProviderError({ provider: name, errorClass: cls, message: `${name}: scripted ${cls}` });
-  const hang = (signal: AbortSignal | undefined) =>
-    new Promise<never>((_, reject) => {
-      const fire = () => reject(new ProviderError({ provider: name, errorClass: "aborted", message: `${name}: request aborted` }));
-      if (signal?.aborted) fire();
-      else signal?.addEventListener("abort", fire, { once: true });
-    });
-  return {
-    name,
-    tier: "premium",
-    local: false,
-    models,
-    embeddingModels: [],
-    operations: ["ai.generate"],
-    calls,
-    async generate(req) {
-      calls.push({ model: req.model, streamed: false });
-      await opts.onCall?.(req);
-      const b = next();
-      if (b === "hang") return hang(req.signal);
-      if (b !== "ok") throw error("fail" in b ? b.fail : b.deltasThenFail);
-      return result(req);
-    },
-    async *stream(req): AsyncIterable<StreamChunk> {
-      calls.push({ model: req.model, streamed: true });
-      await opts.onCall?.(req);
-      const b = next();
-      if (b === "hang") await hang(req.signal);
-      if (b !== "ok" && b !== "hang" && "fail" in b) throw error(b.fail);
-      yield { type: "delta", text: `${name}:` };
-      if (b !== "ok" && b !== "hang") throw error(b.deltasThenFail);
-      yield { type: "delta", text: req.prompt ?? "" };
-      yield { type: "done", result: result(req) };
-    },
-    ...opts.extra,
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Database and call helpers

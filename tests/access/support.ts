@@ -6,10 +6,11 @@
  */
 import { randomUUID } from "node:crypto";
 import { fromJson, toJson, type DescService, type JsonValue } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { sql } from "drizzle-orm";
 import { expect } from "vitest";
+import { ValidationIssueSchema } from "../../gen/proto/fabric/v1/workflow_pb.js";
 import { restOperations, services } from "../../src/control-plane/contract.js";
 import { query } from "../../src/db/database.js";
 import { apiKeys, memberships, organizations, principals, teams } from "../../src/db/schema.js";
@@ -25,9 +26,43 @@ export const transports: readonly Via[] = ["rest", "grpc"];
 
 /** Who calls: an API key, or (development) a principal id with an optional organization header. */
 
-export type Ok = { ok: true; status: number; data: any; json: any; requestId: string };
-export type Failed = { ok: false; status: number; code: string; detail: string; requestId: string };
+export type Ok = { ok: true; status: number; data: any; json: any; requestId: string; headers: Headers };
+export type Failed = {
+  ok: false;
+  status: number;
+  code: string;
+  detail: string;
+  requestId: string;
+  issues: { path: string; code: string }[];
+  /** REST's Retry-After header, gRPC's `retry-after` metadata. */
+  retryAfter: string | null;
+  /** The gRPC status code, on gRPC. */
+  grpcCode?: Code;
+  /** A stream that failed after it opened: the deltas it had sent. */
+  deltas?: string[];
+};
 export type Result = Ok | Failed;
+
+/** A Connect error as a `Failed` (status mapped to REST's, code from `fabric-error-code`). */
+export function failedFromConnect(err: unknown, requestId = ""): Failed {
+  const e = ConnectError.from(err);
+  return {
+    ok: false,
+    status: grpcStatus[e.code] ?? 0,
+    code: e.metadata.get("fabric-error-code") ?? Code[e.code],
+    detail: e.rawMessage,
+    requestId,
+    issues: e.findDetails(ValidationIssueSchema).map((i) => ({ path: i.path, code: i.code })),
+    retryAfter: e.metadata.get("retry-after"),
+    grpcCode: e.code,
+  };
+}
+
+/** A REST problem response as a `Failed`. */
+export async function failedFromRest(res: Response, requestId = ""): Promise<Failed> {
+  const json: any = await res.json();
+  return { ok: false, status: res.status, code: json.code, detail: json.detail, requestId, issues: (json.issues ?? []).map((i: any) => ({ path: i.path, code: i.code })), retryAfter: res.headers.get("retry-after") };
+}
 
 
 
@@ -44,11 +79,12 @@ export interface Client {
   fails(rpc: string, fields: Record<string, unknown>, actor: Actor, status: number, code?: string): Promise<Failed>;
 }
 
-export function client(fabric: TestFabric, via: Via): Client {
+/** `transport`: a shared gRPC transport (default: one per client). */
+export function client(fabric: TestFabric, via: Via, transport?: Transport): Client {
   const grpcClients = new Map<DescService, any>();
   const grpcOf = (s: DescService) => {
     let c = grpcClients.get(s);
-    if (!c) grpcClients.set(s, (c = createClient(s, createGrpcTransport({ baseUrl: fabric.grpcUrl }))));
+    if (!c) grpcClients.set(s, (c = createClient(s, transport ?? createGrpcTransport({ baseUrl: fabric.grpcUrl }))));
     return c;
   };
 
@@ -62,10 +98,9 @@ export function client(fabric: TestFabric, via: Via): Client {
       try {
         const res = await grpcOf(service)[desc.localName](fromJson(desc.input, fields as JsonValue), { headers: headersOf(actor, requestId) });
         const json = toJson(desc.output, res, jsonOptions) as Record<string, unknown>;
-        return { ok: true, status: 200, data: op.data === "*" ? json : json[op.data!], json, requestId };
+        return { ok: true, status: 200, data: op.data === "*" ? json : json[op.data!], json, requestId, headers: new Headers() };
       } catch (err) {
-        const e = ConnectError.from(err);
-        return { ok: false, status: grpcStatus[e.code] ?? 0, code: e.metadata.get("fabric-error-code") ?? Code[e.code], detail: e.rawMessage, requestId };
+        return failedFromConnect(err, requestId);
       }
     }
     const rest: Record<string, unknown> = { ...fields };
@@ -81,9 +116,9 @@ export function client(fabric: TestFabric, via: Via): Client {
       headers: { ...headersOf(actor, requestId), ...(op.body ? { "content-type": "application/json" } : {}) },
       body: op.body ? JSON.stringify(body ?? {}) : undefined,
     });
+    if (res.status < 200 || res.status >= 300) return failedFromRest(res, requestId);
     const json: any = await res.json();
-    if (res.status >= 200 && res.status < 300) return { ok: true, status: res.status, data: json.data, json, requestId };
-    return { ok: false, status: res.status, code: json.code, detail: json.detail, requestId };
+    return { ok: true, status: res.status, data: json.data, json, requestId, headers: res.headers };
   }
 
   return {
@@ -91,15 +126,15 @@ export function client(fabric: TestFabric, via: Via): Client {
     call,
     async ok(rpc, fields, actor, requestId) {
       const r = await call(rpc, fields, actor, requestId);
-      expect(r, `${rpc} should succeed`).toMatchObject({ ok: true });
+      expect(r, `${via} ${rpc} should succeed`).toMatchObject({ ok: true });
       return (r as Ok).data;
     },
     async fails(rpc, fields, actor, status, code) {
       const r = await call(rpc, fields, actor);
-      expect(r.ok, `${rpc} should fail with ${status} ${code ?? ""}: ${JSON.stringify(r)}`).toBe(false);
+      expect(r.ok, `${via} ${rpc} should fail with ${status} ${code ?? ""}: ${JSON.stringify(r)}`).toBe(false);
       const f = r as Failed;
-      expect(f.status, `${rpc}: ${f.code} ${f.detail}`).toBe(status);
-      if (code !== undefined) expect(f.code, `${rpc}: ${f.detail}`).toBe(code);
+      expect(f.status, `${via} ${rpc}: ${f.code} ${f.detail}`).toBe(status);
+      if (code !== undefined) expect(f.code, `${via} ${rpc}: ${f.detail}`).toBe(code);
       return f;
     },
   };

@@ -6,35 +6,20 @@
  */
 import { randomUUID } from "node:crypto";
 import { fromJson, toJson, type DescService, type JsonValue } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { createClient } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { sql } from "drizzle-orm";
 import { expect } from "vitest";
 import { ExecuteResponseSchema, ExecuteStreamRequestSchema, ProviderService } from "../../gen/proto/fabric/v1/providers_pb.js";
-import { ValidationIssueSchema } from "../../gen/proto/fabric/v1/workflow_pb.js";
-import { restOperations, services } from "../../src/control-plane/contract.js";
 import { query } from "../../src/db/database.js";
 import { startFakeOpenAI, type FakeServer } from "../../src/providers/fakes/index.js";
 import { jsonOptions } from "../../src/services/messages.js";
-import { grpcStatus, headersOf, type Actor } from "../helpers/actors.js";
+import { headersOf, type Actor } from "../helpers/actors.js";
 import { startTestFabric, type TestFabric } from "../helpers/fabric.js";
 
-export type Via = "rest" | "grpc";
-export const transports: readonly Via[] = ["rest", "grpc"];
+import { client, failedFromConnect, failedFromRest, type Client, type Failed, type Via } from "../access/support.js";
 
-export type Ok = { ok: true; status: number; data: any; json: any; headers: Headers };
-export type Failed = {
-  ok: false;
-  status: number;
-  code: string;
-  detail: string;
-  issues: { path: string; code: string }[];
-  retryAfter: string | null;
-  grpcCode?: Code;
-  /** A stream that failed after it opened: the deltas it had sent. */
-  deltas?: string[];
-};
-export type Result = Ok | Failed;
+export { transports, type Failed, type Ok, type Result, type Via } from "../access/support.js";
 
 export interface ProviderFabric {
   fabric: TestFabric;
@@ -46,15 +31,7 @@ export interface ProviderFabric {
   close(): Promise<void>;
 }
 
-export interface Api {
-  readonly via: Via;
-  /** Calls `rpc` (e.g. `ProviderService/Execute`) with proto-JSON `fields`. */
-  call(rpc: string, fields: Record<string, unknown>, actor: Actor): Promise<Result>;
-  /** Fails the test unless the call succeeded; returns `data` (REST's, whatever the transport). */
-  ok(rpc: string, fields: Record<string, unknown>, actor: Actor): Promise<any>;
-  /** Fails the test unless the call failed with `status` (and `code`, when given). */
-  fails(rpc: string, fields: Record<string, unknown>, actor: Actor, status: number, code?: string): Promise<Failed>;
-}
+export type Api = Client;
 
 export async function startProviderFabric(): Promise<ProviderFabric> {
   const fake = await startFakeOpenAI();
@@ -66,78 +43,6 @@ export async function startProviderFabric(): Promise<ProviderFabric> {
     let c = clients.get(s);
     if (!c) clients.set(s, (c = createClient(s, transport)));
     return c;
-  };
-
-  const failedFromConnect = (err: unknown): Failed => {
-    const e = ConnectError.from(err);
-    return {
-      ok: false,
-      status: grpcStatus[e.code] ?? 0,
-      code: e.metadata.get("fabric-error-code") ?? Code[e.code],
-      detail: e.rawMessage,
-      issues: e.findDetails(ValidationIssueSchema).map((i) => ({ path: i.path, code: i.code })),
-      retryAfter: e.metadata.get("retry-after"),
-      grpcCode: e.code,
-    };
-  };
-  const failedFromRest = async (res: Response): Promise<Failed> => {
-    const json: any = await res.json();
-    return { ok: false, status: res.status, code: json.code, detail: json.detail, issues: (json.issues ?? []).map((i: any) => ({ path: i.path, code: i.code })), retryAfter: res.headers.get("retry-after") };
-  };
-
-  const api = (via: Via): Api => {
-    async function call(rpc: string, fields: Record<string, unknown>, actor: Actor): Promise<Result> {
-      const full = `fabric.v1.${rpc}`;
-      const op = restOperations.find((o) => o.rpc === full);
-      if (!op) throw new Error(`no REST operation for ${full}`);
-      const desc = op.protoMethod!;
-      const requestId = `t-${randomUUID()}`;
-      if (via === "grpc") {
-        const service = services.find((s) => s.typeName === full.split("/")[0])!;
-        try {
-          const res = await grpcOf(service)[desc.localName](fromJson(desc.input, fields as JsonValue), { headers: headersOf(actor, requestId) });
-          const json = toJson(desc.output, res, jsonOptions) as Record<string, unknown>;
-          return { ok: true, status: 200, data: op.data === "*" ? json : json[op.data!], json, headers: new Headers() };
-        } catch (err) {
-          return failedFromConnect(err);
-        }
-      }
-      const rest: Record<string, unknown> = { ...fields };
-      const path = op.path.replace(/\{(\w+)\}/g, (_, name: string) => {
-        const v = rest[name];
-        delete rest[name];
-        return encodeURIComponent(String(v ?? ""));
-      });
-      const qs = op.body ? "" : new URLSearchParams(Object.entries(rest).map(([k, v]): [string, string] => [k, String(v)])).toString();
-      const body = op.body === "*" ? rest : op.body ? rest[op.body] : undefined;
-      const res = await fetch(fabric.restUrl + path + (qs ? `?${qs}` : ""), {
-        method: op.method,
-        headers: { ...headersOf(actor, requestId), ...(op.body ? { "content-type": "application/json" } : {}) },
-        body: op.body ? JSON.stringify(body ?? {}) : undefined,
-      });
-      if (res.status >= 200 && res.status < 300) {
-        const json: any = await res.json();
-        return { ok: true, status: res.status, data: json.data, json, headers: res.headers };
-      }
-      return failedFromRest(res);
-    }
-    return {
-      via,
-      call,
-      async ok(rpc, fields, actor) {
-        const r = await call(rpc, fields, actor);
-        expect(r, `${via} ${rpc} should succeed`).toMatchObject({ ok: true });
-        return (r as Ok).data;
-      },
-      async fails(rpc, fields, actor, status, code) {
-        const r = await call(rpc, fields, actor);
-        expect(r.ok, `${via} ${rpc} should fail with ${status} ${code ?? ""}: ${JSON.stringify(r)}`).toBe(false);
-        const f = r as Failed;
-        expect(f.status, `${via} ${rpc}: ${f.code} ${f.detail}`).toBe(status);
-        if (code !== undefined) expect(f.code, `${via} ${rpc}: ${f.detail}`).toBe(code);
-        return f;
-      },
-    };
   };
 
   async function stream(via: Via, call: Record<string, unknown>, actor: Actor) {
@@ -170,7 +75,7 @@ export async function startProviderFabric(): Promise<ProviderFabric> {
     const result = last?.event === "result" ? JSON.parse(last.data) : undefined;
     if (last?.event === "error") {
       const p = JSON.parse(last.data);
-      return { ok: false as const, status: p.status, code: p.code, detail: p.detail, issues: [], retryAfter: null, deltas };
+      return { ok: false as const, status: p.status, code: p.code, detail: p.detail, requestId: p.request_id ?? "", issues: [], retryAfter: null, deltas };
     }
     return { ok: true as const, deltas, result, events: messages.map((m) => m.event ?? "message") };
   }
@@ -178,7 +83,7 @@ export async function startProviderFabric(): Promise<ProviderFabric> {
   return {
     fabric,
     fake,
-    api: { rest: api("rest"), grpc: api("grpc") },
+    api: { rest: client(fabric, "rest", transport), grpc: client(fabric, "grpc", transport) },
     stream,
     async close() {
       sessions.abort();
