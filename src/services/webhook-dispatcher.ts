@@ -47,6 +47,7 @@
  * receive events from before it existed.
  */
 import { randomUUID } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import http from "node:http";
 import https from "node:https";
 import { isIP } from "node:net";
@@ -151,6 +152,8 @@ export function startWebhookDispatcher(deps: { db: Db; hub: EventHub; log: Logge
   const { db, hub, log, settings } = deps;
   const o: WebhookDispatcherOptions = { ...defaultDispatcherOptions, ...deps.options };
   const abort = new AbortController();
+  // Every attempt in flight (up to `concurrency`) and the event follower listen on it: not a leak.
+  setMaxListeners(o.concurrency + 8, abort.signal);
   let closed = false;
 
   // ── 1. events → delivery rows ──────────────────────────────────────────────────────────
