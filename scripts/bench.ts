@@ -5,12 +5,19 @@
  *   - dispatch latency p50/p99: run created → its first node started (database clock);
  *   - claim latency with 1k and with 1M finished nodes in the table.
  *
+ * Then the provider-gateway overhead (scripts/bench-gateway.ts, run as a child process
+ * with the same --engine): what routing + policy + usage add to each provider call.
+ *
  *   npm run bench                       # both engines
  *   npm run bench -- --engine postgres  # one engine; --runs N --chain N --concurrency N --finished N
+ *   npm run bench -- --no-gateway       # skip the gateway part (npm run bench:gateway runs it alone)
  *
  * Needs the local Postgres (FABRIC_TEST_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/postgres)
  * for the Postgres part; creates and drops its own database.
  */
+import { spawnSync } from "node:child_process";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
 import { create } from "@bufbuild/protobuf";
@@ -38,6 +45,7 @@ const { values } = parseArgs({
     chain: { type: "string", default: "10" },
     concurrency: { type: "string", default: "64" },
     finished: { type: "string", default: "1000000" },
+    "no-gateway": { type: "boolean", default: false },
   },
 });
 const RUNS = Number(values.runs);
@@ -228,6 +236,11 @@ async function main() {
     console.log(`  dispatch latency: ${await dispatchLatency(engine)}`);
     console.log(`  claim latency, ${await claimLatency(engine, 1000)}`);
     console.log(`  claim latency, ${await claimLatency(engine, FINISHED)}`);
+  }
+  if (!values["no-gateway"]) {
+    console.log("");
+    const gateway = spawnSync(process.execPath, ["--import", "tsx", join(dirname(fileURLToPath(import.meta.url)), "bench-gateway.ts"), ...(values.engine ? ["--engine", values.engine] : [])], { stdio: "inherit" });
+    if (gateway.status !== 0) throw new Error(`the gateway benchmark failed (exit ${gateway.status})`);
   }
 }
 
