@@ -2087,7 +2087,7 @@ export interface operations {
     listWorkflows: {
         parameters: {
             query?: {
-                /** @description Only versions of this name. */
+                /** @description Only versions of this name (a built-in `fabric.` name included). */
                 name?: string;
                 /** @description Page size; 0 means the default, 50. Range: 0..200. */
                 page_size?: number;

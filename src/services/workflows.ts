@@ -32,8 +32,7 @@ import { emitEvents } from "../db/events.js";
 import { teams, workflowDefinitions } from "../db/schema.js";
 import { invalidArgument, notFound } from "../domain/errors.js";
 import { operations } from "../domain/operations.js";
-import { validateWorkflowSpec } from "../domain/workflow-spec.js";
-import type { Action } from "../domain/permissions.js";
+import { reservedNamePrefix, validateWorkflowSpec } from "../domain/workflow-spec.js";
 import { recordAudit } from "./audit.js";
 import { readableTeams, requirePermission } from "./authz.js";
 import { isUuid, type CallContext } from "./call-context.js";
@@ -107,7 +106,8 @@ export function createWorkflowService(db: Db) {
           and(
             eq(t.organizationId, ctx.caller.organizationId),
             visible.all ? undefined : inArray(t.teamId, visible.teamIds),
-            req.name ? eq(t.name, req.name) : undefined,
+            // Built-ins (jobs' definitions) only when asked for by name: they are not the user's workflows.
+            req.name ? eq(t.name, req.name) : sql`lower(${t.name}) NOT LIKE ${`${reservedNamePrefix}%`}`,
             olderThan(t.createdAt, t.id, cursor),
           ),
         )

@@ -692,5 +692,11 @@ describe("built-in job definitions", () => {
       expect(problem.issues).toEqual([expect.objectContaining({ path, code: "reserved_name" })]);
     }
     expect(await fabric.database.db.select({ n: count() }).from(workflowRuns)).toEqual(runsBefore);
+
+    // Not the user's workflows: listed only when asked for by name.
+    const listed: any = await (await fabric.rest("/v1/workflows?page_size=200")).json();
+    expect(listed.data.map((w: any) => w.name)).not.toContain("fabric.job.text");
+    const byName: any = await (await fabric.rest("/v1/workflows?name=fabric.job.text")).json();
+    expect(byName.data.map((w: any) => w.id)).toEqual([def!.id]);
   });
 });

@@ -408,7 +408,7 @@ export const GetWorkflowResponseSchema: GenMessage<GetWorkflowResponse> = /*@__P
  */
 export type ListWorkflowsRequest = Message<"fabric.v1.ListWorkflowsRequest"> & {
   /**
-   * Only versions of this name.
+   * Only versions of this name (a built-in `fabric.` name included).
    *
    * @generated from field: string name = 1;
    */
@@ -531,7 +531,8 @@ export const WorkflowService: GenService<{
     output: typeof GetWorkflowResponseSchema;
   },
   /**
-   * Lists definitions, newest first.
+   * Lists definitions, newest first. The built-in workflows of jobs (`fabric.job.*`) are
+   * listed only when asked for by name.
    *
    * @generated from rpc fabric.v1.WorkflowService.ListWorkflows
    */
