@@ -82,7 +82,7 @@ export async function startControlPlane(deps: {
     "fabric.v1.EventService": createEventService({ db, hub, recheckMs: deps.streamRecheckMs }),
     "fabric.v1.WebhookService": createWebhookService({ db, settings: webhookSettings, kick: dispatcher.kick }),
     "fabric.v1.ProviderService": createProviderService({ db, gateway }),
-    "fabric.v1.JobService": createJobService({ db, workflows, hub }),
+    "fabric.v1.JobService": createJobService({ db, workflows, hub, gateway }),
     "fabric.v1.UsageService": createUsageService({ db }),
     "fabric.v1.PolicyService": createPolicyService({ db, onChange: gateway.invalidate }),
   };

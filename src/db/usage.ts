@@ -43,10 +43,16 @@ export interface Settlement {
   outputTokens: number;
   cachedInputTokens: number;
   cacheWriteTokens: number;
+  /** Null: not known (unpriced, or an attempt that may have been billed produced no usage). */
   actualNanoUsd: number | null;
+  /** Keep the reservation charged at its estimate (an attempt may have been billed for an unknown amount). */
+  keepEstimate?: boolean;
   errorCode: string | null;
   latencyMs: number;
 }
+
+/** One ledger row's key. */
+export type LedgerKey = Pick<Charge, "scopeKey" | "period" | "periodStart">;
 
 /** The organization's and (when given) the team's rules, organization first, plus the organization's price overrides. */
 export async function loadScopeRules(ex: Executor, organizationId: string, teamId: string | null): Promise<{ rules: ScopeRules[]; priceOverrides: PriceOverrides | undefined }> {
@@ -87,7 +93,7 @@ export type Reservation = { ok: true; id: number } | { ok: false; charge: Charge
  *
  * One statement (inside a transaction, so a refusal can be rolled back): a multi-row
  * upsert in lock order whose update only applies while `committed + estimate ≤ limit`
- * (a free call always fits), then the record, inserted only when every ledger took the
+ * (the gateway never reserves a free call), then the record, inserted only when every ledger took the
  * estimate. A row the upsert creates takes the estimate unconditionally, so its limit is
  * checked on what it returns. Any ledger missing from the result refused: roll back.
  */
@@ -105,10 +111,10 @@ export async function reserve(db: Db, args: { attribution: Attribution; facts: U
               VALUES ${sql.join(rows, sql`, `)}
               ON CONFLICT (scope_key, period, period_start) DO UPDATE
                 SET committed_nano_usd = budget_ledger.committed_nano_usd + excluded.committed_nano_usd, limit_nano_usd = excluded.limit_nano_usd
-                WHERE budget_ledger.committed_nano_usd + excluded.committed_nano_usd <= excluded.limit_nano_usd OR excluded.committed_nano_usd = 0
+                WHERE budget_ledger.committed_nano_usd + excluded.committed_nano_usd <= excluded.limit_nano_usd
               RETURNING committed_nano_usd, limit_nano_usd
             ), verdict AS (
-              SELECT count(*) AS taken, coalesce(bool_and(committed_nano_usd <= limit_nano_usd OR ${est}::bigint = 0), true) AS fits FROM up
+              SELECT count(*) AS taken, coalesce(bool_and(committed_nano_usd <= limit_nano_usd), true) AS fits FROM up
             ), rec AS (
               ${insertRecord(args.attribution, args.facts, "reserved", null, charges, sql`FROM verdict WHERE verdict.fits AND verdict.taken = ${charges.length}`)}
             )
@@ -139,7 +145,7 @@ class RefusedCharge {}
 /** Settles a reservation: the record gets its outcome, the ledgers `actual − estimate` (the estimate stays charged when the actual is unknown). */
 export async function settle(ex: Executor, args: { id: number; charges: readonly Charge[]; estimateNanoUsd: number; settlement: Settlement }): Promise<void> {
   const s = args.settlement;
-  const delta = s.actualNanoUsd === null ? 0 : s.actualNanoUsd - args.estimateNanoUsd;
+  const delta = s.actualNanoUsd === null || s.keepEstimate ? 0 : s.actualNanoUsd - args.estimateNanoUsd;
   const charges = [...args.charges].sort(compareCharges);
   const keys = charges.map((c) => sql`(${c.scopeKey}, ${c.period}, ${c.periodStart})`);
   await ex.execute(sql`
@@ -159,9 +165,30 @@ export async function settle(ex: Executor, args: { id: number; charges: readonly
     FROM locked l WHERE b.scope_key = l.scope_key AND b.period = l.period AND b.period_start = l.period_start`);
 }
 
-/** A call under no budget: one record, already settled. */
-export async function recordSettled(ex: Executor, attribution: Attribution, facts: UsageFacts, settlement: Settlement): Promise<number> {
-  const [row] = await query<{ id: number }>(ex, insertRecord(attribution, { ...facts, model: settlement.model }, settlement.status, settlement, null));
+/**
+ * A call under no budget: one record, already settled. Its cost is also added to those of
+ * `ledgers` that exist (locked in the one order): a budget set while the call was in flight
+ * rebased its ledger without this record, and must still count it.
+ */
+export async function recordSettled(ex: Executor, attribution: Attribution, facts: UsageFacts, settlement: Settlement, ledgers: readonly LedgerKey[] = []): Promise<number> {
+  const cost = settlement.actualNanoUsd ?? 0;
+  const keys = [...ledgers].sort(compareCharges).map((l) => sql`(${l.scopeKey}, ${l.period}, ${l.periodStart})`);
+  if (cost === 0 || keys.length === 0) {
+    const [row] = await query<{ id: number }>(ex, insertRecord(attribution, { ...facts, model: settlement.model }, settlement.status, settlement, null));
+    return Number(row!.id);
+  }
+  const [row] = await query<{ id: number }>(
+    ex,
+    sql`WITH rec AS (${insertRecord(attribution, { ...facts, model: settlement.model }, settlement.status, settlement, null)}),
+        locked AS (
+          SELECT scope_key, period, period_start FROM budget_ledger WHERE (scope_key, period, period_start) IN (${sql.join(keys, sql`, `)})
+          ORDER BY scope_key, period, period_start FOR UPDATE
+        ), added AS (
+          UPDATE budget_ledger b SET committed_nano_usd = b.committed_nano_usd + ${cost}::bigint
+          FROM locked l WHERE b.scope_key = l.scope_key AND b.period = l.period AND b.period_start = l.period_start
+        )
+        SELECT id FROM rec`,
+  );
   return Number(row!.id);
 }
 

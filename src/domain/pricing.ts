@@ -74,11 +74,16 @@ export function parseUsdPerMTok(value: UsdPerMTok): number {
 
 const USD_PATTERN = /^(\d{1,9})(?:\.(\d{1,9}))?$/;
 
-/** "12.50" (USD) → 12_500_000_000 (nano-dollars). Throws RangeError unless a non-negative amount with at most 9 decimals, below $1B. */
+/** The largest amount `parseUsd` accepts: exact integer nano-dollars stop at 2^53 ($9,007,199.254740991). */
+export const MAX_USD_NANO = Number.MAX_SAFE_INTEGER;
+
+/** "12.50" (USD) → 12_500_000_000 (nano-dollars). Throws RangeError unless a non-negative amount with at most 9 decimals, at most $9,007,199.254740991. */
 export function parseUsd(value: string): number {
   const m = USD_PATTERN.exec(value.trim());
   if (!m) throw new RangeError(`${JSON.stringify(value)} must be a non-negative USD amount with at most 9 decimals, e.g. "25.00"`);
-  return Number(m[1]) * 1e9 + Number((m[2] ?? "").padEnd(9, "0"));
+  const nano = Number(m[1]) * 1e9 + Number((m[2] ?? "").padEnd(9, "0"));
+  if (!Number.isSafeInteger(nano)) throw new RangeError(`${JSON.stringify(value)} is more than the largest amount Fabric counts exactly, $${formatUsd(MAX_USD_NANO)}`);
+  return nano;
 }
 
 /** 400 (nano-dollars per token) → "0.4" (USD per 1M tokens). */

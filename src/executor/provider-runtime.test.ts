@@ -171,6 +171,7 @@ describe("provider runtime: step → request", () => {
       [{ tier: "gold" }, { prompt: "hi" }],
       [{ max_tokens: 0 }, { prompt: "hi" }],
       [{ max_tokens: 1.5 }, { prompt: "hi" }],
+      [{ max_tokens: 200_001 }, { prompt: "hi" }],
       [{ temperature: "hot" }, { prompt: "hi" }],
       [{ provider: "" }, { prompt: "hi" }],
       [{ model: 3 }, { prompt: "hi" }],

@@ -21,7 +21,7 @@ import type { Json, JsonObject } from "../domain/context.js";
 import { DomainError } from "../domain/errors.js";
 import { isRoutingStrategy, ROUTING_STRATEGIES } from "../domain/routing.js";
 import type { Cost } from "../domain/pricing.js";
-import { ProviderCallError, type CallResult, type ProviderGateway, type ProviderRequest } from "../services/provider-gateway.js";
+import { providerCallLimits, ProviderCallError, type CallResult, type ProviderGateway, type ProviderRequest } from "../services/provider-gateway.js";
 import type { ChatMessage } from "../providers/provider.js";
 import { invalidInput, StepError, type Runtime, type Step } from "./step.js";
 
@@ -106,7 +106,9 @@ export function parseCall(step: Step, op: Operation): { request: ProviderRequest
   const tier = cfg["tier"];
   if (tier !== undefined && tier !== "basic" && tier !== "premium") throw invalidInput("config.tier must be basic or premium");
   const maxTokens = cfg["max_tokens"];
-  if (maxTokens !== undefined && !(typeof maxTokens === "number" && Number.isSafeInteger(maxTokens) && maxTokens >= 1)) throw invalidInput("config.max_tokens must be a positive integer");
+  if (maxTokens !== undefined && !(typeof maxTokens === "number" && Number.isSafeInteger(maxTokens) && maxTokens >= 1 && maxTokens <= providerCallLimits.maxTokens)) {
+    throw invalidInput(`config.max_tokens must be an integer within 1..${providerCallLimits.maxTokens}`);
+  }
   const base: ProviderRequest = {
     operation: op,
     ...(provider !== undefined ? { provider } : {}),

@@ -41,11 +41,9 @@ import {
 import { RunErrorSchema, type Event } from "../../gen/proto/fabric/v1/run_pb.js";
 import { WorkflowSpecSchema } from "../../gen/proto/fabric/v1/workflow_pb.js";
 import type { Db } from "../db/database.js";
-import { loadScopeRules } from "../db/usage.js";
 import { runStatuses, teams, usageRecords, workflowDefinitions, workflowRunNodes, workflowRuns } from "../db/schema.js";
 import type { WorkflowCache } from "../db/workflow-specs.js";
 import { DomainError, invalidArgument, notFound, type Issue } from "../domain/errors.js";
-import { effectiveRules } from "../domain/policy.js";
 import { isRoutingStrategy, ROUTING_STRATEGIES } from "../domain/routing.js";
 import { limits, validateWorkflowSpec } from "../domain/workflow-spec.js";
 import { recordAudit } from "./audit.js";
@@ -54,9 +52,8 @@ import { isUuid, type CallContext } from "./call-context.js";
 import type { EventHub } from "./event-hub.js";
 import { runMessage, specJson } from "./messages.js";
 import { declaredAction } from "./operations.js";
-import { enforceRateLimit } from "./rate-limit.js";
 import { decodeCursor, olderThan, pageOf, pageSize } from "./pagination.js";
-import { providerCallLimits } from "./providers.js";
+import { providerCallLimits, type ProviderGateway } from "./provider-gateway.js";
 import { insertRun, runEvents } from "./runs.js";
 import { specHash } from "./workflows.js";
 import { usageGroupMessage, usageRecordMessage, usageTotals } from "./usage-messages.js";
@@ -119,7 +116,7 @@ const modalityOf = (workflowName: string): Modality | "" => modalities.find((m) 
 
 export type JobService = ReturnType<typeof createJobService>;
 
-export function createJobService(deps: { db: Db; workflows: WorkflowCache; hub: EventHub }) {
+export function createJobService(deps: { db: Db; workflows: WorkflowCache; hub: EventHub; gateway: Pick<ProviderGateway, "admit"> }) {
   const { db, workflows, hub } = deps;
   /** Definition rows by `org/modality`: immutable, so cached for the process's life (bounded). */
   const definitions = new Map<string, DefinitionRow>();
@@ -182,13 +179,6 @@ export function createJobService(deps: { db: Db; workflows: WorkflowCache; hub: 
     return jobMessage(row, (await callNodes([row.id])).get(row.id));
   }
 
-  /** The per-API-key rate limit of provider requests (jobs count, like direct calls). Not counted for a refused request. */
-  async function admit(ctx: CallContext, teamId: string | null): Promise<void> {
-    if (!ctx.caller.apiKeyId) return;
-    const { rules } = await loadScopeRules(db, ctx.caller.organizationId, teamId);
-    const limit = effectiveRules(rules, { now: new Date() }).requestsPerMinutePerKey;
-    if (limit !== null) await enforceRateLimit(db, `api_key:${ctx.caller.apiKeyId}`, limit, `this API key may make ${limit} provider requests per minute`);
-  }
 
   return {
     async createJob(ctx: CallContext, req: CreateJobRequest) {
@@ -200,7 +190,8 @@ export function createJobService(deps: { db: Db; workflows: WorkflowCache; hub: 
         if (!team) throw notFound("team", req.teamId);
       }
       requirePermission(ctx, "job.create", { teamId });
-      await admit(ctx, teamId);
+      // Jobs count against the API key's per-minute limit of provider requests, like direct calls.
+      await deps.gateway.admit(ctx.caller.apiKeyId, { organizationId: ctx.caller.organizationId, teamId, runId: null });
 
       const def = await jobDefinition(org, job.modality);
       const wf = await workflows.get(db, def.id);

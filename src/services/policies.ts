@@ -60,10 +60,11 @@ export function createPolicyService(deps: { db: Db; onChange?: (organizationId: 
       if (action !== "policy.read" && action !== "budget.read") requirePermission(ctx, action, { teamId: null });
       return { scopeKey: orgScopeKey(ctx.caller.organizationId), teamId: null };
     }
-    const [team] = isUuid(teamId) ? await db.select({ id: teams.id }).from(teams).where(and(eq(teams.id, teamId), eq(teams.organizationId, ctx.caller.organizationId))) : [];
+    const [team] = isUuid(teamId) ? await db.select({ id: teams.id }).from(teams).where(and(eq(teams.id, teamId.toLowerCase()), eq(teams.organizationId, ctx.caller.organizationId))) : [];
     if (!team) throw notFound("team", teamId);
-    requirePermission(ctx, action, { teamId });
-    return { scopeKey: teamScopeKey(teamId), teamId };
+    // The stored id: scope keys compare as text, so an upper-case id must name the same budget.
+    requirePermission(ctx, action, { teamId: team.id });
+    return { scopeKey: teamScopeKey(team.id), teamId: team.id };
   }
 
   const load = async (ex: Executor, scopeKey: string) => (await ex.select().from(policies).where(eq(policies.scopeKey, scopeKey)))[0];

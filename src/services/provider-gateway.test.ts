@@ -162,8 +162,9 @@ describe("provider gateway routing", () => {
     expect(err.attempts.map((x) => x.provider)).toEqual(["gamma", "delta"]);
     expect(err.message).toContain("gamma/c1 ✗ transient");
     expect(err.message).toContain("delta/d1 ✗ timeout");
-    // The failed call is recorded once, against the last candidate tried.
-    expect(await records(org)).toMatchObject([{ status: "failed", provider: "delta", model: "d1", errorCode: "provider_timeout", actualNanoUsd: 0, inputTokens: 0 }]);
+    // The failed call is recorded once, against the last candidate tried; a timed-out request
+    // may have been billed, so its cost is unknown rather than 0.
+    expect(await records(org)).toMatchObject([{ status: "failed", provider: "delta", model: "d1", errorCode: "provider_timeout", actualNanoUsd: null, inputTokens: 0 }]);
   });
 
   it("opens a breaker after repeated failures and routes around it, then reports it", async () => {
@@ -410,6 +411,47 @@ describe("provider gateway policies and usage", () => {
       expect(row.settledAt).toBeInstanceOf(Date);
     }
     expect(rows.reduce((n, r) => n + (r.actualNanoUsd ?? 0), 0)).toBe(await committed(key));
+  });
+
+  it("a call that may have been billed without a result keeps its estimate charged: aborted, or a stream that broke", async () => {
+    const org = await newOrg();
+    const key = `org:${org}`;
+    await database.db.insert(policies).values({ scopeKey: key, organizationId: org, dailyLimitNanoUsd: 1_000_000 });
+    const openai = stub("openai", [NANO], ["hang", { deltasThenFail: "transient" }, { fail: "overloaded" }]);
+    const gw = gateway([openai]);
+    const abort = new AbortController();
+    const hung = call(gw, pricedRequest(), { org, signal: abort.signal });
+    await vi.waitFor(() => expect(openai.calls).toHaveLength(1));
+    abort.abort();
+    expect(await rejection(hung)).toBeInstanceOf(ProviderCallError);
+    expect(await committed(key)).toBe(NANO_ESTIMATE);
+    expect(await rejection(call(gw, pricedRequest(), { org, stream: true }))).toBeInstanceOf(ProviderCallError);
+    expect(await committed(key)).toBe(2 * NANO_ESTIMATE);
+    // Refused by the provider before anything ran: released.
+    expect(await rejection(call(gw, pricedRequest(), { org }))).toBeInstanceOf(ProviderCallError);
+    expect(await committed(key)).toBe(2 * NANO_ESTIMATE);
+    expect((await records(org)).map((r) => [r.status, r.errorCode, r.actualNanoUsd])).toEqual([
+      ["failed", "provider_aborted", null],
+      ["failed", "provider_transient", null],
+      ["failed", "provider_overloaded", 0],
+    ]);
+  });
+
+  it("a call that started under no budget is counted by a budget set while it was in flight", async () => {
+    const org = await newOrg();
+    const key = `org:${org}`;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const openai = stub("openai", [NANO], [], { onCall: () => gate });
+    const gw = gateway([openai]);
+    const inFlight = call(gw, pricedRequest(), { org });
+    await vi.waitFor(() => expect(openai.calls).toHaveLength(1));
+    // The budget arrives (rebased to what is recorded so far: nothing), then the call finishes.
+    await database.db.insert(policies).values({ scopeKey: key, organizationId: org, dailyLimitNanoUsd: 1_000_000 });
+    await database.db.insert(budgetLedger).values({ scopeKey: key, period: "day", periodStart: periodOf("day", new Date()).start, committedNanoUsd: 0 });
+    release();
+    expect((await inFlight).actual).toMatchObject({ totalNanoUsd: NANO_ACTUAL });
+    expect(await committed(key)).toBe(NANO_ACTUAL);
   });
 
   it("refuses a call whose estimate does not fit: budget_exceeded with Retry-After, no record, one event", async () => {

@@ -19,7 +19,7 @@
  */
 import { createCircuitBreakers, type CircuitBreakerOptions, type CircuitBreakers } from "../domain/circuit-breaker.js";
 import { DomainError } from "../domain/errors.js";
-import { effectiveRules, retryAfterSeconds, type Charge, type EffectiveRules } from "../domain/policy.js";
+import { effectiveRules, orgScopeKey, periodOf, retryAfterSeconds, teamScopeKey, type Charge, type EffectiveRules } from "../domain/policy.js";
 import { actualCost, DEFAULT_PRICE_TABLE, estimateCost, formatUsd, requirePriced, withPriceOverrides, type Cost, type PriceOverrides, type PriceTable } from "../domain/pricing.js";
 import {
   candidateKey,
@@ -35,11 +35,15 @@ import {
 } from "../domain/routing.js";
 import type { Database, Db } from "../db/database.js";
 import { channels } from "../db/events.js";
-import { loadScopeRules, markExceeded, recordSettled, reserve, settle, type Attribution, type Settlement } from "../db/usage.js";
+import { loadScopeRules, markExceeded, recordSettled, reserve, settle, type Attribution, type LedgerKey, type Settlement } from "../db/usage.js";
 import { ProviderError } from "../providers/errors.js";
+import { enforceRateLimit } from "./rate-limit.js";
 import type { ChatMessage, EmbedResult, GenerateRequest, GenerateResult, Provider, ProviderOperation, Usage } from "../providers/provider.js";
 
 export type { Attribution } from "../db/usage.js";
+
+/** Bounds of one call's request, the same for the API, jobs and workflow nodes. */
+export const providerCallLimits = { maxTokens: 200_000, maxMessages: 1_000, maxInputs: 2_048 } as const;
 
 /** A provider call, validated. */
 export interface ProviderRequest {
@@ -115,7 +119,10 @@ export interface Prepared {
 
 export interface EstimateResult {
   decision: RouteDecision;
+  /** The first choice's upper bound. */
   estimate: Cost;
+  /** What a call would reserve under a budget: the costliest candidate it may try. */
+  reservation: Cost;
   inputTokens: number;
   maxOutputTokens: number;
   prices: PriceTable;
@@ -136,7 +143,10 @@ export function createProviderGateway(deps: { db: Database["db"]; providers: rea
   const { db, providers } = deps;
   const rulesCacheMs = options.rulesCacheMs ?? 5_000;
   const cache = new Map<string, { at: number; value: Awaited<ReturnType<typeof loadScopeRules>> }>();
+  // Bumped by every invalidation: a read that started before a change must not cache its result.
+  const generations = new Map<string, number>();
   const invalidate = (organizationId: string) => {
+    generations.set(organizationId, (generations.get(organizationId) ?? 0) + 1);
     for (const key of cache.keys()) if (key.startsWith(`${organizationId}|`)) cache.delete(key);
   };
   const listening = deps.listen
@@ -153,7 +163,9 @@ export function createProviderGateway(deps: { db: Database["db"]; providers: rea
     const hit = cache.get(key);
     const t = Date.now();
     if (hit && t - hit.at < rulesCacheMs) return hit.value;
+    const generation = generations.get(organizationId);
     const value = await loadScopeRules(db, organizationId, teamId);
+    if (generations.get(organizationId) !== generation) return value; // changed meanwhile: use once, do not keep
     if (cache.size >= 10_000) cache.delete(cache.keys().next().value!);
     cache.set(key, { at: t, value });
     return value;
@@ -225,21 +237,6 @@ export function createProviderGateway(deps: { db: Database["db"]; providers: rea
     }
   }
 
-  /** The most any candidate that may be tried can cost (the reservation). */
-  function worstEstimate(decision: RouteDecision, req: ProviderRequest, prices: PriceTable): Cost {
-    let worst: Cost | undefined;
-    for (const c of decision.chosen) {
-      const e = estimateOf(c, req, prices);
-      if (e.status === "unpriced") return e;
-      if (!worst || (worst.status === "priced" && e.totalNanoUsd > worst.totalNanoUsd)) worst = e;
-    }
-    return worst!;
-  }
-
-  function estimateOf(c: Candidate, req: ProviderRequest, prices: PriceTable): Cost {
-    return estimateCost({ provider: c.provider, model: c.model, operation: req.operation, inputChars: inputChars(req), ...(req.maxTokens !== undefined ? { maxOutputTokens: req.maxTokens } : {}) }, prices);
-  }
-
   async function refuse(attribution: Attribution, charge: Charge, estimateNanoUsd: number, committedNanoUsd: number): Promise<never> {
     await markExceeded(db, { organizationId: attribution.organizationId, charge, estimateNanoUsd, committedNanoUsd }).catch((err) => options.log?.warn("could not record budget.exceeded", { error: String(err) }));
     const at = new Date();
@@ -275,7 +272,20 @@ export function createProviderGateway(deps: { db: Database["db"]; providers: rea
       const { decision } = decide(request, prepared);
       const estimate = estimateOf(decision.chosen[0]!, req, prepared.prices);
       const maxOutputTokens = req.operation === "ai.embed" ? 0 : estimate.tokens.output;
-      return { decision, estimate, inputTokens: estimate.tokens.uncachedInput, maxOutputTokens, prices: prepared.prices, rules: prepared.rules };
+      const budgeted = prepared.rules.charges.length > 0 || prepared.rules.maxRunCost !== null;
+      const reservation = worstEstimate(budgeted ? reservable(decision, req, prepared.prices) : decision.chosen, req, prepared.prices);
+      return { decision, estimate, reservation, inputTokens: estimate.tokens.uncachedInput, maxOutputTokens, prices: prepared.prices, rules: prepared.rules };
+    },
+
+    /**
+     * The rules for a request of an API key, after counting it against the key's per-minute
+     * limit of provider requests (direct calls and jobs): 429 `rate_limited` beyond it.
+     */
+    async admit(apiKeyId: string | undefined, attribution: Pick<Attribution, "organizationId" | "teamId" | "runId">): Promise<Prepared> {
+      const prepared = await prepare(attribution);
+      const limit = prepared.rules.requestsPerMinutePerKey;
+      if (limit !== null && apiKeyId) await enforceRateLimit(db, `api_key:${apiKeyId}`, limit, `this API key may make ${limit} provider requests per minute`);
+      return prepared;
     },
 
     /** One call. `prepared`: the rules the caller already loaded for this attribution (e.g. to check a rate limit). */
@@ -286,19 +296,19 @@ export function createProviderGateway(deps: { db: Database["db"]; providers: rea
       const { decision, advisoryBreaker } = decide(routeRequest(req), prepared);
       const { rules, prices } = prepared;
 
-      // Reserve (only when a budget or cap applies).
+      // Reserve (only when a budget or cap applies), for the candidates that can be priced.
       const budgeted = rules.charges.length > 0 || rules.maxRunCost !== null;
-      const worst = worstEstimate(decision, req, prices);
+      const candidatesToTry = budgeted ? reservable(decision, req, prices) : decision.chosen;
+      const worst = worstEstimate(candidatesToTry, req, prices);
       let reservation: { id: number; estimateNanoUsd: number } | null = null;
       if (budgeted) {
         const est = requirePriced(worst).totalNanoUsd;
         if (rules.maxRunCost && !attribution.runId && est > rules.maxRunCost.nanoUsd) {
-          const cap: Charge = { scopeKey: "", period: "run", periodStart: "", limitNanoUsd: rules.maxRunCost.nanoUsd, label: `${rules.maxRunCost.scope === "organization" ? "the organization's" : "the team's"} per-run cost cap`, resetAt: null };
-          throw new DomainError("resource_exhausted", `the call's estimated cost of $${formatUsd(est)} exceeds ${cap.label} of $${formatUsd(cap.limitNanoUsd)}`, { code: "budget_exceeded" });
+          throw new DomainError("resource_exhausted", `the call's estimated cost of $${formatUsd(est)} exceeds ${scopeName(rules.maxRunCost.scope)} per-run cost cap of $${formatUsd(rules.maxRunCost.nanoUsd)}`, { code: "budget_exceeded" });
         }
         // A free call cannot overshoot anything: it is admitted even by a spent budget.
         if (rules.charges.length > 0 && est > 0) {
-          const first = decision.chosen[0]!;
+          const first = candidatesToTry[0]!;
           const r = await reserve(db as Db, {
             attribution,
             facts: { provider: first.provider, model: first.model, operation: req.operation, priceTable: prices.version, estimatedNanoUsd: est },
@@ -312,10 +322,14 @@ export function createProviderGateway(deps: { db: Database["db"]; providers: rea
 
       const attempts: CallAttempt[] = [];
       const failedProviders = new Set<string>();
-      const queue = [...decision.chosen];
+      const queue = [...candidatesToTry];
       let last: ProviderError | undefined;
-      let lastCandidate = decision.chosen[0]!;
+      let lastCandidate = candidatesToTry[0]!;
       const streamState = { deltas: false };
+      // An attempt that may have been billed although it produced no result (aborted or timed
+      // out mid-request, or a stream that broke after it began): what it cost is unknown, so
+      // the reservation stays charged at its estimate — never released to be spent again.
+      let maybeBilled = false;
       const finish = async (settlement: Settlement, candidate: Candidate) => {
         try {
           if (reservation) {
@@ -325,7 +339,7 @@ export function createProviderGateway(deps: { db: Database["db"]; providers: rea
           // No reservation: the record's estimate is the one of the candidate that answered (or failed last).
           const own = estimateOf(candidate, req, prices);
           const est = own.status === "priced" ? own.totalNanoUsd : null;
-          return await recordSettled(db, attribution, { provider: candidate.provider, model: candidate.model, operation: req.operation, priceTable: prices.version, estimatedNanoUsd: est }, settlement);
+          return await recordSettled(db, attribution, { provider: candidate.provider, model: candidate.model, operation: req.operation, priceTable: prices.version, estimatedNanoUsd: est }, settlement, ledgersOf(attribution));
         } catch (err) {
           options.log?.warn("could not settle usage", { error: String(err), organization_id: attribution.organizationId, run_id: attribution.runId });
           return reservation?.id ?? 0;
@@ -362,6 +376,7 @@ export function createProviderGateway(deps: { db: Database["db"]; providers: rea
               cachedInputTokens: out.usage.cachedInputTokens ?? 0,
               cacheWriteTokens: out.usage.cacheWriteTokens ?? 0,
               actualNanoUsd: actual.status === "priced" ? actual.totalNanoUsd : null,
+              keepEstimate: maybeBilled,
               errorCode: null,
               latencyMs: Math.round(now() - started),
             },
@@ -385,28 +400,87 @@ export function createProviderGateway(deps: { db: Database["db"]; providers: rea
           if (!(err instanceof ProviderError)) {
             // Not the provider's verdict on its health (a bug, a malformed stream): neutral.
             breakers.recordFailure(candidate.provider, candidate.model, { retryable: false });
-            await finish(failedSettlement(candidate, "internal", started, now()), candidate);
+            await finish(failedSettlement(candidate, "internal", started, now(), maybeBilled), candidate);
             throw err;
           }
           breakers.recordFailure(candidate.provider, candidate.model, err);
           attempts.push({ provider: candidate.provider, model: candidate.model, error: `${err.errorClass}: ${err.message}` });
           last = err;
+          if (streamState.deltas || err.errorClass === "aborted" || err.errorClass === "timeout" || signal.aborted) maybeBilled = true;
           if (streamState.deltas || !err.retryable || signal.aborted) {
-            await finish(failedSettlement(candidate, `provider_${err.errorClass}`, started, now()), candidate);
+            await finish(failedSettlement(candidate, `provider_${err.errorClass}`, started, now(), maybeBilled), candidate);
             throw new ProviderCallError(err, attempts, streamState.deltas);
           }
           failedProviders.add(candidate.provider);
         }
       }
-      await finish(failedSettlement(lastCandidate, last ? `provider_${last.errorClass}` : "no_healthy_provider", started, now()), lastCandidate);
+      await finish(failedSettlement(lastCandidate, last ? `provider_${last.errorClass}` : "no_healthy_provider", started, now(), maybeBilled), lastCandidate);
       if (last) throw new ProviderCallError(last, attempts, false);
       throw new DomainError("unavailable", `no candidate could be called: ${summarizeAttempts(attempts)}`, { code: "no_healthy_provider" });
     },
   };
 }
 
-function failedSettlement(c: Candidate, errorCode: string, started: number, ended: number): Settlement {
-  return { status: "failed", provider: c.provider, model: c.model, inputTokens: 0, outputTokens: 0, cachedInputTokens: 0, cacheWriteTokens: 0, actualNanoUsd: 0, errorCode, latencyMs: Math.round(ended - started) };
+/** The most any candidate that may be tried can cost (the reservation). */
+function worstEstimate(candidates: readonly Candidate[], req: ProviderRequest, prices: PriceTable): Cost {
+  let worst: Cost | undefined;
+  for (const c of candidates) {
+    const e = estimateOf(c, req, prices);
+    if (e.status === "unpriced") return e;
+    if (!worst || (worst.status === "priced" && e.totalNanoUsd > worst.totalNanoUsd)) worst = e;
+  }
+  return worst!;
+}
+
+function estimateOf(c: Candidate, req: ProviderRequest, prices: PriceTable): Cost {
+  return estimateCost({ provider: c.provider, model: c.model, operation: req.operation, inputChars: inputChars(req), ...(req.maxTokens !== undefined ? { maxOutputTokens: req.maxTokens } : {}) }, prices);
+}
+
+/**
+ * A failed call: released (cost 0) when no attempt can have been billed — providers do not
+ * bill a refused or failed request —, else cost unknown (null) and the estimate kept.
+ */
+function failedSettlement(c: Candidate, errorCode: string, started: number, ended: number, maybeBilled: boolean): Settlement {
+  return {
+    status: "failed",
+    provider: c.provider,
+    model: c.model,
+    inputTokens: 0,
+    outputTokens: 0,
+    cachedInputTokens: 0,
+    cacheWriteTokens: 0,
+    actualNanoUsd: maybeBilled ? null : 0,
+    keepEstimate: maybeBilled,
+    errorCode,
+    latencyMs: Math.round(ended - started),
+  };
+}
+
+const scopeName = (s: "organization" | "team") => (s === "organization" ? "the organization's" : "the team's");
+
+/**
+ * The ledgers (current day and month of the organization and the team) a call under no
+ * budget adds its cost to when they exist: a budget set while the call was in flight (its
+ * rebase could not see the call's record yet) then still counts it.
+ */
+function ledgersOf(a: Attribution, at = new Date()): LedgerKey[] {
+  const day = periodOf("day", at).start;
+  const month = periodOf("month", at).start;
+  const scopes = [orgScopeKey(a.organizationId), ...(a.teamId ? [teamScopeKey(a.teamId)] : [])];
+  return scopes.flatMap((scopeKey) => [
+    { scopeKey, period: "day" as const, periodStart: day },
+    { scopeKey, period: "month" as const, periodStart: month },
+  ]);
+}
+
+/**
+ * Under a budget, the candidates that can be priced (a reservation needs a price): the
+ * unpriced ones are left out of the fallbacks, and only when none is priced does the call
+ * fail closed (`model_unpriced`).
+ */
+function reservable(decision: RouteDecision, req: ProviderRequest, prices: PriceTable): Candidate[] {
+  const priced = decision.chosen.filter((c) => estimateOf(c, req, prices).status === "priced");
+  return priced.length > 0 ? priced : decision.chosen;
 }
 
 export function inputChars(req: ProviderRequest): number {

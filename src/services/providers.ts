@@ -35,38 +35,33 @@ import { DomainError, invalidArgument, notFound, type Issue } from "../domain/er
 import { formatUsd, formatUsdPerMTok, lookupPrice, type Cost } from "../domain/pricing.js";
 import { isRoutingStrategy, qualityOf, ROUTING_STRATEGIES, RoutingError, type RouteDecision, type RoutingExplanation } from "../domain/routing.js";
 import type { Usage } from "../providers/provider.js";
-import { requirePermission } from "./authz.js";
+import { mayRead, requirePermission } from "./authz.js";
 import { isUuid, type CallContext } from "./call-context.js";
-import { enforceRateLimit } from "./rate-limit.js";
-import { ProviderCallError, type CallResult, type Prepared, type ProviderGateway, type ProviderRequest } from "./provider-gateway.js";
+import { providerCallLimits, ProviderCallError, type CallResult, type ProviderGateway, type ProviderRequest } from "./provider-gateway.js";
 
-export const providerCallLimits = { maxTokens: 200_000, maxMessages: 1_000, maxInputs: 2_048 } as const;
 
 export function createProviderService(deps: { db: Db; gateway: ProviderGateway }) {
   const { db, gateway } = deps;
 
-  /** The attribution of a direct call, after checking the team it is billed to. */
-  async function attributionOf(ctx: CallContext, teamId: string): Promise<Attribution> {
-    if (teamId) {
-      const [team] = isUuid(teamId) ? await db.select({ id: teams.id }).from(teams).where(and(eq(teams.id, teamId), eq(teams.organizationId, ctx.caller.organizationId))) : [];
-      if (!team) throw notFound("team", teamId);
-    }
-    requirePermission(ctx, "provider.execute", { teamId: teamId || null });
-    return { organizationId: ctx.caller.organizationId, teamId: teamId || null, principalId: ctx.caller.principalId || null, apiKeyId: ctx.caller.apiKeyId ?? null, runId: null, nodeKey: null };
+  /** The team a call is billed to, as stored (ids compare as text in scope keys): one of the caller's organization, else not found. */
+  async function teamOf(ctx: CallContext, teamId: string): Promise<string | null> {
+    if (!teamId) return null;
+    const [team] = isUuid(teamId) ? await db.select({ id: teams.id }).from(teams).where(and(eq(teams.id, teamId.toLowerCase()), eq(teams.organizationId, ctx.caller.organizationId))) : [];
+    if (!team) throw notFound("team", teamId);
+    return team.id;
   }
 
-  /** Rules, then the key's rate limit (a refused request is not counted against the budget). */
-  async function admit(ctx: CallContext, attribution: Attribution): Promise<Prepared> {
-    const prepared = await gateway.prepare(attribution);
-    const limit = prepared.rules.requestsPerMinutePerKey;
-    if (limit !== null && ctx.caller.apiKeyId) await enforceRateLimit(db, `api_key:${ctx.caller.apiKeyId}`, limit, `this API key may make ${limit} provider requests per minute`);
-    return prepared;
+  /** The attribution of a direct call, after checking the team it is billed to. */
+  async function attributionOf(ctx: CallContext, teamId: string, action: "provider.execute" | "provider.read"): Promise<Attribution> {
+    const team = await teamOf(ctx, teamId);
+    requirePermission(ctx, action, { teamId: team });
+    return { organizationId: ctx.caller.organizationId, teamId: team, principalId: ctx.caller.principalId || null, apiKeyId: ctx.caller.apiKeyId ?? null, runId: null, nodeKey: null };
   }
 
   async function start(ctx: CallContext, call: ProviderCall | undefined, stream: boolean) {
     const request = parseProviderCall(call, { stream });
-    const attribution = await attributionOf(ctx, call?.teamId ?? "");
-    const prepared = await admit(ctx, attribution);
+    const attribution = await attributionOf(ctx, call?.teamId ?? "", "provider.execute");
+    const prepared = await gateway.admit(ctx.caller.apiKeyId, attribution);
     return { request, attribution, prepared };
   }
 
@@ -111,7 +106,7 @@ export function createProviderService(deps: { db: Db; gateway: ProviderGateway }
     async execute(ctx: CallContext, req: ExecuteRequest) {
       const { request, attribution, prepared } = await start(ctx, req.call, false);
       try {
-        return executeResponse(await gateway.call({ request, attribution, prepared, signal: ctx.signal ?? new AbortController().signal }));
+        return executeResponse(await gateway.call({ request, attribution, prepared, signal: ctx.signal }));
       } catch (err) {
         throw toDomain(err);
       }
@@ -126,7 +121,7 @@ export function createProviderService(deps: { db: Db; gateway: ProviderGateway }
       const queue: string[] = [];
       let wake: (() => void) | undefined;
       let settled: { ok: true; result: CallResult } | { ok: false; error: unknown } | undefined;
-      const signal = ctx.signal ?? new AbortController().signal;
+      const signal = ctx.signal;
       void gateway
         .call({ request, attribution, prepared, signal, stream: true, onDelta: (t) => (queue.push(t), wake?.()) })
         .then(
@@ -152,13 +147,7 @@ export function createProviderService(deps: { db: Db; gateway: ProviderGateway }
 
     async estimateCost(ctx: CallContext, req: EstimateCostRequest) {
       const request = parseProviderCall(req.call, { stream: false });
-      const teamId = req.call?.teamId ?? "";
-      if (teamId) {
-        const [team] = isUuid(teamId) ? await db.select({ id: teams.id }).from(teams).where(and(eq(teams.id, teamId), eq(teams.organizationId, ctx.caller.organizationId))) : [];
-        if (!team) throw notFound("team", teamId);
-        requirePermission(ctx, "provider.read", { teamId });
-      }
-      const attribution: Attribution = { organizationId: ctx.caller.organizationId, teamId: teamId || null, principalId: ctx.caller.principalId || null, apiKeyId: ctx.caller.apiKeyId ?? null, runId: null, nodeKey: null };
+      const attribution = await attributionOf(ctx, req.call?.teamId ?? "", "provider.read");
       let est;
       try {
         est = await gateway.estimate(request, attribution);
@@ -169,7 +158,8 @@ export function createProviderService(deps: { db: Db; gateway: ProviderGateway }
         throw err;
       }
       const { decision, estimate, rules } = est;
-      const nano = estimate.status === "priced" ? estimate.totalNanoUsd : null;
+      // Checked like the call would be: with what it would reserve.
+      const nano = est.reservation.status === "priced" ? est.reservation.totalNanoUsd : null;
       let allowed = true;
       let refusalCode = "";
       let refusalMessage = "";
@@ -177,7 +167,7 @@ export function createProviderService(deps: { db: Db; gateway: ProviderGateway }
         if (allowed) [allowed, refusalCode, refusalMessage] = [false, code, message];
       };
       const budgeted = rules.charges.length > 0 || rules.maxRunCost !== null;
-      if (budgeted && nano === null) refuse("model_unpriced", `${estimate.status === "unpriced" ? estimate.reason : "no price"}; a budgeted call needs a price`);
+      if (budgeted && nano === null) refuse("model_unpriced", `${est.reservation.status === "unpriced" ? est.reservation.reason : "no price"}; a budgeted call needs a price`);
       if (rules.maxRunCost && nano !== null && nano > rules.maxRunCost.nanoUsd) refuse("budget_exceeded", `the estimate exceeds the ${rules.maxRunCost.scope}'s per-run cost cap of $${formatUsd(rules.maxRunCost.nanoUsd)}`);
       const committed = rules.charges.length
         ? await query<{ scope_key: string; period: string; period_start: string; committed: number }>(
@@ -193,7 +183,9 @@ export function createProviderService(deps: { db: Db; gateway: ProviderGateway }
         const used = Number(committed.find((r) => r.scope_key === c.scopeKey && r.period === c.period && r.period_start === c.periodStart)?.committed ?? 0);
         const fits = nano !== null && used + nano <= c.limitNanoUsd;
         if (!fits && nano !== null) refuse("budget_exceeded", `the estimate does not fit ${c.label}`);
-        return create(BudgetCheckSchema, { scope: c.scopeKey.startsWith("org:") ? "organization" : "team", period: c.period, limitUsd: formatUsd(c.limitNanoUsd), committedUsd: formatUsd(used), fits });
+        // The amounts only for those who may read that budget; the verdict for everyone.
+        const readable = mayRead(ctx, "budget.read", c.scopeKey.startsWith("team:") ? attribution.teamId : null);
+        return create(BudgetCheckSchema, { scope: c.scopeKey.startsWith("org:") ? "organization" : "team", period: c.period, limitUsd: readable ? formatUsd(c.limitNanoUsd) : "", committedUsd: readable ? formatUsd(used) : "", fits });
       });
       return create(EstimateCostResponseSchema, {
         routing: routingMessage(decision.explanation, decision, []),

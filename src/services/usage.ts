@@ -23,7 +23,7 @@ import { invalidArgument, type Issue } from "../domain/errors.js";
 import { readableTeams } from "./authz.js";
 import { isUuid, type CallContext } from "./call-context.js";
 import { pageSize } from "./pagination.js";
-import { usageRecordMessage } from "./usage-messages.js";
+import { usageGroupMessage, usageRecordMessage } from "./usage-messages.js";
 import { usageRecords } from "../db/schema.js";
 
 /** group_by names → the column (or expression) they group on. */
@@ -161,27 +161,16 @@ function parseGroupBy(raw: string): GroupKey[] {
   return keys;
 }
 
-/** Exact decimal USD from a nano-dollar integer in decimal text. */
-export function formatNanoText(text: string): string {
-  const n = BigInt(text);
-  const neg = n < 0n;
-  const abs = neg ? -n : n;
-  const whole = abs / 1_000_000_000n;
-  const frac = (abs % 1_000_000_000n).toString().padStart(9, "0").replace(/0+$/, "");
-  return `${neg ? "-" : ""}${whole}${frac ? `.${frac}` : ""}`;
-}
-
+/** A row of the sums query (numeric sums as decimal text) as a group: the keys are filled in by the caller. */
 function groupOf(r: Record<string, string>): UsageGroup {
-  return create(UsageGroupSchema, {
-    calls: BigInt(r["calls"] ?? "0"),
-    failedCalls: BigInt(r["failed"] ?? "0"),
-    usage: create(TokenUsageSchema, {
-      inputTokens: BigInt(r["input_tokens"] ?? "0"),
-      outputTokens: BigInt(r["output_tokens"] ?? "0"),
-      cachedInputTokens: BigInt(r["cached"] ?? "0"),
-      cacheWriteTokens: BigInt(r["cache_write"] ?? "0"),
-    }),
-    costUsd: formatNanoText(r["cost"] ?? "0"),
-    reservedUsd: formatNanoText(r["reserved"] ?? "0"),
+  return usageGroupMessage({
+    calls: r["calls"],
+    failedCalls: r["failed"],
+    inputTokens: r["input_tokens"],
+    outputTokens: r["output_tokens"],
+    cachedInputTokens: r["cached"],
+    cacheWriteTokens: r["cache_write"],
+    costNanoUsd: r["cost"],
+    reservedNanoUsd: r["reserved"],
   });
 }

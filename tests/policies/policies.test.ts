@@ -380,6 +380,52 @@ describe("budgets", () => {
   });
 });
 
+describe("ids and amounts at the edges", () => {
+  it.each(transports)("an upper-case team id names the same team: one budget, enforced on calls billed with either form (%s)", async (via) => {
+    const api = pf.api[via];
+    const teamId = await newTeam();
+    const upper = teamId.toUpperCase();
+    await api.ok("PolicyService/SetBudget", { organization_id: orgId, team_id: upper, daily_limit_usd: "0.000001" }, as(admin));
+    expect(await api.ok("PolicyService/GetBudget", { organization_id: orgId, team_id: teamId }, as(admin))).toMatchObject({ team_id: teamId, daily_limit_usd: "0.000001" });
+    for (const id of [teamId, upper]) await api.fails("ProviderService/Execute", { call: { prompt: "x", model: "gpt-4o-mini", team_id: id } }, as(admin), 429, "budget_exceeded");
+  });
+
+  it.each(transports)("an amount beyond exact counting is 400 invalid_amount, not a 500 (%s)", async (via) => {
+    const api = pf.api[via];
+    const f = await api.fails("PolicyService/SetBudget", { organization_id: orgId, daily_limit_usd: "10000000" }, as(admin), 400, "invalid_argument");
+    expect(f.issues).toEqual([{ path: "/daily_limit_usd", code: "invalid_amount" }]);
+    const g = await api.fails("PolicyService/SetPolicy", { organization_id: orgId, max_run_cost_usd: "9007199.254740992" }, as(admin), 400, "invalid_argument");
+    expect(g.issues).toEqual([{ path: "/max_run_cost_usd", code: "invalid_amount" }]);
+    await api.ok("PolicyService/SetBudget", { organization_id: orgId, team_id: await newTeam(), daily_limit_usd: "9007199.254740991" }, as(admin));
+  });
+
+  it.each(transports)("EstimateCost checks what the call would reserve, so it agrees with Execute (%s)", async (via) => {
+    const api = pf.api[via];
+    const teamId = await newTeam();
+    // Unpinned, the call may fall back to the dearest model: that is what a call reserves.
+    const call = { prompt: "which model?", max_tokens: 50, team_id: teamId };
+    const estimate = await api.ok("ProviderService/EstimateCost", { call }, as(admin));
+    const first = Number(estimate.estimated_usd);
+    await api.ok("PolicyService/SetBudget", { organization_id: orgId, team_id: teamId, daily_limit_usd: estimate.estimated_usd }, as(admin));
+    const checked = await api.ok("ProviderService/EstimateCost", { call }, as(admin));
+    const execute = await api.call("ProviderService/Execute", { call }, as(admin));
+    expect(checked.allowed).toBe(execute.ok);
+    if (!execute.ok) expect(checked.refusal_code).toBe("budget_exceeded");
+    expect(first).toBeGreaterThanOrEqual(0);
+  });
+
+  it("EstimateCost shows a budget's amounts only to callers who may read it", async () => {
+    const api = pf.api.rest;
+    const teamId = await newTeam();
+    await api.ok("PolicyService/SetBudget", { organization_id: orgId, team_id: teamId, daily_limit_usd: "5" }, as(admin));
+    const narrow = await member(pf.fabric, orgId, "member", undefined, ["providers:read"]);
+    const seen = await api.ok("ProviderService/EstimateCost", { call: { prompt: "x", model: "gpt-4o-mini", team_id: teamId } }, { key: narrow.key });
+    expect(seen.budgets).toEqual([{ scope: "team", period: "day", limit_usd: "", committed_usd: "", fits: true }]);
+    const full = await api.ok("ProviderService/EstimateCost", { call: { prompt: "x", model: "gpt-4o-mini", team_id: teamId } }, as(admin));
+    expect(full.budgets).toEqual([expect.objectContaining({ limit_usd: "5", fits: true })]);
+  });
+});
+
 describe("a budget set mid-period", () => {
   it.each(transports)("counts what the scope already spent in the period, and still admits free calls once spent (%s)", async (via) => {
     const api = pf.api[via];

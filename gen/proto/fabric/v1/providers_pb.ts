@@ -702,19 +702,21 @@ export type BudgetCheck = Message<"fabric.v1.BudgetCheck"> & {
   period: string;
 
   /**
+   * Empty unless the caller may read that budget (`budget.read`).
+   *
    * @generated from field: string limit_usd = 3;
    */
   limitUsd: string;
 
   /**
-   * Spent and reserved in the current period.
+   * Spent and reserved in the current period. Empty unless the caller may read that budget.
    *
    * @generated from field: string committed_usd = 4;
    */
   committedUsd: string;
 
   /**
-   * Whether this call's estimate fits.
+   * Whether what this call would reserve fits.
    *
    * @generated from field: bool fits = 5;
    */
