@@ -1110,7 +1110,8 @@ beforeAll(async () => {
     const signed = await setup(fabric, "POST", "/v1/auth/signup", { email, password, display_name: `User ${tag(s)}` }, 201, null);
     a.user = signed.principal.id;
     a.token = signed.tokens.access_token;
-    a.logoutRefresh = signed.tokens.refresh_token;
+    // Logout ends the session of the token it is given: a session of its own, so a.token (the sign-up's) goes on working.
+    a.logoutRefresh = (await setup(fabric, "POST", "/v1/auth/login", { email, password }, 200, null)).tokens.refresh_token;
     a.refresh = (await setup(fabric, "POST", "/v1/auth/login", { email, password }, 200, null)).tokens.refresh_token;
     a.org = (await setup(fabric, "POST", "/v1/organizations", { slug: `p-org-${lc(s)}`, name: `Org ${tag(s)}` }, 201, a.token)).id;
     a.archOrg = (await setup(fabric, "POST", "/v1/organizations", { slug: `p-arch-${lc(s)}`, name: `Arch ${tag(s)}` }, 201, a.token)).id;

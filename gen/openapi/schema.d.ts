@@ -1209,7 +1209,7 @@ export interface components {
             create_time?: string;
         };
         Tokens: {
-            /** @description HS256 JWT; send as `Authorization: Bearer <access_token>`. */
+            /** @description HS256 JWT; send as `Authorization: Bearer <access_token>`. Valid until it expires or its session ends (Logout, refresh-token theft detection). */
             access_token: string;
             /**
              * Format: int32
@@ -1469,10 +1469,11 @@ export interface components {
              * @enum {string}
              */
             period: "day" | "month" | "run";
+            /** @description Empty unless the caller may read that budget (`budget.read`). */
             limit_usd: string;
-            /** @description Spent and reserved in the current period. */
+            /** @description Spent and reserved in the current period. Empty unless the caller may read that budget. */
             committed_usd: string;
-            /** @description Whether this call's estimate fits. */
+            /** @description Whether what this call would reserve fits. */
             fits: boolean;
         };
         EstimateCostResponse: {

@@ -199,18 +199,25 @@ export const events = pgTable(
   (t) => [index("events_run").on(t.runId, t.id), index("events_org").on(t.organizationId, t.id)],
 );
 
-/** Refresh tokens: only a hash is kept; each is single use (rotation on refresh). */
+/**
+ * Refresh tokens: only a hash is kept; each is single use (rotation on refresh). A login
+ * starts a session (`session_id`, also the access tokens' `sid` claim) that every token
+ * rotated from it carries on; the session lives while one of its tokens is live (not
+ * revoked, not expired), which `refresh_tokens_live_session` answers for each JWT request.
+ * Tokens from before sessions have none.
+ */
 export const refreshTokens = pgTable(
   "refresh_tokens",
   {
     id: uuid("id").primaryKey(),
     principalId: uuid("principal_id").notNull().references(() => principals.id),
     tokenHash: text("token_hash").notNull().unique(),
+    sessionId: uuid("session_id"),
     expiresAt: ts("expires_at").notNull(),
     revokedAt: ts("revoked_at"),
     createdAt: createdAt(),
   },
-  (t) => [index("refresh_tokens_principal").on(t.principalId)],
+  (t) => [index("refresh_tokens_principal").on(t.principalId), index("refresh_tokens_live_session").on(t.sessionId).where(sql`revoked_at IS NULL`)],
 );
 
 /**

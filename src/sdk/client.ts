@@ -680,7 +680,7 @@ export class AuthResource {
     return unwrap(await this.client.call("post", "/v1/auth/refresh", { body: { refresh_token: refreshToken }, options }), "refreshToken");
   }
 
-  /** Revokes a refresh token (the caller must be authenticated). */
+  /** Ends the session of this refresh token: its refresh tokens and the access tokens issued in it stop working at once (the caller must be authenticated). */
   async logout(refreshToken: string, options?: RequestOptions): Promise<void> {
     unwrap(await this.client.call("post", "/v1/auth/logout", { body: { refresh_token: refreshToken }, options }), "logout");
   }

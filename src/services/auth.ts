@@ -1,12 +1,13 @@
 /**
  * Authentication: `Authorization: Bearer fab_<prefix>_<secret>` API keys (prefix lookup,
- * constant-time hash comparison, expiry, revocation), then — in development only — the
+ * constant-time hash comparison, expiry, revocation), access tokens (HS256 JWT: signature,
+ * expiry, and that their session is still alive), then — in development only — the
  * `X-Principal-Id` header. One function for both transports.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
-import { eq, sql } from "drizzle-orm";
+import { and, eq, gt, isNull, sql } from "drizzle-orm";
 import type { Db } from "../db/database.js";
-import { apiKeys, memberships, principals } from "../db/schema.js";
+import { apiKeys, memberships, principals, refreshTokens } from "../db/schema.js";
 import { SignJWT, jwtVerify } from "jose";
 import { unauthenticated } from "../domain/errors.js";
 import { isUuid, type Caller } from "./call-context.js";
@@ -69,8 +70,9 @@ export function createAuthenticator(db: Db, opts: AuthenticatorOptions): Authent
         if (!m) throw unauthenticated("the Authorization header must be `Bearer <API key or access token>`");
         const token = m[1]!;
         if (token.startsWith("fab_")) return apiKeyCaller(token);
-        const principalId = await verifyAccessToken(token, opts.jwtSecret);
-        return { principalId, organizationId: await organizationFor(principalId, c.organizationId), via: "jwt", scopes: [] };
+        const { principalId, sessionId } = await verifyAccessToken(token, opts.jwtSecret);
+        const [, organizationId] = await Promise.all([sessionId ? requireLiveSession(principalId, sessionId) : null, organizationFor(principalId, c.organizationId)]);
+        return { principalId, organizationId, via: "jwt", scopes: [] };
       }
       if (c.principalId) {
         if (!opts.development) throw unauthenticated("X-Principal-Id is accepted only when FABRIC_ENV=development");
@@ -82,6 +84,23 @@ export function createAuthenticator(db: Db, opts: AuthenticatorOptions): Authent
       throw unauthenticated();
     },
   };
+
+  /**
+   * A session lives while one of its refresh tokens does (not revoked, not expired): Logout
+   * and theft detection revoke them, so the session's access tokens stop at once. One
+   * indexed lookup (`refresh_tokens_live_session`). Rotation spends the old token and
+   * inserts the new one in one transaction, so this one-snapshot query never sees a
+   * rotating session without a live token. A dead session answers like an expired token.
+   */
+  async function requireLiveSession(principalId: string, sessionId: string): Promise<void> {
+    const t = refreshTokens;
+    const live = await db
+      .select({ id: t.id })
+      .from(t)
+      .where(and(eq(t.sessionId, sessionId), isNull(t.revokedAt), eq(t.principalId, principalId), gt(t.expiresAt, sql`now()`)))
+      .limit(1);
+    if (live.length === 0) throw invalidAccessToken();
+  }
 
   async function apiKeyCaller(raw: string): Promise<Caller> {
     const parsed = parseApiKey(raw);
@@ -103,20 +122,36 @@ export function createAuthenticator(db: Db, opts: AuthenticatorOptions): Authent
   }
 }
 
-/** Access tokens: HS256, `sub` = principal id, `typ` = "access", short-lived. */
+/**
+ * Access tokens: HS256, `sub` = principal id, `sid` = the login session (the refresh
+ * tokens' `session_id`), `typ` = "access", short-lived. Tokens issued before sessions
+ * existed have no `sid`: they are checked by signature and expiry only, until they expire.
+ */
 export const accessTokenSeconds = 15 * 60;
 
-export async function issueAccessToken(principalId: string, secret: Uint8Array): Promise<string> {
-  return new SignJWT({ typ: "access" }).setProtectedHeader({ alg: "HS256" }).setSubject(principalId).setIssuedAt().setIssuer("fabric").setExpirationTime(`${accessTokenSeconds}s`).sign(secret);
+export async function issueAccessToken(principalId: string, sessionId: string, secret: Uint8Array): Promise<string> {
+  return new SignJWT({ typ: "access", sid: sessionId })
+    .setProtectedHeader({ alg: "HS256" })
+    .setSubject(principalId)
+    .setIssuedAt()
+    .setIssuer("fabric")
+    .setExpirationTime(`${accessTokenSeconds}s`)
+    .sign(secret);
 }
 
-export async function verifyAccessToken(token: string, secret: Uint8Array): Promise<string> {
+/** Bad signature, expired, or (checked by the authenticator) a dead session: one answer for all. */
+const invalidAccessToken = () => unauthenticated("invalid or expired access token");
+
+/** The principal and session (null for a token from before sessions) of a well-signed, unexpired access token. */
+export async function verifyAccessToken(token: string, secret: Uint8Array): Promise<{ principalId: string; sessionId: string | null }> {
   try {
     const { payload } = await jwtVerify(token, secret, { algorithms: ["HS256"], issuer: "fabric" });
     if (payload["typ"] !== "access" || typeof payload.sub !== "string" || !isUuid(payload.sub)) throw new Error("not an access token");
-    return payload.sub;
+    const sid = payload["sid"];
+    if (sid !== undefined && (typeof sid !== "string" || !isUuid(sid))) throw new Error("not a session id");
+    return { principalId: payload.sub, sessionId: sid ?? null };
   } catch {
-    throw unauthenticated("invalid or expired access token");
+    throw invalidAccessToken();
   }
 }
 

@@ -9,12 +9,18 @@
  * presenting a spent (revoked) token again is taken as theft — every refresh token of
  * that principal is revoked — and fails like any bad token.
  *
+ * Sessions: sign-up and login start one (a new `session_id` on the refresh token, the `sid`
+ * of the access tokens); rotation carries it on. A session lives while one of its refresh
+ * tokens does, and the authenticator refuses access tokens of a dead one — so Logout
+ * (which revokes the session's tokens) and theft detection (all of the principal's) end
+ * sessions at once, not when their access tokens expire.
+ *
  * Nothing here writes the audit log: audit entries belong to an organization and none of
  * these calls changes one (sign-up creates a principal that belongs to none yet).
  * Passwords and their hashes never leave this module and `passwords.ts`, nor reach a log.
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import { and, asc, eq, gt, isNotNull, isNull, sql } from "drizzle-orm";
+import { and, asc, eq, gt, isNotNull, isNull, sql, type SQL } from "drizzle-orm";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
@@ -115,10 +121,33 @@ const refreshTokenPattern = /^fabr_[A-Za-z0-9_-]{43}$/;
 /** The stored hash of a well-formed refresh token, or null. */
 const refreshTokenHash = (raw: string) => (refreshTokenPattern.test(raw) ? hashSecret(raw) : null);
 
-async function insertRefreshToken(tx: Executor, principalId: string): Promise<string> {
+async function insertRefreshToken(tx: Executor, principalId: string, sessionId: string): Promise<string> {
   const raw = refreshTokenPrefix + randomBytes(32).toString("base64url");
-  await tx.insert(refreshTokens).values({ id: randomUUID(), principalId, tokenHash: hashSecret(raw), expiresAt: sql`now() + make_interval(days => ${refreshTokenDays})` });
+  await tx.insert(refreshTokens).values({ id: randomUUID(), principalId, sessionId, tokenHash: hashSecret(raw), expiresAt: sql`now() + make_interval(days => ${refreshTokenDays})` });
   return raw;
+}
+
+/** A new session's first refresh token (sign-up, login). */
+async function startSession(tx: Executor, principalId: string): Promise<{ sessionId: string; refresh: string }> {
+  const sessionId = randomUUID();
+  return { sessionId, refresh: await insertRefreshToken(tx, principalId, sessionId) };
+}
+
+/**
+ * Revokes every live refresh token `which` selects (a session's, a principal's), also one a
+ * rotation inserts meanwhile: the UPDATE's snapshot misses a token whose rotation commits
+ * while the UPDATE waits on the old token's row (it then skips the old one as spent), so
+ * look again — each statement of the transaction takes a fresh snapshot — until none is
+ * left. A rotation that starts later finds its token revoked here (it waits for this
+ * transaction) and fails as a replay.
+ */
+async function revokeLive(tx: Executor, which: SQL | undefined): Promise<void> {
+  const live = and(which, isNull(refreshTokens.revokedAt));
+  for (let attempt = 0; attempt < 10; attempt++) {
+    await tx.update(refreshTokens).set({ revokedAt: sql`now()` }).where(live);
+    const [left] = await tx.select({ id: refreshTokens.id }).from(refreshTokens).where(live).limit(1);
+    if (!left) return;
+  }
 }
 
 const badCredentials = () => unauthenticated("invalid email or password");
@@ -151,8 +180,8 @@ export function createIdentityService(deps: ServiceDeps & { authAttempts?: AuthA
     if (email) await enforceRateLimit(db, `login:${email}`, limits.perEmail, `too many login attempts for this account; at most ${limits.perEmail} a minute`);
   }
 
-  async function tokens(principalId: string, refreshToken: string): Promise<Tokens> {
-    return create(TokensSchema, { accessToken: await issueAccessToken(principalId, jwtSecret), expiresIn: accessTokenSeconds, refreshToken, tokenType: "Bearer" });
+  async function tokens(principalId: string, session: { sessionId: string; refresh: string }): Promise<Tokens> {
+    return create(TokensSchema, { accessToken: await issueAccessToken(principalId, session.sessionId, jwtSecret), expiresIn: accessTokenSeconds, refreshToken: session.refresh, tokenType: "Bearer" });
   }
 
   return {
@@ -170,11 +199,11 @@ export function createIdentityService(deps: ServiceDeps & { authAttempts?: AuthA
           .onConflictDoNothing({ target: principals.email })
           .returning(principalColumns);
         if (!row) return null;
-        return { row, refresh: await insertRefreshToken(tx, row.id) };
+        return { row, session: await startSession(tx, row.id) };
       });
       if (!created) throw new DomainError("already_exists", "an account with this email already exists");
       log.info("user signed up", { principal_id: created.row.id, request_id: ctx.requestId });
-      return create(SignUpResponseSchema, { principal: principalMessage(created.row), tokens: await tokens(created.row.id, created.refresh) });
+      return create(SignUpResponseSchema, { principal: principalMessage(created.row), tokens: await tokens(created.row.id, created.session) });
     },
 
     async login(ctx: CallContext, req: LoginRequest): Promise<LoginResponse> {
@@ -194,12 +223,12 @@ export function createIdentityService(deps: ServiceDeps & { authAttempts?: AuthA
       const ok = await verifyPassword(req.password, user?.passwordHash ?? null);
       if (!ok || !user?.passwordHash) throw badCredentials();
       const rehash = needsRehash(user.passwordHash) ? await hashPassword(req.password) : null;
-      const refresh = await db.transaction(async (tx) => {
+      const session = await db.transaction(async (tx) => {
         if (rehash) await tx.update(principals).set({ passwordHash: rehash }).where(and(eq(principals.id, user.id), eq(principals.passwordHash, user.passwordHash!)));
-        return insertRefreshToken(tx, user.id);
+        return startSession(tx, user.id);
       });
       log.debug("user logged in", { principal_id: user.id, request_id: ctx.requestId });
-      return create(LoginResponseSchema, { principal: principalMessage(user), tokens: await tokens(user.id, refresh) });
+      return create(LoginResponseSchema, { principal: principalMessage(user), tokens: await tokens(user.id, session) });
     },
 
     async refreshToken(ctx: CallContext, req: RefreshTokenRequest): Promise<RefreshTokenResponse> {
@@ -210,16 +239,22 @@ export function createIdentityService(deps: ServiceDeps & { authAttempts?: AuthA
       const outcome = await db.transaction(async (tx) => {
         // Spending is one conditional UPDATE: of two concurrent refreshes with the same
         // token, exactly one sees it live (the other waits on the row, then sees it spent).
+        // The new token (same session) is inserted in the same transaction, so the session
+        // never looks dead to the authenticator: its queries see both changes or neither.
         const [spent] = await tx
           .update(t)
           .set({ revokedAt: sql`now()` })
           .where(and(eq(t.tokenHash, hash), isNull(t.revokedAt), gt(t.expiresAt, sql`now()`)))
-          .returning({ principalId: t.principalId });
-        if (spent) return { principalId: spent.principalId, refresh: await insertRefreshToken(tx, spent.principalId) };
+          .returning({ principalId: t.principalId, sessionId: t.sessionId });
+        if (spent) {
+          // A token from before sessions starts one here, so its chain can be logged out from now on.
+          const sessionId = spent.sessionId ?? randomUUID();
+          return { principalId: spent.principalId, session: { sessionId, refresh: await insertRefreshToken(tx, spent.principalId, sessionId) } };
+        }
         const [known] = await tx.select({ principalId: t.principalId, revokedAt: t.revokedAt }).from(t).where(eq(t.tokenHash, hash));
         if (known?.revokedAt) {
           // A spent token presented again: whoever holds the newest one may be a thief.
-          await tx.update(t).set({ revokedAt: sql`now()` }).where(and(eq(t.principalId, known.principalId), isNull(t.revokedAt)));
+          await revokeLive(tx, eq(t.principalId, known.principalId));
           return { reused: known.principalId };
         }
         return null;
@@ -229,22 +264,29 @@ export function createIdentityService(deps: ServiceDeps & { authAttempts?: AuthA
         log.warn("a spent refresh token was presented again; every refresh token of its principal was revoked", { principal_id: outcome.reused, request_id: ctx.requestId });
         throw badRefreshToken();
       }
-      return create(RefreshTokenResponseSchema, { tokens: await tokens(outcome.principalId, outcome.refresh) });
+      return create(RefreshTokenResponseSchema, { tokens: await tokens(outcome.principalId, outcome.session) });
     },
 
     async logout(ctx: CallContext, req: LogoutRequest): Promise<LogoutResponse> {
       if (!req.refreshToken) throw invalidArgument("refresh_token is required", [{ path: "/refresh_token", code: "required", message: "refresh_token is required" }]);
       const hash = refreshTokenHash(req.refreshToken);
       const t = refreshTokens;
-      // Someone else's token answers like a missing one (and the token is never echoed).
-      const [row] = hash
-        ? await db
-            .update(t)
-            .set({ revokedAt: sql`coalesce(${t.revokedAt}, now())` })
-            .where(and(eq(t.tokenHash, hash), eq(t.principalId, ctx.caller.principalId)))
-            .returning({ id: t.id })
-        : [];
-      if (!row) throw new DomainError("not_found", "no such refresh token");
+      const principalId = ctx.caller.principalId;
+      const found = hash
+        ? await db.transaction(async (tx) => {
+            // Someone else's token answers like a missing one (and the token is never echoed).
+            const [row] = await tx
+              .update(t)
+              .set({ revokedAt: sql`coalesce(${t.revokedAt}, now())` })
+              .where(and(eq(t.tokenHash, hash), eq(t.principalId, principalId)))
+              .returning({ sessionId: t.sessionId });
+            if (!row) return false;
+            // The whole session ends: its live tokens die, and with them its access tokens.
+            if (row.sessionId) await revokeLive(tx, and(eq(t.sessionId, row.sessionId), eq(t.principalId, principalId)));
+            return true;
+          })
+        : false;
+      if (!found) throw new DomainError("not_found", "no such refresh token");
       return create(LogoutResponseSchema, {});
     },
 

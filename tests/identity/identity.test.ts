@@ -1,11 +1,12 @@
 /**
  * IdentityService on the wire, on both transports: sign-up, login, the access token as
- * `Authorization: Bearer <jwt>`, refresh rotation with reuse detection, logout, and what
+ * `Authorization: Bearer <jwt>`, refresh rotation with reuse detection, logout, sessions
+ * (logout and theft detection end access tokens at once), and what
  * the caller learns about themselves (organizations, teams, permissions) — including the
  * X-Organization-Id rule for users of several organizations and API-key callers.
  * Memberships are inserted directly: the tenancy service is built separately.
  */
-import { createHash, randomUUID } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import { toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
@@ -28,7 +29,23 @@ import { apiKeys, memberships, organizations, principals, refreshTokens, teams }
 import { organizationRoleGrants, teamRoleGrants } from "../../src/domain/permissions.js";
 import { newApiKey, parseApiKey } from "../../src/services/auth.js";
 import { jsonOptions } from "../../src/services/messages.js";
+import { engine } from "../helpers/database.js";
 import { startTestFabric, type TestFabric } from "../helpers/fabric.js";
+
+// The control plane runs in this process with a random development JWT secret: keep a copy,
+// to sign tokens the server accepts (the ones from before sessions, without `sid`).
+const jwtSecrets = vi.hoisted(() => [] as Uint8Array[]);
+vi.mock("../../src/services/auth.js", async (importOriginal) => {
+  const actual = await importOriginal<typeof import("../../src/services/auth.js")>();
+  return {
+    ...actual,
+    jwtSecretFrom: (configured: string | undefined) => {
+      const secret = actual.jwtSecretFrom(configured);
+      jwtSecrets.push(secret);
+      return secret;
+    },
+  };
+});
 
 type Via = "rest" | "grpc";
 const transports: readonly Via[] = ["rest", "grpc"];
@@ -191,6 +208,55 @@ async function addMembership(principalId: string, organizationId: string, role: 
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** Refresh tokens of a session that are neither revoked nor expired. */
+async function liveTokens(sessionId: string): Promise<number> {
+  const rows = await query<{ n: number }>(fabric.database.db, sql`SELECT count(*)::int AS n FROM refresh_tokens WHERE session_id = ${sessionId} AND revoked_at IS NULL AND expires_at > now()`);
+  return rows[0]!.n;
+}
+
+async function revokedAt(rawRefreshToken: string): Promise<Date | null> {
+  const [row] = await fabric.database.db.select({ revokedAt: refreshTokens.revokedAt }).from(refreshTokens).where(eq(refreshTokens.tokenHash, sha256(rawRefreshToken)));
+  return row!.revokedAt;
+}
+
+/**
+ * Rotates `oldRaw` as RefreshToken does (spend it, insert a successor in the same session)
+ * in a transaction held open until `during` is blocked on a lock — waiting on the spent
+ * token's row — then commits and lets it finish. Returns the successor (raw).
+ */
+async function rotateWhile(oldRaw: string, sessionId: string, principalId: string, during: () => Promise<unknown>): Promise<string> {
+  const raw = `fabr_${randomBytes(32).toString("base64url")}`;
+  let pending: Promise<unknown> | undefined;
+  await fabric.database.db.transaction(async (tx) => {
+    const spent = await tx.update(refreshTokens).set({ revokedAt: sql`now()` }).where(eq(refreshTokens.tokenHash, sha256(oldRaw))).returning({ id: refreshTokens.id });
+    expect(spent).toHaveLength(1);
+    await tx.insert(refreshTokens).values({ id: randomUUID(), principalId, sessionId, tokenHash: sha256(raw), expiresAt: new Date(Date.now() + 86_400_000) });
+    pending = during();
+    pending.catch(() => {});
+    // Outside the transaction (another pooled connection): is a backend of this database waiting on a lock?
+    for (let i = 0; ; i++) {
+      const waiting = await query<{ n: number }>(fabric.database.db, sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`);
+      if (waiting[0]!.n > 0) break;
+      if (i === 200) throw new Error("the concurrent call never waited on the rotation's lock");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  });
+  await pending;
+  return raw;
+}
+
+/** What a genuine but expired access token is answered with (a moment later, in this process's clock). */
+async function expiredTokenRefusal(client: IdentityClient, token: string): Promise<string> {
+  vi.useFakeTimers({ toFake: ["Date"], shouldAdvanceTime: true });
+  vi.setSystemTime(Date.now() + 16 * 60_000);
+  try {
+    return (await failure(client.me({ token }), "unauthenticated")).detail;
+  } finally {
+    vi.useRealTimers();
+  }
+}
 
 describe.each(transports)("identity over %s", (via) => {
   let client: IdentityClient;
@@ -364,11 +430,187 @@ describe.each(transports)("identity over %s", (via) => {
     expect(await client.logout(dave.tokens.refresh_token, auth)).toEqual({});
     const [row] = await fabric.database.db.select().from(refreshTokens).where(eq(refreshTokens.tokenHash, sha256(dave.tokens.refresh_token)));
     expect(row!.revokedAt).not.toBeNull();
-    // Logging out twice is harmless.
-    expect(await client.logout(dave.tokens.refresh_token, auth)).toEqual({});
+    // That session is over, its access token too; from another session, logging out twice is harmless.
+    await failure(client.me(auth), "unauthenticated");
+    const again = { token: (await client.login({ email, password })).tokens.access_token };
+    expect(await client.logout(dave.tokens.refresh_token, again)).toEqual({});
     await failure(client.refresh(dave.tokens.refresh_token), "unauthenticated");
     // Logout needs credentials.
     await failure(client.logout(dave.tokens.refresh_token, {}), "unauthenticated");
+  });
+
+  it("a login is a session: its tokens carry it, rotation keeps it, and the old and new access tokens both work", async () => {
+    const email = newEmail(`sid-${via}`);
+    const signed = await client.signUp({ email, password });
+    const sid = decodeJwt(signed.tokens.access_token)["sid"] as string;
+    expect(sid).toMatch(uuidPattern);
+    const other = await client.login({ email, password });
+    expect(decodeJwt(other.tokens.access_token)["sid"]).toMatch(uuidPattern);
+    expect(decodeJwt(other.tokens.access_token)["sid"]).not.toBe(sid);
+
+    const r1 = await client.refresh(signed.tokens.refresh_token);
+    const r2 = await client.refresh(r1.refresh_token);
+    expect(decodeJwt(r1.access_token)["sid"]).toBe(sid);
+    expect(decodeJwt(r2.access_token)["sid"]).toBe(sid);
+    for (const token of [signed.tokens.access_token, r1.access_token, r2.access_token, other.tokens.access_token]) {
+      expect((await client.me({ token })).principal.id).toBe(signed.principal.id);
+    }
+    // Stored: every token of the chain in the session, only the newest live.
+    const chain = await fabric.database.db
+      .select({ tokenHash: refreshTokens.tokenHash, sessionId: refreshTokens.sessionId, revokedAt: refreshTokens.revokedAt })
+      .from(refreshTokens)
+      .where(eq(refreshTokens.sessionId, sid));
+    expect(chain.map((t) => t.tokenHash).sort()).toEqual([signed.tokens.refresh_token, r1.refresh_token, r2.refresh_token].map(sha256).sort());
+    expect(chain.filter((t) => t.revokedAt === null).map((t) => t.tokenHash)).toEqual([sha256(r2.refresh_token)]);
+  });
+
+  it("logout ends that session at once — its access tokens, old and new, are refused — while another session goes on", async () => {
+    const email = newEmail(`bye-${via}`);
+    const first = await client.signUp({ email, password });
+    const second = await client.login({ email, password });
+    const third = await client.login({ email, password });
+    const rotated = await client.refresh(first.tokens.refresh_token);
+    const expectedRefusal = await expiredTokenRefusal(client, second.tokens.access_token);
+
+    expect(await client.logout(rotated.refresh_token, { token: rotated.access_token })).toEqual({});
+    for (const token of [first.tokens.access_token, rotated.access_token]) {
+      const refused = await failure(client.me({ token }), "unauthenticated");
+      // Like an expired token: nothing says the session was ended.
+      expect(refused.detail).toBe(expectedRefusal);
+    }
+    await failure(client.organizations({ token: rotated.access_token }), "unauthenticated");
+    await failure(client.logout(rotated.refresh_token, { token: rotated.access_token }), "unauthenticated");
+
+    // The other sessions of the same user go on, refresh included.
+    expect((await client.me({ token: second.tokens.access_token })).principal.id).toBe(first.principal.id);
+    const next = await client.refresh(second.tokens.refresh_token);
+    expect((await client.me({ token: next.access_token })).principal.id).toBe(first.principal.id);
+    expect((await client.me({ token: second.tokens.access_token })).principal.id).toBe(first.principal.id);
+
+    // Logging out with a spent refresh token of a session ends it too; here another device's session, ended from this one.
+    const r3 = await client.refresh(third.tokens.refresh_token);
+    expect(await client.logout(third.tokens.refresh_token, { token: next.access_token })).toEqual({});
+    await failure(client.me({ token: r3.access_token }), "unauthenticated");
+    await failure(client.me({ token: third.tokens.access_token }), "unauthenticated");
+    expect((await client.me({ token: next.access_token })).principal.id).toBe(first.principal.id);
+    expect(await liveTokens(decodeJwt(third.tokens.access_token)["sid"] as string)).toBe(0);
+  });
+
+  it("refresh-token reuse ends every session of the user at once, access tokens included", async () => {
+    const email = newEmail(`stolen-${via}`);
+    const signed = await client.signUp({ email, password });
+    const other = await client.login({ email, password });
+    const r1 = await client.refresh(signed.tokens.refresh_token);
+    const bystander = await client.signUp({ email: newEmail(`bystander-${via}`), password });
+    for (const token of [signed.tokens.access_token, r1.access_token, other.tokens.access_token]) expect((await client.me({ token })).principal.id).toBe(signed.principal.id);
+
+    await failure(client.refresh(signed.tokens.refresh_token), "unauthenticated"); // the spent one again
+    for (const token of [signed.tokens.access_token, r1.access_token, other.tokens.access_token]) await failure(client.me({ token }), "unauthenticated");
+    // Someone else's session is untouched; logging in again starts a working one.
+    expect((await client.me({ token: bystander.tokens.access_token })).principal.id).toBe(bystander.principal.id);
+    const again = await client.login({ email, password });
+    expect((await client.me({ token: again.tokens.access_token })).principal.id).toBe(signed.principal.id);
+  });
+
+  it("an access token from before sessions (no sid) works until it expires; a session id that is not alive does not", async () => {
+    const signed = await client.signUp({ email: newEmail(`legacy-${via}`), password });
+    const stranger = await client.signUp({ email: newEmail(`stranger-${via}`), password });
+    expect(jwtSecrets).toHaveLength(1); // the one control plane of this file
+    const sign = (claims: Record<string, unknown>) =>
+      new SignJWT({ typ: "access", ...claims }).setProtectedHeader({ alg: "HS256" }).setSubject(signed.principal.id).setIssuer("fabric").setIssuedAt().setExpirationTime("15m").sign(jwtSecrets[0]!);
+    const legacy = await sign({});
+    expect((await client.me({ token: legacy })).principal.id).toBe(signed.principal.id);
+    // A made-up session, another user's live one, or a sid that is not a session id: refused.
+    await failure(client.me({ token: await sign({ sid: randomUUID() }) }), "unauthenticated");
+    await failure(client.me({ token: await sign({ sid: decodeJwt(stranger.tokens.access_token)["sid"] }) }), "unauthenticated");
+    await failure(client.me({ token: await sign({ sid: "not-a-uuid" }) }), "unauthenticated");
+    await failure(client.me({ token: await sign({ sid: 42 }) }), "unauthenticated");
+    // The user's own live session, signed the same way: accepted (the secret is the server's).
+    expect((await client.me({ token: await sign({ sid: decodeJwt(signed.tokens.access_token)["sid"] }) })).principal.id).toBe(signed.principal.id);
+
+    // Logging out every session does not reach a token without a session: it runs out at its expiry.
+    await client.logout(signed.tokens.refresh_token, { token: legacy });
+    await failure(client.me({ token: signed.tokens.access_token }), "unauthenticated");
+    expect((await client.me({ token: legacy })).principal.id).toBe(signed.principal.id);
+    vi.useFakeTimers({ toFake: ["Date"], shouldAdvanceTime: true });
+    vi.setSystemTime(Date.now() + 16 * 60_000);
+    await failure(client.me({ token: legacy }), "unauthenticated");
+    vi.useRealTimers();
+  });
+
+  it("a refresh token from before sessions starts a session when refreshed; logging it out revokes just it", async () => {
+    const signed = await client.signUp({ email: newEmail(`old-refresh-${via}`), password });
+    const oldToken = async () => {
+      const raw = `fabr_${randomBytes(32).toString("base64url")}`;
+      await fabric.database.db.insert(refreshTokens).values({ id: randomUUID(), principalId: signed.principal.id, tokenHash: sha256(raw), expiresAt: new Date(Date.now() + 86_400_000) });
+      return raw;
+    };
+    const rotated = await client.refresh(await oldToken());
+    const sid = decodeJwt(rotated.access_token)["sid"] as string;
+    expect(sid).toMatch(uuidPattern);
+    const [row] = await fabric.database.db.select({ sessionId: refreshTokens.sessionId }).from(refreshTokens).where(eq(refreshTokens.tokenHash, sha256(rotated.refresh_token)));
+    expect(row!.sessionId).toBe(sid);
+    expect((await client.me({ token: rotated.access_token })).principal.id).toBe(signed.principal.id);
+    await client.logout(rotated.refresh_token, { token: rotated.access_token });
+    await failure(client.me({ token: rotated.access_token }), "unauthenticated");
+
+    const untouched = await oldToken();
+    const doomed = await oldToken();
+    await client.logout(doomed, { token: signed.tokens.access_token });
+    expect((await client.me({ token: signed.tokens.access_token })).principal.id).toBe(signed.principal.id);
+    expect((await client.refresh(untouched)).refresh_token).toMatch(/^fabr_/);
+  });
+
+  it("requests with the session's access tokens never fail while it rotates", async () => {
+    const signed = await client.signUp({ email: newEmail(`busy-${via}`), password });
+    let refresh = signed.tokens.refresh_token as string;
+    const access = [signed.tokens.access_token as string];
+    for (let i = 0; i < 8; i++) {
+      const [next, ...answers] = await Promise.all([client.refresh(refresh), ...access.slice(-3).flatMap((token) => [client.me({ token }), client.me({ token })])]);
+      for (const a of answers) expect(a.principal.id).toBe(signed.principal.id);
+      refresh = next.refresh_token;
+      access.push(next.access_token);
+    }
+    for (const token of access) expect((await client.me({ token })).principal.id).toBe(signed.principal.id);
+  });
+
+  // A rotation held open in a transaction of the test, so the revocation below must wait on
+  // its row: only a server with concurrent connections can interleave (PGlite runs one query at a time).
+  it.skipIf(engine !== "postgres")("a rotation in flight never shows the session dead: before its commit the old token is live, after it the new one", async () => {
+    const signed = await client.signUp({ email: newEmail(`inflight-${via}`), password });
+    const sid = decodeJwt(signed.tokens.access_token)["sid"] as string;
+    const successor = `fabr_${randomBytes(32).toString("base64url")}`;
+    await fabric.database.db.transaction(async (tx) => {
+      await tx.update(refreshTokens).set({ revokedAt: sql`now()` }).where(eq(refreshTokens.tokenHash, sha256(signed.tokens.refresh_token)));
+      await tx.insert(refreshTokens).values({ id: randomUUID(), principalId: signed.principal.id, sessionId: sid, tokenHash: sha256(successor), expiresAt: new Date(Date.now() + 86_400_000) });
+      // Both changes uncommitted: the server's check (another connection) does not wait on them and sees neither.
+      expect((await client.me({ token: signed.tokens.access_token })).principal.id).toBe(signed.principal.id);
+    });
+    expect((await client.me({ token: signed.tokens.access_token })).principal.id).toBe(signed.principal.id);
+    expect(await revokedAt(signed.tokens.refresh_token)).not.toBeNull();
+    expect(await liveTokens(sid)).toBe(1);
+  });
+
+  it.skipIf(engine !== "postgres")("a logout waiting on a rotation of the same session still ends it, the new token too", async () => {
+    const signed = await client.signUp({ email: newEmail(`race-logout-${via}`), password });
+    const r1 = await client.refresh(signed.tokens.refresh_token);
+    const sid = decodeJwt(r1.access_token)["sid"] as string;
+    const fresh = await rotateWhile(r1.refresh_token, sid, signed.principal.id, () => client.logout(signed.tokens.refresh_token, { token: r1.access_token }));
+    expect(await revokedAt(fresh)).not.toBeNull();
+    expect(await liveTokens(sid)).toBe(0);
+    await failure(client.me({ token: r1.access_token }), "unauthenticated");
+  });
+
+  it.skipIf(engine !== "postgres")("reuse detection waiting on a rotation of another session still revokes the new token", async () => {
+    const email = newEmail(`race-reuse-${via}`);
+    const signed = await client.signUp({ email, password });
+    await client.refresh(signed.tokens.refresh_token); // now spent
+    const other = await client.login({ email, password });
+    const sid = decodeJwt(other.tokens.access_token)["sid"] as string;
+    const fresh = await rotateWhile(other.tokens.refresh_token, sid, signed.principal.id, () => client.refresh(signed.tokens.refresh_token).catch((e: unknown) => e));
+    expect(await revokedAt(fresh)).not.toBeNull();
+    expect(await liveTokens(sid)).toBe(0);
+    await failure(client.me({ token: other.tokens.access_token }), "unauthenticated");
   });
 
   it("refuses forged, tampered and expired access tokens", async () => {

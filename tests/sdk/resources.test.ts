@@ -53,11 +53,15 @@ describe("identity and tenancy resources", () => {
     expect(wrong.code).toBe("unauthenticated");
     expect((await rejection(anon.me.get())).code).toBe("unauthenticated");
 
-    // Refresh rotates; logout revokes the new refresh token.
+    // Refresh rotates within the session; logout ends it, its access tokens included.
     const tokens = await anon.auth.refresh(logged.tokens.refresh_token);
     expect(tokens.access_token).toBeTruthy();
+    expect((await user.me.get()).principal.id).toBe(signed.principal.id);
     await user.auth.logout(tokens.refresh_token);
+    expect((await rejection(user.me.get())).status).toBe(401);
     expect((await rejection(anon.auth.refresh(tokens.refresh_token))).status).toBe(401);
+    // A new session for the tests below.
+    user = anon.withAuth({ token: (await anon.auth.login({ email, password })).tokens.access_token });
   });
 
   it("creates an organization with the user token, then acts in it with token + organizationId", async () => {

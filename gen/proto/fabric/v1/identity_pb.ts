@@ -62,7 +62,8 @@ export const PrincipalSchema: GenMessage<Principal> = /*@__PURE__*/
  */
 export type Tokens = Message<"fabric.v1.Tokens"> & {
   /**
-   * HS256 JWT; send as `Authorization: Bearer <access_token>`.
+   * HS256 JWT; send as `Authorization: Bearer <access_token>`. Valid until it expires
+   * or its session ends (Logout, refresh-token theft detection).
    *
    * @generated from field: string access_token = 1;
    */
@@ -558,7 +559,7 @@ export const GetMyPermissionsResponseSchema: GenMessage<GetMyPermissionsResponse
  */
 export const IdentityService: GenService<{
   /**
-   * Creates a user. Anonymous.
+   * Creates a user and starts a session, like Login. Anonymous.
    *
    * @generated from rpc fabric.v1.IdentityService.SignUp
    */
@@ -568,7 +569,8 @@ export const IdentityService: GenService<{
     output: typeof SignUpResponseSchema;
   },
   /**
-   * Exchanges email and password for tokens. Anonymous.
+   * Exchanges email and password for tokens, starting a new session (each login is
+   * one; they end independently). Anonymous.
    *
    * @generated from rpc fabric.v1.IdentityService.Login
    */
@@ -578,7 +580,10 @@ export const IdentityService: GenService<{
     output: typeof LoginResponseSchema;
   },
   /**
-   * Exchanges a refresh token for new tokens; the old refresh token dies. Anonymous.
+   * Exchanges a refresh token for new tokens of the same session; the old refresh token
+   * dies, the session's earlier access tokens stay valid until they expire. Presenting a
+   * spent refresh token again is taken as theft: every session of its principal ends,
+   * their access tokens refused from the next request on. Anonymous.
    *
    * @generated from rpc fabric.v1.IdentityService.RefreshToken
    */
@@ -588,7 +593,8 @@ export const IdentityService: GenService<{
     output: typeof RefreshTokenResponseSchema;
   },
   /**
-   * Revokes a refresh token.
+   * Ends the refresh token's session: its refresh tokens are revoked and its access
+   * tokens are refused from the next request on. Other sessions (other logins) go on.
    *
    * @generated from rpc fabric.v1.IdentityService.Logout
    */
