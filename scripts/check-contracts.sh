@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Contract gate: protobuf format/lint/breaking, generated code fresh, OpenAPI lint and
-# breaking changes, Drizzle migrations fresh. Stops at the first failure (exit 1).
-# See docs/contracts.md.
+# Contract gate: protobuf format/lint/breaking, generated code fresh (gen/ and the Python
+# client's stubs), OpenAPI lint and breaking changes, Drizzle migrations fresh. Stops at
+# the first failure (exit 1). See docs/contracts.md.
 #
 #   bash scripts/check-contracts.sh                    # run every check (CI, before pushing)
 #   bash scripts/check-contracts.sh --update-baseline  # deliberately accept the current contract:
@@ -66,10 +66,12 @@ step "buf breaking --against $BASE/fabric.binpb"
 "$BIN/buf" breaking --against "$BASE/fabric.binpb" || fail "breaking protobuf change against the baseline (if deliberate: --update-baseline)"
 ok "no breaking protobuf changes"
 
-step "generated code is fresh (npm run codegen, then git diff gen/ + untracked files)"
+step "generated code is fresh (npm run codegen, then git diff gen/ and clients/python/fabric_client/_gen/ + untracked files)"
 npm run --silent codegen || fail "npm run codegen failed"
 must_be_unchanged gen/ "generated code is stale, run npm run codegen (and commit gen/)"
 ok "gen/ matches the sources"
+must_be_unchanged clients/python/fabric_client/_gen/ "the Python client's stubs are stale, run npm run codegen (and commit clients/python/fabric_client/_gen/)"
+ok "clients/python/fabric_client/_gen/ matches the sources"
 
 step "redocly lint gen/openapi/openapi.json"
 "$BIN/redocly" lint gen/openapi/openapi.json || fail "redocly lint found problems in the derived OpenAPI document"
