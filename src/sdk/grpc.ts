@@ -12,7 +12,7 @@ import { Code, ConnectError, createClient, type Client, type Interceptor } from 
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { RunService } from "../../gen/proto/fabric/v1/run_pb.js";
 import { WorkflowService } from "../../gen/proto/fabric/v1/workflow_pb.js";
-import { FabricError } from "./errors.js";
+import { FabricError } from "./core/fabric-error.js";
 
 export interface FabricGrpc {
   workflows: Client<typeof WorkflowService>;

@@ -1,33 +1,28 @@
 /**
- * Fabric's TypeScript SDK. See `FabricClient` (./client.ts) for usage and conventions.
+ * Fabric's TypeScript SDK: `FabricClient` (./client.ts) for usage and conventions.
+ * Imports nothing of the server: only the generated contract (`gen/`) and npm packages.
  */
-export {
-  ApiKeysResource,
-  AuditResource,
-  AuthResource,
-  AuthzResource,
-  EventsResource,
-  FabricClient,
-  InvitationsResource,
-  JobsResource,
-  MeResource,
-  MembersResource,
-  OrganizationsResource,
-  PoliciesResource,
-  ProvidersResource,
-  RunsResource,
-  TeamsResource,
-  UsageResource,
-  WorkflowsResource,
-  sdkVersion,
-  terminalEventKinds,
-  terminalRunStatuses,
-} from "./client.js";
-export type { EventStreamOptions, FabricClientOptions, FetchLike, RequestOptions, RetryOptions, WaitOptions, WatchOptions } from "./client.js";
-export { FabricError, parseRetryAfter } from "./errors.js";
-export type { ClientErrorCode, FabricErrorInit } from "./errors.js";
+export { FabricClient } from "./client.js";
+export type { FabricClientOptions } from "./client.js";
+export { FabricError, parseRetryAfter } from "./core/fabric-error.js";
+export type { ClientErrorCode, FabricErrorInit } from "./core/fabric-error.js";
+export type { RetryOptions } from "./core/follow-events.js";
+export type { Page } from "./core/paging.js";
+export { readSse, type SseMessage } from "./core/read-sse.js";
+export { sdkVersion } from "./core/rest-transport.js";
+export type { FetchLike, RequestOptions } from "./core/rest-transport.js";
 export type { FabricGrpc } from "./grpc.js";
-export { readSse, type SseMessage } from "./sse.js";
+export { ApiKeysResource } from "./resources/api-keys.js";
+export { AuditResource } from "./resources/audit.js";
+export { AuthzResource } from "./resources/authz.js";
+export { EventsResource, type EventStreamOptions } from "./resources/events.js";
+export { AuthResource, MeResource } from "./resources/identity.js";
+export { JobsResource } from "./resources/jobs.js";
+export { ProvidersResource } from "./resources/providers.js";
+export { RunsResource, terminalEventKinds, terminalRunStatuses, type WaitOptions, type WatchOptions } from "./resources/runs.js";
+export { InvitationsResource, MembersResource, OrganizationsResource, TeamsResource } from "./resources/tenancy.js";
+export { PoliciesResource, UsageResource } from "./resources/usage.js";
+export { WorkflowsResource } from "./resources/workflows.js";
 export type {
   AddMemberRequest,
   ApiKey,
@@ -59,7 +54,9 @@ export type {
   ListJobsParams,
   ListMembersParams,
   ListProvidersResponse,
+  ListRunsParams,
   ListUsageRecordsParams,
+  ListWorkflowsParams,
   LoginRequest,
   LoginResponse,
   MeScopeParams,
@@ -68,11 +65,13 @@ export type {
   MyOrganization,
   MyPermissions,
   MyTeam,
+  NodeSpec,
   Organization,
   Policy,
   PolicyScopeParams,
   PriceOverride,
   Principal,
+  Problem,
   ProviderCall,
   ProviderInfo,
   ProviderOperation,
@@ -83,10 +82,18 @@ export type {
   RoutingAttempt,
   RoutingCandidate,
   RoutingDecision,
+  Run,
+  RunError,
+  RunEvent,
+  RunNode,
+  RunNodeStatus,
+  RunStatus,
   SetBudgetRequest,
   SetPolicyRequest,
+  SignalRunRequest,
   SignUpRequest,
   SignUpResponse,
+  StartRunRequest,
   Team,
   TeamPermissions,
   TokenUsage,
@@ -97,22 +104,9 @@ export type {
   UsageGroup,
   UsageGroupKey,
   UsageRecord,
-  ListRunsParams,
-  ListWorkflowsParams,
-  NodeSpec,
-  Page,
-  Problem,
-  Run,
-  RunError,
-  RunEvent,
-  RunNode,
-  RunNodeStatus,
-  RunStatus,
-  SignalRunRequest,
-  StartRunRequest,
   ValidateWorkflowResult,
   ValidationIssue,
   WorkflowDefinition,
   WorkflowSpec,
 } from "./types.js";
-export { verifyWebhookSignature, type VerifyWebhookSignatureInput } from "./webhooks.js";
+export { verifyWebhookSignature, type VerifyWebhookSignatureInput } from "./webhook-signature.js";

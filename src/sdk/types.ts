@@ -158,9 +158,3 @@ export type PolicyScopeParams = NonNullable<QueryParams<operations["getPolicy"]>
 export type SetPolicyRequest = NonNullable<JsonBody<operations["setPolicy"]>>;
 /** `PUT /v1/organizations/{organization_id}/budget`: replaces the limits of the organization, or of `team_id` (an absent limit: none). */
 export type SetBudgetRequest = NonNullable<JsonBody<operations["setBudget"]>>;
-
-/** One page of a list, exactly as the wire has it. `next_page_token` is empty on the last page. */
-export interface Page<T> {
-  data: T[];
-  next_page_token: string;
-}

@@ -9,7 +9,8 @@
  *   `status` the HTTP status the REST face answers for the same error.
  * - Failures of the SDK itself, `status` 0: `network_error` (the request or the
  *   response body failed on the way: DNS, refused, reset, dropped), `invalid_response`
- *   (a 2xx that is not what the contract promises), `timeout` (`runs.wait` gave up).
+ *   (a 2xx that is not what the contract promises), `timeout` (a call's `timeoutMs`
+ *   elapsed, or `runs.wait` / `jobs.wait` gave up).
  *
  * Refusals of provider calls and jobs carry their stable code: `budget_exceeded` (429),
  * `rate_limited` (429), `model_not_allowed` (403), `model_unpriced`; when waiting helps,
@@ -20,8 +21,8 @@
  * (normally an `AbortError`) is rethrown as is.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
-import { ValidationIssueSchema } from "../../gen/proto/fabric/v1/workflow_pb.js";
-import type { Problem, ValidationIssue } from "./types.js";
+import { ValidationIssueSchema } from "../../../gen/proto/fabric/v1/workflow_pb.js";
+import type { Problem, ValidationIssue } from "../types.js";
 
 /** Codes the SDK itself produces (status 0). Server codes are open-ended (`not_found`, `invalid_argument`, `payload_too_large`, …). */
 export type ClientErrorCode = "network_error" | "invalid_response" | "timeout";
@@ -157,7 +158,7 @@ export function parseRetryAfter(v: string | null | undefined, now: number = Date
   return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - now) / 1000));
 }
 
-/** The server's kind → Connect code mapping (src/control-plane/errors.ts), read backwards. */
+/** The Connect code the control plane answers for each kind of error, read backwards (kind names are the REST codes of the generic errors). */
 const connectCodeNames: Partial<Record<Code, string>> = {
   [Code.InvalidArgument]: "invalid_argument",
   [Code.Unauthenticated]: "unauthenticated",
