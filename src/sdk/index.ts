@@ -96,6 +96,7 @@ export type {
   StartRunRequest,
   Team,
   TeamPermissions,
+  TextDelta,
   TokenUsage,
   Tokens,
   UpdateMemberRequest,

@@ -54,14 +54,12 @@ export type AuditEntry = Schemas["AuditEntry"];
 /** One event of the organization stream (`GET /v1/events/stream`): the same shape as a run's events. */
 export type FabricEvent = Schemas["Event"];
 // providers
+export type ModelInfo = Schemas["ModelInfo"];
 /** What a provider call does: generate text, or embed texts. */
-export type ProviderOperation = "ai.generate" | "ai.embed";
-// The generated schema types `operation` as `"ai"` (the generator's `Values:` reading
-// stops at the first dot); the wire carries `ai.generate` / `ai.embed`, typed so here.
-export type ModelInfo = Omit<Schemas["ModelInfo"], "operation"> & { operation: ProviderOperation };
-export type ProviderInfo = Omit<Schemas["ProviderInfo"], "models"> & { models: ModelInfo[] };
+export type ProviderOperation = ModelInfo["operation"];
+export type ProviderInfo = Schemas["ProviderInfo"];
 /** `GET /v1/providers`: the enabled providers, their models, prices and health. */
-export type ListProvidersResponse = Omit<Schemas["ListProvidersResponse"], "providers"> & { providers: ProviderInfo[] };
+export type ListProvidersResponse = Schemas["ListProvidersResponse"];
 /** What a direct provider call answers: text (or embeddings), usage, cost and the routing decision. */
 export type ExecuteResponse = Schemas["ExecuteResponse"];
 export type TokenUsage = Schemas["TokenUsage"];
@@ -72,8 +70,13 @@ export type RoutingAttempt = Schemas["RoutingAttempt"];
 export type Embedding = Schemas["Embedding"];
 export type EstimateCostResponse = Schemas["EstimateCostResponse"];
 export type BudgetCheck = Schemas["BudgetCheck"];
-/** One item of `providers.stream`: text as it arrives, then the whole result (usage, cost, routing). */
-export type ProviderStreamChunk = { type: "delta"; text: string } | { type: "result"; result: ExecuteResponse };
+/** The `data` of an `event: delta` message of `POST /v1/providers/execute/stream`. */
+export type TextDelta = Schemas["TextDelta"];
+/**
+ * One item of `providers.stream`: text as it arrives (an `event: delta` message), then
+ * the whole result (`event: result`: usage, cost, routing).
+ */
+export type ProviderStreamChunk = ({ type: "delta" } & TextDelta) | { type: "result"; result: ExecuteResponse };
 // jobs
 export type Job = Schemas["Job"];
 export type JobStatus = Job["status"];
@@ -132,11 +135,11 @@ export type ListAuditParams = NonNullable<QueryParams<operations["listAuditEntri
  * One provider call (`POST /v1/providers/execute`, `…/execute/stream`, `…/estimate`).
  * `operation` is `ai.generate` (default) or `ai.embed`.
  */
-export type ProviderCall = Omit<Schemas["ProviderCallInput"], "operation"> & { operation?: ProviderOperation };
+export type ProviderCall = Schemas["ProviderCallInput"];
 /** `POST /v1/jobs`. */
 export type CreateJobRequest = JsonBody<operations["createJob"]>;
 export type ListJobsParams = NonNullable<QueryParams<operations["listJobs"]>>;
-/** The grouping keys of `usage.query`. */
+/** The grouping keys of `usage.query` (the contract lists them in the prose of `group_by`; the server refuses others with `invalid_argument`). */
 export type UsageGroupKey = "team" | "principal" | "api_key" | "run" | "provider" | "model" | "operation" | "day";
 type UsageTimeRange = {
   /** Calls made at or after this time (RFC 3339, or a Date). */

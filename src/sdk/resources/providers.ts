@@ -3,11 +3,7 @@ import { FabricError } from "../core/fabric-error.js";
 import { streamProblem, type RetryOptions } from "../core/follow-events.js";
 import { readSse } from "../core/read-sse.js";
 import { unwrap, type RequestOptions, type RestTransport } from "../core/rest-transport.js";
-import type { components } from "../../../gen/openapi/schema.js";
-import type { EstimateCostResponse, ExecuteResponse, ListProvidersResponse, ProviderCall, ProviderStreamChunk } from "../types.js";
-
-/** The wire body of a provider call (the generated type misspells `operation`; see `ProviderCall`). */
-const wireCall = (call: ProviderCall) => call as unknown as components["schemas"]["ProviderCallInput"];
+import type { EstimateCostResponse, ExecuteResponse, ListProvidersResponse, ProviderCall, ProviderStreamChunk, TextDelta } from "../types.js";
 
 export class ProvidersResource {
   constructor(
@@ -17,8 +13,7 @@ export class ProvidersResource {
 
   /** The enabled providers, their models with prices (of the caller's price table), breakers and latency, and the default routing strategy. */
   async list(options?: RequestOptions): Promise<ListProvidersResponse> {
-    // Cast: the generated schema types ModelInfo.operation as "ai" (see ProviderOperation).
-    return unwrap(await this.transport.call("get", "/v1/providers", { options }), "listProviders") as unknown as ListProvidersResponse;
+    return unwrap(await this.transport.call("get", "/v1/providers", { options }), "listProviders");
   }
 
   /**
@@ -29,7 +24,7 @@ export class ProvidersResource {
    * `retryAfterSeconds` when waiting helps).
    */
   async execute(call: ProviderCall, options?: RequestOptions): Promise<ExecuteResponse> {
-    return unwrap(await this.transport.call("post", "/v1/providers/execute", { body: wireCall(call), options }), "executeProvider");
+    return unwrap(await this.transport.call("post", "/v1/providers/execute", { body: call, options }), "executeProvider");
   }
 
   /**
@@ -62,7 +57,7 @@ export class ProvidersResource {
     try {
       alive();
       const res = await this.transport.open("post", "/v1/providers/execute/stream", {
-        body: wireCall(call),
+        body: call,
         accept: "text/event-stream",
         extraHeaders: { "cache-control": "no-cache" },
         options: { headers: options.headers, signal: connection.signal },
@@ -71,7 +66,7 @@ export class ProvidersResource {
       for await (const msg of readSse(res.body, alive)) {
         if (msg.event === "error") throw streamProblem(msg.data, res);
         if (msg.event === "delta") {
-          const delta = parseJsonObject(msg.data, res) as { text?: unknown };
+          const delta = parseJsonObject(msg.data, res) as Partial<TextDelta>;
           if (typeof delta.text !== "string") throw invalidMessage(msg.data, res);
           // A slow consumer is not an idle connection: no watchdog while the chunk is out.
           clearTimeout(idle);
@@ -104,7 +99,7 @@ export class ProvidersResource {
    * would be admitted now (`allowed`, else `refusal_code`; a refusal is not an error here).
    */
   async estimate(call: ProviderCall, options?: RequestOptions): Promise<EstimateCostResponse> {
-    return unwrap(await this.transport.call("post", "/v1/providers/estimate", { body: wireCall(call), options }), "estimateCost");
+    return unwrap(await this.transport.call("post", "/v1/providers/estimate", { body: call, options }), "estimateCost");
   }
 }
 
