@@ -7,8 +7,9 @@ import { randomUUID } from "node:crypto";
 import { fromJson, type JsonObject } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WorkflowSpecSchema } from "../../gen/proto/fabric/v1/workflow_pb.js";
-import { FabricClient, FabricError, readSse, type FetchLike, type RunEvent, type WorkflowSpec } from "../../src/sdk/index.js";
+import { FabricClient, readSse, type FetchLike, type RunEvent, type WorkflowSpec } from "../../src/sdk/index.js";
 import { smokeWorkflow, startTestFabric, type TestFabric } from "../helpers/fabric.js";
+import { collect, gateWorkflow, rejection } from "./support.js";
 
 let fabric: TestFabric;
 let client: FabricClient;
@@ -16,33 +17,8 @@ let seq = 0;
 const unique = (base: string) => `${base}-${Date.now().toString(36)}-${++seq}`;
 const terminal = new Set(["workflow.run.completed", "workflow.run.failed", "workflow.run.cancelled"]);
 
-/** Stays `waiting` until signalled (or fails after `timeoutMs`), then upper-cases `word`. */
-const gateWorkflow = (name: string, timeoutMs = 60_000): WorkflowSpec => ({
-  name,
-  nodes: [
-    { key: "gate", operation: "workflow.wait_signal", config: { timeout_ms: timeoutMs }, outputs: { approved: "$context.approved" } },
-    { key: "after", operation: "text.transform_basic", config: { op: "upper" }, depends_on: ["gate"], inputs: { text: "$context.word" }, outputs: { text: "$context.loud" } },
-  ],
-});
-
 const newClient = (extra: Partial<ConstructorParameters<typeof FabricClient>[0]> = {}) =>
   new FabricClient({ baseUrl: fabric.restUrl, apiKey: fabric.apiKey, grpcBaseUrl: fabric.grpcUrl, retry: { initialDelayMs: 10, maxDelayMs: 50 }, ...extra });
-
-async function rejection(p: Promise<unknown>): Promise<FabricError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(FabricError);
-    return err as FabricError;
-  }
-  throw new Error("expected the call to fail");
-}
-
-async function collect(events: AsyncIterable<RunEvent>): Promise<RunEvent[]> {
-  const out: RunEvent[] = [];
-  for await (const ev of events) out.push(ev);
-  return out;
-}
 
 function expectIncreasing(ids: string[]) {
   for (let i = 1; i < ids.length; i++) expect(BigInt(ids[i]!) > BigInt(ids[i - 1]!), `ids not increasing at ${i}: ${ids.join(",")}`).toBe(true);

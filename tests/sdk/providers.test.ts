@@ -8,6 +8,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FabricClient, FabricError, parseRetryAfter, type FetchLike, type ProviderStreamChunk, type RunEvent } from "../../src/sdk/index.js";
 import { startTestFabric, type TestFabric } from "../helpers/fabric.js";
+import { collect, rejection } from "./support.js";
 
 let fabric: TestFabric;
 let client: FabricClient;
@@ -16,22 +17,6 @@ const terminal = new Set(["workflow.run.completed", "workflow.run.failed", "work
 
 const newClient = (extra: Partial<ConstructorParameters<typeof FabricClient>[0]> = {}) =>
   new FabricClient({ baseUrl: fabric.restUrl, apiKey: fabric.apiKey, retry: { initialDelayMs: 10, maxDelayMs: 50 }, ...extra });
-
-async function rejection(p: Promise<unknown>): Promise<FabricError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(FabricError);
-    return err as FabricError;
-  }
-  throw new Error("expected the call to fail");
-}
-
-async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
-  const out: T[] = [];
-  for await (const x of items) out.push(x);
-  return out;
-}
 
 async function newTeam(name: string): Promise<string> {
   return (await client.teams.create(org, { slug: `${name}-${randomUUID().slice(0, 8)}`, name })).id;

@@ -5,8 +5,9 @@
  */
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FabricClient, FabricError, type FabricEvent, type FetchLike } from "../../src/sdk/index.js";
+import { FabricClient, type FabricEvent, type FetchLike } from "../../src/sdk/index.js";
 import { smokeWorkflow, startTestFabric, type TestFabric } from "../helpers/fabric.js";
+import { rejection } from "./support.js";
 
 let fabric: TestFabric;
 let anon: FabricClient;
@@ -20,16 +21,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await fabric?.close();
 });
-
-async function rejection(p: Promise<unknown>): Promise<FabricError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(FabricError);
-    return err as FabricError;
-  }
-  throw new Error("expected the call to fail");
-}
 
 describe("identity and tenancy resources", () => {
   const email = `sdk-${randomUUID().slice(0, 8)}@example.test`;
