@@ -39,10 +39,13 @@
  * `timeoutMs`, `afterId`, `retry`) follow JS conventions (camelCase). The gRPC
  * clients (`client.grpc`) speak protobuf-es messages (camelCase), as gRPC does.
  *
- * ## Errors
+ * ## Errors, retries, time limits
  * Every failure is a `FabricError` (see ./core/fabric-error.ts) carrying the problem's
  * `code`, `status`, `requestId`, `issues` and `detail`; aborting through a signal
- * rethrows the signal's reason.
+ * rethrows the signal's reason. Reads, `PUT`s and `DELETE`s that failed on the network,
+ * with 429 or with a 5xx are retried (`maxRetries`, honouring `Retry-After`); `POST`s
+ * never are. A call gives up after `timeoutMs`; event streams reconnect instead
+ * (`retry`). See ./core/rest-transport.ts.
  *
  * ## Layout
  * `FabricClient` only composes: the REST core is in ./core (transport, errors, paging,
@@ -84,6 +87,20 @@ export interface FabricClientOptions {
   grpcBaseUrl?: string;
   /** Extra headers on every request of both transports. */
   headers?: Record<string, string>;
+  /**
+   * How often a failed REST call that is safe to repeat (GET, PUT, DELETE) is tried
+   * again: after a network error, 429 or 5xx, waiting the server's `Retry-After` (up to
+   * 30 s; a longer one is thrown at once) or an exponential backoff. POSTs are never
+   * retried. Default 2; 0 turns retries off. Per call: `RequestOptions.maxRetries`.
+   */
+  maxRetries?: number;
+  /**
+   * Time limit of one REST call, its retries and waits included, in milliseconds; then
+   * it fails with a FabricError `timeout`. Default 300000 (five minutes: a provider call
+   * may generate for that long); 0: no limit. Event streams are not bounded by it (they
+   * watch for silence instead: `retry.idleTimeoutMs`). Per call: `RequestOptions.timeoutMs`.
+   */
+  timeoutMs?: number;
   /** Reconnection policy of event streams (`runs.watch`, `runs.wait`, `jobs.watch`, …); `idleTimeoutMs` also bounds `providers.stream`. */
   retry?: RetryOptions;
 }
@@ -119,6 +136,10 @@ export class FabricClient {
   constructor(opts: FabricClientOptions) {
     if (!opts?.baseUrl) throw new TypeError("FabricClient: baseUrl is required");
     if (opts.apiKey && opts.token) throw new TypeError("FabricClient: give apiKey or token, not both");
+    for (const name of ["maxRetries", "timeoutMs"] as const) {
+      const v = opts[name];
+      if (v !== undefined && !(Number.isInteger(v) && v >= 0)) throw new TypeError(`FabricClient: ${name} must be a whole number ≥ 0`);
+    }
     this.baseUrl = opts.baseUrl.replace(/\/+$/, "");
     const fetchImpl = opts.fetch ?? (globalThis.fetch as FetchLike | undefined);
     if (!fetchImpl) throw new TypeError("FabricClient: no fetch available; pass options.fetch");
@@ -128,7 +149,7 @@ export class FabricClient {
     this.#headers = { ...opts.headers, ...(secret ? { authorization: `Bearer ${secret}` } : {}), ...(this.organizationId ? { "x-organization-id": this.organizationId } : {}) };
     this.#grpcBaseUrl = opts.grpcBaseUrl?.replace(/\/+$/, "");
     this.retry = { ...defaultRetry, ...opts.retry };
-    const transport = new RestTransport({ baseUrl: this.baseUrl, fetch: fetchImpl, headers: this.#headers });
+    const transport = new RestTransport({ baseUrl: this.baseUrl, fetch: fetchImpl, headers: this.#headers, maxRetries: opts.maxRetries ?? 2, timeoutMs: opts.timeoutMs ?? 300_000 });
     this.#transport = transport;
     this.workflows = new WorkflowsResource(transport);
     this.runs = new RunsResource(transport, this.retry);
@@ -149,8 +170,8 @@ export class FabricClient {
   }
 
   /**
-   * A new client like this one (same base URLs, fetch, headers, retry policy) that
-   * authenticates differently: e.g. with the access token of `auth.login`
+   * A new client like this one (same base URLs, fetch, headers, retry policies, time
+   * limit) that authenticates differently: e.g. with the access token of `auth.login`
    * and the organization to act in. Auth fields not given are dropped, not inherited.
    *
    * ```ts
@@ -181,7 +202,8 @@ export class FabricClient {
 
   /**
    * One REST call, typed by the OpenAPI `paths`: path and query parameters and the JSON
-   * body as the operation declares them; resolves with the 2xx JSON body.
+   * body as the operation declares them; resolves with the 2xx JSON body. For what the
+   * resources do not cover; same retries, time limit and errors as theirs.
    */
   call<P extends keyof paths, M extends HttpMethod>(
     method: M,
@@ -191,7 +213,7 @@ export class FabricClient {
     return this.#transport.call(method, path, init);
   }
 
-  /** @internal Sends one request; resolves with a 2xx response, throws FabricError otherwise. */
+  /** @internal Sends one request (no retry, no time limit); resolves with a 2xx response, throws FabricError otherwise. */
   send(method: HttpMethod, pathTemplate: string, init: OpenInit): Promise<Response> {
     return this.#transport.open(method, pathTemplate, init);
   }

@@ -1,11 +1,12 @@
 /**
  * `RestTransport`: how every REST call of the SDK reaches the control plane — the URL
  * built from the contract's path template, the auth and user headers, one JSON body,
- * and cancellation through an `AbortSignal`. Non-2xx answers become `FabricError`s here
- * and nowhere else.
+ * retries of calls that are safe to repeat (honouring `Retry-After`), a time limit, and
+ * cancellation through an `AbortSignal`. Non-2xx answers become `FabricError`s here and
+ * nowhere else.
  *
- * Event streams open their connection through `open`: they reconnect and watch for
- * silence themselves (see ./follow-events.ts).
+ * Event streams open their connection through `open` (one attempt, no time limit): they
+ * reconnect and watch for silence themselves (see ./follow-events.ts).
  */
 import type { paths } from "../../../gen/openapi/schema.js";
 import type { HttpMethod, JsonBody, Operation, PathParams, QueryParams, SuccessJson } from "../types.js";
@@ -20,6 +21,10 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** Extra headers for this call (e.g. `x-request-id`). */
   headers?: Record<string, string>;
+  /** Overrides the client's `timeoutMs` for this call. */
+  timeoutMs?: number;
+  /** Overrides the client's `maxRetries` for this call. */
+  maxRetries?: number;
 }
 
 export interface RestTransportOptions {
@@ -28,6 +33,8 @@ export interface RestTransportOptions {
   fetch: FetchLike;
   /** Sent with every request (auth, organization, the caller's own). */
   headers: Record<string, string>;
+  maxRetries: number;
+  timeoutMs: number;
 }
 
 /** Untyped call parameters (the typed face is `RestTransport.call`). */
@@ -44,20 +51,39 @@ export interface OpenInit extends CallInit {
   extraHeaders?: Record<string, string>;
 }
 
+/** Methods whose repetition has the effect of one call (RFC 9110 §9.2.2), and so may be retried blindly. */
+const idempotentMethods: ReadonlySet<HttpMethod> = new Set(["get", "put", "delete"]);
+/** A `Retry-After` longer than this is not waited for: the error is thrown with its `retryAfterSeconds` (a `budget_exceeded` may name the end of the day). */
+const maxRetryAfterMs = 30_000;
+const firstBackoffMs = 500;
+const maxBackoffMs = 8_000;
+
 export class RestTransport {
   readonly baseUrl: string;
   readonly #fetch: FetchLike;
   readonly #headers: Record<string, string>;
+  readonly #maxRetries: number;
+  readonly #timeoutMs: number;
 
   constructor(opts: RestTransportOptions) {
     this.baseUrl = opts.baseUrl;
     this.#fetch = opts.fetch;
     this.#headers = opts.headers;
+    this.#maxRetries = opts.maxRetries;
+    this.#timeoutMs = opts.timeoutMs;
   }
 
   /**
    * One REST call, typed by the OpenAPI `paths`: path and query parameters and the JSON
    * body as the operation declares them; resolves with the 2xx JSON body.
+   *
+   * A GET, PUT or DELETE that failed on the network, with 429 or with a 5xx is tried
+   * again, up to `maxRetries` times, after the server's `Retry-After` (when it sent one,
+   * and it is at most 30 s; a longer one is thrown at once) or an exponential backoff
+   * (0.5 s, 1 s, 2 s … at most 8 s, ±20 %). A POST is never repeated: it may have taken
+   * effect (runs and jobs take an `idempotency_key` for a safe second attempt).
+   * `timeoutMs` bounds the whole call, retries and waits included, and fails it with a
+   * FabricError `timeout`; aborting `signal` rethrows the signal's reason.
    */
   async call<P extends keyof paths, M extends HttpMethod>(
     method: M,
@@ -66,18 +92,41 @@ export class RestTransport {
   ): Promise<SuccessJson<Operation<P, M>>> {
     const untyped = init as CallInit;
     const what = `${method.toUpperCase()} ${path}`;
-    const res = await this.open(method, path, untyped);
-    const text = await readBody(res, untyped.options?.signal, what);
+    const options = untyped.options ?? {};
+    const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
+    const maxRetries = idempotentMethods.has(method) ? (options.maxRetries ?? this.#maxRetries) : 0;
+    const deadline = new AbortController();
+    const timer = Number.isFinite(timeoutMs) && timeoutMs > 0 ? setTimeout(() => deadline.abort(), timeoutMs) : undefined;
+    const signal = options.signal ? AbortSignal.any([options.signal, deadline.signal]) : deadline.signal;
     try {
-      return JSON.parse(text) as SuccessJson<Operation<P, M>>;
-    } catch {
-      throw new FabricError({ status: res.status, code: "invalid_response", detail: `${what}: the response is not JSON`, requestId: res.headers.get("x-request-id") ?? undefined });
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const res = await this.open(method, path, { ...untyped, options: { ...options, signal } });
+          const text = await readBody(res, signal, what);
+          try {
+            return JSON.parse(text) as SuccessJson<Operation<P, M>>;
+          } catch {
+            throw new FabricError({ status: res.status, code: "invalid_response", detail: `${what}: the response is not JSON`, requestId: res.headers.get("x-request-id") ?? undefined });
+          }
+        } catch (err) {
+          if (!(err instanceof FabricError) || !err.retryable || attempt >= maxRetries) throw err;
+          const wait = err.retryAfterSeconds === undefined ? backoffMs(attempt + 1, firstBackoffMs, maxBackoffMs) : err.retryAfterSeconds * 1000;
+          if (wait > maxRetryAfterMs) throw err;
+          await sleep(wait, signal);
+        }
+      }
+    } catch (err) {
+      if (deadline.signal.aborted && !options.signal?.aborted) throw new FabricError({ status: 0, code: "timeout", detail: `${what}: no answer within ${timeoutMs} ms`, cause: err });
+      throw err;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
   /**
    * Sends one request and resolves with its 2xx response, body unread; throws the
-   * FabricError of any other answer.
+   * FabricError of any other answer. No retry, no time limit: for event streams, which
+   * handle both themselves.
    */
   async open(method: HttpMethod, pathTemplate: string, init: OpenInit): Promise<Response> {
     const path = pathTemplate.replace(/\{(\w+)\}/g, (_, name: string) => {

@@ -21,7 +21,7 @@ export class ProvidersResource {
    * organization's and `team_id`'s policy, reserved against every budget that applies,
    * made (with fallback), and settled in a usage record. Refusals are FabricErrors with
    * their code: `model_not_allowed` (403), `budget_exceeded` / `rate_limited` (429, with
-   * `retryAfterSeconds` when waiting helps).
+   * `retryAfterSeconds` when waiting helps). Never retried by the SDK (a POST).
    */
   async execute(call: ProviderCall, options?: RequestOptions): Promise<ExecuteResponse> {
     return unwrap(await this.transport.call("post", "/v1/providers/execute", { body: call, options }), "executeProvider");
