@@ -16,6 +16,9 @@
  * const team = await me.teams.create(organizationId, { slug: "platform", name: "Platform" });
  * for await (const ev of me.events.stream({ kinds: "workflow.run.*", signal })) console.log(ev.kind);
  *
+ * // Webhooks: the signing secret is shown once.
+ * const { webhook, secret } = await me.webhooks.create(organizationId, { url: "https://example.com/hook", event_filter: "workflow.run.*" });
+ *
  * // Provider calls (routed, policy-checked, billed), streamed or not, and jobs.
  * const { text, cost } = await fabric.providers.execute({ prompt: "Say hi", max_tokens: 64 });
  * for await (const c of fabric.providers.stream({ prompt: "Say hi" })) if (c.type === "delta") process.stdout.write(c.text);
@@ -65,6 +68,7 @@ import { ProvidersResource } from "./resources/providers.js";
 import { RunsResource } from "./resources/runs.js";
 import { InvitationsResource, MembersResource, OrganizationsResource, TeamsResource } from "./resources/tenancy.js";
 import { PoliciesResource, UsageResource } from "./resources/usage.js";
+import { WebhooksResource } from "./resources/webhooks.js";
 import { WorkflowsResource } from "./resources/workflows.js";
 import type { paths } from "../../gen/openapi/schema.js";
 import type { HttpMethod, JsonBody, Operation, PathParams, QueryParams, SuccessJson } from "./types.js";
@@ -119,6 +123,7 @@ export class FabricClient {
   readonly authz: AuthzResource;
   readonly audit: AuditResource;
   readonly events: EventsResource;
+  readonly webhooks: WebhooksResource;
   readonly providers: ProvidersResource;
   readonly jobs: JobsResource;
   readonly usage: UsageResource;
@@ -163,6 +168,7 @@ export class FabricClient {
     this.authz = new AuthzResource(transport);
     this.audit = new AuditResource(transport);
     this.events = new EventsResource(transport, this.retry);
+    this.webhooks = new WebhooksResource(transport);
     this.providers = new ProvidersResource(transport, this.retry);
     this.jobs = new JobsResource(transport, this.retry);
     this.usage = new UsageResource(transport);

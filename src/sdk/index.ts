@@ -22,6 +22,7 @@ export { ProvidersResource } from "./resources/providers.js";
 export { RunsResource, terminalEventKinds, terminalRunStatuses, type WaitOptions, type WatchOptions } from "./resources/runs.js";
 export { InvitationsResource, MembersResource, OrganizationsResource, TeamsResource } from "./resources/tenancy.js";
 export { PoliciesResource, UsageResource } from "./resources/usage.js";
+export { WebhooksResource } from "./resources/webhooks.js";
 export { WorkflowsResource } from "./resources/workflows.js";
 export type {
   AddMemberRequest,
@@ -41,6 +42,8 @@ export type {
   CreateOrganizationRequest,
   CreateServiceAccountRequest,
   CreateTeamRequest,
+  CreateWebhookRequest,
+  CreateWebhookResponse,
   Embedding,
   EstimateCostResponse,
   ExecuteResponse,
@@ -56,6 +59,7 @@ export type {
   ListProvidersResponse,
   ListRunsParams,
   ListUsageRecordsParams,
+  ListWebhookDeliveriesParams,
   ListWorkflowsParams,
   LoginRequest,
   LoginResponse,
@@ -102,11 +106,14 @@ export type {
   UpdateMemberRequest,
   UpdateOrganizationRequest,
   UpdateTeamRequest,
+  UpdateWebhookRequest,
   UsageGroup,
   UsageGroupKey,
   UsageRecord,
   ValidateWorkflowResult,
   ValidationIssue,
+  Webhook,
+  WebhookDelivery,
   WorkflowDefinition,
   WorkflowSpec,
 } from "./types.js";

@@ -90,6 +90,12 @@ export type Policy = Schemas["Policy"];
 export type PriceOverride = Schemas["PriceOverride"];
 export type Budget = Schemas["Budget"];
 export type BudgetPeriod = Schemas["BudgetPeriod"];
+// webhooks
+export type Webhook = Schemas["Webhook"];
+/** One event's delivery to one webhook, with the receiver's last answer. */
+export type WebhookDelivery = Schemas["WebhookDelivery"];
+/** What `webhooks.create` answers: the webhook and its signing secret `whsec_…`, shown this once. */
+export type CreateWebhookResponse = Schemas["CreateWebhookResponse"];
 
 // ---- typed plumbing over `paths` --------------------------------------------------
 
@@ -161,3 +167,10 @@ export type PolicyScopeParams = NonNullable<QueryParams<operations["getPolicy"]>
 export type SetPolicyRequest = NonNullable<JsonBody<operations["setPolicy"]>>;
 /** `PUT /v1/organizations/{organization_id}/budget`: replaces the limits of the organization, or of `team_id` (an absent limit: none). */
 export type SetBudgetRequest = NonNullable<JsonBody<operations["setBudget"]>>;
+
+/** `POST /v1/organizations/{organization_id}/webhooks`: `url` (required), `event_filter` (default `*`), `max_retries` (0..20, default 8), `description`. */
+export type CreateWebhookRequest = NonNullable<JsonBody<operations["createWebhook"]>>;
+/** `PATCH /v1/organizations/{organization_id}/webhooks/{id}`: the fields to change. */
+export type UpdateWebhookRequest = NonNullable<JsonBody<operations["updateWebhook"]>>;
+/** Filter of `GET …/webhooks/{webhook_id}/deliveries`. */
+export type ListWebhookDeliveriesParams = NonNullable<QueryParams<operations["listWebhookDeliveries"]>>;
