@@ -157,18 +157,19 @@ describe("time limit and cancellation", () => {
   });
 
   it("event streams are not bound by timeoutMs: a watch outlives it", async () => {
+    const setup = newClient(fetch);
+    const wf = await setup.workflows.upsert(gateWorkflow(`timeout-watch-${randomUUID().slice(0, 8)}`));
+    const run = await setup.runs.start({ workflow_id: wf.id, input: { word: "late" } });
     const client = newClient(fetch, { timeoutMs: 300 });
-    const wf = await client.workflows.upsert(gateWorkflow(`timeout-watch-${randomUUID().slice(0, 8)}`));
-    const run = await client.runs.start({ workflow_id: wf.id, input: { word: "late" } });
     let timer: ReturnType<typeof setTimeout> | undefined;
     const kinds: string[] = [];
     for await (const ev of client.runs.watch(run.id)) {
       kinds.push(ev.kind);
       // Signal well after the call time limit: the stream must still be there to see the end.
-      if (ev.kind === "workflow.node.waiting") timer = setTimeout(() => void newClient(fetch).runs.signal(run.id, { payload: { approved: true } }), 1_000);
+      if (ev.kind === "workflow.node.waiting") timer = setTimeout(() => void setup.runs.signal(run.id, { payload: { approved: true } }), 1_000);
     }
     clearTimeout(timer);
     expect(kinds.at(-1)).toBe("workflow.run.completed");
-    expect((await collect(client.runs.watch(run.id))).at(-1)?.kind).toBe("workflow.run.completed");
+    expect((await collect(setup.runs.watch(run.id))).at(-1)?.kind).toBe("workflow.run.completed");
   });
 });
