@@ -57,7 +57,7 @@
  */
 import { defaultRetry, type RetryOptions } from "./core/follow-events.js";
 import { RestTransport, type FetchLike, type OpenInit, type RequestOptions } from "./core/rest-transport.js";
-import { createGrpcClients, type FabricGrpc, type GrpcClients } from "./grpc.js";
+import { connectGrpc, type FabricGrpc, type GrpcConnection } from "./grpc.js";
 import { ApiKeysResource } from "./resources/api-keys.js";
 import { AuditResource } from "./resources/audit.js";
 import { AuthzResource } from "./resources/authz.js";
@@ -135,7 +135,7 @@ export class FabricClient {
   readonly #transport: RestTransport;
   readonly #headers: Record<string, string>;
   readonly #grpcBaseUrl: string | undefined;
-  #grpc: GrpcClients | undefined;
+  #grpc: GrpcConnection | undefined;
   readonly #options: FabricClientOptions;
 
   constructor(opts: FabricClientOptions) {
@@ -191,13 +191,14 @@ export class FabricClient {
   }
 
   /**
-   * Typed Connect clients of `WorkflowService` and `RunService` over gRPC (HTTP/2),
-   * with this client's auth; created on first use. Throws when `grpcBaseUrl` was not given.
+   * A typed Connect client per gRPC service of the contract (`client.grpc.runs`,
+   * `.tenancy`, `.webhooks`, …: see `grpcServices`), over gRPC (HTTP/2) with this
+   * client's auth; created on first use. Throws when `grpcBaseUrl` was not given.
    */
   get grpc(): FabricGrpc {
     if (!this.#grpcBaseUrl) throw new TypeError("FabricClient: pass grpcBaseUrl to use client.grpc");
-    this.#grpc ??= createGrpcClients({ baseUrl: this.#grpcBaseUrl, headers: this.#headers });
-    return this.#grpc;
+    this.#grpc ??= connectGrpc({ baseUrl: this.#grpcBaseUrl, headers: this.#headers });
+    return this.#grpc.clients;
   }
 
   /** Releases the gRPC connection, if one was opened. REST needs no closing. */

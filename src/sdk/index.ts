@@ -11,7 +11,7 @@ export type { Page } from "./core/paging.js";
 export { readSse, type SseMessage } from "./core/read-sse.js";
 export { sdkVersion } from "./core/rest-transport.js";
 export type { FetchLike, RequestOptions } from "./core/rest-transport.js";
-export type { FabricGrpc } from "./grpc.js";
+export { grpcServices, type FabricGrpc } from "./grpc.js";
 export { ApiKeysResource } from "./resources/api-keys.js";
 export { AuditResource } from "./resources/audit.js";
 export { AuthzResource } from "./resources/authz.js";
