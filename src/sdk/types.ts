@@ -1,7 +1,9 @@
 /**
- * The SDK's public types, all derived from the generated OpenAPI types
- * (`gen/openapi/schema.d.ts`, openapi-typescript output) so that a contract change
- * breaks the SDK at compile time instead of at run time.
+ * The SDK's public types. Every response, event and request shape is a generated
+ * OpenAPI type (`gen/openapi/schema.d.ts`, openapi-typescript output) under a friendly
+ * name, or derived from one where the SDK accepts more than the wire (a `Date` for a
+ * time, an array for a comma-separated list) — never copied by hand — so that a
+ * contract change breaks the SDK at compile time instead of at run time.
  *
  * Naming: every wire shape (request bodies, query parameters, responses, events) is
  * exposed exactly as the REST API speaks it — snake_case. See `FabricClient` for why.

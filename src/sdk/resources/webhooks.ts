@@ -11,8 +11,9 @@ export class WebhooksResource {
 
   /**
    * Creates a webhook; resolves with it and its signing `secret` (`whsec_…`), which is
-   * shown this once and never again. A `url` whose host is not public (loopback,
-   * private, link-local…) is refused with `invalid_argument`, issue code `url_not_allowed`.
+   * shown this once and never again. A `url` that is not http(s), carries credentials, or
+   * whose host is not public (loopback, private, link-local…; allowed only by a server in
+   * development that says so) is refused: 400, code `url_not_allowed`.
    */
   async create(organizationId: string, request: CreateWebhookRequest, options?: RequestOptions): Promise<CreateWebhookResponse> {
     return unwrap(await this.transport.call("post", "/v1/organizations/{organization_id}/webhooks", { path: { organization_id: organizationId }, body: request, options }), "createWebhook");
