@@ -324,6 +324,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/auth/sign-in-token": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Exchange a one-time sign-in token for tokens
+         * @description The token of the sign-in link `fabric dev` prints (the link carries it in the URL fragment, so it never reaches a server log). Single use, valid for a few minutes; starts a session like a login.
+         */
+        post: operations["exchangeSignInToken"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/auth/logout": {
         parameters: {
             query?: never;
@@ -1229,6 +1249,10 @@ export interface components {
             principal: components["schemas"]["Principal"];
             tokens: components["schemas"]["Tokens"];
         };
+        ExchangeSignInTokenResponse: {
+            principal: components["schemas"]["Principal"];
+            tokens: components["schemas"]["Tokens"];
+        };
         LogoutResponse: Record<string, never>;
         GetMeResponse: {
             principal: components["schemas"]["Principal"];
@@ -1545,6 +1569,8 @@ export interface components {
             cost_usd: string;
             /** @description Estimates still reserved by calls in flight (decimal USD). */
             reserved_usd: string;
+            /** @description The workflow of the calls' run (grouping key `workflow`); empty for direct calls. */
+            workflow_name: string;
         };
         QueryUsageResponse: {
             /** @description Ordered by the grouping keys (days ascending). */
@@ -2221,6 +2247,14 @@ export interface operations {
                 /** @description Page size; 0 means the default, 50. Range: 0..200. */
                 page_size?: number;
                 page_token?: string;
+                /** @description Only runs of this team. */
+                team_id?: string;
+                /** @description Only runs created at or after this time. */
+                created_after?: string;
+                /** @description Only runs created before this time. */
+                created_before?: string;
+                /** @description Text search: a run id or its prefix, or a part of the workflow name or of the idempotency key (case-insensitive). At most 200 characters. */
+                query?: string;
             };
             header?: never;
             path?: never;
@@ -2620,6 +2654,37 @@ export interface operations {
                 content: {
                     "application/json": {
                         data: components["schemas"]["Tokens"];
+                    };
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    exchangeSignInToken: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Required. `fabs_…`, single use. */
+                    token: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The principal and its tokens. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["ExchangeSignInTokenResponse"];
                     };
                 };
             };
@@ -4077,7 +4142,7 @@ export interface operations {
     queryUsage: {
         parameters: {
             query?: {
-                /** @description Comma-separated: team, principal, api_key, run, provider, model, operation, day. Empty: one organization total. */
+                /** @description Comma-separated: team, principal, api_key, run, workflow, provider, model, operation, day. Empty: one organization total. */
                 group_by?: string;
                 /** @description Calls made at or after this time. */
                 start_time?: string;

@@ -12,6 +12,7 @@ import { startWorker } from "../executor/worker.js";
 import { createLogger } from "../logger.js";
 import { createProviders } from "../providers/registry.js";
 import { bootstrapDevOrganization } from "../services/bootstrap.js";
+import { issueSignInToken, signInTokenSeconds } from "../services/sign-in-tokens.js";
 import { runCommand } from "./run-command.js";
 
 const usage = `fabric — AI workflow platform
@@ -80,9 +81,13 @@ async function dev(config: Config, log: ReturnType<typeof createLogger>): Promis
   }
   const cp = await startControlPlane({ config, database, log, providers: createProviders(process.env) });
   const worker = await startWorker({ database, config, providers: createProviders(process.env), log: log.child({ worker_id: config.WORKER_ID }) });
+  // The token rides in the fragment: browsers never send it to the server, so no access log holds it.
+  const signIn = await issueSignInToken(database.db, boot.principalId);
   console.log(
     [
       `Fabric is running (${database.kind === "pglite" ? `embedded Postgres in ${config.FABRIC_DATA_DIR}` : "Postgres"}).`,
+      `  console      ${cp.restUrl}/#sign-in=${signIn.token}`,
+      `               (a one-time sign-in link, valid ${signInTokenSeconds / 60} minutes; later, sign in with the API key below)`,
       `  REST + SSE   ${cp.restUrl}        docs: ${cp.restUrl}/docs`,
       `  gRPC         ${cp.grpcUrl}        (gRPC, gRPC-Web, Connect; reflection on)`,
       `  organization ${boot.organizationId}`,
@@ -104,7 +109,7 @@ async function serveOnly(config: Config, log: ReturnType<typeof createLogger>): 
   const database = await openDatabase(dbOptions(config));
   if (database.kind === "pglite") log.warn("no DATABASE_URL: serving from the embedded database, which no separate executor can reach — use `fabric dev` for a single process");
   const cp = await startControlPlane({ config, database, log, providers: createProviders(process.env) });
-  log.info("control plane listening", { rest: cp.restUrl, grpc: cp.grpcUrl });
+  log.info("control plane listening", { rest: cp.restUrl, grpc: cp.grpcUrl, console: `${cp.restUrl}/` });
   await untilSignal();
   await cp.close();
   await database.close();

@@ -55,6 +55,8 @@ export async function startControlPlane(deps: {
   webhooks?: Partial<WebhookDispatcherOptions>;
   /** The providers direct calls (`/v1/providers/execute`) may use. Default: echo only. */
   providers?: readonly Provider[];
+  /** The console build served at `/`. Default: `dist/console` of this checkout. */
+  consoleDir?: string;
 }): Promise<ControlPlane> {
   const { config, database, log } = deps;
   const db = database.db;
@@ -89,7 +91,7 @@ export async function startControlPlane(deps: {
   const authenticator = createAuthenticator(db, { development: config.FABRIC_ENV === "development", jwtSecret });
   const guard = createGuard(db);
 
-  const app = createRestApp({ services, authenticator, guard, log, maxBodyBytes: config.FABRIC_MAX_BODY_BYTES, ready: async () => void (await db.execute(sql`SELECT 1`)) });
+  const app = createRestApp({ services, authenticator, guard, log, maxBodyBytes: config.FABRIC_MAX_BODY_BYTES, consoleDir: deps.consoleDir, ready: async () => void (await db.execute(sql`SELECT 1`)) });
   const rest = await new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s));
     s.once("error", reject);

@@ -221,6 +221,20 @@ export const refreshTokens = pgTable(
 );
 
 /**
+ * One-time sign-in tokens: the link `fabric dev` prints. Only the token's sha256 is
+ * stored. Exchanging one sets `used_at` in the statement that checks it is unused and
+ * unexpired, so of two concurrent exchanges exactly one wins.
+ */
+export const signInTokens = pgTable("sign_in_tokens", {
+  id: uuid("id").primaryKey(),
+  principalId: uuid("principal_id").notNull().references(() => principals.id),
+  tokenHash: text("token_hash").notNull().unique(),
+  expiresAt: ts("expires_at").notNull(),
+  usedAt: ts("used_at"),
+  createdAt: createdAt(),
+});
+
+/**
  * Append-only: a trigger (migration 0002) refuses UPDATE, DELETE and TRUNCATE. Every
  * mutation writes its entry in its own transaction; `summary` never holds a secret.
  */

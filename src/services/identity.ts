@@ -24,6 +24,7 @@ import { and, asc, eq, gt, isNotNull, isNull, sql, type SQL } from "drizzle-orm"
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
+  ExchangeSignInTokenResponseSchema,
   GetMeResponseSchema,
   GetMyPermissionsResponseSchema,
   ListMyOrganizationsResponseSchema,
@@ -37,6 +38,8 @@ import {
   SignUpResponseSchema,
   TeamPermissionsSchema,
   TokensSchema,
+  type ExchangeSignInTokenRequest,
+  type ExchangeSignInTokenResponse,
   type GetMeRequest,
   type GetMeResponse,
   type GetMyPermissionsRequest,
@@ -63,6 +66,7 @@ import { describePermissions, isOrganizationRole, isTeamRole, organizationRoles,
 import { accessTokenSeconds, hashSecret, issueAccessToken } from "./auth.js";
 import { isUuid, type CallContext } from "./call-context.js";
 import { enforceRateLimit } from "./rate-limit.js";
+import { spendSignInToken } from "./sign-in-tokens.js";
 import { hashPassword, needsRehash, plausiblePassword, requireAcceptablePassword, verifyPassword } from "./passwords.js";
 import type { ServiceDeps } from "./service-deps.js";
 
@@ -265,6 +269,22 @@ export function createIdentityService(deps: ServiceDeps & { authAttempts?: AuthA
         throw badRefreshToken();
       }
       return create(RefreshTokenResponseSchema, { tokens: await tokens(outcome.principalId, outcome.session) });
+    },
+
+    async exchangeSignInToken(ctx: CallContext, req: ExchangeSignInTokenRequest): Promise<ExchangeSignInTokenResponse> {
+      if (!req.token) throw invalidArgument("token is required", [{ path: "/token", code: "required", message: "token is required" }]);
+      // Guessing a 256-bit token is hopeless, but each attempt costs a write: same throttle as logins.
+      await throttle(ctx, null);
+      const started = await db.transaction(async (tx) => {
+        const principalId = await spendSignInToken(tx, req.token);
+        if (!principalId) return null;
+        const [row] = await tx.select(principalColumns).from(principals).where(eq(principals.id, principalId));
+        return row ? { row, session: await startSession(tx, row.id) } : null;
+      });
+      // One answer for unknown, used and expired tokens: the caller learns nothing about which.
+      if (!started) throw unauthenticated("invalid, used or expired sign-in token");
+      log.info("signed in with a one-time token", { principal_id: started.row.id, request_id: ctx.requestId });
+      return create(ExchangeSignInTokenResponseSchema, { principal: principalMessage(started.row), tokens: await tokens(started.row.id, started.session) });
     },
 
     async logout(ctx: CallContext, req: LogoutRequest): Promise<LogoutResponse> {

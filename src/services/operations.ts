@@ -40,6 +40,7 @@ export const operationRules: Readonly<Record<string, OperationRule>> = {
   "fabric.v1.IdentityService/SignUp": { anonymous: true },
   "fabric.v1.IdentityService/Login": { anonymous: true },
   "fabric.v1.IdentityService/RefreshToken": { anonymous: true },
+  "fabric.v1.IdentityService/ExchangeSignInToken": { anonymous: true },
   "fabric.v1.IdentityService/Logout": { org: "none" },
   "fabric.v1.IdentityService/GetMe": { org: "none" },
   "fabric.v1.IdentityService/ListMyOrganizations": { org: "none" },

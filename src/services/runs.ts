@@ -10,9 +10,9 @@
  * transaction that makes it.
  */
 import { randomUUID } from "node:crypto";
-import { and, asc, desc, eq, gt, inArray, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, gte, inArray, lt, or, sql } from "drizzle-orm";
 import { create, toJson, type JsonObject } from "@bufbuild/protobuf";
-import { ValueSchema } from "@bufbuild/protobuf/wkt";
+import { timestampDate, ValueSchema } from "@bufbuild/protobuf/wkt";
 import {
   CancelRunResponseSchema,
   GetRunResponseSchema,
@@ -66,6 +66,16 @@ const auditAction = {
 };
 
 export type RunService = ReturnType<typeof createRunService>;
+
+const maxRunQueryLength = 200;
+
+/** ListRuns' text search: a run id prefix, or a part of the workflow name or idempotency key (case-insensitive, wildcards taken literally). */
+function runTextMatch(text: string) {
+  const t = workflowRuns;
+  const like = `%${text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+  const idPrefix = /^[0-9a-f-]{1,36}$/i.test(text) ? sql`${t.id}::text LIKE ${`${text.toLowerCase()}%`}` : undefined;
+  return or(idPrefix, sql`lower(${t.workflowName}) LIKE ${like}`, sql`lower(coalesce(${t.idempotencyKey}, '')) LIKE ${like}`);
+}
 
 const terminalEventKinds = new Set(["workflow.run.completed", "workflow.run.failed", "workflow.run.cancelled"]);
 
@@ -237,10 +247,16 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
 
     async listRuns(ctx: CallContext, req: ListRunsRequest) {
       if (req.status && !(runStatuses as readonly string[]).includes(req.status)) throw invalidArgument(`status must be one of ${runStatuses.join(", ")}`, [{ path: "/status", code: "invalid_value", message: "unknown status" }]);
+      const after = req.createdAfter ? timestampDate(req.createdAfter) : undefined;
+      const before = req.createdBefore ? timestampDate(req.createdBefore) : undefined;
+      if (after && before && after > before) throw invalidArgument("created_after must not be after created_before", [{ path: "/created_after", code: "invalid_value", message: "after created_before" }]);
+      const text = req.query.trim();
+      if ([...text].length > maxRunQueryLength) throw invalidArgument(`query must be at most ${maxRunQueryLength} characters`, [{ path: "/query", code: "too_long", message: `at most ${maxRunQueryLength} characters` }]);
       const size = pageSize(req.pageSize);
       const cursor = decodeCursor(req.pageToken);
       const t = workflowRuns;
-      if (req.workflowId && !isUuid(req.workflowId)) return create(ListRunsResponseSchema, {});
+      // An id that cannot exist matches nothing (as another organization's would).
+      if ((req.workflowId && !isUuid(req.workflowId)) || (req.teamId && !isUuid(req.teamId))) return create(ListRunsResponseSchema, {});
       const visible = readableTeams(ctx, "run.read");
       if (!visible.all && visible.teamIds.length === 0) return create(ListRunsResponseSchema, {});
       const rows = await db
@@ -253,6 +269,10 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
             req.status ? eq(t.status, req.status as RunRow["status"]) : undefined,
             req.workflowId ? eq(t.workflowId, req.workflowId) : undefined,
             req.workflowName ? eq(t.workflowName, req.workflowName) : undefined,
+            req.teamId ? eq(t.teamId, req.teamId) : undefined,
+            after ? gte(t.createdAt, after) : undefined,
+            before ? lt(t.createdAt, before) : undefined,
+            text ? runTextMatch(text) : undefined,
             olderThan(t.createdAt, t.id, cursor),
           ),
         )

@@ -32,13 +32,15 @@ const groupColumns = {
   principal: sql`principal_id::text`,
   api_key: sql`api_key_id::text`,
   run: sql`run_id::text`,
+  // The run's workflow (a job's built-in one for jobs); NULL, shown as empty, for direct calls.
+  workflow: sql`(SELECT r.workflow_name FROM workflow_runs r WHERE r.id = usage_records.run_id)`,
   provider: sql`provider`,
   model: sql`model`,
   operation: sql`operation`,
   day: sql`to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')`,
 } as const;
 type GroupKey = keyof typeof groupColumns;
-const groupFields: Record<GroupKey, keyof UsageGroup> = { team: "teamId", principal: "principalId", api_key: "apiKeyId", run: "runId", provider: "provider", model: "model", operation: "operation", day: "day" };
+const groupFields: Record<GroupKey, keyof UsageGroup> = { team: "teamId", principal: "principalId", api_key: "apiKeyId", run: "runId", workflow: "workflowName", provider: "provider", model: "model", operation: "operation", day: "day" };
 
 export const usageLimits = { maxGroups: 10_000 } as const;
 

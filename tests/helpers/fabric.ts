@@ -55,6 +55,8 @@ export async function startTestFabric(
     webhooks?: Partial<WebhookDispatcherOptions>;
     /** Sign-up/login throttling (default: effectively off). */
     authAttempts?: { perEmail: number; perAddress: number };
+    /** The console build served at `/` (default: the checkout's `dist/console`). */
+    consoleDir?: string;
   } = {},
 ): Promise<TestFabric> {
   const database = await createTestDatabase({ engine: opts.engine });
@@ -76,6 +78,7 @@ export async function startTestFabric(
     streamRecheckMs: 300,
     webhooks: opts.webhooks,
     providers: createProviders(opts.env ?? {}),
+    consoleDir: opts.consoleDir,
   });
   const workers: Worker[] = [];
   const start = async (overrides: Partial<WorkerConfig> = {}) => {

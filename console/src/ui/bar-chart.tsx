@@ -8,6 +8,7 @@ export interface Series {
   values: Record<string, number>;
 }
 
+/** Series colours; `.swatch-N` in styles.css repeats them for the legend (no inline styles: the page's CSP forbids them). */
 const palette = ["#1f6feb", "#bf3989", "#1a7f37", "#9a6700", "#8250df", "#cf222e", "#0a7f8f", "#57606a"];
 
 export function StackedBarChart({ title, xs, series, format }: { title: string; xs: string[]; series: Series[]; format: (n: number) => string }) {
@@ -63,7 +64,7 @@ export function StackedBarChart({ title, xs, series, format }: { title: string; 
       <ul class="legend">
         {series.map((se, si) => (
           <li key={se.name}>
-            <span class="swatch" style={{ background: palette[si % palette.length] }} aria-hidden="true" />
+            <span class={`swatch swatch-${si % palette.length}`} aria-hidden="true" />
             {se.name}
           </li>
         ))}

@@ -21,6 +21,7 @@ import { operationRules } from "../../services/operations.js";
 import type { Logger } from "../../logger.js";
 import { openApiDocument, restOperations, type RestOperation } from "../contract.js";
 import { problem, toDomainError } from "../errors.js";
+import { createConsoleAssets, isApiPath } from "./console-assets.js";
 import { ajvIssues, createOpenApiValidator } from "./openapi-validator.js";
 
 /** Service implementations by proto service type name; methods named as the proto method's localName. */
@@ -36,6 +37,8 @@ export interface RestAppOptions {
   ready: () => Promise<void>;
   /** SSE heartbeat period. Default 15 s. */
   heartbeatMs?: number;
+  /** The console's build directory, served at `/`. Default: `dist/console` of this checkout. */
+  consoleDir?: string;
 }
 
 type Env = { Variables: { requestId: string } };
@@ -71,8 +74,14 @@ export function createRestApp(opts: RestAppOptions) {
   });
 
   const routeMethods = routeTable();
+  const consoleAssets = createConsoleAssets(opts.consoleDir);
   app.notFound((c) => {
     const allowed = routeMethods.find((r) => r.pattern.test(c.req.path))?.methods;
+    // Any other GET outside the API is a console route (the console routes in the browser).
+    if (!allowed && (c.req.method === "GET" || c.req.method === "HEAD") && !isApiPath(c.req.path)) {
+      const page = consoleAssets.page();
+      return c.req.method === "HEAD" ? c.body(null, page.status, page.headers) : c.body(page.body, page.status, page.headers);
+    }
     if (allowed) {
       const err = httpError(405, new DomainError("invalid_argument", `${c.req.method} is not allowed on ${c.req.path}; allowed: ${allowed.join(", ")}`, { code: "method_not_allowed" }));
       throw Object.assign(err, { allow: allowed.join(", ") });
@@ -96,6 +105,12 @@ export function createRestApp(opts: RestAppOptions) {
     if (!["swagger-ui.css", "swagger-ui-bundle.js", "favicon-32x32.png"].includes(file)) throw httpError(404, new DomainError("not_found", "no such asset", { code: "route_not_found" }));
     const type = file.endsWith(".css") ? "text/css" : file.endsWith(".png") ? "image/png" : "text/javascript";
     return c.body(readFileSync(join(swaggerDir, file)), 200, { "Content-Type": type, "Cache-Control": "public, max-age=86400" });
+  });
+
+  app.get("/assets/:file", (c) => {
+    const asset = consoleAssets.asset(c.req.param("file"));
+    if (!asset) throw httpError(404, new DomainError("not_found", "no such console asset", { code: "route_not_found" }));
+    return c.body(asset.body, asset.status, asset.headers);
   });
 
   const limit = bodyLimit({

@@ -12,7 +12,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file fabric/v1/identity.proto.
  */
 export const file_fabric_v1_identity: GenFile = /*@__PURE__*/
-  fileDesc("ChhmYWJyaWMvdjEvaWRlbnRpdHkucHJvdG8SCWZhYnJpYy52MSKKAQoJUHJpbmNpcGFsEgoKAmlkGAEgASgJEgwKBGtpbmQYAiABKAkSEgoFZW1haWwYAyABKAlIAIgBARIUCgxkaXNwbGF5X25hbWUYBCABKAkSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQggKBl9lbWFpbCJdCgZUb2tlbnMSFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCmV4cGlyZXNfaW4YAiABKAUSFQoNcmVmcmVzaF90b2tlbhgDIAEoCRISCgp0b2tlbl90eXBlGAQgASgJIkYKDVNpZ25VcFJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJIlwKDlNpZ25VcFJlc3BvbnNlEicKCXByaW5jaXBhbBgBIAEoCzIULmZhYnJpYy52MS5QcmluY2lwYWwSIQoGdG9rZW5zGAIgASgLMhEuZmFicmljLnYxLlRva2VucyIvCgxMb2dpblJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkiWwoNTG9naW5SZXNwb25zZRInCglwcmluY2lwYWwYASABKAsyFC5mYWJyaWMudjEuUHJpbmNpcGFsEiEKBnRva2VucxgCIAEoCzIRLmZhYnJpYy52MS5Ub2tlbnMiLAoTUmVmcmVzaFRva2VuUmVxdWVzdBIVCg1yZWZyZXNoX3Rva2VuGAEgASgJIjkKFFJlZnJlc2hUb2tlblJlc3BvbnNlEiEKBnRva2VucxgBIAEoCzIRLmZhYnJpYy52MS5Ub2tlbnMiJgoNTG9nb3V0UmVxdWVzdBIVCg1yZWZyZXNoX3Rva2VuGAEgASgJIhAKDkxvZ291dFJlc3BvbnNlIg4KDEdldE1lUmVxdWVzdCKSAQoNR2V0TWVSZXNwb25zZRInCglwcmluY2lwYWwYASABKAsyFC5mYWJyaWMudjEuUHJpbmNpcGFsEhwKD29yZ2FuaXphdGlvbl9pZBgCIAEoCUgAiAEBEhcKCmFwaV9rZXlfaWQYAyABKAlIAYgBAUISChBfb3JnYW5pemF0aW9uX2lkQg0KC19hcGlfa2V5X2lkImYKDk15T3JnYW5pemF0aW9uEgoKAmlkGAEgASgJEgwKBHNsdWcYAiABKAkSDAoEbmFtZRgDIAEoCRIRCgRyb2xlGAQgASgJSACIAQESEAoIYXJjaGl2ZWQYBSABKAhCBwoFX3JvbGUiHAoaTGlzdE15T3JnYW5pemF0aW9uc1JlcXVlc3QiTwobTGlzdE15T3JnYW5pemF0aW9uc1Jlc3BvbnNlEjAKDW9yZ2FuaXphdGlvbnMYASADKAsyGS5mYWJyaWMudjEuTXlPcmdhbml6YXRpb24iVwoGTXlUZWFtEgoKAmlkGAEgASgJEhcKD29yZ2FuaXphdGlvbl9pZBgCIAEoCRIMCgRzbHVnGAMgASgJEgwKBG5hbWUYBCABKAkSDAoEcm9sZRgFIAEoCSItChJMaXN0TXlUZWFtc1JlcXVlc3QSFwoPb3JnYW5pemF0aW9uX2lkGAEgASgJIjcKE0xpc3RNeVRlYW1zUmVzcG9uc2USIAoFdGVhbXMYASADKAsyES5mYWJyaWMudjEuTXlUZWFtIjIKF0dldE15UGVybWlzc2lvbnNSZXF1ZXN0EhcKD29yZ2FuaXphdGlvbl9pZBgBIAEoCSIzCg9UZWFtUGVybWlzc2lvbnMSDwoHdGVhbV9pZBgBIAEoCRIPCgdhY3Rpb25zGAIgAygJIrABChhHZXRNeVBlcm1pc3Npb25zUmVzcG9uc2USFwoPb3JnYW5pemF0aW9uX2lkGAEgASgJEhEKBHJvbGUYAiABKAlIAIgBARIPCgdhY3Rpb25zGAMgAygJEikKBXRlYW1zGAQgAygLMhouZmFicmljLnYxLlRlYW1QZXJtaXNzaW9ucxIOCgZzY29wZXMYBSADKAkSEwoLb3duX2FjdGlvbnMYBiADKAlCBwoFX3JvbGUy6QQKD0lkZW50aXR5U2VydmljZRI9CgZTaWduVXASGC5mYWJyaWMudjEuU2lnblVwUmVxdWVzdBoZLmZhYnJpYy52MS5TaWduVXBSZXNwb25zZRI6CgVMb2dpbhIXLmZhYnJpYy52MS5Mb2dpblJlcXVlc3QaGC5mYWJyaWMudjEuTG9naW5SZXNwb25zZRJPCgxSZWZyZXNoVG9rZW4SHi5mYWJyaWMudjEuUmVmcmVzaFRva2VuUmVxdWVzdBofLmZhYnJpYy52MS5SZWZyZXNoVG9rZW5SZXNwb25zZRI9CgZMb2dvdXQSGC5mYWJyaWMudjEuTG9nb3V0UmVxdWVzdBoZLmZhYnJpYy52MS5Mb2dvdXRSZXNwb25zZRI6CgVHZXRNZRIXLmZhYnJpYy52MS5HZXRNZVJlcXVlc3QaGC5mYWJyaWMudjEuR2V0TWVSZXNwb25zZRJkChNMaXN0TXlPcmdhbml6YXRpb25zEiUuZmFicmljLnYxLkxpc3RNeU9yZ2FuaXphdGlvbnNSZXF1ZXN0GiYuZmFicmljLnYxLkxpc3RNeU9yZ2FuaXphdGlvbnNSZXNwb25zZRJMCgtMaXN0TXlUZWFtcxIdLmZhYnJpYy52MS5MaXN0TXlUZWFtc1JlcXVlc3QaHi5mYWJyaWMudjEuTGlzdE15VGVhbXNSZXNwb25zZRJbChBHZXRNeVBlcm1pc3Npb25zEiIuZmFicmljLnYxLkdldE15UGVybWlzc2lvbnNSZXF1ZXN0GiMuZmFicmljLnYxLkdldE15UGVybWlzc2lvbnNSZXNwb25zZUJrCg1kZXYuZmFicmljLnYxQg1JZGVudGl0eVByb3RvUAFaJGZhYnJpYy5kZXYvZ2VuL2dvL2ZhYnJpYy92MTtmYWJyaWN2MaoCCUZhYnJpYy5WMcoCCUZhYnJpY1xWMeoCCkZhYnJpYzo6VjFiBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("ChhmYWJyaWMvdjEvaWRlbnRpdHkucHJvdG8SCWZhYnJpYy52MSKKAQoJUHJpbmNpcGFsEgoKAmlkGAEgASgJEgwKBGtpbmQYAiABKAkSEgoFZW1haWwYAyABKAlIAIgBARIUCgxkaXNwbGF5X25hbWUYBCABKAkSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQggKBl9lbWFpbCJdCgZUb2tlbnMSFAoMYWNjZXNzX3Rva2VuGAEgASgJEhIKCmV4cGlyZXNfaW4YAiABKAUSFQoNcmVmcmVzaF90b2tlbhgDIAEoCRISCgp0b2tlbl90eXBlGAQgASgJIkYKDVNpZ25VcFJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkSFAoMZGlzcGxheV9uYW1lGAMgASgJIlwKDlNpZ25VcFJlc3BvbnNlEicKCXByaW5jaXBhbBgBIAEoCzIULmZhYnJpYy52MS5QcmluY2lwYWwSIQoGdG9rZW5zGAIgASgLMhEuZmFicmljLnYxLlRva2VucyIvCgxMb2dpblJlcXVlc3QSDQoFZW1haWwYASABKAkSEAoIcGFzc3dvcmQYAiABKAkiWwoNTG9naW5SZXNwb25zZRInCglwcmluY2lwYWwYASABKAsyFC5mYWJyaWMudjEuUHJpbmNpcGFsEiEKBnRva2VucxgCIAEoCzIRLmZhYnJpYy52MS5Ub2tlbnMiKwoaRXhjaGFuZ2VTaWduSW5Ub2tlblJlcXVlc3QSDQoFdG9rZW4YASABKAkiaQobRXhjaGFuZ2VTaWduSW5Ub2tlblJlc3BvbnNlEicKCXByaW5jaXBhbBgBIAEoCzIULmZhYnJpYy52MS5QcmluY2lwYWwSIQoGdG9rZW5zGAIgASgLMhEuZmFicmljLnYxLlRva2VucyIsChNSZWZyZXNoVG9rZW5SZXF1ZXN0EhUKDXJlZnJlc2hfdG9rZW4YASABKAkiOQoUUmVmcmVzaFRva2VuUmVzcG9uc2USIQoGdG9rZW5zGAEgASgLMhEuZmFicmljLnYxLlRva2VucyImCg1Mb2dvdXRSZXF1ZXN0EhUKDXJlZnJlc2hfdG9rZW4YASABKAkiEAoOTG9nb3V0UmVzcG9uc2UiDgoMR2V0TWVSZXF1ZXN0IpIBCg1HZXRNZVJlc3BvbnNlEicKCXByaW5jaXBhbBgBIAEoCzIULmZhYnJpYy52MS5QcmluY2lwYWwSHAoPb3JnYW5pemF0aW9uX2lkGAIgASgJSACIAQESFwoKYXBpX2tleV9pZBgDIAEoCUgBiAEBQhIKEF9vcmdhbml6YXRpb25faWRCDQoLX2FwaV9rZXlfaWQiZgoOTXlPcmdhbml6YXRpb24SCgoCaWQYASABKAkSDAoEc2x1ZxgCIAEoCRIMCgRuYW1lGAMgASgJEhEKBHJvbGUYBCABKAlIAIgBARIQCghhcmNoaXZlZBgFIAEoCEIHCgVfcm9sZSIcChpMaXN0TXlPcmdhbml6YXRpb25zUmVxdWVzdCJPChtMaXN0TXlPcmdhbml6YXRpb25zUmVzcG9uc2USMAoNb3JnYW5pemF0aW9ucxgBIAMoCzIZLmZhYnJpYy52MS5NeU9yZ2FuaXphdGlvbiJXCgZNeVRlYW0SCgoCaWQYASABKAkSFwoPb3JnYW5pemF0aW9uX2lkGAIgASgJEgwKBHNsdWcYAyABKAkSDAoEbmFtZRgEIAEoCRIMCgRyb2xlGAUgASgJIi0KEkxpc3RNeVRlYW1zUmVxdWVzdBIXCg9vcmdhbml6YXRpb25faWQYASABKAkiNwoTTGlzdE15VGVhbXNSZXNwb25zZRIgCgV0ZWFtcxgBIAMoCzIRLmZhYnJpYy52MS5NeVRlYW0iMgoXR2V0TXlQZXJtaXNzaW9uc1JlcXVlc3QSFwoPb3JnYW5pemF0aW9uX2lkGAEgASgJIjMKD1RlYW1QZXJtaXNzaW9ucxIPCgd0ZWFtX2lkGAEgASgJEg8KB2FjdGlvbnMYAiADKAkisAEKGEdldE15UGVybWlzc2lvbnNSZXNwb25zZRIXCg9vcmdhbml6YXRpb25faWQYASABKAkSEQoEcm9sZRgCIAEoCUgAiAEBEg8KB2FjdGlvbnMYAyADKAkSKQoFdGVhbXMYBCADKAsyGi5mYWJyaWMudjEuVGVhbVBlcm1pc3Npb25zEg4KBnNjb3BlcxgFIAMoCRITCgtvd25fYWN0aW9ucxgGIAMoCUIHCgVfcm9sZTLPBQoPSWRlbnRpdHlTZXJ2aWNlEj0KBlNpZ25VcBIYLmZhYnJpYy52MS5TaWduVXBSZXF1ZXN0GhkuZmFicmljLnYxLlNpZ25VcFJlc3BvbnNlEjoKBUxvZ2luEhcuZmFicmljLnYxLkxvZ2luUmVxdWVzdBoYLmZhYnJpYy52MS5Mb2dpblJlc3BvbnNlEk8KDFJlZnJlc2hUb2tlbhIeLmZhYnJpYy52MS5SZWZyZXNoVG9rZW5SZXF1ZXN0Gh8uZmFicmljLnYxLlJlZnJlc2hUb2tlblJlc3BvbnNlEj0KBkxvZ291dBIYLmZhYnJpYy52MS5Mb2dvdXRSZXF1ZXN0GhkuZmFicmljLnYxLkxvZ291dFJlc3BvbnNlEmQKE0V4Y2hhbmdlU2lnbkluVG9rZW4SJS5mYWJyaWMudjEuRXhjaGFuZ2VTaWduSW5Ub2tlblJlcXVlc3QaJi5mYWJyaWMudjEuRXhjaGFuZ2VTaWduSW5Ub2tlblJlc3BvbnNlEjoKBUdldE1lEhcuZmFicmljLnYxLkdldE1lUmVxdWVzdBoYLmZhYnJpYy52MS5HZXRNZVJlc3BvbnNlEmQKE0xpc3RNeU9yZ2FuaXphdGlvbnMSJS5mYWJyaWMudjEuTGlzdE15T3JnYW5pemF0aW9uc1JlcXVlc3QaJi5mYWJyaWMudjEuTGlzdE15T3JnYW5pemF0aW9uc1Jlc3BvbnNlEkwKC0xpc3RNeVRlYW1zEh0uZmFicmljLnYxLkxpc3RNeVRlYW1zUmVxdWVzdBoeLmZhYnJpYy52MS5MaXN0TXlUZWFtc1Jlc3BvbnNlElsKEEdldE15UGVybWlzc2lvbnMSIi5mYWJyaWMudjEuR2V0TXlQZXJtaXNzaW9uc1JlcXVlc3QaIy5mYWJyaWMudjEuR2V0TXlQZXJtaXNzaW9uc1Jlc3BvbnNlQmsKDWRldi5mYWJyaWMudjFCDUlkZW50aXR5UHJvdG9QAVokZmFicmljLmRldi9nZW4vZ28vZmFicmljL3YxO2ZhYnJpY3YxqgIJRmFicmljLlYxygIJRmFicmljXFYx6gIKRmFicmljOjpWMWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * A user or a service account.
@@ -200,6 +200,47 @@ export const LoginResponseSchema: GenMessage<LoginResponse> = /*@__PURE__*/
   messageDesc(file_fabric_v1_identity, 5);
 
 /**
+ * @generated from message fabric.v1.ExchangeSignInTokenRequest
+ */
+export type ExchangeSignInTokenRequest = Message<"fabric.v1.ExchangeSignInTokenRequest"> & {
+  /**
+   * Required. `fabs_…`, single use.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+};
+
+/**
+ * Describes the message fabric.v1.ExchangeSignInTokenRequest.
+ * Use `create(ExchangeSignInTokenRequestSchema)` to create a new message.
+ */
+export const ExchangeSignInTokenRequestSchema: GenMessage<ExchangeSignInTokenRequest> = /*@__PURE__*/
+  messageDesc(file_fabric_v1_identity, 6);
+
+/**
+ * @generated from message fabric.v1.ExchangeSignInTokenResponse
+ */
+export type ExchangeSignInTokenResponse = Message<"fabric.v1.ExchangeSignInTokenResponse"> & {
+  /**
+   * @generated from field: fabric.v1.Principal principal = 1;
+   */
+  principal?: Principal | undefined;
+
+  /**
+   * @generated from field: fabric.v1.Tokens tokens = 2;
+   */
+  tokens?: Tokens | undefined;
+};
+
+/**
+ * Describes the message fabric.v1.ExchangeSignInTokenResponse.
+ * Use `create(ExchangeSignInTokenResponseSchema)` to create a new message.
+ */
+export const ExchangeSignInTokenResponseSchema: GenMessage<ExchangeSignInTokenResponse> = /*@__PURE__*/
+  messageDesc(file_fabric_v1_identity, 7);
+
+/**
  * @generated from message fabric.v1.RefreshTokenRequest
  */
 export type RefreshTokenRequest = Message<"fabric.v1.RefreshTokenRequest"> & {
@@ -216,7 +257,7 @@ export type RefreshTokenRequest = Message<"fabric.v1.RefreshTokenRequest"> & {
  * Use `create(RefreshTokenRequestSchema)` to create a new message.
  */
 export const RefreshTokenRequestSchema: GenMessage<RefreshTokenRequest> = /*@__PURE__*/
-  messageDesc(file_fabric_v1_identity, 6);
+  messageDesc(file_fabric_v1_identity, 8);
 
 /**
  * @generated from message fabric.v1.RefreshTokenResponse
@@ -233,7 +274,7 @@ export type RefreshTokenResponse = Message<"fabric.v1.RefreshTokenResponse"> & {
  * Use `create(RefreshTokenResponseSchema)` to create a new message.
  */
 export const RefreshTokenResponseSchema: GenMessage<RefreshTokenResponse> = /*@__PURE__*/
-  messageDesc(file_fabric_v1_identity, 7);
+  messageDesc(file_fabric_v1_identity, 9);
 
 /**
  * @generated from message fabric.v1.LogoutRequest
@@ -252,7 +293,7 @@ export type LogoutRequest = Message<"fabric.v1.LogoutRequest"> & {
  * Use `create(LogoutRequestSchema)` to create a new message.
  */
 export const LogoutRequestSchema: GenMessage<LogoutRequest> = /*@__PURE__*/
-  messageDesc(file_fabric_v1_identity, 8);
+  messageDesc(file_fabric_v1_identity, 10);
 
 /**
  * @generated from message fabric.v1.LogoutResponse
@@ -265,7 +306,7 @@ export type LogoutResponse = Message<"fabric.v1.LogoutResponse"> & {
  * Use `create(LogoutResponseSchema)` to create a new message.
  */
 export const LogoutResponseSchema: GenMessage<LogoutResponse> = /*@__PURE__*/
-  messageDesc(file_fabric_v1_identity, 9);
+  messageDesc(file_fabric_v1_identity, 11);
 
 /**
  * @generated from message fabric.v1.GetMeRequest
@@ -278,7 +319,7 @@ export type GetMeRequest = Message<"fabric.v1.GetMeRequest"> & {
  * Use `create(GetMeRequestSchema)` to create a new message.
  */
 export const GetMeRequestSchema: GenMessage<GetMeRequest> = /*@__PURE__*/
-  messageDesc(file_fabric_v1_identity, 10);
+  messageDesc(file_fabric_v1_identity, 12);
 
 /**
  * @generated from message fabric.v1.GetMeResponse
@@ -309,7 +350,7 @@ export type GetMeResponse = Message<"fabric.v1.GetMeResponse"> & {
  * Use `create(GetMeResponseSchema)` to create a new message.
  */
 export const GetMeResponseSchema: GenMessage<GetMeResponse> = /*@__PURE__*/
-  messageDesc(file_fabric_v1_identity, 11);
+  messageDesc(file_fabric_v1_identity, 13);
 
 /**
  * The caller's place in one organization.
@@ -350,7 +391,7 @@ export type MyOrganization = Message<"fabric.v1.MyOrganization"> & {
  * Use `create(MyOrganizationSchema)` to create a new message.
  */
 export const MyOrganizationSchema: GenMessage<MyOrganization> = /*@__PURE__*/
-  messageDesc(file_fabric_v1_identity, 12);
+  messageDesc(file_fabric_v1_identity, 14);
 
 /**
  * @generated from message fabric.v1.ListMyOrganizationsRequest
@@ -363,7 +404,7 @@ export type ListMyOrganizationsRequest = Message<"fabric.v1.ListMyOrganizationsR
  * Use `create(ListMyOrganizationsRequestSchema)` to create a new message.
  */
 export const ListMyOrganizationsRequestSchema: GenMessage<ListMyOrganizationsRequest> = /*@__PURE__*/
-  messageDesc(file_fabric_v1_identity, 13);
+  messageDesc(file_fabric_v1_identity, 15);
 
 /**
  * @generated from message fabric.v1.ListMyOrganizationsResponse
@@ -380,7 +421,7 @@ export type ListMyOrganizationsResponse = Message<"fabric.v1.ListMyOrganizations
  * Use `create(ListMyOrganizationsResponseSchema)` to create a new message.
  */
 export const ListMyOrganizationsResponseSchema: GenMessage<ListMyOrganizationsResponse> = /*@__PURE__*/
-  messageDesc(file_fabric_v1_identity, 14);
+  messageDesc(file_fabric_v1_identity, 16);
 
 /**
  * @generated from message fabric.v1.MyTeam
@@ -419,7 +460,7 @@ export type MyTeam = Message<"fabric.v1.MyTeam"> & {
  * Use `create(MyTeamSchema)` to create a new message.
  */
 export const MyTeamSchema: GenMessage<MyTeam> = /*@__PURE__*/
-  messageDesc(file_fabric_v1_identity, 15);
+  messageDesc(file_fabric_v1_identity, 17);
 
 /**
  * @generated from message fabric.v1.ListMyTeamsRequest
@@ -438,7 +479,7 @@ export type ListMyTeamsRequest = Message<"fabric.v1.ListMyTeamsRequest"> & {
  * Use `create(ListMyTeamsRequestSchema)` to create a new message.
  */
 export const ListMyTeamsRequestSchema: GenMessage<ListMyTeamsRequest> = /*@__PURE__*/
-  messageDesc(file_fabric_v1_identity, 16);
+  messageDesc(file_fabric_v1_identity, 18);
 
 /**
  * @generated from message fabric.v1.ListMyTeamsResponse
@@ -455,7 +496,7 @@ export type ListMyTeamsResponse = Message<"fabric.v1.ListMyTeamsResponse"> & {
  * Use `create(ListMyTeamsResponseSchema)` to create a new message.
  */
 export const ListMyTeamsResponseSchema: GenMessage<ListMyTeamsResponse> = /*@__PURE__*/
-  messageDesc(file_fabric_v1_identity, 17);
+  messageDesc(file_fabric_v1_identity, 19);
 
 /**
  * @generated from message fabric.v1.GetMyPermissionsRequest
@@ -474,7 +515,7 @@ export type GetMyPermissionsRequest = Message<"fabric.v1.GetMyPermissionsRequest
  * Use `create(GetMyPermissionsRequestSchema)` to create a new message.
  */
 export const GetMyPermissionsRequestSchema: GenMessage<GetMyPermissionsRequest> = /*@__PURE__*/
-  messageDesc(file_fabric_v1_identity, 18);
+  messageDesc(file_fabric_v1_identity, 20);
 
 /**
  * Actions allowed on one team's resources beyond the organization-wide ones.
@@ -498,7 +539,7 @@ export type TeamPermissions = Message<"fabric.v1.TeamPermissions"> & {
  * Use `create(TeamPermissionsSchema)` to create a new message.
  */
 export const TeamPermissionsSchema: GenMessage<TeamPermissions> = /*@__PURE__*/
-  messageDesc(file_fabric_v1_identity, 19);
+  messageDesc(file_fabric_v1_identity, 21);
 
 /**
  * @generated from message fabric.v1.GetMyPermissionsResponse
@@ -548,7 +589,7 @@ export type GetMyPermissionsResponse = Message<"fabric.v1.GetMyPermissionsRespon
  * Use `create(GetMyPermissionsResponseSchema)` to create a new message.
  */
 export const GetMyPermissionsResponseSchema: GenMessage<GetMyPermissionsResponse> = /*@__PURE__*/
-  messageDesc(file_fabric_v1_identity, 20);
+  messageDesc(file_fabric_v1_identity, 22);
 
 /**
  * IdentityService: users sign up and log in with email and password and get a
@@ -602,6 +643,18 @@ export const IdentityService: GenService<{
     methodKind: "unary";
     input: typeof LogoutRequestSchema;
     output: typeof LogoutResponseSchema;
+  },
+  /**
+   * Exchanges a one-time sign-in token (as printed by `fabric dev` in its sign-in link)
+   * for tokens, starting a new session like Login. A token works once and only for a
+   * few minutes. Anonymous.
+   *
+   * @generated from rpc fabric.v1.IdentityService.ExchangeSignInToken
+   */
+  exchangeSignInToken: {
+    methodKind: "unary";
+    input: typeof ExchangeSignInTokenRequestSchema;
+    output: typeof ExchangeSignInTokenResponseSchema;
   },
   /**
    * The calling principal.

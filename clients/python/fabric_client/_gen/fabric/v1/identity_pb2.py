@@ -14,7 +14,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66\x61\x62ric/v1/identity.proto\x12\tfabric.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x01\n\tPrincipal\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04kind\x18\x02 \x01(\tR\x04kind\x12\x19\n\x05\x65mail\x18\x03 \x01(\tH\x00R\x05\x65mail\x88\x01\x01\x12!\n\x0c\x64isplay_name\x18\x04 \x01(\tR\x0b\x64isplayName\x12;\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTimeB\x08\n\x06_email\"\x8e\x01\n\x06Tokens\x12!\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\tR\x0b\x61\x63\x63\x65ssToken\x12\x1d\n\nexpires_in\x18\x02 \x01(\x05R\texpiresIn\x12#\n\rrefresh_token\x18\x03 \x01(\tR\x0crefreshToken\x12\x1d\n\ntoken_type\x18\x04 \x01(\tR\ttokenType\"d\n\rSignUpRequest\x12\x14\n\x05\x65mail\x18\x01 \x01(\tR\x05\x65mail\x12\x1a\n\x08password\x18\x02 \x01(\tR\x08password\x12!\n\x0c\x64isplay_name\x18\x03 \x01(\tR\x0b\x64isplayName\"o\n\x0eSignUpResponse\x12\x32\n\tprincipal\x18\x01 \x01(\x0b\x32\x14.fabric.v1.PrincipalR\tprincipal\x12)\n\x06tokens\x18\x02 \x01(\x0b\x32\x11.fabric.v1.TokensR\x06tokens\"@\n\x0cLoginRequest\x12\x14\n\x05\x65mail\x18\x01 \x01(\tR\x05\x65mail\x12\x1a\n\x08password\x18\x02 \x01(\tR\x08password\"n\n\rLoginResponse\x12\x32\n\tprincipal\x18\x01 \x01(\x0b\x32\x14.fabric.v1.PrincipalR\tprincipal\x12)\n\x06tokens\x18\x02 \x01(\x0b\x32\x11.fabric.v1.TokensR\x06tokens\":\n\x13RefreshTokenRequest\x12#\n\rrefresh_token\x18\x01 \x01(\tR\x0crefreshToken\"A\n\x14RefreshTokenResponse\x12)\n\x06tokens\x18\x01 \x01(\x0b\x32\x11.fabric.v1.TokensR\x06tokens\"4\n\rLogoutRequest\x12#\n\rrefresh_token\x18\x01 \x01(\tR\x0crefreshToken\"\x10\n\x0eLogoutResponse\"\x0e\n\x0cGetMeRequest\"\xb7\x01\n\rGetMeResponse\x12\x32\n\tprincipal\x18\x01 \x01(\x0b\x32\x14.fabric.v1.PrincipalR\tprincipal\x12,\n\x0forganization_id\x18\x02 \x01(\tH\x00R\x0eorganizationId\x88\x01\x01\x12!\n\napi_key_id\x18\x03 \x01(\tH\x01R\x08\x61piKeyId\x88\x01\x01\x42\x12\n\x10_organization_idB\r\n\x0b_api_key_id\"\x86\x01\n\x0eMyOrganization\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04slug\x18\x02 \x01(\tR\x04slug\x12\x12\n\x04name\x18\x03 \x01(\tR\x04name\x12\x17\n\x04role\x18\x04 \x01(\tH\x00R\x04role\x88\x01\x01\x12\x1a\n\x08\x61rchived\x18\x05 \x01(\x08R\x08\x61rchivedB\x07\n\x05_role\"\x1c\n\x1aListMyOrganizationsRequest\"^\n\x1bListMyOrganizationsResponse\x12?\n\rorganizations\x18\x01 \x03(\x0b\x32\x19.fabric.v1.MyOrganizationR\rorganizations\"}\n\x06MyTeam\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\'\n\x0forganization_id\x18\x02 \x01(\tR\x0eorganizationId\x12\x12\n\x04slug\x18\x03 \x01(\tR\x04slug\x12\x12\n\x04name\x18\x04 \x01(\tR\x04name\x12\x12\n\x04role\x18\x05 \x01(\tR\x04role\"=\n\x12ListMyTeamsRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\">\n\x13ListMyTeamsResponse\x12\'\n\x05teams\x18\x01 \x03(\x0b\x32\x11.fabric.v1.MyTeamR\x05teams\"B\n\x17GetMyPermissionsRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\"D\n\x0fTeamPermissions\x12\x17\n\x07team_id\x18\x01 \x01(\tR\x06teamId\x12\x18\n\x07\x61\x63tions\x18\x02 \x03(\tR\x07\x61\x63tions\"\xea\x01\n\x18GetMyPermissionsResponse\x12\'\n\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12\x17\n\x04role\x18\x02 \x01(\tH\x00R\x04role\x88\x01\x01\x12\x18\n\x07\x61\x63tions\x18\x03 \x03(\tR\x07\x61\x63tions\x12\x30\n\x05teams\x18\x04 \x03(\x0b\x32\x1a.fabric.v1.TeamPermissionsR\x05teams\x12\x16\n\x06scopes\x18\x05 \x03(\tR\x06scopes\x12\x1f\n\x0bown_actions\x18\x06 \x03(\tR\nownActionsB\x07\n\x05_role2\xe9\x04\n\x0fIdentityService\x12=\n\x06SignUp\x12\x18.fabric.v1.SignUpRequest\x1a\x19.fabric.v1.SignUpResponse\x12:\n\x05Login\x12\x17.fabric.v1.LoginRequest\x1a\x18.fabric.v1.LoginResponse\x12O\n\x0cRefreshToken\x12\x1e.fabric.v1.RefreshTokenRequest\x1a\x1f.fabric.v1.RefreshTokenResponse\x12=\n\x06Logout\x12\x18.fabric.v1.LogoutRequest\x1a\x19.fabric.v1.LogoutResponse\x12:\n\x05GetMe\x12\x17.fabric.v1.GetMeRequest\x1a\x18.fabric.v1.GetMeResponse\x12\x64\n\x13ListMyOrganizations\x12%.fabric.v1.ListMyOrganizationsRequest\x1a&.fabric.v1.ListMyOrganizationsResponse\x12L\n\x0bListMyTeams\x12\x1d.fabric.v1.ListMyTeamsRequest\x1a\x1e.fabric.v1.ListMyTeamsResponse\x12[\n\x10GetMyPermissions\x12\".fabric.v1.GetMyPermissionsRequest\x1a#.fabric.v1.GetMyPermissionsResponseBk\n\rdev.fabric.v1B\rIdentityProtoP\x01Z$fabric.dev/gen/go/fabric/v1;fabricv1\xaa\x02\tFabric.V1\xca\x02\tFabric\\V1\xea\x02\nFabric::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66\x61\x62ric/v1/identity.proto\x12\tfabric.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb4\x01\n\tPrincipal\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04kind\x18\x02 \x01(\tR\x04kind\x12\x19\n\x05\x65mail\x18\x03 \x01(\tH\x00R\x05\x65mail\x88\x01\x01\x12!\n\x0c\x64isplay_name\x18\x04 \x01(\tR\x0b\x64isplayName\x12;\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTimeB\x08\n\x06_email\"\x8e\x01\n\x06Tokens\x12!\n\x0c\x61\x63\x63\x65ss_token\x18\x01 \x01(\tR\x0b\x61\x63\x63\x65ssToken\x12\x1d\n\nexpires_in\x18\x02 \x01(\x05R\texpiresIn\x12#\n\rrefresh_token\x18\x03 \x01(\tR\x0crefreshToken\x12\x1d\n\ntoken_type\x18\x04 \x01(\tR\ttokenType\"d\n\rSignUpRequest\x12\x14\n\x05\x65mail\x18\x01 \x01(\tR\x05\x65mail\x12\x1a\n\x08password\x18\x02 \x01(\tR\x08password\x12!\n\x0c\x64isplay_name\x18\x03 \x01(\tR\x0b\x64isplayName\"o\n\x0eSignUpResponse\x12\x32\n\tprincipal\x18\x01 \x01(\x0b\x32\x14.fabric.v1.PrincipalR\tprincipal\x12)\n\x06tokens\x18\x02 \x01(\x0b\x32\x11.fabric.v1.TokensR\x06tokens\"@\n\x0cLoginRequest\x12\x14\n\x05\x65mail\x18\x01 \x01(\tR\x05\x65mail\x12\x1a\n\x08password\x18\x02 \x01(\tR\x08password\"n\n\rLoginResponse\x12\x32\n\tprincipal\x18\x01 \x01(\x0b\x32\x14.fabric.v1.PrincipalR\tprincipal\x12)\n\x06tokens\x18\x02 \x01(\x0b\x32\x11.fabric.v1.TokensR\x06tokens\"2\n\x1a\x45xchangeSignInTokenRequest\x12\x14\n\x05token\x18\x01 \x01(\tR\x05token\"|\n\x1b\x45xchangeSignInTokenResponse\x12\x32\n\tprincipal\x18\x01 \x01(\x0b\x32\x14.fabric.v1.PrincipalR\tprincipal\x12)\n\x06tokens\x18\x02 \x01(\x0b\x32\x11.fabric.v1.TokensR\x06tokens\":\n\x13RefreshTokenRequest\x12#\n\rrefresh_token\x18\x01 \x01(\tR\x0crefreshToken\"A\n\x14RefreshTokenResponse\x12)\n\x06tokens\x18\x01 \x01(\x0b\x32\x11.fabric.v1.TokensR\x06tokens\"4\n\rLogoutRequest\x12#\n\rrefresh_token\x18\x01 \x01(\tR\x0crefreshToken\"\x10\n\x0eLogoutResponse\"\x0e\n\x0cGetMeRequest\"\xb7\x01\n\rGetMeResponse\x12\x32\n\tprincipal\x18\x01 \x01(\x0b\x32\x14.fabric.v1.PrincipalR\tprincipal\x12,\n\x0forganization_id\x18\x02 \x01(\tH\x00R\x0eorganizationId\x88\x01\x01\x12!\n\napi_key_id\x18\x03 \x01(\tH\x01R\x08\x61piKeyId\x88\x01\x01\x42\x12\n\x10_organization_idB\r\n\x0b_api_key_id\"\x86\x01\n\x0eMyOrganization\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04slug\x18\x02 \x01(\tR\x04slug\x12\x12\n\x04name\x18\x03 \x01(\tR\x04name\x12\x17\n\x04role\x18\x04 \x01(\tH\x00R\x04role\x88\x01\x01\x12\x1a\n\x08\x61rchived\x18\x05 \x01(\x08R\x08\x61rchivedB\x07\n\x05_role\"\x1c\n\x1aListMyOrganizationsRequest\"^\n\x1bListMyOrganizationsResponse\x12?\n\rorganizations\x18\x01 \x03(\x0b\x32\x19.fabric.v1.MyOrganizationR\rorganizations\"}\n\x06MyTeam\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\'\n\x0forganization_id\x18\x02 \x01(\tR\x0eorganizationId\x12\x12\n\x04slug\x18\x03 \x01(\tR\x04slug\x12\x12\n\x04name\x18\x04 \x01(\tR\x04name\x12\x12\n\x04role\x18\x05 \x01(\tR\x04role\"=\n\x12ListMyTeamsRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\">\n\x13ListMyTeamsResponse\x12\'\n\x05teams\x18\x01 \x03(\x0b\x32\x11.fabric.v1.MyTeamR\x05teams\"B\n\x17GetMyPermissionsRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\"D\n\x0fTeamPermissions\x12\x17\n\x07team_id\x18\x01 \x01(\tR\x06teamId\x12\x18\n\x07\x61\x63tions\x18\x02 \x03(\tR\x07\x61\x63tions\"\xea\x01\n\x18GetMyPermissionsResponse\x12\'\n\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12\x17\n\x04role\x18\x02 \x01(\tH\x00R\x04role\x88\x01\x01\x12\x18\n\x07\x61\x63tions\x18\x03 \x03(\tR\x07\x61\x63tions\x12\x30\n\x05teams\x18\x04 \x03(\x0b\x32\x1a.fabric.v1.TeamPermissionsR\x05teams\x12\x16\n\x06scopes\x18\x05 \x03(\tR\x06scopes\x12\x1f\n\x0bown_actions\x18\x06 \x03(\tR\nownActionsB\x07\n\x05_role2\xcf\x05\n\x0fIdentityService\x12=\n\x06SignUp\x12\x18.fabric.v1.SignUpRequest\x1a\x19.fabric.v1.SignUpResponse\x12:\n\x05Login\x12\x17.fabric.v1.LoginRequest\x1a\x18.fabric.v1.LoginResponse\x12O\n\x0cRefreshToken\x12\x1e.fabric.v1.RefreshTokenRequest\x1a\x1f.fabric.v1.RefreshTokenResponse\x12=\n\x06Logout\x12\x18.fabric.v1.LogoutRequest\x1a\x19.fabric.v1.LogoutResponse\x12\x64\n\x13\x45xchangeSignInToken\x12%.fabric.v1.ExchangeSignInTokenRequest\x1a&.fabric.v1.ExchangeSignInTokenResponse\x12:\n\x05GetMe\x12\x17.fabric.v1.GetMeRequest\x1a\x18.fabric.v1.GetMeResponse\x12\x64\n\x13ListMyOrganizations\x12%.fabric.v1.ListMyOrganizationsRequest\x1a&.fabric.v1.ListMyOrganizationsResponse\x12L\n\x0bListMyTeams\x12\x1d.fabric.v1.ListMyTeamsRequest\x1a\x1e.fabric.v1.ListMyTeamsResponse\x12[\n\x10GetMyPermissions\x12\".fabric.v1.GetMyPermissionsRequest\x1a#.fabric.v1.GetMyPermissionsResponseBk\n\rdev.fabric.v1B\rIdentityProtoP\x01Z$fabric.dev/gen/go/fabric/v1;fabricv1\xaa\x02\tFabric.V1\xca\x02\tFabric\\V1\xea\x02\nFabric::V1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fabric.v1.identity_pb2', globals())
@@ -34,36 +34,40 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _LOGINREQUEST._serialized_end=679
   _LOGINRESPONSE._serialized_start=681
   _LOGINRESPONSE._serialized_end=791
-  _REFRESHTOKENREQUEST._serialized_start=793
-  _REFRESHTOKENREQUEST._serialized_end=851
-  _REFRESHTOKENRESPONSE._serialized_start=853
-  _REFRESHTOKENRESPONSE._serialized_end=918
-  _LOGOUTREQUEST._serialized_start=920
-  _LOGOUTREQUEST._serialized_end=972
-  _LOGOUTRESPONSE._serialized_start=974
-  _LOGOUTRESPONSE._serialized_end=990
-  _GETMEREQUEST._serialized_start=992
-  _GETMEREQUEST._serialized_end=1006
-  _GETMERESPONSE._serialized_start=1009
-  _GETMERESPONSE._serialized_end=1192
-  _MYORGANIZATION._serialized_start=1195
-  _MYORGANIZATION._serialized_end=1329
-  _LISTMYORGANIZATIONSREQUEST._serialized_start=1331
-  _LISTMYORGANIZATIONSREQUEST._serialized_end=1359
-  _LISTMYORGANIZATIONSRESPONSE._serialized_start=1361
-  _LISTMYORGANIZATIONSRESPONSE._serialized_end=1455
-  _MYTEAM._serialized_start=1457
-  _MYTEAM._serialized_end=1582
-  _LISTMYTEAMSREQUEST._serialized_start=1584
-  _LISTMYTEAMSREQUEST._serialized_end=1645
-  _LISTMYTEAMSRESPONSE._serialized_start=1647
-  _LISTMYTEAMSRESPONSE._serialized_end=1709
-  _GETMYPERMISSIONSREQUEST._serialized_start=1711
-  _GETMYPERMISSIONSREQUEST._serialized_end=1777
-  _TEAMPERMISSIONS._serialized_start=1779
-  _TEAMPERMISSIONS._serialized_end=1847
-  _GETMYPERMISSIONSRESPONSE._serialized_start=1850
-  _GETMYPERMISSIONSRESPONSE._serialized_end=2084
-  _IDENTITYSERVICE._serialized_start=2087
-  _IDENTITYSERVICE._serialized_end=2704
+  _EXCHANGESIGNINTOKENREQUEST._serialized_start=793
+  _EXCHANGESIGNINTOKENREQUEST._serialized_end=843
+  _EXCHANGESIGNINTOKENRESPONSE._serialized_start=845
+  _EXCHANGESIGNINTOKENRESPONSE._serialized_end=969
+  _REFRESHTOKENREQUEST._serialized_start=971
+  _REFRESHTOKENREQUEST._serialized_end=1029
+  _REFRESHTOKENRESPONSE._serialized_start=1031
+  _REFRESHTOKENRESPONSE._serialized_end=1096
+  _LOGOUTREQUEST._serialized_start=1098
+  _LOGOUTREQUEST._serialized_end=1150
+  _LOGOUTRESPONSE._serialized_start=1152
+  _LOGOUTRESPONSE._serialized_end=1168
+  _GETMEREQUEST._serialized_start=1170
+  _GETMEREQUEST._serialized_end=1184
+  _GETMERESPONSE._serialized_start=1187
+  _GETMERESPONSE._serialized_end=1370
+  _MYORGANIZATION._serialized_start=1373
+  _MYORGANIZATION._serialized_end=1507
+  _LISTMYORGANIZATIONSREQUEST._serialized_start=1509
+  _LISTMYORGANIZATIONSREQUEST._serialized_end=1537
+  _LISTMYORGANIZATIONSRESPONSE._serialized_start=1539
+  _LISTMYORGANIZATIONSRESPONSE._serialized_end=1633
+  _MYTEAM._serialized_start=1635
+  _MYTEAM._serialized_end=1760
+  _LISTMYTEAMSREQUEST._serialized_start=1762
+  _LISTMYTEAMSREQUEST._serialized_end=1823
+  _LISTMYTEAMSRESPONSE._serialized_start=1825
+  _LISTMYTEAMSRESPONSE._serialized_end=1887
+  _GETMYPERMISSIONSREQUEST._serialized_start=1889
+  _GETMYPERMISSIONSREQUEST._serialized_end=1955
+  _TEAMPERMISSIONS._serialized_start=1957
+  _TEAMPERMISSIONS._serialized_end=2025
+  _GETMYPERMISSIONSRESPONSE._serialized_start=2028
+  _GETMYPERMISSIONSRESPONSE._serialized_end=2262
+  _IDENTITYSERVICE._serialized_start=2265
+  _IDENTITYSERVICE._serialized_end=2984
 # @@protoc_insertion_point(module_scope)

@@ -6,6 +6,20 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ExchangeSignInTokenRequest(_message.Message):
+    __slots__ = ["token"]
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    def __init__(self, token: _Optional[str] = ...) -> None: ...
+
+class ExchangeSignInTokenResponse(_message.Message):
+    __slots__ = ["principal", "tokens"]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    principal: Principal
+    tokens: Tokens
+    def __init__(self, principal: _Optional[_Union[Principal, _Mapping]] = ..., tokens: _Optional[_Union[Tokens, _Mapping]] = ...) -> None: ...
+
 class GetMeRequest(_message.Message):
     __slots__ = []
     def __init__(self) -> None: ...

@@ -37,6 +37,11 @@ class IdentityServiceStub(object):
                 request_serializer=fabric_dot_v1_dot_identity__pb2.LogoutRequest.SerializeToString,
                 response_deserializer=fabric_dot_v1_dot_identity__pb2.LogoutResponse.FromString,
                 )
+        self.ExchangeSignInToken = channel.unary_unary(
+                '/fabric.v1.IdentityService/ExchangeSignInToken',
+                request_serializer=fabric_dot_v1_dot_identity__pb2.ExchangeSignInTokenRequest.SerializeToString,
+                response_deserializer=fabric_dot_v1_dot_identity__pb2.ExchangeSignInTokenResponse.FromString,
+                )
         self.GetMe = channel.unary_unary(
                 '/fabric.v1.IdentityService/GetMe',
                 request_serializer=fabric_dot_v1_dot_identity__pb2.GetMeRequest.SerializeToString,
@@ -98,6 +103,15 @@ class IdentityServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExchangeSignInToken(self, request, context):
+        """Exchanges a one-time sign-in token (as printed by `fabric dev` in its sign-in link)
+        for tokens, starting a new session like Login. A token works once and only for a
+        few minutes. Anonymous.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetMe(self, request, context):
         """The calling principal.
         """
@@ -148,6 +162,11 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     servicer.Logout,
                     request_deserializer=fabric_dot_v1_dot_identity__pb2.LogoutRequest.FromString,
                     response_serializer=fabric_dot_v1_dot_identity__pb2.LogoutResponse.SerializeToString,
+            ),
+            'ExchangeSignInToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExchangeSignInToken,
+                    request_deserializer=fabric_dot_v1_dot_identity__pb2.ExchangeSignInTokenRequest.FromString,
+                    response_serializer=fabric_dot_v1_dot_identity__pb2.ExchangeSignInTokenResponse.SerializeToString,
             ),
             'GetMe': grpc.unary_unary_rpc_method_handler(
                     servicer.GetMe,
@@ -247,6 +266,23 @@ class IdentityService(object):
         return grpc.experimental.unary_unary(request, target, '/fabric.v1.IdentityService/Logout',
             fabric_dot_v1_dot_identity__pb2.LogoutRequest.SerializeToString,
             fabric_dot_v1_dot_identity__pb2.LogoutResponse.FromString,
+            options, channel_credentials,
+            insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
+
+    @staticmethod
+    def ExchangeSignInToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(request, target, '/fabric.v1.IdentityService/ExchangeSignInToken',
+            fabric_dot_v1_dot_identity__pb2.ExchangeSignInTokenRequest.SerializeToString,
+            fabric_dot_v1_dot_identity__pb2.ExchangeSignInTokenResponse.FromString,
             options, channel_credentials,
             insecure, call_credentials, compression, wait_for_ready, timeout, metadata)
 

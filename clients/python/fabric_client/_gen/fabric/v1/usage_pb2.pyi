@@ -216,7 +216,7 @@ class SetPolicyResponse(_message.Message):
     def __init__(self, policy: _Optional[_Union[Policy, _Mapping]] = ...) -> None: ...
 
 class UsageGroup(_message.Message):
-    __slots__ = ["api_key_id", "calls", "cost_usd", "day", "failed_calls", "model", "operation", "principal_id", "provider", "reserved_usd", "run_id", "team_id", "usage"]
+    __slots__ = ["api_key_id", "calls", "cost_usd", "day", "failed_calls", "model", "operation", "principal_id", "provider", "reserved_usd", "run_id", "team_id", "usage", "workflow_name"]
     API_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     CALLS_FIELD_NUMBER: _ClassVar[int]
     COST_USD_FIELD_NUMBER: _ClassVar[int]
@@ -230,6 +230,7 @@ class UsageGroup(_message.Message):
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     TEAM_ID_FIELD_NUMBER: _ClassVar[int]
     USAGE_FIELD_NUMBER: _ClassVar[int]
+    WORKFLOW_NAME_FIELD_NUMBER: _ClassVar[int]
     api_key_id: str
     calls: int
     cost_usd: str
@@ -243,7 +244,8 @@ class UsageGroup(_message.Message):
     run_id: str
     team_id: str
     usage: _providers_pb2.TokenUsage
-    def __init__(self, team_id: _Optional[str] = ..., principal_id: _Optional[str] = ..., api_key_id: _Optional[str] = ..., run_id: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., operation: _Optional[str] = ..., day: _Optional[str] = ..., calls: _Optional[int] = ..., failed_calls: _Optional[int] = ..., usage: _Optional[_Union[_providers_pb2.TokenUsage, _Mapping]] = ..., cost_usd: _Optional[str] = ..., reserved_usd: _Optional[str] = ...) -> None: ...
+    workflow_name: str
+    def __init__(self, team_id: _Optional[str] = ..., principal_id: _Optional[str] = ..., api_key_id: _Optional[str] = ..., run_id: _Optional[str] = ..., provider: _Optional[str] = ..., model: _Optional[str] = ..., operation: _Optional[str] = ..., day: _Optional[str] = ..., calls: _Optional[int] = ..., failed_calls: _Optional[int] = ..., usage: _Optional[_Union[_providers_pb2.TokenUsage, _Mapping]] = ..., cost_usd: _Optional[str] = ..., reserved_usd: _Optional[str] = ..., workflow_name: _Optional[str] = ...) -> None: ...
 
 class UsageRecord(_message.Message):
     __slots__ = ["actual_usd", "api_key_id", "create_time", "error_code", "estimated_usd", "id", "latency_ms", "model", "node_key", "operation", "organization_id", "price_table", "principal_id", "provider", "run_id", "settle_time", "status", "team_id", "usage"]

@@ -34,7 +34,7 @@ class UsageServiceServicer(object):
     """
 
     def QueryUsage(self, request, context):
-        """Totals grouped by any of team, principal, api_key, run, provider, model, operation and day.
+        """Totals grouped by any of team, principal, api_key, run, workflow, provider, model, operation and day.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
