@@ -21,6 +21,7 @@ import { ValidationIssueSchema } from "../gen/proto/fabric/v1/workflow_pb.js";
 import { eventually, smokeWorkflow, startTestFabric, type TestFabric } from "./helpers/fabric.js";
 import { webhookDeliveries } from "../src/db/schema.js";
 import { insertKey, insertMembership, insertUser, setup } from "./parity/fixtures.js";
+import { issueSignInToken } from "../src/services/sign-in-tokens.js";
 
 type Side = "rest" | "grpc";
 const sides: Side[] = ["rest", "grpc"];
@@ -449,6 +450,15 @@ const table: Record<string, Parity> = {
     errors: [
       { name: "an unknown refresh token", kind: "unauthenticated", code: "unauthenticated", key: "none", call: () => ({ rest: { path: "/v1/auth/refresh", body: { refresh_token: `fabr_${"A".repeat(43)}` } }, grpc: { refresh_token: `fabr_${"A".repeat(43)}` } }) },
       { name: "no refresh token", kind: "invalid_argument", code: "invalid_argument", key: "none", call: () => ({ rest: { path: "/v1/auth/refresh", body: {} }, grpc: {} }) },
+    ],
+  },
+
+  "fabric.v1.IdentityService/ExchangeSignInToken": {
+    shape: { data: "*" },
+    ok: [{ name: "a one-time sign-in token", key: () => null, call: (s) => ({ rest: { path: "/v1/auth/sign-in-token", body: { token: acc(s).signInToken } }, grpc: { token: acc(s).signInToken } }) }],
+    errors: [
+      { name: "an unknown token", kind: "unauthenticated", code: "unauthenticated", key: "none", call: () => ({ rest: { path: "/v1/auth/sign-in-token", body: { token: `fabs_${"A".repeat(43)}` } }, grpc: { token: `fabs_${"A".repeat(43)}` } }) },
+      { name: "no token", kind: "invalid_argument", code: "invalid_argument", key: "none", call: () => ({ rest: { path: "/v1/auth/sign-in-token", body: {} }, grpc: {} }) },
     ],
   },
 
@@ -1113,6 +1123,7 @@ beforeAll(async () => {
     // Logout ends the session of the token it is given: a session of its own, so a.token (the sign-up's) goes on working.
     a.logoutRefresh = (await setup(fabric, "POST", "/v1/auth/login", { email, password }, 200, null)).tokens.refresh_token;
     a.refresh = (await setup(fabric, "POST", "/v1/auth/login", { email, password }, 200, null)).tokens.refresh_token;
+    a.signInToken = (await issueSignInToken(fabric.database.db, a.user)).token;
     a.org = (await setup(fabric, "POST", "/v1/organizations", { slug: `p-org-${lc(s)}`, name: `Org ${tag(s)}` }, 201, a.token)).id;
     a.archOrg = (await setup(fabric, "POST", "/v1/organizations", { slug: `p-arch-${lc(s)}`, name: `Arch ${tag(s)}` }, 201, a.token)).id;
     a.updTeam = (await setup(fabric, "POST", orgPath("/teams"), { slug: `p-upd-${lc(s)}`, name: `Upd ${tag(s)}` }, 201)).id;

@@ -28,7 +28,7 @@ describe("the operation table", () => {
 
   it("keeps anonymous access to the few operations meant for it", () => {
     const anonymous = Object.entries(operationRules).filter(([, r]) => "anonymous" in r && r.anonymous).map(([rpc]) => rpc);
-    expect(anonymous.sort()).toEqual(["fabric.v1.IdentityService/Login", "fabric.v1.IdentityService/RefreshToken", "fabric.v1.IdentityService/SignUp"]);
+    expect(anonymous.sort()).toEqual(["fabric.v1.IdentityService/ExchangeSignInToken", "fabric.v1.IdentityService/Login", "fabric.v1.IdentityService/RefreshToken", "fabric.v1.IdentityService/SignUp"]);
     const restAnonymous = restOperations.filter((op) => !op.rpc).map((op) => op.operationId);
     expect(restAnonymous.sort()).toEqual(["getDocs", "getOpenApi", "healthz", "readyz"]);
   });

@@ -86,7 +86,7 @@ export function DagView({ nodes, statuses = {}, selected, onSelect, label }: Dag
                   {clip(p.key, 22)}
                 </text>
                 <text x="10" y="34" class="dag-op">
-                  {clip(n.operation, 16)} · {status}
+                  {clip(n.operation, 13)} · {status}
                 </text>
               </g>
             );
