@@ -1123,7 +1123,7 @@ beforeAll(async () => {
     // Logout ends the session of the token it is given: a session of its own, so a.token (the sign-up's) goes on working.
     a.logoutRefresh = (await setup(fabric, "POST", "/v1/auth/login", { email, password }, 200, null)).tokens.refresh_token;
     a.refresh = (await setup(fabric, "POST", "/v1/auth/login", { email, password }, 200, null)).tokens.refresh_token;
-    a.signInToken = (await issueSignInToken(fabric.database.db, a.user)).token;
+    a.signInToken = (await issueSignInToken(fabric.database.db, a.user!)).token;
     a.org = (await setup(fabric, "POST", "/v1/organizations", { slug: `p-org-${lc(s)}`, name: `Org ${tag(s)}` }, 201, a.token)).id;
     a.archOrg = (await setup(fabric, "POST", "/v1/organizations", { slug: `p-arch-${lc(s)}`, name: `Arch ${tag(s)}` }, 201, a.token)).id;
     a.updTeam = (await setup(fabric, "POST", orgPath("/teams"), { slug: `p-upd-${lc(s)}`, name: `Upd ${tag(s)}` }, 201)).id;

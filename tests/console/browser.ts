@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 /**
  * The browser test harness: a real `fabric dev` process (embedded Postgres in a temp data
  * dir) and Debian's Chromium driven by playwright-core. Chromium is started with the
@@ -6,6 +7,7 @@
  * assert that there were none.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { createServer, connect, type Socket } from "node:net";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
@@ -126,4 +128,54 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   const path = join(screenshotDir, `${name}.png`);
   await page.screenshot({ path, fullPage: true });
   return path;
+}
+
+export interface Proxy {
+  /** The proxy's base URL: the browser talks to Fabric through it. */
+  url: string;
+  /** Cuts every open connection, and refuses new ones until `up()`: the network is gone. */
+  down(): void;
+  up(): void;
+  close(): Promise<void>;
+}
+
+/**
+ * A TCP proxy in front of `fabric dev`, so a test can drop the browser's connections
+ * (its event streams included) the way a network change does, while Fabric runs on.
+ */
+export async function startProxy(target: string): Promise<Proxy> {
+  const { hostname, port } = new URL(target);
+  const open = new Set<Socket>();
+  let refusing = false;
+  const server = createServer((client) => {
+    if (refusing) return client.destroy();
+    const upstream = connect(Number(port), hostname);
+    open.add(client).add(upstream);
+    const cleanup = () => {
+      client.destroy();
+      upstream.destroy();
+      open.delete(client);
+      open.delete(upstream);
+    };
+    client.on("error", cleanup).on("close", cleanup);
+    upstream.on("error", cleanup).on("close", cleanup);
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${address.port}`,
+    down() {
+      refusing = true;
+      for (const s of open) s.destroy();
+    },
+    up() {
+      refusing = false;
+    },
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of open) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
 }

@@ -66,7 +66,7 @@ describe("console assets", () => {
       const res = await get(path);
       expect(res.status, path).toBe(404);
       expect(res.headers.get("content-type"), path).toBe("application/problem+json");
-      expect((await res.json()).code).toBe("route_not_found");
+      expect(((await res.json()) as { code: string }).code).toBe("route_not_found");
     }
     // A known API path with a wrong method is still a 405, not the page.
     expect((await get("/v1/workflow-runs", { method: "DELETE" })).status).toBe(405);

@@ -62,15 +62,19 @@ export function DagView({ nodes, statuses = {}, selected, onSelect, label }: Dag
           {layout.nodes.map((p) => {
             const n = byKey.get(p.key)!;
             const status = statuses[p.key] ?? "blocked";
+            const keyText = clip(p.key, 22);
+            const opText = `${clip(n.operation, 13)} · ${status}`;
             return (
               <g
                 key={p.key}
                 class={`dag-node status-${status} ${selected === p.key ? "selected" : ""}`}
                 transform={`translate(${p.x - nodeWidth / 2},${p.y - nodeHeight / 2})`}
                 role="button"
-                tabIndex={0}
+                // Lower-case on purpose: SVG attributes are case-sensitive, and `tabIndex` would not make the box focusable.
+                tabindex={0}
                 aria-pressed={selected === p.key}
-                aria-label={`${p.key} (${n.operation}): ${status}`}
+                // The name is the visible text (so speech input can say what is seen); the title has the unclipped names.
+                aria-label={`${keyText} ${opText}`}
                 data-node-key={p.key}
                 data-status={status}
                 onClick={() => select(p.key)}
@@ -81,12 +85,13 @@ export function DagView({ nodes, statuses = {}, selected, onSelect, label }: Dag
                   }
                 }}
               >
+                <title>{`${p.key} (${n.operation}): ${status}`}</title>
                 <rect width={nodeWidth} height={nodeHeight} rx="6" />
                 <text x="10" y="18" class="dag-key">
-                  {clip(p.key, 22)}
+                  {keyText}
                 </text>
                 <text x="10" y="34" class="dag-op">
-                  {clip(n.operation, 13)} · {status}
+                  {opText}
                 </text>
               </g>
             );

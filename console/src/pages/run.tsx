@@ -18,7 +18,7 @@ export default function RunPage({ params }: { params: string[] }) {
   const run = useLoad(async () => (await unwrap(api.GET("/v1/workflow-runs/{id}", { params: { path: { id } } }))).data, [id]);
   const workflowId = run.data?.workflow_id;
   const workflow = useLoad(async () => (workflowId ? (await unwrap(api.GET("/v1/workflows/{id}", { params: { path: { id: workflowId } } }))).data : undefined), [workflowId]);
-  if (run.error) {
+  if (run.error && !run.data) {
     return (
       <div>
         <h1>Run {id}</h1>
@@ -31,7 +31,12 @@ export default function RunPage({ params }: { params: string[] }) {
     );
   }
   if (!run.data) return <Loading what="the run" />;
-  return <RunView run={run.data} workflow={workflow.data} reload={run.reload} />;
+  return (
+    <>
+      {run.error && <ErrorNotice error={run.error} />}
+      <RunView run={run.data} workflow={workflow.data} reload={run.reload} />
+    </>
+  );
 }
 
 function RunView({ run, workflow, reload }: { run: Run; workflow: WorkflowDefinition | undefined; reload: () => void }) {
@@ -237,7 +242,8 @@ function NodePanel({ nodeKey, node, spec, track, context }: { nodeKey: string; n
   return (
     <div class="node-panel" data-testid="node-panel" data-node={nodeKey}>
       <p>
-        <code>{spec?.operation ?? node?.operation}</code> · <StatusBadge status={track?.status ?? node?.status ?? "blocked"} /> · attempt {node?.attempt ?? 0} of {node?.max_attempts ?? "?"}
+        <code>{spec?.operation ?? node?.operation}</code> · <StatusBadge status={track?.status ?? node?.status ?? "blocked"} /> · attempt {node?.attempt ?? 0}
+        {node?.max_attempts ? ` of ${node.max_attempts}` : ""}
       </p>
       <h3>Inputs</h3>
       {inputs.length ? (
@@ -382,7 +388,7 @@ function NodePanel({ nodeKey, node, spec, track, context }: { nodeKey: string; n
 function Timeline({ events, onSelect }: { events: FabricEvent[]; onSelect: (key: string) => void }) {
   if (!events.length) return <Empty>No events yet.</Empty>;
   return (
-    <ol class="timeline" data-testid="timeline">
+    <ol class="timeline" data-testid="timeline" tabIndex={0} aria-label="Events of this run, oldest first">
       {events.map((e) => (
         <li key={e.id}>
           <span class="muted small">#{e.id}</span> <Time value={e.create_time} /> <code>{e.kind}</code>

@@ -79,7 +79,7 @@ function SpecDiff({ before, after }: { before: WorkflowDefinition; after: Workfl
   return (
     <Section title={`Changes from v${before.version} to v${after.version}`}>
       <p class="muted small">{changed ? `${changed} line${changed === 1 ? "" : "s"} changed.` : "The specs are identical."}</p>
-      <pre class="diff" data-testid="diff">
+      <pre class="diff" data-testid="diff" tabIndex={0} aria-label={`Line changes from v${before.version} to v${after.version}`}>
         {lines.map((l, i) => (
           <div key={i} class={`diff-${l.op}`}>
             <span aria-hidden="true">{l.op === "added" ? "+ " : l.op === "removed" ? "- " : "  "}</span>

@@ -19,7 +19,8 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): Loaded<T> {
     setState((s) => ({ ...s, loading: true }));
     load().then(
       (data) => mine === generation.current && setState({ data, loading: false }),
-      (err) => mine === generation.current && setState({ error: toApiError(err), loading: false }),
+      // A failed reload keeps what was shown: the page can say it is stale instead of going blank.
+      (err) => mine === generation.current && setState((s) => ({ data: s.data, error: toApiError(err), loading: false })),
     );
   }, [...deps, tick]);
   const reload = useCallback(() => setTick((n) => n + 1), []);
