@@ -121,6 +121,11 @@ describe.skipIf(engine === "postgres" || !hasChromium)("the console in a browser
     note(`seeded ${bulkRuns} runs in ${Math.round(performance.now() - t0)} ms`);
     dev = await startDev(dataDir);
     proxy = await startProxy(dev.url);
+    // Echo is free by default: price it, so the spend page has something to draw, and set caps to show.
+    const policy = await api(`/v1/organizations/${dev.organizationId}/policy`, { method: "PUT", json: { price_overrides: [{ provider: "echo", model: "*", input_usd_per_mtok: "25", output_usd_per_mtok: "100" }] } });
+    expect(policy.status, JSON.stringify(policy.body)).toBe(200);
+    const budget = await api(`/v1/organizations/${dev.organizationId}/budget`, { method: "PUT", json: { daily_limit_usd: "5", monthly_limit_usd: "100" } });
+    expect(budget.status, JSON.stringify(budget.body)).toBe(200);
     browser = await launchBrowser();
     owner = await browser.newContext();
   }, 180_000);
@@ -402,8 +407,11 @@ describe.skipIf(engine === "postgres" || !hasChromium)("the console in a browser
     expect(found).toEqual({});
     note(`axe-core: no serious or critical violations on ${pages.length + 1} pages (and the sign-in page)`);
 
+    const job = await api("/v1/jobs", { json: { modality: "text", input: { prompt: "summarise the quarter" } } });
+    expect(job.status, JSON.stringify(job.body)).toBe(202);
     await page.goto(`${site()}/spend`);
     await page.getByTestId("usage-total").waitFor();
+    await page.getByTestId("jobs").waitFor();
     await page.getByTestId("chart-cost-by-workflow").waitFor();
     note(`spend page screenshot: ${await screenshot(page, "spend-page")}`);
 

@@ -73,8 +73,7 @@ export function DagView({ nodes, statuses = {}, selected, onSelect, label }: Dag
                 // Lower-case on purpose: SVG attributes are case-sensitive, and `tabIndex` would not make the box focusable.
                 tabindex={0}
                 aria-pressed={selected === p.key}
-                // The name is the visible text (so speech input can say what is seen); the title has the unclipped names.
-                aria-label={`${keyText} ${opText}`}
+                // No aria-label: the name is the visible text (key, operation, status), so what is seen is what is announced.
                 data-node-key={p.key}
                 data-status={status}
                 onClick={() => select(p.key)}
@@ -85,7 +84,6 @@ export function DagView({ nodes, statuses = {}, selected, onSelect, label }: Dag
                   }
                 }}
               >
-                <title>{`${p.key} (${n.operation}): ${status}`}</title>
                 <rect width={nodeWidth} height={nodeHeight} rx="6" />
                 <text x="10" y="18" class="dag-key">
                   {keyText}

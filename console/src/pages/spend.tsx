@@ -63,7 +63,7 @@ export default function SpendPage() {
           {usage.data && (
             <>
               <p data-testid="usage-total">
-                Total: <strong>{usd(Number(usage.data[0]!.total.cost_usd || 0))}</strong> settled, {usd(Number(usage.data[0]!.total.reserved_usd || 0))} reserved by calls in flight, {usage.data[0]!.total.calls} calls ({usage.data[0]!.total.failed_calls} failed).
+                Total: <strong>{usd(Number(usage.data[0]!.total.cost_usd || 0))}</strong> settled, {usd(Number(usage.data[0]!.total.reserved_usd || 0))} reserved by calls in flight, {usage.data[0]!.total.calls} call{Number(usage.data[0]!.total.calls) === 1 ? "" : "s"} ({usage.data[0]!.total.failed_calls} failed).
               </p>
               <div class="charts">
                 {dimensions.map(([dim, title], i) => (
