@@ -143,7 +143,7 @@ function expectedGroups(cs: Call[], by: string[]) {
   }
   const out = [...groups.entries()].map(([k, members]) => {
     const keys = JSON.parse(k) as string[];
-    const g: Record<string, unknown> = { team_id: "", principal_id: "", api_key_id: "", run_id: "", provider: "", model: "", operation: "", day: "" };
+    const g: Record<string, unknown> = { team_id: "", principal_id: "", api_key_id: "", run_id: "", workflow_name: "", provider: "", model: "", operation: "", day: "" };
     by.forEach((b, i) => (g[field[b]!] = keys[i]));
     return { ...g, ...sums(members) };
   });
@@ -171,7 +171,7 @@ describe("QueryUsage", () => {
     expect(calls).toHaveLength(7);
     for (const by of [["model"], ["team", "day"], ["api_key"], ["principal"], ["provider", "model"]]) {
       const r = await api.ok("UsageService/QueryUsage", { organization_id: orgId, group_by: by.join(",") }, { key: viewer.key });
-      expect(r.total, `total by ${by}`).toEqual({ team_id: "", principal_id: "", api_key_id: "", run_id: "", provider: "", model: "", operation: "", day: "", ...sums(calls) });
+      expect(r.total, `total by ${by}`).toEqual({ team_id: "", principal_id: "", api_key_id: "", run_id: "", workflow_name: "", provider: "", model: "", operation: "", day: "", ...sums(calls) });
       // Postgres's collation may order punctuation differently from JS: compare in one order.
       expect(sortGroups(r.groups, by), `group_by=${by}`).toEqual(expectedGroups(calls, by));
     }
