@@ -146,6 +146,7 @@ describe.skipIf(engine === "postgres" || !hasChromium)("the console in a browser
     await page.waitForURL((u) => u.pathname === "/runs");
     expect(new URL(page.url()).hash).toBe(""); // the token left the address bar
     await poll(() => page.getByTestId("who").innerText()).toContain("owner");
+    await page.getByTestId("runs-table").waitFor();
     note(`first page after the sign-in link: ${await screenshot(page, "first-page")}`);
     // A reload keeps the tab signed in.
     await page.reload();

@@ -181,7 +181,7 @@ export default function RunsPage() {
       {!rows && !error && <Loading what="runs" />}
       {rows && rows.length === 0 && (
         <Empty>
-          No runs match. Start one from a <a href="/workflows">workflow</a>.
+          No runs match. Register a workflow (paste <code>examples/smoke.json</code>) and start a run on the <a href="/workflows">Workflows</a> page.
         </Empty>
       )}
       {rows && rows.length > 0 && (
