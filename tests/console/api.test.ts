@@ -8,6 +8,7 @@ import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signInTokens } from "../../src/db/schema.js";
 import { issueSignInToken } from "../../src/services/sign-in-tokens.js";
+import { FabricClient, FabricError } from "../../src/sdk/index.js";
 import { client, insertTeam, transports } from "../access/support.js";
 import { engine } from "../helpers/database.js";
 import { eventually, smokeWorkflow, startTestFabric, type TestFabric } from "../helpers/fabric.js";
@@ -54,6 +55,18 @@ describe.each(transports)("ExchangeSignInToken over %s", (via) => {
     const results = await Promise.all([0, 1, 2].map(() => c.call("IdentityService/ExchangeSignInToken", { token }, anonymous)));
     expect(results.filter((r) => r.ok)).toHaveLength(1);
     expect(results.filter((r) => !r.ok).map((r) => r.status)).toEqual([401, 401]);
+  });
+});
+
+describe("the SDK's auth.exchangeSignInToken", () => {
+  it("signs in once with the token, then fails with unauthenticated", async () => {
+    const sdk = new FabricClient({ baseUrl: fabric.restUrl });
+    const { token } = await issueSignInToken(fabric.database.db, fabric.principalId);
+    const signed = await sdk.auth.exchangeSignInToken(token);
+    expect(signed.principal.id).toBe(fabric.principalId);
+    const err = await sdk.auth.exchangeSignInToken(token).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FabricError);
+    expect((err as FabricError).code).toBe("unauthenticated");
   });
 });
 

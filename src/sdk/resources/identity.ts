@@ -15,6 +15,11 @@ export class AuthResource {
     return unwrap(await this.transport.call("post", "/v1/auth/login", { body: request, options }), "login");
   }
 
+  /** Exchanges a one-time sign-in token (the `#sign-in=fabs_…` of `fabric dev`'s console link) for a session, like a login. No credentials needed; the token works once. */
+  async exchangeSignInToken(token: string, options?: RequestOptions): Promise<LoginResponse> {
+    return unwrap(await this.transport.call("post", "/v1/auth/sign-in-token", { body: { token }, options }), "exchangeSignInToken");
+  }
+
   /** Exchanges a refresh token for new tokens; the old refresh token is spent. */
   async refresh(refreshToken: string, options?: RequestOptions): Promise<Tokens> {
     return unwrap(await this.transport.call("post", "/v1/auth/refresh", { body: { refresh_token: refreshToken }, options }), "refreshToken");
