@@ -87,7 +87,7 @@ async function dev(config: Config, log: ReturnType<typeof createLogger>): Promis
     [
       `Fabric is running (${database.kind === "pglite" ? `embedded Postgres in ${config.FABRIC_DATA_DIR}` : "Postgres"}).`,
       `  console      ${cp.restUrl}/#sign-in=${signIn.token}`,
-      `               (a one-time sign-in link, valid ${signInTokenSeconds / 60} minutes; later, sign in with the API key below)`,
+      `               (one-time sign-in link, valid ${signInTokenSeconds / 60} minutes; after that, sign in with the key below)`,
       `  REST + SSE   ${cp.restUrl}        docs: ${cp.restUrl}/docs`,
       `  gRPC         ${cp.grpcUrl}        (gRPC, gRPC-Web, Connect; reflection on)`,
       `  organization ${boot.organizationId}`,
