@@ -31,7 +31,7 @@ import type { Db } from "../db/database.js";
 import { emitEvents } from "../db/events.js";
 import { teams, workflowDefinitions } from "../db/schema.js";
 import { invalidArgument, notFound } from "../domain/errors.js";
-import { operations } from "../domain/operations.js";
+import { nodeOperations } from "../domain/node-operations.js";
 import { reservedNamePrefix, validateWorkflowSpec } from "../domain/workflow-spec.js";
 import { recordAudit } from "./audit.js";
 import { readableTeams, requirePermission } from "./authz.js";
@@ -131,7 +131,7 @@ export function requireValid(spec: WorkflowSpec | undefined): WorkflowSpec {
   if (issues.length) throw invalidArgument(`invalid workflow: ${issues.map((i) => i.message).join("; ")}`, issues);
   // Store defaults explicitly, so a stored spec says what runs (and equal specs hash equal).
   for (const node of spec.nodes) {
-    node.runtime ||= operations[node.operation]!.runtime;
+    node.runtime ||= nodeOperations[node.operation]!.runtime;
     node.merge ||= "replace";
     // Empty objects say nothing: drop them so they cannot make a "new" version.
     if (node.config && Object.keys(node.config).length === 0) node.config = undefined;

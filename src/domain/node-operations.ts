@@ -4,12 +4,12 @@
  */
 export type Runtime = "native" | "provider";
 
-export interface OperationInfo {
+export interface NodeOperationInfo {
   runtime: Runtime;
   description: string;
 }
 
-export const operations: Readonly<Record<string, OperationInfo>> = {
+export const nodeOperations: Readonly<Record<string, NodeOperationInfo>> = {
   "workflow.noop": { runtime: "native", description: "Outputs its inputs unchanged." },
   "workflow.merge_context": { runtime: "native", description: "Outputs `config.values` merged with its inputs; bind with `*`." },
   "workflow.validate_context": { runtime: "native", description: "Checks the context (or `inputs.value`) against the JSON Schema in `config.schema`." },
