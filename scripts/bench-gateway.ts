@@ -34,7 +34,7 @@ import { organizations, policies, teams } from "../src/db/schema.js";
 import { loadScopeRules, recordSettled, reserve, settle, type Settlement } from "../src/db/usage.js";
 import { effectiveRules } from "../src/domain/policy.js";
 import type { GenerateRequest, GenerateResult, Provider } from "../src/providers/provider.js";
-import { createProviderGateway, type Attribution, type ProviderRequest } from "../src/services/provider-gateway.js";
+import { createProviderGateway, type Attribution, type ProviderRequest } from "../src/gateway/provider-gateway.js";
 import { createTestDatabase, type Engine } from "../tests/helpers/database.js";
 
 const { values } = parseArgs({

@@ -11,7 +11,7 @@ import { startControlPlane } from "../control-plane/server.js";
 import { startWorker } from "../executor/worker.js";
 import { createLogger } from "../logger.js";
 import { createProviders } from "../providers/registry.js";
-import { bootstrapDevOrganization } from "../services/bootstrap.js";
+import { bootstrapDevOrganization } from "../services/tenancy/dev-organization.js";
 import { runCommand } from "./run-command.js";
 
 const usage = `fabric — AI workflow platform

@@ -18,7 +18,7 @@ import { createEchoProvider } from "../providers/echo/index.js";
 import { stub } from "../providers/fakes/scripted.js";
 import { ProviderError, type ProviderErrorClass } from "../providers/errors.js";
 import type { Provider } from "../providers/provider.js";
-import { createProviderGateway, ProviderCallError, type CallResult, type GatewayOptions, type ProviderGateway } from "../services/provider-gateway.js";
+import { createProviderGateway, ProviderCallError, type CallResult, type GatewayOptions, type ProviderGateway } from "../gateway/provider-gateway.js";
 import { createProviderRuntime, type ProviderRuntimeOptions } from "./provider-runtime.js";
 import { StepError, type Step } from "./step.js";
 

@@ -21,7 +21,7 @@ import type { Json, JsonObject } from "../domain/context.js";
 import { DomainError } from "../domain/errors.js";
 import { isRoutingStrategy, ROUTING_STRATEGIES } from "../domain/routing.js";
 import type { Cost } from "../domain/pricing.js";
-import { providerCallLimits, ProviderCallError, type CallResult, type ProviderGateway, type ProviderRequest } from "../services/provider-gateway.js";
+import { providerCallLimits, ProviderCallError, type CallResult, type ProviderGateway, type ProviderRequest } from "../gateway/provider-gateway.js";
 import type { ChatMessage } from "../providers/provider.js";
 import { invalidInput, StepError, type Runtime, type Step } from "./step.js";
 

@@ -9,9 +9,9 @@ import { startWorker, type Worker, type WorkerConfig } from "../../src/executor/
 import { createLogger } from "../../src/logger.js";
 import { createProviders } from "../../src/providers/registry.js";
 import { apiKeys, memberships, organizations, principals } from "../../src/db/schema.js";
-import { newApiKey } from "../../src/services/auth.js";
-import { bootstrapDevOrganization } from "../../src/services/bootstrap.js";
-import type { WebhookDispatcherOptions } from "../../src/services/webhook-dispatcher.js";
+import { newApiKey } from "../../src/services/identity/authenticator.js";
+import { bootstrapDevOrganization } from "../../src/services/tenancy/dev-organization.js";
+import type { WebhookDispatcherOptions } from "../../src/delivery/webhook-dispatcher.js";
 import { createTestDatabase, type Engine, type TestDatabase } from "./database.js";
 
 export interface TestFabric {

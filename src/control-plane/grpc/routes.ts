@@ -6,10 +6,10 @@
 import { randomUUID } from "node:crypto";
 import type { DescService } from "@bufbuild/protobuf";
 import { ConnectError, createContextKey, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
-import type { Authenticator } from "../../services/auth.js";
-import type { Guard } from "../../services/authz.js";
+import type { Authenticator } from "../../services/identity/authenticator.js";
+import type { Guard } from "../../services/access/permission-checks.js";
 import type { CallContext } from "../../services/call-context.js";
-import { operationRules } from "../../services/operations.js";
+import { operationRules } from "../operation-rules.js";
 import type { Logger } from "../../logger.js";
 import { protoFiles, services } from "../contract.js";
 import { toConnectError, toDomainError } from "../errors.js";

@@ -32,24 +32,24 @@ import {
   type SignalRunRequest,
   type StartRunRequest,
   type WatchRunRequest,
-} from "../../gen/proto/fabric/v1/run_pb.js";
-import { query, type Db, type Tx } from "../db/database.js";
-import { completeNode } from "../db/complete-node.js";
-import { channels, emitEvents, notify, type NewEvent } from "../db/events.js";
-import { activeRunStatuses, finishRun, lockRun, type LockedRun } from "../db/run-state.js";
-import { events, runStatuses, workflowDefinitions, workflowRunNodes, workflowRuns, type NodeStatus } from "../db/schema.js";
-import type { WorkflowCache } from "../db/workflow-specs.js";
-import type { CompiledWorkflow } from "../domain/compiled-workflow.js";
-import { DomainError, failedPrecondition, invalidArgument, notFound } from "../domain/errors.js";
-import type { Action } from "../domain/permissions.js";
-import { isReservedWorkflowName, limits } from "../domain/workflow-spec.js";
-import { recordAudit } from "./audit.js";
-import { readableTeams, requirePermission } from "./authz.js";
-import { isUuid, type CallContext } from "./call-context.js";
-import { SubscriberOverflow, type EventHub, type EventRow } from "./event-hub.js";
-import { eventMessage, runMessage } from "./messages.js";
-import { declaredAction } from "./operations.js";
-import { decodeCursor, olderThan, pageOf, pageSize } from "./pagination.js";
+} from "../../../gen/proto/fabric/v1/run_pb.js";
+import { query, type Db, type Tx } from "../../db/database.js";
+import { completeNode } from "../../db/complete-node.js";
+import { channels, emitEvents, notify, type NewEvent } from "../../db/events.js";
+import { activeRunStatuses, finishRun, lockRun, type LockedRun } from "../../db/run-state.js";
+import { events, runStatuses, workflowDefinitions, workflowRunNodes, workflowRuns, type NodeStatus } from "../../db/schema.js";
+import type { WorkflowCache } from "../../db/workflow-specs.js";
+import type { CompiledWorkflow } from "../../domain/compiled-workflow.js";
+import { DomainError, failedPrecondition, invalidArgument, notFound } from "../../domain/errors.js";
+import type { Action } from "../../domain/permissions.js";
+import { isReservedWorkflowName, limits } from "../../domain/workflow-spec.js";
+import { recordAudit } from "../access/record-audit.js";
+import { readableTeams, requirePermission } from "../access/permission-checks.js";
+import { isUuid, type CallContext } from "../call-context.js";
+import { SubscriberOverflow, type EventHub, type EventRow } from "../../delivery/event-hub.js";
+import { eventMessage, runMessage } from "./run-messages.js";
+import { declaredAction } from "../../control-plane/operation-rules.js";
+import { decodeCursor, olderThan, pageOf, pageSize } from "../pagination.js";
 
 type RunRow = typeof workflowRuns.$inferSelect;
 type NodeRow = typeof workflowRunNodes.$inferInsert;

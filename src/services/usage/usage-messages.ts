@@ -7,10 +7,10 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { TokenUsageSchema, type TokenUsage } from "../../gen/proto/fabric/v1/providers_pb.js";
-import { UsageGroupSchema, UsageRecordSchema, type UsageGroup, type UsageRecord } from "../../gen/proto/fabric/v1/usage_pb.js";
-import type { usageRecords } from "../db/schema.js";
-import { formatUsd } from "../domain/pricing.js";
+import { TokenUsageSchema, type TokenUsage } from "../../../gen/proto/fabric/v1/providers_pb.js";
+import { UsageGroupSchema, UsageRecordSchema, type UsageGroup, type UsageRecord } from "../../../gen/proto/fabric/v1/usage_pb.js";
+import type { usageRecords } from "../../db/schema.js";
+import { formatUsd } from "../../domain/pricing.js";
 
 export type UsageRow = typeof usageRecords.$inferSelect;
 

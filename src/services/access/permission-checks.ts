@@ -8,12 +8,12 @@
  * Another tenant's organization answers exactly like a missing one (not_found).
  */
 import { and, eq } from "drizzle-orm";
-import type { Db } from "../db/database.js";
-import { memberships } from "../db/schema.js";
-import { DomainError, invalidArgument, notFound } from "../domain/errors.js";
-import { can, effectivePermissions, narrowByScopes, type Action, type EffectivePermissions } from "../domain/permissions.js";
-import { isUuid, type CallContext } from "./call-context.js";
-import { operationRules } from "./operations.js";
+import type { Db } from "../../db/database.js";
+import { memberships } from "../../db/schema.js";
+import { DomainError, invalidArgument, notFound } from "../../domain/errors.js";
+import { can, effectivePermissions, narrowByScopes, type Action, type EffectivePermissions } from "../../domain/permissions.js";
+import { isUuid, type CallContext } from "../call-context.js";
+import { operationRules } from "../../control-plane/operation-rules.js";
 
 export type Guard = (ctx: CallContext, rpc: string, request: unknown) => Promise<void>;
 

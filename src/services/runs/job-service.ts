@@ -37,26 +37,26 @@ import {
   type Job,
   type ListJobsRequest,
   type WatchJobRequest,
-} from "../../gen/proto/fabric/v1/jobs_pb.js";
-import { RunErrorSchema, type Event } from "../../gen/proto/fabric/v1/run_pb.js";
-import { WorkflowSpecSchema } from "../../gen/proto/fabric/v1/workflow_pb.js";
-import type { Db } from "../db/database.js";
-import { runStatuses, teams, usageRecords, workflowDefinitions, workflowRunNodes, workflowRuns } from "../db/schema.js";
-import type { WorkflowCache } from "../db/workflow-specs.js";
-import { DomainError, invalidArgument, notFound, type Issue } from "../domain/errors.js";
-import { isRoutingStrategy, ROUTING_STRATEGIES } from "../domain/routing.js";
-import { limits, validateWorkflowSpec } from "../domain/workflow-spec.js";
-import { recordAudit } from "./audit.js";
-import { readableTeams, requirePermission } from "./authz.js";
-import { isUuid, type CallContext } from "./call-context.js";
-import type { EventHub } from "./event-hub.js";
-import { runMessage, specJson } from "./messages.js";
-import { declaredAction } from "./operations.js";
-import { decodeCursor, olderThan, pageOf, pageSize } from "./pagination.js";
-import { providerCallLimits, type ProviderGateway } from "./provider-gateway.js";
-import { insertRun, runEvents } from "./runs.js";
-import { specHash } from "./workflows.js";
-import { usageGroupMessage, usageRecordMessage, usageTotals } from "./usage-messages.js";
+} from "../../../gen/proto/fabric/v1/jobs_pb.js";
+import { RunErrorSchema, type Event } from "../../../gen/proto/fabric/v1/run_pb.js";
+import { WorkflowSpecSchema } from "../../../gen/proto/fabric/v1/workflow_pb.js";
+import type { Db } from "../../db/database.js";
+import { runStatuses, teams, usageRecords, workflowDefinitions, workflowRunNodes, workflowRuns } from "../../db/schema.js";
+import type { WorkflowCache } from "../../db/workflow-specs.js";
+import { DomainError, invalidArgument, notFound, type Issue } from "../../domain/errors.js";
+import { isRoutingStrategy, ROUTING_STRATEGIES } from "../../domain/routing.js";
+import { limits, validateWorkflowSpec } from "../../domain/workflow-spec.js";
+import { recordAudit } from "../access/record-audit.js";
+import { readableTeams, requirePermission } from "../access/permission-checks.js";
+import { isUuid, type CallContext } from "../call-context.js";
+import type { EventHub } from "../../delivery/event-hub.js";
+import { runMessage, specJson } from "./run-messages.js";
+import { declaredAction } from "../../control-plane/operation-rules.js";
+import { decodeCursor, olderThan, pageOf, pageSize } from "../pagination.js";
+import { providerCallLimits, type ProviderGateway } from "../../gateway/provider-gateway.js";
+import { insertRun, runEvents } from "./run-service.js";
+import { specHash } from "./workflow-service.js";
+import { usageGroupMessage, usageRecordMessage, usageTotals } from "../usage/usage-messages.js";
 
 type RunRow = typeof workflowRuns.$inferSelect;
 type NodeRow = typeof workflowRunNodes.$inferSelect;

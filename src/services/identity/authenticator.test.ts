@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { DomainError } from "../domain/errors.js";
-import { createAuthenticator, hashSecret, newApiKey, parseApiKey } from "./auth.js";
+import { DomainError } from "../../domain/errors.js";
+import { createAuthenticator, hashSecret, newApiKey, parseApiKey } from "./authenticator.js";
 
 
 

@@ -27,17 +27,17 @@ import {
   type ListProvidersRequest,
   type ProviderCall,
   type RoutingDecision,
-} from "../../gen/proto/fabric/v1/providers_pb.js";
-import { query, type Db } from "../db/database.js";
-import type { Attribution } from "../db/usage.js";
-import { teams } from "../db/schema.js";
-import { DomainError, invalidArgument, notFound, type Issue } from "../domain/errors.js";
-import { formatUsd, formatUsdPerMTok, lookupPrice, type Cost } from "../domain/pricing.js";
-import { isRoutingStrategy, qualityOf, ROUTING_STRATEGIES, RoutingError, type RouteDecision, type RoutingExplanation } from "../domain/routing.js";
-import type { Usage } from "../providers/provider.js";
-import { mayRead, requirePermission } from "./authz.js";
-import { isUuid, type CallContext } from "./call-context.js";
-import { providerCallLimits, ProviderCallError, type CallResult, type ProviderGateway, type ProviderRequest } from "./provider-gateway.js";
+} from "../../../gen/proto/fabric/v1/providers_pb.js";
+import { query, type Db } from "../../db/database.js";
+import type { Attribution } from "../../db/usage.js";
+import { teams } from "../../db/schema.js";
+import { DomainError, invalidArgument, notFound, type Issue } from "../../domain/errors.js";
+import { formatUsd, formatUsdPerMTok, lookupPrice, type Cost } from "../../domain/pricing.js";
+import { isRoutingStrategy, qualityOf, ROUTING_STRATEGIES, RoutingError, type RouteDecision, type RoutingExplanation } from "../../domain/routing.js";
+import type { Usage } from "../../providers/provider.js";
+import { mayRead, requirePermission } from "../access/permission-checks.js";
+import { isUuid, type CallContext } from "../call-context.js";
+import { providerCallLimits, ProviderCallError, type CallResult, type ProviderGateway, type ProviderRequest } from "../../gateway/provider-gateway.js";
 
 
 export function createProviderService(deps: { db: Db; gateway: ProviderGateway }) {

@@ -28,14 +28,14 @@ import {
   type UpdateWebhookRequest,
   type Webhook,
   type WebhookDelivery,
-} from "../../gen/proto/fabric/v1/webhooks_pb.js";
-import type { Db, Executor } from "../db/database.js";
-import { emitEvents } from "../db/events.js";
-import { webhookDeliveries, webhooks } from "../db/schema.js";
-import { DomainError, invalidArgument, notFound, type Issue } from "../domain/errors.js";
-import { recordAudit } from "./audit.js";
-import { isUuid, type CallContext } from "./call-context.js";
-import { checkWebhookUrl, encryptSecret, newWebhookSecret, UrlNotAllowed, type WebhookSettings } from "./webhook-security.js";
+} from "../../../gen/proto/fabric/v1/webhooks_pb.js";
+import type { Db, Executor } from "../../db/database.js";
+import { emitEvents } from "../../db/events.js";
+import { webhookDeliveries, webhooks } from "../../db/schema.js";
+import { DomainError, invalidArgument, notFound, type Issue } from "../../domain/errors.js";
+import { recordAudit } from "../access/record-audit.js";
+import { isUuid, type CallContext } from "../call-context.js";
+import { checkWebhookUrl, encryptSecret, newWebhookSecret, UrlNotAllowed, type WebhookSettings } from "../../delivery/webhook-security.js";
 
 type WebhookRow = typeof webhooks.$inferSelect;
 type DeliveryRow = typeof webhookDeliveries.$inferSelect;

@@ -5,9 +5,9 @@
  */
 import { create, fromJson, toJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { timestampFromDate, ValueSchema } from "@bufbuild/protobuf/wkt";
-import { EventSchema, RunErrorSchema, RunNodeSchema, RunSchema, type Event, type Run, type RunError, type RunNode } from "../../gen/proto/fabric/v1/run_pb.js";
-import { WorkflowDefinitionSchema, WorkflowSpecSchema, type WorkflowDefinition } from "../../gen/proto/fabric/v1/workflow_pb.js";
-import type { events, workflowDefinitions, workflowRunNodes, workflowRuns } from "../db/schema.js";
+import { EventSchema, RunErrorSchema, RunNodeSchema, RunSchema, type Event, type Run, type RunError, type RunNode } from "../../../gen/proto/fabric/v1/run_pb.js";
+import { WorkflowDefinitionSchema, WorkflowSpecSchema, type WorkflowDefinition } from "../../../gen/proto/fabric/v1/workflow_pb.js";
+import type { events, workflowDefinitions, workflowRunNodes, workflowRuns } from "../../db/schema.js";
 
 /** proto3 JSON as REST speaks it: proto field names, every field present. */
 export const jsonOptions = { useProtoFieldName: true, alwaysEmitImplicit: true } as const;

@@ -55,16 +55,16 @@ import {
   type SignUpRequest,
   type SignUpResponse,
   type Tokens,
-} from "../../gen/proto/fabric/v1/identity_pb.js";
-import type { Executor } from "../db/database.js";
-import { memberships, organizations, principals, refreshTokens, teams } from "../db/schema.js";
-import { DomainError, invalidArgument, notFound, unauthenticated } from "../domain/errors.js";
-import { describePermissions, isOrganizationRole, isTeamRole, organizationRoles, type OrganizationRole, type TeamRole } from "../domain/permissions.js";
-import { accessTokenSeconds, hashSecret, issueAccessToken } from "./auth.js";
-import { isUuid, type CallContext } from "./call-context.js";
-import { enforceRateLimit } from "./rate-limit.js";
+} from "../../../gen/proto/fabric/v1/identity_pb.js";
+import type { Executor } from "../../db/database.js";
+import { memberships, organizations, principals, refreshTokens, teams } from "../../db/schema.js";
+import { DomainError, invalidArgument, notFound, unauthenticated } from "../../domain/errors.js";
+import { describePermissions, isOrganizationRole, isTeamRole, organizationRoles, type OrganizationRole, type TeamRole } from "../../domain/permissions.js";
+import { accessTokenSeconds, hashSecret, issueAccessToken } from "./authenticator.js";
+import { isUuid, type CallContext } from "../call-context.js";
+import { enforceRateLimit } from "../../gateway/rate-limit.js";
 import { hashPassword, needsRehash, plausiblePassword, requireAcceptablePassword, verifyPassword } from "./passwords.js";
-import type { ServiceDeps } from "./service-deps.js";
+import type { ServiceDeps } from "../service-deps.js";
 
 export type IdentityService = ReturnType<typeof createIdentityService>;
 

@@ -3,9 +3,9 @@
  * with who, from where, which request, what and a summary of the change. Never put a
  * secret in `summary`. The table refuses UPDATE and DELETE (migration 0002).
  */
-import type { Executor } from "../db/database.js";
-import { auditLog } from "../db/schema.js";
-import type { CallContext } from "./call-context.js";
+import type { Executor } from "../../db/database.js";
+import { auditLog } from "../../db/schema.js";
+import type { CallContext } from "../call-context.js";
 
 export interface AuditRecord {
   /** The action performed, e.g. `workflow.write`, `api_key.rotate`. */

@@ -26,19 +26,19 @@ import {
   type ValidateWorkflowRequest,
   type ValidateWorkflowResponse,
   type WorkflowSpec,
-} from "../../gen/proto/fabric/v1/workflow_pb.js";
-import type { Db } from "../db/database.js";
-import { emitEvents } from "../db/events.js";
-import { teams, workflowDefinitions } from "../db/schema.js";
-import { invalidArgument, notFound } from "../domain/errors.js";
-import { nodeOperations } from "../domain/node-operations.js";
-import { reservedNamePrefix, validateWorkflowSpec } from "../domain/workflow-spec.js";
-import { recordAudit } from "./audit.js";
-import { readableTeams, requirePermission } from "./authz.js";
-import { isUuid, type CallContext } from "./call-context.js";
-import { specJson, workflowMessage } from "./messages.js";
-import { declaredAction } from "./operations.js";
-import { decodeCursor, olderThan, pageOf, pageSize } from "./pagination.js";
+} from "../../../gen/proto/fabric/v1/workflow_pb.js";
+import type { Db } from "../../db/database.js";
+import { emitEvents } from "../../db/events.js";
+import { teams, workflowDefinitions } from "../../db/schema.js";
+import { invalidArgument, notFound } from "../../domain/errors.js";
+import { nodeOperations } from "../../domain/node-operations.js";
+import { reservedNamePrefix, validateWorkflowSpec } from "../../domain/workflow-spec.js";
+import { recordAudit } from "../access/record-audit.js";
+import { readableTeams, requirePermission } from "../access/permission-checks.js";
+import { isUuid, type CallContext } from "../call-context.js";
+import { specJson, workflowMessage } from "./run-messages.js";
+import { declaredAction } from "../../control-plane/operation-rules.js";
+import { decodeCursor, olderThan, pageOf, pageSize } from "../pagination.js";
 
 type DefinitionRow = typeof workflowDefinitions.$inferSelect;
 

@@ -26,18 +26,18 @@ import {
   type PriceOverride,
   type SetBudgetRequest,
   type SetPolicyRequest,
-} from "../../gen/proto/fabric/v1/usage_pb.js";
-import { query, type Db, type Executor } from "../db/database.js";
-import { rebaseLedgers } from "../db/usage.js";
-import { channels, emitEvents, notify } from "../db/events.js";
-import { policies, teams } from "../db/schema.js";
-import { DomainError, invalidArgument, notFound, type Issue } from "../domain/errors.js";
-import type { Action } from "../domain/permissions.js";
-import { orgScopeKey, periodOf, teamScopeKey } from "../domain/policy.js";
-import { DEFAULT_PRICE_TABLE, formatUsd, parseUsd, withPriceOverrides, type PriceOverrides, type PriceSpec } from "../domain/pricing.js";
-import { recordAudit } from "./audit.js";
-import { requirePermission } from "./authz.js";
-import { isUuid, type CallContext } from "./call-context.js";
+} from "../../../gen/proto/fabric/v1/usage_pb.js";
+import { query, type Db, type Executor } from "../../db/database.js";
+import { rebaseLedgers } from "../../db/usage.js";
+import { channels, emitEvents, notify } from "../../db/events.js";
+import { policies, teams } from "../../db/schema.js";
+import { DomainError, invalidArgument, notFound, type Issue } from "../../domain/errors.js";
+import type { Action } from "../../domain/permissions.js";
+import { orgScopeKey, periodOf, teamScopeKey } from "../../domain/policy.js";
+import { DEFAULT_PRICE_TABLE, formatUsd, parseUsd, withPriceOverrides, type PriceOverrides, type PriceSpec } from "../../domain/pricing.js";
+import { recordAudit } from "../access/record-audit.js";
+import { requirePermission } from "../access/permission-checks.js";
+import { isUuid, type CallContext } from "../call-context.js";
 
 type PolicyRow = typeof policies.$inferSelect;
 

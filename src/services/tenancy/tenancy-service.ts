@@ -80,17 +80,17 @@ import {
   type UpdateOrganizationResponse,
   type UpdateTeamRequest,
   type UpdateTeamResponse,
-} from "../../gen/proto/fabric/v1/tenancy_pb.js";
-import type { Executor } from "../db/database.js";
-import { emitEvents } from "../db/events.js";
-import { invitations, memberships, organizations, principals, teams, workflowDefinitions, workflowRuns } from "../db/schema.js";
-import { DomainError, failedPrecondition, notFound, permissionDenied } from "../domain/errors.js";
-import { mayChangeRole, wouldRemoveLastOwner, type Action, type RoleChange } from "../domain/permissions.js";
-import { recordAudit } from "./audit.js";
-import { mayRead, requirePermission } from "./authz.js";
-import { isUuid, type CallContext } from "./call-context.js";
-import type { ServiceDeps } from "./service-deps.js";
-import { invitationMessage, invitationStatus, membershipMessage, organizationMessage, teamMessage, type InvitationRow, type MembershipRow, type TeamRow } from "./tenancy/messages.js";
+} from "../../../gen/proto/fabric/v1/tenancy_pb.js";
+import type { Executor } from "../../db/database.js";
+import { emitEvents } from "../../db/events.js";
+import { invitations, memberships, organizations, principals, teams, workflowDefinitions, workflowRuns } from "../../db/schema.js";
+import { DomainError, failedPrecondition, notFound, permissionDenied } from "../../domain/errors.js";
+import { mayChangeRole, wouldRemoveLastOwner, type Action, type RoleChange } from "../../domain/permissions.js";
+import { recordAudit } from "../access/record-audit.js";
+import { mayRead, requirePermission } from "../access/permission-checks.js";
+import { isUuid, type CallContext } from "../call-context.js";
+import type { ServiceDeps } from "../service-deps.js";
+import { invitationMessage, invitationStatus, membershipMessage, organizationMessage, teamMessage, type InvitationRow, type MembershipRow, type TeamRow } from "./tenancy-messages.js";
 import {
   hashInvitationToken,
   isInvitationToken,
@@ -102,7 +102,7 @@ import {
   requireName,
   requireRole,
   requireSlug,
-} from "./tenancy/validation.js";
+} from "./tenancy-validation.js";
 
 export type TenancyService = ReturnType<typeof createTenancyService>;
 

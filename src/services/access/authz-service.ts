@@ -18,14 +18,14 @@ import {
   type BatchCheckResponse,
   type CheckRequest,
   type CheckResponse,
-} from "../../gen/proto/fabric/v1/access_pb.js";
-import type { Db } from "../db/database.js";
-import { apiKeys, invitations, memberships, organizations, teams, workflowDefinitions, workflowRuns } from "../db/schema.js";
-import { invalidArgument, type Issue } from "../domain/errors.js";
-import { can, isAction, organizationScope, parseResource, resourceKinds, type Action, type EffectivePermissions, type ResourceRef, type ResourceScope } from "../domain/permissions.js";
-import { loadPermissions } from "./authz.js";
-import type { CallContext } from "./call-context.js";
-import type { ServiceDeps } from "./service-deps.js";
+} from "../../../gen/proto/fabric/v1/access_pb.js";
+import type { Db } from "../../db/database.js";
+import { apiKeys, invitations, memberships, organizations, teams, workflowDefinitions, workflowRuns } from "../../db/schema.js";
+import { invalidArgument, type Issue } from "../../domain/errors.js";
+import { can, isAction, organizationScope, parseResource, resourceKinds, type Action, type EffectivePermissions, type ResourceRef, type ResourceScope } from "../../domain/permissions.js";
+import { loadPermissions } from "./permission-checks.js";
+import type { CallContext } from "../call-context.js";
+import type { ServiceDeps } from "../service-deps.js";
 
 export type AuthzService = ReturnType<typeof createAuthzService>;
 

@@ -5,9 +5,9 @@
  */
 import { randomUUID } from "node:crypto";
 import { and, eq, isNull, sql } from "drizzle-orm";
-import type { Db } from "../db/database.js";
-import { apiKeys, memberships, organizations, principals } from "../db/schema.js";
-import { hashSecret, newApiKey, parseApiKey } from "./auth.js";
+import type { Db } from "../../db/database.js";
+import { apiKeys, memberships, organizations, principals } from "../../db/schema.js";
+import { hashSecret, newApiKey, parseApiKey } from "../identity/authenticator.js";
 
 export interface DevBootstrap {
   organizationId: string;

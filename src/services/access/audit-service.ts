@@ -7,12 +7,12 @@
 import { and, desc, eq, lt, sql } from "drizzle-orm";
 import { create, type JsonObject } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { AuditEntrySchema, ListAuditEntriesResponseSchema, type AuditEntry, type ListAuditEntriesRequest, type ListAuditEntriesResponse } from "../../gen/proto/fabric/v1/access_pb.js";
-import { auditLog } from "../db/schema.js";
-import { invalidArgument, type Issue } from "../domain/errors.js";
-import { isUuid, type CallContext } from "./call-context.js";
-import { pageSize } from "./pagination.js";
-import type { ServiceDeps } from "./service-deps.js";
+import { AuditEntrySchema, ListAuditEntriesResponseSchema, type AuditEntry, type ListAuditEntriesRequest, type ListAuditEntriesResponse } from "../../../gen/proto/fabric/v1/access_pb.js";
+import { auditLog } from "../../db/schema.js";
+import { invalidArgument, type Issue } from "../../domain/errors.js";
+import { isUuid, type CallContext } from "../call-context.js";
+import { pageSize } from "../pagination.js";
+import type { ServiceDeps } from "../service-deps.js";
 
 export type AuditService = ReturnType<typeof createAuditService>;
 

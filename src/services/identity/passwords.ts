@@ -8,7 +8,7 @@
  * may arrive composed or decomposed). Nothing here logs or returns a password.
  */
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from "node:crypto";
-import { invalidArgument } from "../domain/errors.js";
+import { invalidArgument } from "../../domain/errors.js";
 
 export interface ScryptParams {
   /** CPU/memory cost, a power of two. */

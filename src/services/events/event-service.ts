@@ -7,15 +7,15 @@
  * StreamEventsResponse message, REST: one SSE message).
  */
 import { and, asc, eq, gt, lte } from "drizzle-orm";
-import type { StreamEventsRequest } from "../../gen/proto/fabric/v1/events_pb.js";
-import type { Event } from "../../gen/proto/fabric/v1/run_pb.js";
-import type { Db } from "../db/database.js";
-import { apiKeys, events, workflowRuns } from "../db/schema.js";
-import { DomainError, invalidArgument } from "../domain/errors.js";
-import { mayRead } from "./authz.js";
-import { isUuid, type CallContext } from "./call-context.js";
-import { SubscriberOverflow, type EventHub, type EventRow } from "./event-hub.js";
-import { eventMessage } from "./messages.js";
+import type { StreamEventsRequest } from "../../../gen/proto/fabric/v1/events_pb.js";
+import type { Event } from "../../../gen/proto/fabric/v1/run_pb.js";
+import type { Db } from "../../db/database.js";
+import { apiKeys, events, workflowRuns } from "../../db/schema.js";
+import { DomainError, invalidArgument } from "../../domain/errors.js";
+import { mayRead } from "../access/permission-checks.js";
+import { isUuid, type CallContext } from "../call-context.js";
+import { SubscriberOverflow, type EventHub, type EventRow } from "../../delivery/event-hub.js";
+import { eventMessage } from "../runs/run-messages.js";
 
 const kindPattern = /^[a-z_]+(\.[a-z_]+)*(\.\*)?$|^\*$/;
 

@@ -33,17 +33,17 @@ import {
   type RevokeApiKeyResponse,
   type RotateApiKeyRequest,
   type RotateApiKeyResponse,
-} from "../../gen/proto/fabric/v1/access_pb.js";
-import type { Executor } from "../db/database.js";
-import { emitEvents } from "../db/events.js";
-import { apiKeys, memberships } from "../db/schema.js";
-import { DomainError, failedPrecondition, invalidArgument, notFound, type Issue } from "../domain/errors.js";
-import { actions, effectivePermissions, organizationRoles, requireScopes, scopeAllows, type Action, type OrganizationRole } from "../domain/permissions.js";
-import { recordAudit } from "./audit.js";
-import { newApiKey } from "./auth.js";
-import { mayRead, requirePermission } from "./authz.js";
-import { isUuid, type CallContext } from "./call-context.js";
-import type { ServiceDeps } from "./service-deps.js";
+} from "../../../gen/proto/fabric/v1/access_pb.js";
+import type { Executor } from "../../db/database.js";
+import { emitEvents } from "../../db/events.js";
+import { apiKeys, memberships } from "../../db/schema.js";
+import { DomainError, failedPrecondition, invalidArgument, notFound, type Issue } from "../../domain/errors.js";
+import { actions, effectivePermissions, organizationRoles, requireScopes, scopeAllows, type Action, type OrganizationRole } from "../../domain/permissions.js";
+import { recordAudit } from "./record-audit.js";
+import { newApiKey } from "../identity/authenticator.js";
+import { mayRead, requirePermission } from "./permission-checks.js";
+import { isUuid, type CallContext } from "../call-context.js";
+import type { ServiceDeps } from "../service-deps.js";
 
 type KeyRow = typeof apiKeys.$inferSelect;
 

@@ -58,7 +58,7 @@ import { dispatchCursors, events, webhookDeliveries, webhooks } from "../db/sche
 import type { Logger } from "../logger.js";
 import { SubscriberOverflow, type EventHub, type EventRow } from "./event-hub.js";
 import { decryptSecret, guardedLookup, hostOf, isPublicAddress, signatureHeader, type WebhookSettings } from "./webhook-security.js";
-import { filterMatches } from "./webhooks.js";
+import { filterMatches } from "../services/events/webhook-service.js";
 
 export interface WebhookDispatcherOptions {
   /** First retry delay; each further retry doubles it. Default 1 s. */

@@ -6,11 +6,11 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { and, eq, gt, isNull, sql } from "drizzle-orm";
-import type { Db } from "../db/database.js";
-import { apiKeys, memberships, principals, refreshTokens } from "../db/schema.js";
+import type { Db } from "../../db/database.js";
+import { apiKeys, memberships, principals, refreshTokens } from "../../db/schema.js";
 import { SignJWT, jwtVerify } from "jose";
-import { unauthenticated } from "../domain/errors.js";
-import { isUuid, type Caller } from "./call-context.js";
+import { unauthenticated } from "../../domain/errors.js";
+import { isUuid, type Caller } from "../call-context.js";
 
 const keyPattern = /^fab_([a-z0-9]{8})_([A-Za-z0-9]{20,128})$/;
 

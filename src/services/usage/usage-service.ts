@@ -16,15 +16,15 @@ import {
   type ListUsageRecordsRequest,
   type QueryUsageRequest,
   type UsageGroup,
-} from "../../gen/proto/fabric/v1/usage_pb.js";
-import { TokenUsageSchema } from "../../gen/proto/fabric/v1/providers_pb.js";
-import { query, type Db } from "../db/database.js";
-import { invalidArgument, type Issue } from "../domain/errors.js";
-import { readableTeams } from "./authz.js";
-import { isUuid, type CallContext } from "./call-context.js";
-import { pageSize } from "./pagination.js";
+} from "../../../gen/proto/fabric/v1/usage_pb.js";
+import { TokenUsageSchema } from "../../../gen/proto/fabric/v1/providers_pb.js";
+import { query, type Db } from "../../db/database.js";
+import { invalidArgument, type Issue } from "../../domain/errors.js";
+import { readableTeams } from "../access/permission-checks.js";
+import { isUuid, type CallContext } from "../call-context.js";
+import { pageSize } from "../pagination.js";
 import { usageGroupMessage, usageRecordMessage } from "./usage-messages.js";
-import { usageRecords } from "../db/schema.js";
+import { usageRecords } from "../../db/schema.js";
 
 /** group_by names → the column (or expression) they group on. */
 const groupColumns = {
