@@ -33,8 +33,9 @@ import { openDatabase, query, type Database } from "../src/db/database.js";
 import { organizations, policies, teams } from "../src/db/schema.js";
 import { loadScopeRules, recordSettled, reserve, settle, type Settlement } from "../src/db/usage.js";
 import { effectiveRules } from "../src/domain/policy.js";
+import type { ProviderCallRequest } from "../src/domain/provider-call.js";
 import type { GenerateRequest, GenerateResult, Provider } from "../src/providers/provider.js";
-import { createProviderGateway, type Attribution, type ProviderRequest } from "../src/gateway/provider-gateway.js";
+import { createProviderGateway, type Attribution } from "../src/gateway/provider-gateway.js";
 import { createTestDatabase, type Engine } from "../tests/helpers/database.js";
 
 const { values } = parseArgs({
@@ -63,7 +64,7 @@ const zeroLatency: Provider = {
   },
 };
 
-const request: ProviderRequest = { operation: "ai.generate", provider: "openai", model: "gpt-4o-mini", prompt: "hello there!", maxTokens: 64 };
+const request: ProviderCallRequest = { operation: "ai.generate", provider: "openai", model: "gpt-4o-mini", prompt: "hello there!", maxTokens: 64 };
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 const ms = (n: number) => n.toFixed(3);

@@ -21,8 +21,8 @@ import type { Json, JsonObject } from "../domain/context.js";
 import { DomainError } from "../domain/errors.js";
 import { isRoutingStrategy, ROUTING_STRATEGIES } from "../domain/routing.js";
 import type { Cost } from "../domain/pricing.js";
-import { providerCallLimits, ProviderCallError, type CallResult, type ProviderGateway, type ProviderRequest } from "../gateway/provider-gateway.js";
-import type { ChatMessage } from "../providers/provider.js";
+import { providerCallLimits, type ChatMessage, type ProviderCallRequest } from "../domain/provider-call.js";
+import { ProviderCallError, type CallResult, type ProviderGateway } from "../gateway/provider-gateway.js";
 import { invalidInput, StepError, type Runtime, type Step } from "./step.js";
 
 type Operation = "ai.generate" | "ai.embed";
@@ -91,7 +91,7 @@ function settingsOf(step: Step): JsonObject {
   return { ...step.config, ...(params as JsonObject) };
 }
 
-export function parseCall(step: Step, op: Operation): { request: ProviderRequest; stream: boolean } {
+export function parseCall(step: Step, op: Operation): { request: ProviderCallRequest; stream: boolean } {
   const cfg = settingsOf(step);
   const str = (field: string): string | undefined => {
     const v = cfg[field];
@@ -109,7 +109,7 @@ export function parseCall(step: Step, op: Operation): { request: ProviderRequest
   if (maxTokens !== undefined && !(typeof maxTokens === "number" && Number.isSafeInteger(maxTokens) && maxTokens >= 1 && maxTokens <= providerCallLimits.maxTokens)) {
     throw invalidInput(`config.max_tokens must be an integer within 1..${providerCallLimits.maxTokens}`);
   }
-  const base: ProviderRequest = {
+  const base: ProviderCallRequest = {
     operation: op,
     ...(provider !== undefined ? { provider } : {}),
     ...(model !== undefined ? { model } : {}),
@@ -130,7 +130,7 @@ export function parseCall(step: Step, op: Operation): { request: ProviderRequest
   if (temperature !== undefined && typeof temperature !== "number") throw invalidInput("config.temperature must be a number");
   const system = step.inputs["system"] ?? cfg["system"];
   if (system !== undefined && typeof system !== "string") throw invalidInput("config.system must be a string");
-  const request: ProviderRequest = { ...base };
+  const request: ProviderCallRequest = { ...base };
   if (Array.isArray(messages)) request.messages = messages as unknown as ChatMessage[];
   else request.prompt = prompt as string;
   if (system !== undefined) request.system = system;

@@ -20,11 +20,12 @@ import { budgetLedger, events, organizations, policies, usageRecords } from "../
 import { DomainError } from "../domain/errors.js";
 import { periodOf } from "../domain/policy.js";
 import { DEFAULT_PRICE_TABLE, withPriceOverrides } from "../domain/pricing.js";
+import type { ProviderCallRequest } from "../domain/provider-call.js";
 import { RoutingError } from "../domain/routing.js";
 import { createEchoProvider } from "../providers/echo/index.js";
 import { stub } from "../providers/fakes/scripted.js";
 import type { Provider, Usage } from "../providers/provider.js";
-import { createProviderGateway, ProviderCallError, type Attribution, type CallResult, type GatewayOptions, type ProviderRequest } from "./provider-gateway.js";
+import { createProviderGateway, ProviderCallError, type Attribution, type CallResult, type GatewayOptions } from "./provider-gateway.js";
 
 // ---------------------------------------------------------------------------------------------
 // Database and call helpers
@@ -54,7 +55,7 @@ function attribution(organizationId: string, extra: Partial<Attribution> = {}): 
   return { organizationId, teamId: null, principalId: null, apiKeyId: null, runId: null, nodeKey: null, ...extra };
 }
 
-const gen = (extra: Partial<ProviderRequest> = {}): ProviderRequest => ({ operation: "ai.generate", prompt: "hi", ...extra });
+const gen = (extra: Partial<ProviderCallRequest> = {}): ProviderCallRequest => ({ operation: "ai.generate", prompt: "hi", ...extra });
 
 interface CallOpts {
   org?: string;
@@ -64,7 +65,7 @@ interface CallOpts {
   deltas?: string[];
 }
 
-function call(gw: Gateway, request: ProviderRequest, o: CallOpts = {}): Promise<CallResult> {
+function call(gw: Gateway, request: ProviderCallRequest, o: CallOpts = {}): Promise<CallResult> {
   return gw.call({
     request,
     attribution: attribution(o.org ?? plainOrg, o.attribution),
@@ -120,7 +121,7 @@ const exceededEvents = (org: string) =>
  * 10 × 100 + 5 × 400 = 3 000 nUSD.
  */
 const NANO = "gpt-4.1-nano";
-const pricedRequest = (extra: Partial<ProviderRequest> = {}) => gen({ prompt: "12345678", maxTokens: 100, ...extra });
+const pricedRequest = (extra: Partial<ProviderCallRequest> = {}) => gen({ prompt: "12345678", maxTokens: 100, ...extra });
 const NANO_ESTIMATE = 40_200;
 const NANO_ACTUAL = 3_000;
 

@@ -19,6 +19,7 @@
  */
 import { createCircuitBreakers, type CircuitBreakerOptions, type CircuitBreakers } from "../domain/circuit-breaker.js";
 import { DomainError } from "../domain/errors.js";
+import { inputChars, type ProviderCallRequest } from "../domain/provider-call.js";
 import { effectiveRules, orgScopeKey, periodOf, retryAfterSeconds, teamScopeKey, type Charge, type EffectiveRules } from "../domain/policy.js";
 import { actualCost, DEFAULT_PRICE_TABLE, estimateCost, formatUsd, requirePriced, withPriceOverrides, type Cost, type PriceOverrides, type PriceTable } from "../domain/pricing.js";
 import {
@@ -38,29 +39,9 @@ import { channels } from "../db/events.js";
 import { loadScopeRules, markExceeded, recordSettled, reserve, settle, type Attribution, type LedgerKey, type Settlement } from "../db/usage.js";
 import { ProviderError } from "../providers/errors.js";
 import { enforceRateLimit } from "./rate-limit.js";
-import type { ChatMessage, EmbedResult, GenerateRequest, GenerateResult, Provider, ProviderOperation, Usage } from "../providers/provider.js";
+import type { EmbedResult, GenerateRequest, GenerateResult, Provider, Usage } from "../providers/provider.js";
 
 export type { Attribution } from "../db/usage.js";
-
-/** Bounds of one call's request, the same for the API, jobs and workflow nodes. */
-export const providerCallLimits = { maxTokens: 200_000, maxMessages: 1_000, maxInputs: 2_048 } as const;
-
-/** A provider call, validated. */
-export interface ProviderRequest {
-  operation: ProviderOperation;
-  provider?: string;
-  model?: string;
-  strategy?: RoutingStrategy;
-  tier?: "basic" | "premium";
-  /** `ai.generate`. */
-  prompt?: string;
-  messages?: ChatMessage[];
-  system?: string;
-  maxTokens?: number;
-  temperature?: number;
-  /** `ai.embed`. */
-  texts?: string[];
-}
 
 export interface CallAttempt {
   provider: string;
@@ -201,7 +182,7 @@ export function createProviderGateway(deps: { db: Database["db"]; providers: rea
     return { rules: effectiveRules(rules, { now: at, runId: attribution.runId }), prices: priceTableFor(priceOverrides) };
   }
 
-  function routeRequest(req: ProviderRequest): RouteRequest {
+  function routeRequest(req: ProviderCallRequest): RouteRequest {
     let model = req.model;
     // A provider pinned without a model means its default model (the adapter contract).
     if (req.provider !== undefined && model === undefined) {
@@ -266,7 +247,7 @@ export function createProviderGateway(deps: { db: Database["db"]; providers: rea
     priceTableFor,
 
     /** Where the call would go and what it would cost, without calling or reserving anything. */
-    async estimate(req: ProviderRequest, attribution: Attribution): Promise<EstimateResult> {
+    async estimate(req: ProviderCallRequest, attribution: Attribution): Promise<EstimateResult> {
       const prepared = await prepare(attribution);
       const request = routeRequest(req);
       const { decision } = decide(request, prepared);
@@ -289,7 +270,7 @@ export function createProviderGateway(deps: { db: Database["db"]; providers: rea
     },
 
     /** One call. `prepared`: the rules the caller already loaded for this attribution (e.g. to check a rate limit). */
-    async call(args: { request: ProviderRequest; attribution: Attribution; signal: AbortSignal; stream?: boolean; onDelta?: (text: string) => void; prepared?: Prepared }): Promise<CallResult> {
+    async call(args: { request: ProviderCallRequest; attribution: Attribution; signal: AbortSignal; stream?: boolean; onDelta?: (text: string) => void; prepared?: Prepared }): Promise<CallResult> {
       const { request: req, attribution, signal } = args;
       const started = now();
       const prepared = args.prepared ?? (await prepare(attribution));
@@ -422,7 +403,7 @@ export function createProviderGateway(deps: { db: Database["db"]; providers: rea
 }
 
 /** The most any candidate that may be tried can cost (the reservation). */
-function worstEstimate(candidates: readonly Candidate[], req: ProviderRequest, prices: PriceTable): Cost {
+function worstEstimate(candidates: readonly Candidate[], req: ProviderCallRequest, prices: PriceTable): Cost {
   let worst: Cost | undefined;
   for (const c of candidates) {
     const e = estimateOf(c, req, prices);
@@ -432,7 +413,7 @@ function worstEstimate(candidates: readonly Candidate[], req: ProviderRequest, p
   return worst!;
 }
 
-function estimateOf(c: Candidate, req: ProviderRequest, prices: PriceTable): Cost {
+function estimateOf(c: Candidate, req: ProviderCallRequest, prices: PriceTable): Cost {
   return estimateCost({ provider: c.provider, model: c.model, operation: req.operation, inputChars: inputChars(req), ...(req.maxTokens !== undefined ? { maxOutputTokens: req.maxTokens } : {}) }, prices);
 }
 
@@ -478,21 +459,15 @@ function ledgersOf(a: Attribution, at = new Date()): LedgerKey[] {
  * unpriced ones are left out of the fallbacks, and only when none is priced does the call
  * fail closed (`model_unpriced`).
  */
-function reservable(decision: RouteDecision, req: ProviderRequest, prices: PriceTable): Candidate[] {
+function reservable(decision: RouteDecision, req: ProviderCallRequest, prices: PriceTable): Candidate[] {
   const priced = decision.chosen.filter((c) => estimateOf(c, req, prices).status === "priced");
   return priced.length > 0 ? priced : decision.chosen;
-}
-
-export function inputChars(req: ProviderRequest): number {
-  if (req.operation === "ai.embed") return (req.texts ?? []).reduce((n, t) => n + t.length, 0);
-  const turns = req.messages ? req.messages.reduce((n, m) => n + (typeof m?.content === "string" ? m.content.length : 0), 0) : (req.prompt?.length ?? 0);
-  return turns + (req.system?.length ?? 0);
 }
 
 async function invoke(
   provider: Provider,
   model: string,
-  req: ProviderRequest,
+  req: ProviderCallRequest,
   signal: AbortSignal,
   stream: boolean,
   state: { deltas: boolean },

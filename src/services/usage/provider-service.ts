@@ -34,10 +34,11 @@ import { teams } from "../../db/schema.js";
 import { DomainError, invalidArgument, notFound, type Issue } from "../../domain/errors.js";
 import { formatUsd, formatUsdPerMTok, lookupPrice, type Cost } from "../../domain/pricing.js";
 import { isRoutingStrategy, qualityOf, ROUTING_STRATEGIES, RoutingError, type RouteDecision, type RoutingExplanation } from "../../domain/routing.js";
+import { providerCallLimits, type ProviderCallRequest } from "../../domain/provider-call.js";
 import type { Usage } from "../../providers/provider.js";
 import { mayRead, requirePermission } from "../access/permission-checks.js";
 import { isUuid, type CallContext } from "../call-context.js";
-import { providerCallLimits, ProviderCallError, type CallResult, type ProviderGateway, type ProviderRequest } from "../../gateway/provider-gateway.js";
+import { ProviderCallError, type CallResult, type ProviderGateway } from "../../gateway/provider-gateway.js";
 
 
 export function createProviderService(deps: { db: Db; gateway: ProviderGateway }) {
@@ -203,7 +204,7 @@ export function createProviderService(deps: { db: Db; gateway: ProviderGateway }
 }
 
 /** Validates a ProviderCall into a gateway request; every problem is reported at once. */
-export function parseProviderCall(call: ProviderCall | undefined, opts: { stream: boolean }): ProviderRequest {
+export function parseProviderCall(call: ProviderCall | undefined, opts: { stream: boolean }): ProviderCallRequest {
   const issues: Issue[] = [];
   const bad = (path: string, message: string, code = "invalid_value") => issues.push({ path, code, message });
   const c = call;
@@ -232,10 +233,10 @@ export function parseProviderCall(call: ProviderCall | undefined, opts: { stream
     if (texts.length) bad("/input", "ai.generate takes prompt or messages, not input");
   }
   if (issues.length) throw invalidArgument(issues.map((i) => i.message).join("; "), issues);
-  const req: ProviderRequest = { operation: operation as ProviderRequest["operation"] };
+  const req: ProviderCallRequest = { operation: operation as ProviderCallRequest["operation"] };
   if (c!.provider) req.provider = c!.provider;
   if (c!.model) req.model = c!.model;
-  if (c!.strategy) req.strategy = c!.strategy as ProviderRequest["strategy"];
+  if (c!.strategy) req.strategy = c!.strategy as ProviderCallRequest["strategy"];
   if (c!.tier) req.tier = c!.tier as "basic" | "premium";
   if (operation === "ai.embed") req.texts = [...texts];
   else {
