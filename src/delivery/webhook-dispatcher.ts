@@ -54,11 +54,11 @@ import { isIP } from "node:net";
 import { and, asc, count, eq, gt, gte, inArray, isNull, lt, lte, or, sql } from "drizzle-orm";
 import type { Db } from "../db/database.js";
 import { emitEvents } from "../db/events.js";
+import { eventKindFilterEntries, matchesEventKinds } from "../domain/event-kind-filter.js";
 import { dispatchCursors, events, webhookDeliveries, webhooks } from "../db/schema.js";
 import type { Logger } from "../logger.js";
 import { SubscriberOverflow, type EventHub, type EventRow } from "./event-hub.js";
 import { decryptSecret, guardedLookup, hostOf, isPublicAddress, signatureHeader, type WebhookSettings } from "./webhook-security.js";
-import { filterMatches } from "../services/events/webhook-service.js";
 
 export interface WebhookDispatcherOptions {
   /** First retry delay; each further retry doubles it. Default 1 s. */
@@ -164,9 +164,10 @@ export function startWebhookDispatcher(deps: { db: Db; hub: EventHub; log: Logge
       .from(webhooks)
       .where(and(inArray(webhooks.organizationId, orgs), eq(webhooks.enabled, true)));
     if (hooks.length === 0) return;
+    const kinds = new Map(hooks.map((h) => [h.id, eventKindFilterEntries(h.eventFilter)]));
     const rows = batch.flatMap((e) =>
       hooks
-        .filter((h) => h.organizationId === e.organizationId && filterMatches(h.eventFilter, e.kind))
+        .filter((h) => h.organizationId === e.organizationId && matchesEventKinds(kinds.get(h.id)!, e.kind))
         .map((h) => ({ id: randomUUID(), webhookId: h.id, organizationId: e.organizationId, eventId: Number(e.id), eventKind: e.kind, nextAttemptAt: sql`now()` as any })),
     );
     if (rows.length === 0) return;

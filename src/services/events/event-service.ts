@@ -12,12 +12,11 @@ import type { Event } from "../../../gen/proto/fabric/v1/run_pb.js";
 import type { Db } from "../../db/database.js";
 import { apiKeys, events, workflowRuns } from "../../db/schema.js";
 import { DomainError, invalidArgument } from "../../domain/errors.js";
+import { eventKindFilterEntries, invalidEventKindEntry, matchesEventKinds } from "../../domain/event-kind-filter.js";
 import { mayRead } from "../access/permission-checks.js";
 import { isUuid, type CallContext } from "../call-context.js";
 import { SubscriberOverflow, type EventHub, type EventRow } from "../../delivery/event-hub.js";
 import { eventMessage } from "../runs/run-messages.js";
-
-const kindPattern = /^[a-z_]+(\.[a-z_]+)*(\.\*)?$|^\*$/;
 
 export function createEventService(deps: { db: Db; hub: EventHub; recheckMs?: number }) {
   const { db, hub } = deps;
@@ -26,13 +25,9 @@ export function createEventService(deps: { db: Db; hub: EventHub; recheckMs?: nu
   return {
     async streamEvents(ctx: CallContext, req: StreamEventsRequest): Promise<AsyncGenerator<Event>> {
       const org = ctx.caller.organizationId;
-      const kinds = req.kinds
-        .split(",")
-        .map((k) => k.trim())
-        .filter(Boolean);
-      const bad = kinds.find((k) => !kindPattern.test(k));
+      const kinds = eventKindFilterEntries(req.kinds);
+      const bad = invalidEventKindEntry(kinds);
       if (bad) throw invalidArgument(`kinds: ${JSON.stringify(bad)} is not an event kind or a prefix pattern like workflow.run.*`, [{ path: "/kinds", code: "invalid_value", message: "not a kind" }]);
-      const kindOk = (k: string) => kinds.length === 0 || kinds.some((p) => (p === "*" ? true : p.endsWith(".*") ? k.startsWith(p.slice(0, -1)) : k === p));
       if (req.runId && !isUuid(req.runId)) throw invalidArgument("run_id must be a run id", [{ path: "/run_id", code: "invalid_value", message: "not a UUID" }]);
       if (req.teamId && !isUuid(req.teamId)) throw invalidArgument("team_id must be a team id", [{ path: "/team_id", code: "invalid_value", message: "not a UUID" }]);
 
@@ -47,7 +42,7 @@ export function createEventService(deps: { db: Db; hub: EventHub; recheckMs?: nu
         return teams.get(runId);
       };
       const visible = async (e: EventRow): Promise<boolean> => {
-        if (!kindOk(e.kind)) return false;
+        if (!matchesEventKinds(kinds, e.kind)) return false;
         if (req.runId && e.runId !== req.runId) return false;
         if (e.runId) {
           const team = await teamOf(e.runId);

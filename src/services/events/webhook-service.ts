@@ -33,6 +33,7 @@ import type { Db, Executor } from "../../db/database.js";
 import { emitEvents } from "../../db/events.js";
 import { webhookDeliveries, webhooks } from "../../db/schema.js";
 import { DomainError, invalidArgument, notFound, type Issue } from "../../domain/errors.js";
+import { eventKindFilterEntries, invalidEventKindEntry } from "../../domain/event-kind-filter.js";
 import { recordAudit } from "../access/record-audit.js";
 import { isUuid, type CallContext } from "../call-context.js";
 import { checkWebhookUrl, encryptSecret, newWebhookSecret, UrlNotAllowed, type WebhookSettings } from "../../delivery/webhook-security.js";
@@ -85,24 +86,14 @@ const describe = (row: WebhookRow) => ({
   enabled: row.enabled,
 });
 
-const kindPattern = /^[a-z_]+(\.[a-z_]+)*(\.\*)?$|^\*$/;
-
 /** `a.b, c.*` → normalised `a.b,c.*`; empty → `*`. */
 export function parseEventFilter(raw: string, issues: Issue[]): string {
-  const parts = raw
-    .split(",")
-    .map((p) => p.trim())
-    .filter(Boolean);
+  const parts = eventKindFilterEntries(raw);
   if (parts.length === 0) return "*";
-  const bad = parts.find((p) => !kindPattern.test(p));
-  if (bad) issues.push({ path: "/event_filter", code: "invalid_value", message: `event_filter: ${JSON.stringify(bad)} is not an event kind or a prefix pattern like workflow.run.*` });
+  const bad = invalidEventKindEntry(parts);
+  if (bad !== undefined) issues.push({ path: "/event_filter", code: "invalid_value", message: `event_filter: ${JSON.stringify(bad)} is not an event kind or a prefix pattern like workflow.run.*` });
   else if (parts.length > webhookDefaults.filterMaxEntries) issues.push({ path: "/event_filter", code: "invalid_value", message: `event_filter has more than ${webhookDefaults.filterMaxEntries} entries` });
   return [...new Set(parts)].join(",");
-}
-
-/** Whether an event kind matches a stored filter (comma-separated kinds, `prefix.*`, `*`). */
-export function filterMatches(filter: string, kind: string): boolean {
-  return filter.split(",").some((p) => (p === "*" ? true : p.endsWith(".*") ? kind.startsWith(p.slice(0, -1)) : kind === p));
 }
 
 function checkRetries(n: number | undefined, issues: Issue[]) {
