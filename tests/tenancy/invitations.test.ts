@@ -34,7 +34,7 @@ describe.each(transports)("invitations (%s)", (via) => {
     const hours = (Date.parse(invitation.expire_time) - Date.parse(invitation.create_time)) / 3_600_000;
     expect(Math.round(hours)).toBe(168);
 
-    const audit = await expectOneAudit(fabric, c.requestId, { action: "member.invite", resource: `invitation:${invitation.id}`, organizationId: org });
+    const audit = await expectOneAudit(fabric, c.requestId, { action: "invitation.create", resource: `invitation:${invitation.id}`, organizationId: org });
     expect(JSON.stringify(audit.summary)).not.toContain(token.slice(5));
     const [stored] = await fabric.database.db.select().from(invitations).where(eq(invitations.id, invitation.id));
     expect(stored!.tokenHash).toBe(createHash("sha256").update(token).digest("hex"));

@@ -49,6 +49,9 @@ type KeyRow = typeof apiKeys.$inferSelect;
 
 export type ApiKeyService = ReturnType<typeof createApiKeyService>;
 
+/** The audit entries ApiKeyService writes: one action per use case. */
+export const apiKeyAuditActions = { create: "api_key.create", rotate: "api_key.rotate", revoke: "api_key.revoke" } as const;
+
 export const apiKeyNameMaxLength = 100;
 
 const ts = (d: Date | null) => (d ? timestampFromDate(d) : undefined);
@@ -155,7 +158,7 @@ export function createApiKeyService(deps: ServiceDeps) {
           .values({ id: randomUUID(), organizationId: org, principalId, name, prefix: key.prefix, secretHash: key.secretHash, scopes, expiresAt })
           .returning();
         await emitEvents(tx, [{ organizationId: org, kind: "api_key.created", payload: { ...describe(row!), request_id: ctx.requestId } }]);
-        await recordAudit(tx, ctx, { action: "api_key.create", resource: `api_key:${row!.id}`, summary: describe(row!) });
+        await recordAudit(tx, ctx, { action: apiKeyAuditActions.create, resource: `api_key:${row!.id}`, summary: describe(row!) });
         return create(CreateApiKeyResponseSchema, { apiKey: apiKeyMessage(row!), key: key.raw });
       });
     },
@@ -185,7 +188,7 @@ export function createApiKeyService(deps: ServiceDeps) {
           .returning();
         const summary = { ...describe(updated!), previous_prefix: row.prefix };
         await emitEvents(tx, [{ organizationId: row.organizationId, kind: "api_key.rotated", payload: { ...summary, request_id: ctx.requestId } }]);
-        await recordAudit(tx, ctx, { action: "api_key.rotate", resource: `api_key:${row.id}`, summary });
+        await recordAudit(tx, ctx, { action: apiKeyAuditActions.rotate, resource: `api_key:${row.id}`, summary });
         return create(RotateApiKeyResponseSchema, { apiKey: apiKeyMessage(updated!), key: key.raw });
       });
     },
@@ -197,7 +200,7 @@ export function createApiKeyService(deps: ServiceDeps) {
         if (row.revokedAt) return create(RevokeApiKeyResponseSchema, { apiKey: apiKeyMessage(row) });
         const [updated] = await tx.update(apiKeys).set({ revokedAt: sql`now()` }).where(eq(apiKeys.id, row.id)).returning();
         await emitEvents(tx, [{ organizationId: row.organizationId, kind: "api_key.revoked", payload: { ...describe(updated!), request_id: ctx.requestId } }]);
-        await recordAudit(tx, ctx, { action: "api_key.revoke", resource: `api_key:${row.id}`, summary: describe(updated!) });
+        await recordAudit(tx, ctx, { action: apiKeyAuditActions.revoke, resource: `api_key:${row.id}`, summary: describe(updated!) });
         return create(RevokeApiKeyResponseSchema, { apiKey: apiKeyMessage(updated!) });
       });
     },

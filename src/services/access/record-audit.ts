@@ -8,8 +8,11 @@ import { auditLog } from "../../db/schema.js";
 import type { CallContext } from "../call-context.js";
 
 export interface AuditRecord {
-  /** The action performed, e.g. `workflow.write`, `api_key.rotate`. */
-  action: string;
+  /**
+   * What was done, named after the use case (`run.start`, `api_key.rotate`, …): each
+   * service declares its own (`runAuditActions`, …). docs/access-control.md lists them.
+   */
+  action: `${string}.${string}`;
   /** `kind:id`, e.g. `run:<uuid>`. */
   resource: string;
   summary?: Record<string, unknown>;

@@ -43,6 +43,9 @@ type DeliveryRow = typeof webhookDeliveries.$inferSelect;
 
 export const webhookDefaults = { maxRetries: 8, maxRetriesLimit: 20, urlMaxLength: 2048, descriptionMaxLength: 500, filterMaxEntries: 50 } as const;
 
+/** The audit entries WebhookService writes: one action per use case. */
+export const webhookAuditActions = { create: "webhook.create", update: "webhook.update", delete: "webhook.delete", redeliver: "webhook.redeliver" } as const;
+
 const ts = (d: Date | null) => (d ? timestampFromDate(d) : undefined);
 
 export function webhookMessage(row: WebhookRow): Webhook {
@@ -141,7 +144,7 @@ export function createWebhookService(deps: { db: Db; settings: WebhookSettings; 
           .values({ id: randomUUID(), organizationId: org, url, eventFilter, maxRetries: req.maxRetries ?? webhookDefaults.maxRetries, description: req.description, secretCiphertext: encryptSecret(settings.secretsKey, secret) })
           .returning();
         await emitEvents(tx, [{ organizationId: org, kind: "webhook.created", payload: { ...describe(row!), request_id: ctx.requestId } }]);
-        await recordAudit(tx, ctx, { action: "webhook.create", resource: `webhook:${row!.id}`, summary: describe(row!) });
+        await recordAudit(tx, ctx, { action: webhookAuditActions.create, resource: `webhook:${row!.id}`, summary: describe(row!) });
         return create(CreateWebhookResponseSchema, { webhook: webhookMessage(row!), secret });
       });
     },
@@ -177,7 +180,7 @@ export function createWebhookService(deps: { db: Db; settings: WebhookSettings; 
           .returning();
         const summary = { ...describe(updated!), changed: Object.keys(req).filter((k) => !["organizationId", "id", "$typeName"].includes(k) && (req as any)[k] !== undefined) };
         await emitEvents(tx, [{ organizationId: row.organizationId, kind: "webhook.updated", payload: { ...summary, request_id: ctx.requestId } }]);
-        await recordAudit(tx, ctx, { action: "webhook.update", resource: `webhook:${row.id}`, summary });
+        await recordAudit(tx, ctx, { action: webhookAuditActions.update, resource: `webhook:${row.id}`, summary });
         return create(UpdateWebhookResponseSchema, { webhook: webhookMessage(updated!) });
       });
     },
@@ -187,7 +190,7 @@ export function createWebhookService(deps: { db: Db; settings: WebhookSettings; 
         const row = await loadWebhook(tx, ctx, req.id, true);
         await tx.delete(webhooks).where(eq(webhooks.id, row.id)); // deliveries cascade
         await emitEvents(tx, [{ organizationId: row.organizationId, kind: "webhook.deleted", payload: { ...describe(row), request_id: ctx.requestId } }]);
-        await recordAudit(tx, ctx, { action: "webhook.delete", resource: `webhook:${row.id}`, summary: describe(row) });
+        await recordAudit(tx, ctx, { action: webhookAuditActions.delete, resource: `webhook:${row.id}`, summary: describe(row) });
         return create(DeleteWebhookResponseSchema, { webhook: webhookMessage(row) });
       });
     },
@@ -215,7 +218,7 @@ export function createWebhookService(deps: { db: Db; settings: WebhookSettings; 
               .returning()
           : [];
         if (!row) throw notFound("webhook delivery", req.id);
-        await recordAudit(tx, ctx, { action: "webhook.redeliver", resource: `webhook:${hook.id}`, summary: { webhook_id: hook.id, delivery_id: row.id, event_id: row.eventId } });
+        await recordAudit(tx, ctx, { action: webhookAuditActions.redeliver, resource: `webhook:${hook.id}`, summary: { webhook_id: hook.id, delivery_id: row.id, event_id: row.eventId } });
         return create(RedeliverWebhookDeliveryResponseSchema, { delivery: deliveryMessage(row) });
       });
       deps.kick?.();

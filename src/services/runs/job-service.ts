@@ -52,7 +52,6 @@ import { readableTeams, requirePermission } from "../access/permission-checks.js
 import { isUuid, type CallContext } from "../call-context.js";
 import type { EventHub } from "../../delivery/event-hub.js";
 import { runMessage, specJson } from "./run-messages.js";
-import { declaredAction } from "../../control-plane/operation-rules.js";
 import { decodeCursor, olderThan, pageOf, pageSize } from "../pagination.js";
 import type { ProviderGateway } from "../../gateway/provider-gateway.js";
 import { insertRun, runEvents } from "./run-service.js";
@@ -116,6 +115,9 @@ const modalityOf = (workflowName: string): Modality | "" => modalities.find((m) 
 
 
 export type JobService = ReturnType<typeof createJobService>;
+
+/** The audit entries JobService writes: one action per use case. */
+export const jobAuditActions = { create: "job.create" } as const;
 
 export function createJobService(deps: { db: Db; workflows: WorkflowCache; hub: EventHub; gateway: Pick<ProviderGateway, "admit"> }) {
   const { db, workflows, hub } = deps;
@@ -202,7 +204,7 @@ export function createJobService(deps: { db: Db; workflows: WorkflowCache; hub: 
         const run = await insertRun(tx, ctx, { def, wf, req: runReq, teamId, input: job.runInput, context: job.runInput, deadline: timeout ? new Date(Date.now() + timeout) : null });
         if (run) {
           await recordAudit(tx, ctx, {
-            action: declaredAction("fabric.v1.JobService/CreateJob"),
+            action: jobAuditActions.create,
             resource: `job:${run.id}`,
             summary: { operation: "create", modality: job.modality, workflow_id: def.id, workflow_name: def.name, workflow_version: def.version, team_id: teamId, idempotency_key: req.idempotencyKey ?? null },
           });

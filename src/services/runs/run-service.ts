@@ -6,7 +6,7 @@
  * A run belongs to its workflow's team (copied at start; a job's run, to the job's team,
  * kept by reruns). Every operation on a loaded run checks its action on that team
  * (`requirePermission`), lists show only the teams the caller may read, and every
- * change writes one audit entry — named after the operation's declared action — in the
+ * change writes one audit entry — named after its use case (`runAuditActions`) — in the
  * transaction that makes it.
  */
 import { randomUUID } from "node:crypto";
@@ -48,22 +48,15 @@ import { readableTeams, requirePermission } from "../access/permission-checks.js
 import { isUuid, type CallContext } from "../call-context.js";
 import { SubscriberOverflow, type EventHub, type EventRow } from "../../delivery/event-hub.js";
 import { eventMessage, runMessage } from "./run-messages.js";
-import { declaredAction } from "../../control-plane/operation-rules.js";
 import { decodeCursor, olderThan, pageOf, pageSize } from "../pagination.js";
 
 type RunRow = typeof workflowRuns.$inferSelect;
 type NodeRow = typeof workflowRunNodes.$inferInsert;
 
 
-/** Audit entries are named after the action each operation declares (operations.ts). */
-const auditAction = {
-  start: declaredAction("fabric.v1.RunService/StartRun"),
-  cancel: declaredAction("fabric.v1.RunService/CancelRun"),
-  pause: declaredAction("fabric.v1.RunService/PauseRun"),
-  resume: declaredAction("fabric.v1.RunService/ResumeRun"),
-  signal: declaredAction("fabric.v1.RunService/SignalRun"),
-  rerun: declaredAction("fabric.v1.RunService/RerunRun"),
-};
+/** The audit entries RunService writes: one action per use case. */
+export const runAuditActions = { start: "run.start", cancel: "run.cancel", pause: "run.pause", resume: "run.resume", signal: "run.signal", rerun: "run.rerun" } as const;
+type RunAuditAction = (typeof runAuditActions)[keyof typeof runAuditActions];
 
 export type RunService = ReturnType<typeof createRunService>;
 
@@ -172,7 +165,7 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
     return run;
   }
 
-  const audit = (tx: Tx, ctx: CallContext, action: Action, runId: string, summary: Record<string, unknown>) => recordAudit(tx, ctx, { action, resource: `run:${runId}`, summary });
+  const audit = (tx: Tx, ctx: CallContext, action: RunAuditAction, runId: string, summary: Record<string, unknown>) => recordAudit(tx, ctx, { action, resource: `run:${runId}`, summary });
 
   async function resolveDefinition(ctx: CallContext, req: StartRunRequest) {
     const t = workflowDefinitions;
@@ -214,7 +207,7 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
       const created = await db.transaction(async (tx) => {
         const run = await insertRun(tx, ctx, { def, wf, req, input, context: input, deadline: timeout ? new Date(Date.now() + timeout) : null });
         if (run) {
-          await audit(tx, ctx, auditAction.start, run.id, {
+          await audit(tx, ctx, runAuditActions.start, run.id, {
             operation: "start",
             workflow_id: def.id,
             workflow_name: def.name,
@@ -264,18 +257,18 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
 
     async cancelRun(ctx: CallContext, req: CancelRunRequest) {
       await db.transaction(async (tx) => {
-        const run = await lockOwnRun(tx, ctx, req.id, auditAction.cancel);
+        const run = await lockOwnRun(tx, ctx, req.id, "run.cancel");
         if (run.status === "cancelled") return; // nothing changes, nothing to audit
         if (!activeRunStatuses.includes(run.status)) throw failedPrecondition(`run is already ${run.status}`, "run_finished");
         await finishRun(tx, run, "cancelled", { code: "cancelled", message: req.reason || "cancelled by request" });
-        await audit(tx, ctx, auditAction.cancel, run.id, { operation: "cancel", previous_status: run.status, reason: req.reason || null });
+        await audit(tx, ctx, runAuditActions.cancel, run.id, { operation: "cancel", previous_status: run.status, reason: req.reason || null });
       });
       return create(CancelRunResponseSchema, { run: await fullRun(db, ctx, req.id, null) });
     },
 
     async pauseRun(ctx: CallContext, req: PauseRunRequest) {
       await db.transaction(async (tx) => {
-        const run = await lockOwnRun(tx, ctx, req.id, auditAction.pause);
+        const run = await lockOwnRun(tx, ctx, req.id, "run.control");
         if (run.status === "paused") return; // nothing changes, nothing to audit
         if (!activeRunStatuses.includes(run.status)) throw failedPrecondition(`run is already ${run.status}`, "run_finished");
         await tx.execute(sql`UPDATE workflow_runs SET status = 'paused' WHERE id = ${run.id}`);
@@ -283,14 +276,14 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
         // retry's end of backoff). SET reads the old row: resume_at gets the old available_at.
         await tx.execute(sql`UPDATE workflow_run_nodes SET available_at = 'infinity', resume_at = available_at WHERE run_id = ${run.id} AND status = 'ready'`);
         await emitEvents(tx, [{ organizationId: run.organizationId, runId: run.id, kind: "workflow.run.paused", payload: { previous_status: run.status } }]);
-        await audit(tx, ctx, auditAction.pause, run.id, { operation: "pause", previous_status: run.status });
+        await audit(tx, ctx, runAuditActions.pause, run.id, { operation: "pause", previous_status: run.status });
       });
       return create(PauseRunResponseSchema, { run: await fullRun(db, ctx, req.id, null) });
     },
 
     async resumeRun(ctx: CallContext, req: ResumeRunRequest) {
       await db.transaction(async (tx) => {
-        const run = await lockOwnRun(tx, ctx, req.id, auditAction.resume);
+        const run = await lockOwnRun(tx, ctx, req.id, "run.control");
         if (run.status !== "paused") throw failedPrecondition(`run is ${run.status}, not paused`, "run_not_paused");
         const [s] = await query<{ waiting: boolean; started: boolean }>(
           tx,
@@ -305,14 +298,14 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
         // (a node held before resume_at existed): due now.
         await tx.execute(sql`UPDATE workflow_run_nodes SET available_at = greatest(now(), resume_at), resume_at = NULL WHERE run_id = ${run.id} AND status = 'ready'`);
         await emitEvents(tx, [{ organizationId: run.organizationId, runId: run.id, kind: "workflow.run.resumed", payload: { reason: "resume", status } }]);
-        await audit(tx, ctx, auditAction.resume, run.id, { operation: "resume", status });
+        await audit(tx, ctx, runAuditActions.resume, run.id, { operation: "resume", status });
         await notify(tx, channels.work);
       });
       return create(ResumeRunResponseSchema, { run: await fullRun(db, ctx, req.id, null) });
     },
 
     async signalRun(ctx: CallContext, req: SignalRunRequest) {
-      const run = await loadRun(db, ctx, req.id, auditAction.signal);
+      const run = await loadRun(db, ctx, req.id, "run.control");
       const waiting = await db.select({ key: workflowRunNodes.nodeKey }).from(workflowRunNodes).where(and(eq(workflowRunNodes.runId, run.id), eq(workflowRunNodes.status, "waiting")));
       let key = req.nodeKey;
       if (!key) {
@@ -326,7 +319,7 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
       // so the completion and its audit entry commit together (or not at all).
       const outcome = await db.transaction(async (tx) => {
         const o = await completeNode(tx, { runId: run.id, node: wf.nodes.get(key)!, guard: { waiting: true }, output: req.payload ?? {}, eventPayload: { signal: true, request_id: ctx.requestId } });
-        if (o === "applied") await audit(tx, ctx, auditAction.signal, run.id, { operation: "signal", node_key: key });
+        if (o === "applied") await audit(tx, ctx, runAuditActions.signal, run.id, { operation: "signal", node_key: key });
         return o;
       });
       if (outcome === "lost") throw failedPrecondition(`node ${JSON.stringify(key)} is no longer waiting`, "not_waiting");
@@ -334,7 +327,7 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
     },
 
     async rerunRun(ctx: CallContext, req: RerunRunRequest) {
-      const source = await loadRun(db, ctx, req.id, auditAction.rerun);
+      const source = await loadRun(db, ctx, req.id, "run.create");
       if (source.status !== "failed" && source.status !== "cancelled") throw failedPrecondition(`only failed or cancelled runs can be rerun; this one is ${source.status}`, "run_not_failed");
       const [def] = await db.select().from(workflowDefinitions).where(eq(workflowDefinitions.id, source.workflowId));
       const wf = await workflows.get(db, source.workflowId);
@@ -352,7 +345,7 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
           sql`UPDATE workflow_runs r SET state = s.state, deadline_at = r.created_at + (s.deadline_at - s.created_at)
               FROM workflow_runs s WHERE r.id = ${r!.id} AND s.id = ${source.id}`,
         );
-        await audit(tx, ctx, auditAction.rerun, r!.id, { operation: "rerun", rerun_of: source.id, workflow_id: def!.id, workflow_version: def!.version, team_id: source.teamId });
+        await audit(tx, ctx, runAuditActions.rerun, r!.id, { operation: "rerun", rerun_of: source.id, workflow_id: def!.id, workflow_version: def!.version, team_id: source.teamId });
         return r!;
       });
       return create(RerunRunResponseSchema, { run: await fullRun(db, ctx, run.id, null) });

@@ -37,12 +37,14 @@ import { recordAudit } from "../access/record-audit.js";
 import { readableTeams, requirePermission } from "../access/permission-checks.js";
 import { isUuid, type CallContext } from "../call-context.js";
 import { specJson, workflowMessage } from "./run-messages.js";
-import { declaredAction } from "../../control-plane/operation-rules.js";
 import { decodeCursor, olderThan, pageOf, pageSize } from "../pagination.js";
 
 type DefinitionRow = typeof workflowDefinitions.$inferSelect;
 
 export type WorkflowService = ReturnType<typeof createWorkflowService>;
+
+/** The audit entries WorkflowService writes: one action per use case. */
+export const workflowAuditActions = { upsert: "workflow.upsert" } as const;
 
 export function createWorkflowService(db: Db) {
   return {
@@ -76,7 +78,7 @@ export function createWorkflowService(db: Db) {
           .returning();
         await emitEvents(tx, [{ organizationId: org, kind: "workflow.definition.created", payload: { workflow_id: row!.id, name: row!.name, version: row!.version, team_id: teamId, request_id: ctx.requestId } }]);
         await recordAudit(tx, ctx, {
-          action: declaredAction("fabric.v1.WorkflowService/UpsertWorkflow"),
+          action: workflowAuditActions.upsert,
           resource: `workflow:${row!.id}`,
           summary: { name: row!.name, version: row!.version, team_id: teamId, spec_hash: hash, previous_version: latest?.version ?? null },
         });

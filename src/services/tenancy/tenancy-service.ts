@@ -9,8 +9,8 @@
  *   team-level permission and role rules (permission_denied), then state
  *   (failed_precondition).
  * - Every successful mutating call writes exactly one audit entry in its own transaction
- *   (action = the operation's action; `organization.create` and `invitation.accept` for
- *   the two operations that declare none) and, when something changed, an event.
+ *   (named after the use case, `tenancyAuditActions`) and, when something changed, an
+ *   event.
  * - An organization always keeps at least one owner: demoting or removing an owner locks
  *   the organization's owner memberships (`FOR UPDATE`) and refuses with `last_owner`.
  * - An archived organization accepts no new teams, members, service accounts or
@@ -85,7 +85,7 @@ import type { Executor } from "../../db/database.js";
 import { emitEvents } from "../../db/events.js";
 import { invitations, memberships, organizations, principals, teams, workflowDefinitions, workflowRuns } from "../../db/schema.js";
 import { DomainError, failedPrecondition, notFound, permissionDenied } from "../../domain/errors.js";
-import { mayChangeRole, wouldRemoveLastOwner, type Action, type RoleChange } from "../../domain/permissions.js";
+import { mayChangeRole, wouldRemoveLastOwner, type RoleChange } from "../../domain/permissions.js";
 import { recordAudit } from "../access/record-audit.js";
 import { mayRead, requirePermission } from "../access/permission-checks.js";
 import { isUuid, type CallContext } from "../call-context.js";
@@ -105,6 +105,24 @@ import {
 } from "./tenancy-validation.js";
 
 export type TenancyService = ReturnType<typeof createTenancyService>;
+
+/** The audit entries TenancyService writes: one action per use case. */
+export const tenancyAuditActions = {
+  organizationCreate: "organization.create",
+  organizationUpdate: "organization.update",
+  organizationArchive: "organization.archive",
+  teamCreate: "team.create",
+  teamUpdate: "team.update",
+  teamDelete: "team.delete",
+  memberAdd: "member.add",
+  memberUpdate: "member.update",
+  memberRemove: "member.remove",
+  serviceAccountCreate: "service_account.create",
+  invitationCreate: "invitation.create",
+  invitationRevoke: "invitation.revoke",
+  invitationAccept: "invitation.accept",
+} as const;
+type TenancyAuditAction = (typeof tenancyAuditActions)[keyof typeof tenancyAuditActions];
 
 /** SQLSTATE of a database error, looking through driver/ORM wrappers. */
 function sqlState(err: unknown): string | undefined {
@@ -138,7 +156,7 @@ export function createTenancyService(deps: ServiceDeps) {
   async function record(
     tx: Executor,
     ctx: CallContext,
-    entry: { action: Action | "organization.create" | "invitation.accept"; resource: string; summary: Record<string, unknown>; organizationId?: string },
+    entry: { action: TenancyAuditAction; resource: string; summary: Record<string, unknown>; organizationId?: string },
     event?: { kind: string; payload: Record<string, unknown> },
   ): Promise<void> {
     const organizationId = entry.organizationId ?? ctx.caller.organizationId;
@@ -230,7 +248,7 @@ export function createTenancyService(deps: ServiceDeps) {
         await record(
           tx,
           ctx,
-          { action: "organization.create", resource: `organization:${org.id}`, summary: { slug, name, owner_membership_id: membershipId }, organizationId: org.id },
+          { action: tenancyAuditActions.organizationCreate, resource: `organization:${org.id}`, summary: { slug, name, owner_membership_id: membershipId }, organizationId: org.id },
           { kind: "organization.created", payload: { organization_id: org.id, slug, name } },
         );
         return create(CreateOrganizationResponseSchema, { organization: organizationMessage(org) });
@@ -256,7 +274,7 @@ export function createTenancyService(deps: ServiceDeps) {
           after = (await tx.update(organizations).set({ name }).where(eq(organizations.id, id)).returning())[0]!;
         }
         const changed = Object.keys(changes).length > 0;
-        await record(tx, ctx, { action: "organization.update", resource: `organization:${id}`, summary: { changes } }, changed ? { kind: "organization.updated", payload: { organization_id: id, changes } } : undefined);
+        await record(tx, ctx, { action: tenancyAuditActions.organizationUpdate, resource: `organization:${id}`, summary: { changes } }, changed ? { kind: "organization.updated", payload: { organization_id: id, changes } } : undefined);
         return create(UpdateOrganizationResponseSchema, { organization: organizationMessage(after) });
       });
     },
@@ -274,7 +292,7 @@ export function createTenancyService(deps: ServiceDeps) {
         await record(
           tx,
           ctx,
-          { action: "organization.archive", resource: `organization:${id}`, summary: archived ? { archived: true } : { archived: true, already_archived: true } },
+          { action: tenancyAuditActions.organizationArchive, resource: `organization:${id}`, summary: archived ? { archived: true } : { archived: true, already_archived: true } },
           archived ? { kind: "organization.archived", payload: { organization_id: id } } : undefined,
         );
         return create(ArchiveOrganizationResponseSchema, { organization: organizationMessage(row) });
@@ -292,7 +310,7 @@ export function createTenancyService(deps: ServiceDeps) {
         await requireActive(tx, org);
         const [team] = await tx.insert(teams).values({ id: randomUUID(), organizationId: org, slug, name }).onConflictDoNothing().returning();
         if (!team) throw new DomainError("already_exists", `a team with slug ${JSON.stringify(slug)} already exists in this organization`);
-        await record(tx, ctx, { action: "team.create", resource: `team:${team.id}`, summary: { slug, name } }, { kind: "team.created", payload: { team_id: team.id, slug, name } });
+        await record(tx, ctx, { action: tenancyAuditActions.teamCreate, resource: `team:${team.id}`, summary: { slug, name } }, { kind: "team.created", payload: { team_id: team.id, slug, name } });
         return create(CreateTeamResponseSchema, { team: teamMessage(team) });
       });
     },
@@ -321,7 +339,7 @@ export function createTenancyService(deps: ServiceDeps) {
           after = (await tx.update(teams).set({ name }).where(eq(teams.id, before.id)).returning())[0]!;
         }
         const changed = Object.keys(changes).length > 0;
-        await record(tx, ctx, { action: "team.update", resource: `team:${before.id}`, summary: { changes } }, changed ? { kind: "team.updated", payload: { team_id: before.id, changes } } : undefined);
+        await record(tx, ctx, { action: tenancyAuditActions.teamUpdate, resource: `team:${before.id}`, summary: { changes } }, changed ? { kind: "team.updated", payload: { team_id: before.id, changes } } : undefined);
         return create(UpdateTeamResponseSchema, { team: teamMessage(after) });
       });
     },
@@ -341,7 +359,7 @@ export function createTenancyService(deps: ServiceDeps) {
             const removedInvitations = await tx.delete(invitations).where(eq(invitations.teamId, team.id)).returning({ id: invitations.id });
             await tx.delete(teams).where(eq(teams.id, team.id));
             const summary = { slug: team.slug, name: team.name, memberships_removed: removedMembers.length, invitations_removed: removedInvitations.length };
-            await record(tx, ctx, { action: "team.delete", resource: `team:${team.id}`, summary }, { kind: "team.deleted", payload: { team_id: team.id, ...summary } });
+            await record(tx, ctx, { action: tenancyAuditActions.teamDelete, resource: `team:${team.id}`, summary }, { kind: "team.deleted", payload: { team_id: team.id, ...summary } });
             return create(DeleteTeamResponseSchema, {});
           }),
         inUse,
@@ -390,7 +408,7 @@ export function createTenancyService(deps: ServiceDeps) {
               .returning();
             if (!m) throw new DomainError("already_exists", `the principal is already a member of this ${team ? "team" : "organization"}`);
             const summary = { principal_id: principal.id, team_id: m.teamId, role };
-            await record(tx, ctx, { action: "member.invite", resource: `member:${m.id}`, summary }, { kind: "member.added", payload: { membership_id: m.id, ...summary } });
+            await record(tx, ctx, { action: tenancyAuditActions.memberAdd, resource: `member:${m.id}`, summary }, { kind: "member.added", payload: { membership_id: m.id, ...summary } });
             return create(AddMemberResponseSchema, { member: membershipMessage(m, principal) });
           }),
         () => notFound("team", teamIdGiven ?? ""),
@@ -410,7 +428,7 @@ export function createTenancyService(deps: ServiceDeps) {
         if (role !== m.role) after = (await tx.update(memberships).set({ role }).where(eq(memberships.id, m.id)).returning())[0]!;
         const changed = role !== m.role;
         const summary = { principal_id: m.principalId, team_id: m.teamId, changes: changed ? { role: { from: m.role, to: role } } : {} };
-        await record(tx, ctx, { action: "member.update", resource: `member:${m.id}`, summary }, changed ? { kind: "member.updated", payload: { membership_id: m.id, ...summary } } : undefined);
+        await record(tx, ctx, { action: tenancyAuditActions.memberUpdate, resource: `member:${m.id}`, summary }, changed ? { kind: "member.updated", payload: { membership_id: m.id, ...summary } } : undefined);
         return create(UpdateMemberResponseSchema, { member: membershipMessage(after, p) });
       });
     },
@@ -433,7 +451,7 @@ export function createTenancyService(deps: ServiceDeps) {
         }
         await tx.delete(memberships).where(eq(memberships.id, m.id));
         const summary = { principal_id: m.principalId, team_id: m.teamId, role: m.role, ...(m.teamId === null ? { team_memberships_removed: teamMemberships } : {}) };
-        await record(tx, ctx, { action: "member.remove", resource: `member:${m.id}`, summary }, { kind: "member.removed", payload: { membership_id: m.id, ...summary } });
+        await record(tx, ctx, { action: tenancyAuditActions.memberRemove, resource: `member:${m.id}`, summary }, { kind: "member.removed", payload: { membership_id: m.id, ...summary } });
         return create(RemoveMemberResponseSchema, {});
       });
     },
@@ -449,7 +467,7 @@ export function createTenancyService(deps: ServiceDeps) {
         const [principal] = await tx.insert(principals).values({ id: randomUUID(), kind: "service_account", email: null, displayName }).returning();
         const [m] = await tx.insert(memberships).values({ id: randomUUID(), organizationId: org, principalId: principal!.id, role }).returning();
         const summary = { kind: "service_account", principal_id: principal!.id, display_name: displayName, role };
-        await record(tx, ctx, { action: "member.invite", resource: `member:${m!.id}`, summary }, { kind: "service_account.created", payload: { membership_id: m!.id, ...summary } });
+        await record(tx, ctx, { action: tenancyAuditActions.serviceAccountCreate, resource: `member:${m!.id}`, summary }, { kind: "service_account.created", payload: { membership_id: m!.id, ...summary } });
         return create(CreateServiceAccountResponseSchema, { member: membershipMessage(m!, principal!) });
       });
     },
@@ -484,7 +502,7 @@ export function createTenancyService(deps: ServiceDeps) {
               })
               .returning();
             const summary = { email, role, team_id: inv!.teamId, expires_at: inv!.expiresAt.toISOString() };
-            await record(tx, ctx, { action: "member.invite", resource: `invitation:${inv!.id}`, summary }, { kind: "invitation.created", payload: { invitation_id: inv!.id, ...summary } });
+            await record(tx, ctx, { action: tenancyAuditActions.invitationCreate, resource: `invitation:${inv!.id}`, summary }, { kind: "invitation.created", payload: { invitation_id: inv!.id, ...summary } });
             return create(CreateInvitationResponseSchema, { invitation: invitationMessage(inv!), token: token.raw });
           }),
         () => notFound("team", teamIdGiven ?? ""),
@@ -513,7 +531,7 @@ export function createTenancyService(deps: ServiceDeps) {
           throw notPending(now ?? inv);
         }
         const summary = { email: revoked.email, role: revoked.role, team_id: revoked.teamId };
-        await record(tx, ctx, { action: "invitation.revoke", resource: `invitation:${revoked.id}`, summary }, { kind: "invitation.revoked", payload: { invitation_id: revoked.id, ...summary } });
+        await record(tx, ctx, { action: tenancyAuditActions.invitationRevoke, resource: `invitation:${revoked.id}`, summary }, { kind: "invitation.revoked", payload: { invitation_id: revoked.id, ...summary } });
         return create(RevokeInvitationResponseSchema, { invitation: invitationMessage(revoked) });
       });
     },
@@ -555,7 +573,7 @@ export function createTenancyService(deps: ServiceDeps) {
             await record(
               tx,
               ctx,
-              { action: "invitation.accept", resource: `invitation:${inv.id}`, summary, organizationId: inv.organizationId },
+              { action: tenancyAuditActions.invitationAccept, resource: `invitation:${inv.id}`, summary, organizationId: inv.organizationId },
               { kind: "invitation.accepted", payload: summary },
             );
             return create(AcceptInvitationResponseSchema, { member: membershipMessage(m, principal) });

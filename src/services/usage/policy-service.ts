@@ -44,6 +44,9 @@ type PolicyRow = typeof policies.$inferSelect;
 export const policyLimits = { maxNames: 100, nameMaxLength: 200, maxPriceOverrides: 500, maxRequestsPerMinute: 1_000_000 } as const;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._:/@+-]*$/;
 
+/** The audit entries PolicyService writes: one action per use case. */
+export const policyAuditActions = { setPolicy: "policy.set", setBudget: "budget.set" } as const;
+
 /** `onChange` runs after a change commits (this process's provider gateway drops its cached rules). */
 export function createPolicyService(deps: { db: Db; onChange?: (organizationId: string) => void }) {
   const { db } = deps;
@@ -131,7 +134,7 @@ export function createPolicyService(deps: { db: Db; onChange?: (organizationId: 
           .returning();
         const message = policyMessage(ctx.caller.organizationId, scope.teamId, saved);
         const summary = { scope: scope.teamId ? "team" : "organization", team_id: scope.teamId, ...policySummary(saved!) };
-        await recordAudit(tx, ctx, { action: "policy.write", resource: scope.teamId ? `team:${scope.teamId}:policy` : `organization:${ctx.caller.organizationId}:policy`, summary });
+        await recordAudit(tx, ctx, { action: policyAuditActions.setPolicy, resource: scope.teamId ? `team:${scope.teamId}:policy` : `organization:${ctx.caller.organizationId}:policy`, summary });
         await emitEvents(tx, [{ organizationId: ctx.caller.organizationId, kind: "policy.updated", payload: summary }]);
         await notify(tx, channels.policy, ctx.caller.organizationId); // every gateway drops its cached rules
         return message;
@@ -176,7 +179,7 @@ export function createPolicyService(deps: { db: Db; onChange?: (organizationId: 
           daily_limit_usd: daily === null ? null : formatUsd(daily),
           monthly_limit_usd: monthly === null ? null : formatUsd(monthly),
         };
-        await recordAudit(tx, ctx, { action: "budget.write", resource: scope.teamId ? `team:${scope.teamId}:budget` : `organization:${ctx.caller.organizationId}:budget`, summary });
+        await recordAudit(tx, ctx, { action: policyAuditActions.setBudget, resource: scope.teamId ? `team:${scope.teamId}:budget` : `organization:${ctx.caller.organizationId}:budget`, summary });
         await emitEvents(tx, [{ organizationId: ctx.caller.organizationId, kind: "budget.updated", payload: summary }]);
         await notify(tx, channels.policy, ctx.caller.organizationId);
         return budgetMessage(tx, ctx.caller.organizationId, scope.teamId, saved);
