@@ -7,14 +7,12 @@
 import { serve, type ServerType } from "@hono/node-server";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { sql } from "drizzle-orm";
-import { jsonOptions } from "../services/runs/run-messages.js";
 import type { Config } from "../config.js";
 import type { Database } from "../db/database.js";
 import { createWorkflowCache } from "../db/workflow-specs.js";
 import type { Logger } from "../logger.js";
 import { createContextValues } from "@connectrpc/connect";
 import { createAuthenticator, jwtSecretFrom } from "../services/identity/authenticator.js";
-import { createGuard } from "../services/access/permission-checks.js";
 import { createApiKeyService } from "../services/access/api-key-service.js";
 import { createAuditService } from "../services/access/audit-service.js";
 import { createAuthzService } from "../services/access/authz-service.js";
@@ -36,7 +34,11 @@ import { createEchoProvider } from "../providers/echo/index.js";
 import type { Provider } from "../providers/provider.js";
 import { listenHttp1And2 } from "./grpc/listener.js";
 import { clientAddressKey, createGrpcRoutes } from "./grpc/routes.js";
-import { createRestApp, type ServiceImpls } from "./rest/app.js";
+import { createRestApp } from "./rest/app.js";
+import { createCallStep } from "./call-step.js";
+import { jsonOptions } from "./contract.js";
+import { createGuard } from "./guard.js";
+import type { ServiceImpls } from "./service-impls.js";
 
 export interface ControlPlane {
   readonly restUrl: string;
@@ -86,10 +88,9 @@ export async function startControlPlane(deps: {
     "fabric.v1.UsageService": createUsageService({ db }),
     "fabric.v1.PolicyService": createPolicyService({ db, onChange: gateway.invalidate }),
   };
-  const authenticator = createAuthenticator(db, { development: config.FABRIC_ENV === "development", jwtSecret });
-  const guard = createGuard(db);
+  const callStep = createCallStep({ authenticator: createAuthenticator(db, { development: config.FABRIC_ENV === "development", jwtSecret }), guard: createGuard(db) });
 
-  const app = createRestApp({ services, authenticator, guard, log, maxBodyBytes: config.FABRIC_MAX_BODY_BYTES, ready: async () => void (await db.execute(sql`SELECT 1`)) });
+  const app = createRestApp({ services, callStep, log, maxBodyBytes: config.FABRIC_MAX_BODY_BYTES, ready: async () => void (await db.execute(sql`SELECT 1`)) });
   const rest = await new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s));
     s.once("error", reject);
@@ -97,7 +98,7 @@ export async function startControlPlane(deps: {
   const restPort = (rest.address() as { port: number }).port;
 
   const handler = connectNodeAdapter({
-    routes: createGrpcRoutes({ services, authenticator, guard, log }),
+    routes: createGrpcRoutes({ services, callStep, log }),
     contextValues: (req) => createContextValues().set(clientAddressKey, req.socket?.remoteAddress ?? ""),
     readMaxBytes: config.FABRIC_MAX_BODY_BYTES,
     jsonOptions: { ...jsonOptions, ignoreUnknownFields: false },

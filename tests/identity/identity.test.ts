@@ -28,7 +28,7 @@ import { query } from "../../src/db/database.js";
 import { apiKeys, memberships, organizations, principals, refreshTokens, teams } from "../../src/db/schema.js";
 import { organizationRoleGrants, teamRoleGrants } from "../../src/domain/permissions.js";
 import { newApiKey, parseApiKey } from "../../src/services/identity/authenticator.js";
-import { jsonOptions } from "../../src/services/runs/run-messages.js";
+import { jsonOptions } from "../../src/control-plane/contract.js";
 import { engine } from "../helpers/database.js";
 import { startTestFabric, type TestFabric } from "../helpers/fabric.js";
 

@@ -9,9 +9,6 @@ import { EventSchema, RunErrorSchema, RunNodeSchema, RunSchema, type Event, type
 import { WorkflowDefinitionSchema, WorkflowSpecSchema, type WorkflowDefinition } from "../../../gen/proto/fabric/v1/workflow_pb.js";
 import type { events, workflowDefinitions, workflowRunNodes, workflowRuns } from "../../db/schema.js";
 
-/** proto3 JSON as REST speaks it: proto field names, every field present. */
-export const jsonOptions = { useProtoFieldName: true, alwaysEmitImplicit: true } as const;
-
 const ts = (d: Date | null | undefined) => (d ? timestampFromDate(d) : undefined);
 
 function runError(e: unknown): RunError | undefined {
@@ -99,17 +96,4 @@ function buildEventMessage(e: typeof events.$inferSelect): Event {
   });
 }
 
-const eventTexts = new WeakMap<Event, string>();
-
-/** The event as the JSON text of an SSE `data:` line (memoised per message). */
-export function eventText(e: Event): string {
-  let t = eventTexts.get(e);
-  if (t === undefined) {
-    t = JSON.stringify(toJson(EventSchema, e, jsonOptions));
-    eventTexts.set(e, t);
-  }
-  return t;
-}
-
-export const runJson = (r: Run) => toJson(RunSchema, r, jsonOptions);
 export const specJson = (s: Parameters<typeof toJson<typeof WorkflowSpecSchema>>[1]) => toJson(WorkflowSpecSchema, s, { useProtoFieldName: true });
