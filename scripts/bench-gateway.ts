@@ -1,5 +1,5 @@
 /**
- * Provider-gateway overhead benchmark: what the one call path (services/provider-gateway.ts —
+ * Provider-gateway overhead benchmark: what the one call path (src/gateway/provider-gateway.ts —
  * rules, routing, budget reservation, usage record, settlement) adds to a provider call.
  *
  * Against a zero-latency provider (an in-process stub named `openai` serving `gpt-4o-mini`,
@@ -35,7 +35,7 @@ import { loadScopeRules, recordSettled, reserve, settle, type Settlement } from 
 import { effectiveRules } from "../src/domain/policy.js";
 import type { ProviderCallRequest } from "../src/domain/provider-call.js";
 import type { GenerateRequest, GenerateResult, Provider } from "../src/providers/provider.js";
-import { createProviderGateway, type Attribution } from "../src/gateway/provider-gateway.js";
+import { createProviderGateway, type Attribution } from "../src/gateway/index.js";
 import { createTestDatabase, type Engine } from "../tests/helpers/database.js";
 
 const { values } = parseArgs({

@@ -1,8 +1,9 @@
 /**
- * Every operation of both transports: who may call it and which action it needs. The
- * REST router and the gRPC binding both pass each call through `guard` (services/
- * authz.ts), which reads this table — and a test fails if an operation of either
- * contract is missing here, so nothing ships unguarded.
+ * Every operation of both transports: who may call it and which permission action it
+ * needs. The REST router and the gRPC binding both pass each call through the call step
+ * (call-step.ts), whose guard (guard.ts) reads this table — and a test fails if an
+ * operation of either contract is missing here, so nothing ships unguarded. It is keyed by
+ * RPC name, so it lives at the edge; the use cases name their audit entries themselves.
  *
  * `org` says which organization the call acts in: the caller's (an API key's, the
  * X-Organization-Id header's, or the principal's only one), a field of the request, or
@@ -103,10 +104,3 @@ export const operationRules: Readonly<Record<string, OperationRule>> = {
   "fabric.v1.PolicyService/GetBudget": { org, action: "budget.read" },
   "fabric.v1.PolicyService/SetBudget": { org, action: "budget.write" },
 };
-
-/** The action an operation declares (operations.ts), which its audit entries are named after. */
-export function declaredAction(rpc: string): Action {
-  const rule = operationRules[rpc];
-  if (!rule || !("action" in rule) || !rule.action) throw new Error(`${rpc} declares no action`);
-  return rule.action;
-}

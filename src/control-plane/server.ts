@@ -27,7 +27,7 @@ import { webhookSettingsFrom } from "../delivery/webhook-security.js";
 import { createWebhookService } from "../services/events/webhook-service.js";
 import { createJobService } from "../services/runs/job-service.js";
 import { createPolicyService } from "../services/usage/policy-service.js";
-import { createProviderGateway } from "../gateway/provider-gateway.js";
+import { createProviderGateway } from "../gateway/index.js";
 import { createProviderService } from "../services/usage/provider-service.js";
 import { createUsageService } from "../services/usage/usage-service.js";
 import { createEchoProvider } from "../providers/echo/index.js";

@@ -3,7 +3,7 @@
  * request mapping (config, overridden by a `params` input; validation before any call),
  * attribution from the step, the output's fields, streamed progress whose deltas concatenate
  * to the final text, and every failure mapped to a StepError of the right class. The routing
- * itself is proved in services/provider-gateway.test.ts; here it runs end to end once more
+ * itself is proved in gateway/provider-gateway.test.ts; here it runs end to end once more
  * over stub providers and a real database, to check what a node sees.
  */
 import { randomUUID } from "node:crypto";
@@ -18,7 +18,7 @@ import { createEchoProvider } from "../providers/echo/index.js";
 import { stub } from "../providers/fakes/scripted.js";
 import { ProviderError, type ProviderErrorClass } from "../providers/errors.js";
 import type { Provider } from "../providers/provider.js";
-import { createProviderGateway, ProviderCallError, type CallResult, type GatewayOptions, type ProviderGateway } from "../gateway/provider-gateway.js";
+import { createProviderGateway, ProviderCallError, type CallResult, type GatewayOptions, type ProviderGateway } from "../gateway/index.js";
 import { createProviderRuntime, type ProviderRuntimeOptions } from "./provider-runtime.js";
 import { StepError, type Step } from "./step.js";
 

@@ -1,6 +1,6 @@
 /**
  * The provider runtime: `ai.generate` and `ai.embed` nodes call providers through the same
- * gateway as the API (services/provider-gateway.ts): the organization's and the run's
+ * gateway as the API (src/gateway): the organization's and the run's
  * team's policy and budgets apply, the estimate is reserved against a budget (and the run's
  * cost cap) before the call, and every call leaves a usage record attributed to the run's
  * organization, team, starter (principal, API key), run and node. The step's signal reaches
@@ -22,7 +22,7 @@ import { DomainError } from "../domain/errors.js";
 import { isRoutingStrategy, ROUTING_STRATEGIES } from "../domain/routing.js";
 import type { Cost } from "../domain/pricing.js";
 import { providerCallLimits, type ChatMessage, type ProviderCallRequest } from "../domain/provider-call.js";
-import { ProviderCallError, type CallResult, type ProviderGateway } from "../gateway/provider-gateway.js";
+import { ProviderCallError, type CallResult, type ProviderGateway } from "../gateway/index.js";
 import { invalidInput, StepError, type Runtime, type Step } from "./step.js";
 
 type Operation = "ai.generate" | "ai.embed";

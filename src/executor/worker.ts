@@ -28,7 +28,7 @@ import type { Logger } from "../logger.js";
 import { createCompletionBatcher } from "./completion-batcher.js";
 import { createNativeRuntime } from "./native-runtime.js";
 import { createProviderRuntime } from "./provider-runtime.js";
-import { createProviderGateway } from "../gateway/provider-gateway.js";
+import { createProviderGateway } from "../gateway/index.js";
 import { StepError, type Runtime, type StepResult } from "./step.js";
 import { sql } from "drizzle-orm";
 import { query } from "../db/database.js";

@@ -25,7 +25,7 @@ import { RoutingError } from "../domain/routing.js";
 import { createEchoProvider } from "../providers/echo/index.js";
 import { stub } from "../providers/fakes/scripted.js";
 import type { Provider, Usage } from "../providers/provider.js";
-import { createProviderGateway, ProviderCallError, type Attribution, type CallResult, type GatewayOptions } from "./provider-gateway.js";
+import { createProviderGateway, ProviderCallError, type Attribution, type CallResult, type GatewayOptions } from "./index.js";
 
 // ---------------------------------------------------------------------------------------------
 // Database and call helpers

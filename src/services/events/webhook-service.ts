@@ -1,7 +1,7 @@
 /**
  * WebhookService: an organization's webhooks and their deliveries (the dispatcher in
- * webhook-dispatcher.ts sends them). The signing secret `whsec_…` is returned once, at
- * creation, and stored encrypted (webhook-security.ts); nothing answers it again, and
+ * delivery/webhook-dispatcher.ts sends them). The signing secret `whsec_…` is returned once, at
+ * creation, and stored encrypted (delivery/webhook-security.ts); nothing answers it again, and
  * neither audit entries nor events carry it. URLs must resolve to public addresses
  * (invalid_argument `url_not_allowed`), unless private targets are allowed in
  * development. Every change emits `webhook.created|updated|deleted` and writes one audit

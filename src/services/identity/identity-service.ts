@@ -57,12 +57,13 @@ import {
   type Tokens,
 } from "../../../gen/proto/fabric/v1/identity_pb.js";
 import type { Executor } from "../../db/database.js";
+import { countRequest } from "../../db/rate-limits.js";
 import { memberships, organizations, principals, refreshTokens, teams } from "../../db/schema.js";
 import { DomainError, invalidArgument, notFound, unauthenticated } from "../../domain/errors.js";
+import { rateLimitRefusal } from "../../domain/rate-limit.js";
 import { describePermissions, isOrganizationRole, isTeamRole, organizationRoles, type OrganizationRole, type TeamRole } from "../../domain/permissions.js";
 import { accessTokenSeconds, hashSecret, issueAccessToken } from "./authenticator.js";
 import { isUuid, type CallContext } from "../call-context.js";
-import { enforceRateLimit } from "../../gateway/rate-limit.js";
 import { hashPassword, needsRehash, plausiblePassword, requireAcceptablePassword, verifyPassword } from "./passwords.js";
 import type { ServiceDeps } from "../service-deps.js";
 
@@ -176,8 +177,10 @@ export function createIdentityService(deps: ServiceDeps & { authAttempts?: AuthA
    * address, and for a login per email (so spreading guesses over addresses does not help).
    */
   async function throttle(ctx: CallContext, email: string | null): Promise<void> {
-    if (ctx.clientAddress) await enforceRateLimit(db, `auth_address:${ctx.clientAddress}`, limits.perAddress, `too many sign-up and login attempts from this address; at most ${limits.perAddress} a minute`);
-    if (email) await enforceRateLimit(db, `login:${email}`, limits.perEmail, `too many login attempts for this account; at most ${limits.perEmail} a minute`);
+    if (ctx.clientAddress && !(await countRequest(db, `auth_address:${ctx.clientAddress}`, limits.perAddress))) {
+      throw rateLimitRefusal(`too many sign-up and login attempts from this address; at most ${limits.perAddress} a minute`);
+    }
+    if (email && !(await countRequest(db, `login:${email}`, limits.perEmail))) throw rateLimitRefusal(`too many login attempts for this account; at most ${limits.perEmail} a minute`);
   }
 
   async function tokens(principalId: string, session: { sessionId: string; refresh: string }): Promise<Tokens> {

@@ -53,7 +53,7 @@ import { isUuid, type CallContext } from "../call-context.js";
 import type { EventHub } from "../../delivery/event-hub.js";
 import { runMessage, specJson } from "./run-messages.js";
 import { decodeCursor, olderThan, pageOf, pageSize } from "../pagination.js";
-import type { ProviderGateway } from "../../gateway/provider-gateway.js";
+import type { ProviderGateway } from "../../gateway/index.js";
 import { insertRun, runEvents } from "./run-service.js";
 import { specHash } from "./workflow-service.js";
 import { usageGroupMessage, usageRecordMessage, usageTotals } from "../usage/usage-messages.js";
@@ -71,7 +71,7 @@ export const jobNodeKey = "call";
 /** A job's attempts: a provider failure after every candidate (`transient`), a timeout, or a lost executor is retried. */
 const jobPolicy = { max_attempts: 3, retry_on: ["transient", "timeout", "lease_expired"] };
 
-/** The built-in definitions, as stored (defaults explicit, like services/workflows.ts stores user specs). */
+/** The built-in definitions, as stored (defaults explicit, like workflow-service.ts stores user specs). */
 const builtInSpecs: Record<Modality, JsonObject> = {
   text: {
     name: "fabric.job.text",

@@ -38,7 +38,7 @@ import { providerCallLimits, type ProviderCallRequest } from "../../domain/provi
 import type { Usage } from "../../providers/provider.js";
 import { mayRead, requirePermission } from "../access/permission-checks.js";
 import { isUuid, type CallContext } from "../call-context.js";
-import { ProviderCallError, type CallResult, type ProviderGateway } from "../../gateway/provider-gateway.js";
+import { ProviderCallError, type CallResult, type ProviderGateway } from "../../gateway/index.js";
 
 
 export function createProviderService(deps: { db: Db; gateway: ProviderGateway }) {
