@@ -173,6 +173,13 @@ describe("provider runtime: step → request", () => {
       [{ max_tokens: 1.5 }, { prompt: "hi" }],
       [{ max_tokens: 200_001 }, { prompt: "hi" }],
       [{ temperature: "hot" }, { prompt: "hi" }],
+      // The rule the API and jobs apply (domain/provider-call.ts), the strictest of the three
+      // the runtime, jobs and the API once had: a temperature within 0..2, a boolean stream
+      // (and none for an embedding), a null setting is not an unset one.
+      [{ temperature: 2.5 }, { prompt: "hi" }],
+      [{ stream: "yes" }, { prompt: "hi" }],
+      [{ stream: true }, { input: "a" }, "ai.embed"],
+      [{ model: null }, { prompt: "hi" }],
       [{ provider: "" }, { prompt: "hi" }],
       [{ model: 3 }, { prompt: "hi" }],
       [{ system: 1 }, { prompt: "hi" }],

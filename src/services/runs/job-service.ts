@@ -44,9 +44,8 @@ import type { Db } from "../../db/database.js";
 import { runStatuses, teams, usageRecords, workflowDefinitions, workflowRunNodes, workflowRuns } from "../../db/schema.js";
 import type { WorkflowCache } from "../../db/workflow-specs.js";
 import { DomainError, invalidArgument, notFound, type Issue } from "../../domain/errors.js";
-import { isRoutingStrategy, ROUTING_STRATEGIES } from "../../domain/routing.js";
 import { limits, validateWorkflowSpec } from "../../domain/workflow-spec.js";
-import { providerCallLimits } from "../../domain/provider-call.js";
+import { isProviderTier, parseProviderCallSettings, providerCallLimits, providerCallSettingNames } from "../../domain/provider-call.js";
 import { recordAudit } from "../access/record-audit.js";
 import { readableTeams, requirePermission } from "../access/permission-checks.js";
 import { isUuid, type CallContext } from "../call-context.js";
@@ -316,7 +315,6 @@ const isObject = (v: unknown): v is JsonObject => !!v && typeof v === "object" &
 // ─── Request validation ─────────────────────────────────────────────────────────────────
 
 const inputKeys: Record<Modality, readonly string[]> = { text: ["prompt", "messages", "system"], embedding: ["input"] };
-const paramKeys = ["provider", "model", "strategy", "tier", "max_tokens", "temperature", "stream"] as const;
 const roles = ["system", "user", "assistant"];
 
 /** JSON-pointer segment for an object key. */
@@ -334,7 +332,7 @@ export function parseCreateJob(req: CreateJobRequest): { modality: Modality; run
   const modality = req.modality as Modality;
   if (!req.modality) bad("/modality", "modality is required (text or embedding)", "required");
   else if (!modalities.includes(modality)) bad("/modality", `modality must be one of ${modalities.join(", ")}`);
-  if (req.tier && req.tier !== "basic" && req.tier !== "premium") bad("/tier", "tier must be basic or premium");
+  if (req.tier && !isProviderTier(req.tier)) bad("/tier", "tier must be basic or premium");
   if (req.priority !== undefined && (req.priority < 0 || req.priority > 100)) bad("/priority", "priority must be within 0..100");
   if (req.timeoutMs !== undefined && (req.timeoutMs < 1 || req.timeoutMs > limits.maxTimeoutMs)) bad("/timeout_ms", `timeout_ms must be within 1..${limits.maxTimeoutMs}`);
   if (req.idempotencyKey !== undefined && (req.idempotencyKey.length < 1 || req.idempotencyKey.length > 255)) bad("/idempotency_key", "idempotency_key must be 1..255 characters");
@@ -351,38 +349,16 @@ export function parseCreateJob(req: CreateJobRequest): { modality: Modality; run
     for (const k of inputKeys[modality]) if (input[k] !== undefined) runInput[k] = input[k]!;
   }
 
+  // params are a call's settings (domain/provider-call.ts: the rule every call path shares), nothing else.
   const params: JsonObject = {};
   const given = req.params ?? {};
-  for (const [k, v] of Object.entries(given)) {
-    const at = `/params/${seg(k)}`;
-    switch (k as (typeof paramKeys)[number]) {
-      case "provider":
-      case "model":
-        if (typeof v !== "string" || v === "") bad(at, `${k} must be a non-empty string`);
-        break;
-      case "strategy":
-        if (typeof v !== "string" || !isRoutingStrategy(v)) bad(at, `strategy must be one of ${ROUTING_STRATEGIES.join(", ")}`);
-        break;
-      case "tier":
-        if (v !== "basic" && v !== "premium") bad(at, "tier must be basic or premium");
-        else if (req.tier && req.tier !== v) bad(at, `params.tier ${JSON.stringify(v)} contradicts tier ${JSON.stringify(req.tier)}`);
-        break;
-      case "max_tokens":
-        if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > providerCallLimits.maxTokens) bad(at, `max_tokens must be an integer within 1..${providerCallLimits.maxTokens}`);
-        break;
-      case "temperature":
-        if (typeof v !== "number" || !(v >= 0 && v <= 2)) bad(at, "temperature must be a number within 0..2");
-        break;
-      case "stream":
-        if (typeof v !== "boolean") bad(at, "stream must be true or false");
-        else if (v && modality === "embedding") bad(at, "an embedding job cannot stream");
-        break;
-      default:
-        bad(at, `unknown field ${JSON.stringify(k)}; params takes ${paramKeys.join(", ")}`);
-        continue;
-    }
-    params[k] = v;
+  for (const k of Object.keys(given)) {
+    if (!(providerCallSettingNames as readonly string[]).includes(k)) bad(`/params/${seg(k)}`, `unknown field ${JSON.stringify(k)}; params takes ${providerCallSettingNames.join(", ")}`);
   }
+  const { settings, issues: settingIssues } = parseProviderCallSettings(given, modality === "embedding" ? "ai.embed" : "ai.generate");
+  for (const i of settingIssues) bad(`/params/${i.setting}`, i.message, i.code);
+  if (req.tier && settings.tier && settings.tier !== req.tier) bad("/params/tier", `params.tier ${JSON.stringify(settings.tier)} contradicts tier ${JSON.stringify(req.tier)}`);
+  for (const k of providerCallSettingNames) if (given[k] !== undefined) params[k] = given[k]!;
   if (req.tier) params["tier"] = req.tier;
 
   if (issues.length) throw invalidArgument(`invalid job: ${issues.map((i) => i.message).join("; ")}`, issues);

@@ -33,8 +33,8 @@ import type { Attribution } from "../../db/usage.js";
 import { teams } from "../../db/schema.js";
 import { DomainError, invalidArgument, notFound, type Issue } from "../../domain/errors.js";
 import { formatUsd, formatUsdPerMTok, lookupPrice, type Cost } from "../../domain/pricing.js";
-import { isRoutingStrategy, qualityOf, ROUTING_STRATEGIES, RoutingError, type RouteDecision, type RoutingExplanation } from "../../domain/routing.js";
-import { providerCallLimits, type ProviderCallRequest } from "../../domain/provider-call.js";
+import { qualityOf, RoutingError, type RouteDecision, type RoutingExplanation } from "../../domain/routing.js";
+import { parseProviderCallSettings, providerCallLimits, type ProviderCallRequest } from "../../domain/provider-call.js";
 import type { Usage } from "../../providers/provider.js";
 import { mayRead, requirePermission } from "../access/permission-checks.js";
 import { isUuid, type CallContext } from "../call-context.js";
@@ -209,12 +209,15 @@ export function parseProviderCall(call: ProviderCall | undefined, opts: { stream
   const bad = (path: string, message: string, code = "invalid_value") => issues.push({ path, code, message });
   const c = call;
   const operation = c?.operation || "ai.generate";
-  if (operation !== "ai.generate" && operation !== "ai.embed") bad("/operation", "operation must be ai.generate or ai.embed");
+  const known = operation === "ai.generate" || operation === "ai.embed";
+  if (!known) bad("/operation", "operation must be ai.generate or ai.embed");
   if (opts.stream && operation === "ai.embed") bad("/operation", "only ai.generate can be streamed");
-  if (c?.strategy && !isRoutingStrategy(c.strategy)) bad("/strategy", `strategy must be one of ${ROUTING_STRATEGIES.join(", ")}`);
-  if (c?.tier && c.tier !== "basic" && c.tier !== "premium") bad("/tier", "tier must be basic or premium");
-  if (c?.maxTokens !== undefined && (c.maxTokens < 1 || c.maxTokens > providerCallLimits.maxTokens)) bad("/max_tokens", `max_tokens must be within 1..${providerCallLimits.maxTokens}`);
-  if (c?.temperature !== undefined && !(c.temperature >= 0 && c.temperature <= 2)) bad("/temperature", "temperature must be within 0..2");
+  // The settings by the one rule of every call path; the proto's empty strings mean unset.
+  const { settings, issues: settingIssues } = parseProviderCallSettings(
+    { provider: c?.provider || undefined, model: c?.model || undefined, strategy: c?.strategy || undefined, tier: c?.tier || undefined, max_tokens: c?.maxTokens, temperature: c?.temperature },
+    known ? operation : "ai.generate",
+  );
+  for (const i of settingIssues) bad(`/${i.setting}`, i.message, i.code);
   if (c?.teamId && !isUuid(c.teamId)) bad("/team_id", "team_id must be a team id (UUID)");
   const messages = c?.messages ?? [];
   const texts = c?.input ?? [];
@@ -232,19 +235,16 @@ export function parseProviderCall(call: ProviderCall | undefined, opts: { stream
     if (messages.length && !messages.some((m) => m.role !== "system")) bad("/messages", "messages need at least one user or assistant turn", "required");
     if (texts.length) bad("/input", "ai.generate takes prompt or messages, not input");
   }
-  if (issues.length) throw invalidArgument(issues.map((i) => i.message).join("; "), issues);
-  const req: ProviderCallRequest = { operation: operation as ProviderCallRequest["operation"] };
-  if (c!.provider) req.provider = c!.provider;
-  if (c!.model) req.model = c!.model;
-  if (c!.strategy) req.strategy = c!.strategy as ProviderCallRequest["strategy"];
-  if (c!.tier) req.tier = c!.tier as "basic" | "premium";
+  if (issues.length || !known) throw invalidArgument(issues.map((i) => i.message).join("; "), issues);
+  const { maxTokens, temperature, stream: _stream, ...routing } = settings;
+  const req: ProviderCallRequest = { operation, ...routing };
   if (operation === "ai.embed") req.texts = [...texts];
   else {
     if (c!.prompt) req.prompt = c!.prompt;
     if (messages.length) req.messages = messages.map((m) => ({ role: m.role as "system" | "user" | "assistant", content: m.content }));
     if (c!.system) req.system = c!.system;
-    if (c!.maxTokens !== undefined) req.maxTokens = c!.maxTokens;
-    if (c!.temperature !== undefined) req.temperature = c!.temperature;
+    if (maxTokens !== undefined) req.maxTokens = maxTokens;
+    if (temperature !== undefined) req.temperature = temperature;
   }
   return req;
 }
