@@ -60,6 +60,7 @@ import type { Executor } from "../../db/database.js";
 import { countRequest } from "../../db/rate-limits.js";
 import { memberships, organizations, principals, refreshTokens, teams } from "../../db/schema.js";
 import { DomainError, invalidArgument, notFound, unauthenticated } from "../../domain/errors.js";
+import { isValidEmail, normalizeEmail, requireEmail } from "../../domain/email.js";
 import { rateLimitRefusal } from "../../domain/rate-limit.js";
 import { describePermissions, isOrganizationRole, isTeamRole, organizationRoles, type OrganizationRole, type TeamRole } from "../../domain/permissions.js";
 import { accessTokenSeconds, hashSecret, issueAccessToken } from "./authenticator.js";
@@ -69,28 +70,9 @@ import type { ServiceDeps } from "../service-deps.js";
 
 export type IdentityService = ReturnType<typeof createIdentityService>;
 
-// ─── Emails and names ───────────────────────────────────────────────────────────────────
+// ─── Names ──────────────────────────────────────────────────────────────────────────────
 
-export const maxEmailLength = 254;
 const maxDisplayNameLength = 200;
-
-/** Trimmed and lower-cased: the one form emails are stored and compared in. */
-export const normalizeEmail = (email: string) => email.trim().toLowerCase();
-
-// A pragmatic check, not RFC 5322: a local part without spaces, controls or `@`, and a
-// domain of at least two dot-separated DNS labels (IDNs in punycode).
-const label = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?";
-const emailPattern = new RegExp(`^[^\\s@\\p{Cc}"<>()\\[\\],;:\\\\]{1,64}@${label}(?:\\.${label})+$`, "u");
-
-export const isValidEmail = (normalized: string) => normalized.length <= maxEmailLength && emailPattern.test(normalized);
-
-/** The normalized email, or `invalid_argument`. */
-export function requireEmail(raw: string, path = "/email"): string {
-  const email = normalizeEmail(raw);
-  if (!email) throw invalidArgument("email is required", [{ path, code: "required", message: "email is required" }]);
-  if (!isValidEmail(email)) throw invalidArgument("email is not a valid email address", [{ path, code: "invalid_email", message: "not a valid email address" }]);
-  return email;
-}
 
 function displayNameFor(given: string, email: string): string {
   const name = given.trim();

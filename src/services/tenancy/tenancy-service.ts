@@ -84,6 +84,7 @@ import {
 import type { Executor } from "../../db/database.js";
 import { emitEvents } from "../../db/events.js";
 import { invitations, memberships, organizations, principals, teams, workflowDefinitions, workflowRuns } from "../../db/schema.js";
+import { normalizeEmail, requireEmail } from "../../domain/email.js";
 import { DomainError, failedPrecondition, notFound, permissionDenied } from "../../domain/errors.js";
 import { mayChangeRole, wouldRemoveLastOwner, type RoleChange } from "../../domain/permissions.js";
 import { recordAudit } from "../access/record-audit.js";
@@ -95,8 +96,6 @@ import {
   hashInvitationToken,
   isInvitationToken,
   newInvitationToken,
-  normalizeEmail,
-  requireEmail,
   requireExpiryHours,
   requireField,
   requireName,

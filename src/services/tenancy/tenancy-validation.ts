@@ -35,20 +35,6 @@ export function requireField(v: string, field: string): string {
   return v;
 }
 
-const emailPattern = /^[^\s@]{1,64}@[^\s@]{1,255}$/;
-
-/** Trimmed and lower-cased; invitations and the accepting user's email compare this way. */
-export function normalizeEmail(s: string): string {
-  return s.trim().toLowerCase();
-}
-
-export function requireEmail(s: string, field = "email"): string {
-  const v = normalizeEmail(s);
-  if (!v) throw bad(field, "required", `${field} is required`);
-  if (v.length > 320 || !emailPattern.test(v)) throw bad(field, "invalid_email", "not an email address");
-  return v;
-}
-
 export const defaultInvitationHours = 168;
 
 export function requireExpiryHours(h: number | undefined): number {
