@@ -78,8 +78,8 @@ async function dev(config: Config, log: ReturnType<typeof createLogger>): Promis
     mkdirSync(config.FABRIC_DATA_DIR, { recursive: true });
     writeFileSync(join(config.FABRIC_DATA_DIR, "dev-api-key"), boot.apiKey + "\n", { mode: 0o600 });
   }
-  const cp = await startControlPlane({ config, database, log, providers: createProviders(process.env) });
-  const worker = await startWorker({ database, config, providers: createProviders(process.env), log: log.child({ worker_id: config.WORKER_ID }) });
+  const cp = await startControlPlane({ config, database, log, providers: createProviders(config) });
+  const worker = await startWorker({ database, config, providers: createProviders(config), log: log.child({ worker_id: config.WORKER_ID }) });
   console.log(
     [
       `Fabric is running (${database.kind === "pglite" ? `embedded Postgres in ${config.FABRIC_DATA_DIR}` : "Postgres"}).`,
@@ -103,7 +103,7 @@ async function serveOnly(config: Config, log: ReturnType<typeof createLogger>): 
   if (config.FABRIC_ENV === "production" && !config.JWT_SECRET) throw new ConfigError("invalid configuration:\n  JWT_SECRET: required when FABRIC_ENV=production");
   const database = await openDatabase(dbOptions(config));
   if (database.kind === "pglite") log.warn("no DATABASE_URL: serving from the embedded database, which no separate executor can reach — use `fabric dev` for a single process");
-  const cp = await startControlPlane({ config, database, log, providers: createProviders(process.env) });
+  const cp = await startControlPlane({ config, database, log, providers: createProviders(config) });
   log.info("control plane listening", { rest: cp.restUrl, grpc: cp.grpcUrl });
   await untilSignal();
   await cp.close();
@@ -114,7 +114,7 @@ async function serveOnly(config: Config, log: ReturnType<typeof createLogger>): 
 async function executor(config: Config, log: ReturnType<typeof createLogger>): Promise<number> {
   if (!config.DATABASE_URL) throw new ConfigError("invalid configuration:\n  DATABASE_URL: required for `fabric executor` (the embedded database belongs to one process; use `fabric dev`)");
   const database = await openDatabase({ ...dbOptions(config), migrate: false });
-  const worker = await startWorker({ database, config, providers: createProviders(process.env), log: log.child({ worker_id: config.WORKER_ID }) });
+  const worker = await startWorker({ database, config, providers: createProviders(config), log: log.child({ worker_id: config.WORKER_ID }) });
   log.info("executor started", { concurrency: config.WORKER_CONCURRENCY, lease_seconds: config.WORKER_LEASE_SECONDS, run_id: config.RUN_ID });
   await Promise.race([untilSignal(), worker.done]);
   await worker.stop();

@@ -4,6 +4,7 @@
  * organization with an API key. Also a second organization for isolation tests.
  */
 import { randomUUID } from "node:crypto";
+import { loadConfig } from "../../src/config.js";
 import { startControlPlane, type ControlPlane } from "../../src/control-plane/server.js";
 import { startWorker, type Worker, type WorkerConfig } from "../../src/executor/worker.js";
 import { createLogger } from "../../src/logger.js";
@@ -49,6 +50,7 @@ export async function startTestFabric(
   opts: {
     worker?: boolean | Partial<WorkerConfig>;
     engine?: Engine;
+    /** Provider variables (OPENAI_API_KEY, OPENAI_BASE_URL, …), read by the one configuration loader. */
     env?: Record<string, string>;
     /** Webhooks may target loopback (a local receiver); development only. */
     webhooksAllowPrivate?: boolean;
@@ -57,6 +59,7 @@ export async function startTestFabric(
     authAttempts?: { perEmail: number; perAddress: number };
   } = {},
 ): Promise<TestFabric> {
+  const providerSettings = loadConfig(opts.env ?? {});
   const database = await createTestDatabase({ engine: opts.engine });
   const boot = await bootstrapDevOrganization(database.db);
   const controlPlane = await startControlPlane({
@@ -75,11 +78,11 @@ export async function startTestFabric(
     log: testLog,
     streamRecheckMs: 300,
     webhooks: opts.webhooks,
-    providers: createProviders(opts.env ?? {}),
+    providers: createProviders(providerSettings),
   });
   const workers: Worker[] = [];
   const start = async (overrides: Partial<WorkerConfig> = {}) => {
-    const w = await startWorker({ database, config: testWorkerConfig(overrides), providers: createProviders(opts.env ?? {}), log: testLog });
+    const w = await startWorker({ database, config: testWorkerConfig(overrides), providers: createProviders(providerSettings), log: testLog });
     workers.push(w);
     return w;
   };
