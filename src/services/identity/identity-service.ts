@@ -22,7 +22,6 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { and, asc, eq, gt, isNotNull, isNull, sql, type SQL } from "drizzle-orm";
 import { create } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   GetMeResponseSchema,
   GetMyPermissionsResponseSchema,
@@ -32,7 +31,6 @@ import {
   LogoutResponseSchema,
   MyOrganizationSchema,
   MyTeamSchema,
-  PrincipalSchema,
   RefreshTokenResponseSchema,
   SignUpResponseSchema,
   TeamPermissionsSchema,
@@ -49,7 +47,6 @@ import {
   type LoginResponse,
   type LogoutRequest,
   type LogoutResponse,
-  type Principal,
   type RefreshTokenRequest,
   type RefreshTokenResponse,
   type SignUpRequest,
@@ -64,6 +61,7 @@ import { isValidEmail, normalizeEmail, requireEmail } from "../../domain/email.j
 import { rateLimitRefusal } from "../../domain/rate-limit.js";
 import { describePermissions, isOrganizationRole, isTeamRole, organizationRoles, type OrganizationRole, type TeamRole } from "../../domain/permissions.js";
 import { accessTokenSeconds, hashSecret, issueAccessToken } from "./authenticator.js";
+import { principalColumns, principalMessage } from "./identity-messages.js";
 import { isUuid, type CallContext } from "../call-context.js";
 import { hashPassword, needsRehash, plausiblePassword, requireAcceptablePassword, verifyPassword } from "./passwords.js";
 import type { ServiceDeps } from "../service-deps.js";
@@ -82,17 +80,6 @@ function displayNameFor(given: string, email: string): string {
   }
   if (/\p{Cc}/u.test(name)) throw invalidArgument("display_name must not contain control characters", [{ path: "/display_name", code: "invalid_value", message: "control characters are not allowed" }]);
   return name;
-}
-
-// ─── Messages ───────────────────────────────────────────────────────────────────────────
-
-type PrincipalRow = Pick<typeof principals.$inferSelect, "id" | "kind" | "email" | "displayName" | "createdAt">;
-
-/** The columns a Principal message is made of (never `password_hash`). */
-const principalColumns = { id: principals.id, kind: principals.kind, email: principals.email, displayName: principals.displayName, createdAt: principals.createdAt };
-
-export function principalMessage(row: PrincipalRow): Principal {
-  return create(PrincipalSchema, { id: row.id, kind: row.kind, email: row.email ?? undefined, displayName: row.displayName, createTime: timestampFromDate(row.createdAt) });
 }
 
 // ─── Refresh tokens ─────────────────────────────────────────────────────────────────────

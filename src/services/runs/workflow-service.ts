@@ -39,8 +39,6 @@ import { isUuid, type CallContext } from "../call-context.js";
 import { specJson, workflowMessage } from "./run-messages.js";
 import { decodeCursor, olderThan, pageOf, pageSize } from "../pagination.js";
 
-type DefinitionRow = typeof workflowDefinitions.$inferSelect;
-
 export type WorkflowService = ReturnType<typeof createWorkflowService>;
 
 /** The audit entries WorkflowService writes: one action per use case. */

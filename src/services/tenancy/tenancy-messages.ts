@@ -1,7 +1,6 @@
 /** Tenancy rows → the generated messages (one conversion for both transports). */
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { PrincipalSchema, type Principal } from "../../../gen/proto/fabric/v1/identity_pb.js";
 import {
   InvitationSchema,
   MembershipSchema,
@@ -12,12 +11,12 @@ import {
   type Organization,
   type Team,
 } from "../../../gen/proto/fabric/v1/tenancy_pb.js";
-import type { invitations, memberships, organizations, principals, teams } from "../../db/schema.js";
+import type { invitations, memberships, organizations, teams } from "../../db/schema.js";
+import { principalMessage, type PrincipalRow } from "../identity/identity-messages.js";
 
 export type OrganizationRow = typeof organizations.$inferSelect;
 export type TeamRow = typeof teams.$inferSelect;
 export type MembershipRow = typeof memberships.$inferSelect;
-export type PrincipalRow = typeof principals.$inferSelect;
 export type InvitationRow = typeof invitations.$inferSelect;
 
 export type InvitationStatus = "pending" | "accepted" | "revoked" | "expired";
@@ -28,11 +27,6 @@ export function organizationMessage(row: OrganizationRow): Organization {
 
 export function teamMessage(row: TeamRow): Team {
   return create(TeamSchema, { id: row.id, organizationId: row.organizationId, slug: row.slug, name: row.name, createTime: timestampFromDate(row.createdAt) });
-}
-
-/** Never exposes the password hash. */
-export function principalMessage(row: PrincipalRow): Principal {
-  return create(PrincipalSchema, { id: row.id, kind: row.kind, email: row.email ?? undefined, displayName: row.displayName, createTime: timestampFromDate(row.createdAt) });
 }
 
 export function membershipMessage(m: MembershipRow, p: PrincipalRow): Membership {
