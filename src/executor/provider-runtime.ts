@@ -9,9 +9,10 @@
  * Settings come from the node's `config` (`provider`, `model`, `strategy`, `tier`,
  * `max_tokens`, `temperature`, `stream`, and `system`), overridden by a `params` input when
  * the node binds one (jobs do), and are checked by the rule the API and jobs apply too
- * (domain/provider-call.ts); a bad one fails the step as `invalid_input`. The output carries `routing` (strategy, the provider/model that
- * answered, every attempt, the router's one-line explanation) and `cost` (estimate and
- * actual as exact decimal USD strings; null with a reason when the model has no price).
+ * (domain/provider-call.ts); a bad one fails the step as `invalid_input`. The output
+ * carries `routing` (strategy, the provider/model that answered, every attempt, the
+ * router's one-line explanation) and `cost` (estimate and actual as exact decimal USD
+ * strings; null with a reason when the model has no price).
  *
  * Failures: a policy refusal (`budget_exceeded`, `model_not_allowed`, …) fails the node
  * without retries; a retryable provider failure after every candidate is `transient` (the
