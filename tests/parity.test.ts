@@ -29,7 +29,7 @@ const tag = (s: Side) => `side${s.toUpperCase()}`;
 /** The tag in lowercase, for values the server may lowercase (emails, slugs); normalise() folds it too. */
 const lc = (s: Side) => tag(s).toLowerCase();
 
-/** The wire mapping of each error kind, written down independently of src/control-plane/errors.ts. */
+/** The wire mapping of each error kind, written down independently of src/control-plane/error-mapping.ts. */
 const kinds = {
   invalid_argument: { status: 400, grpc: Code.InvalidArgument },
   unauthenticated: { status: 401, grpc: Code.Unauthenticated },

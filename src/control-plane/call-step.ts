@@ -3,7 +3,7 @@
  * client's `X-Request-Id` when well formed, else a new one), the caller (authenticated,
  * unless the operation is anonymous), and the guard (operation-rules.ts says what each
  * operation needs). The transports hand it what they read off the wire and map what it
- * throws in their own way (errors.ts).
+ * throws in their own way (error-mapping.ts).
  */
 import { randomUUID } from "node:crypto";
 import type { Authenticator } from "../services/identity/authenticator.js";

@@ -9,7 +9,7 @@ import type { CallContext } from "../../services/call-context.js";
 import type { Logger } from "../../logger.js";
 import { requestIdOf, type CallStep } from "../call-step.js";
 import { protoFiles, serviceDescriptors, type ServiceName } from "../contract.js";
-import { toConnectError, toDomainError } from "../errors.js";
+import { toConnectError, toDomainError } from "../error-mapping.js";
 import { useCaseOf, wrapsEvent, type ServiceImpls } from "../service-impls.js";
 import { addReflection } from "./reflection.js";
 

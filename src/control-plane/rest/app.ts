@@ -17,7 +17,7 @@ import type { CallContext } from "../../services/call-context.js";
 import type { Logger } from "../../logger.js";
 import { requestIdOf, type CallStep, type IncomingCall } from "../call-step.js";
 import { jsonOptions, openApiDocument, restOperations, type RestOperation } from "../contract.js";
-import { problem, toDomainError } from "../errors.js";
+import { problem, toDomainError } from "../error-mapping.js";
 import { useCaseOf, wrapsEvent, type ServiceImpls } from "../service-impls.js";
 import { ajvIssues, createOpenApiValidator } from "./openapi-validator.js";
 
