@@ -1,5 +1,5 @@
 /**
- * Provider-gateway overhead benchmark: what the one call path (services/provider-gateway.ts —
+ * Provider-gateway overhead benchmark: what the one call path (src/gateway/provider-gateway.ts —
  * rules, routing, budget reservation, usage record, settlement) adds to a provider call.
  *
  * Against a zero-latency provider (an in-process stub named `openai` serving `gpt-4o-mini`,
@@ -33,8 +33,9 @@ import { openDatabase, query, type Database } from "../src/db/database.js";
 import { organizations, policies, teams } from "../src/db/schema.js";
 import { loadScopeRules, recordSettled, reserve, settle, type Settlement } from "../src/db/usage.js";
 import { effectiveRules } from "../src/domain/policy.js";
+import type { ProviderCallRequest } from "../src/domain/provider-call.js";
 import type { GenerateRequest, GenerateResult, Provider } from "../src/providers/provider.js";
-import { createProviderGateway, type Attribution, type ProviderRequest } from "../src/services/provider-gateway.js";
+import { createProviderGateway, type Attribution } from "../src/gateway/index.js";
 import { createTestDatabase, type Engine } from "../tests/helpers/database.js";
 
 const { values } = parseArgs({
@@ -63,7 +64,7 @@ const zeroLatency: Provider = {
   },
 };
 
-const request: ProviderRequest = { operation: "ai.generate", provider: "openai", model: "gpt-4o-mini", prompt: "hello there!", maxTokens: 64 };
+const request: ProviderCallRequest = { operation: "ai.generate", provider: "openai", model: "gpt-4o-mini", prompt: "hello there!", maxTokens: 64 };
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 const ms = (n: number) => n.toFixed(3);

@@ -33,7 +33,7 @@ import { fileURLToPath } from "node:url";
 import { startControlPlane } from "../src/control-plane/server.js";
 import { emitEvents } from "../src/db/events.js";
 import { createLogger } from "../src/logger.js";
-import { bootstrapDevOrganization } from "../src/services/bootstrap.js";
+import { bootstrapDevOrganization } from "../src/services/tenancy/dev-organization.js";
 import { createTestDatabase } from "../tests/helpers/database.js";
 
 const now = () => performance.timeOrigin + performance.now();

@@ -29,12 +29,12 @@ import { createWorkflowCache } from "../src/db/workflow-specs.js";
 import { startWorker } from "../src/executor/worker.js";
 import { createLogger } from "../src/logger.js";
 import { createProviders } from "../src/providers/registry.js";
-import { bootstrapDevOrganization } from "../src/services/bootstrap.js";
-import { loadPermissions } from "../src/services/authz.js";
+import { bootstrapDevOrganization } from "../src/services/tenancy/dev-organization.js";
+import { loadPermissions } from "../src/services/access/permission-checks.js";
 import type { CallContext } from "../src/services/call-context.js";
-import { startEventHub } from "../src/services/event-hub.js";
-import { createRunService } from "../src/services/runs.js";
-import { createWorkflowService } from "../src/services/workflows.js";
+import { startEventHub } from "../src/delivery/event-hub.js";
+import { createRunService } from "../src/services/runs/run-service.js";
+import { createWorkflowService } from "../src/services/runs/workflow-service.js";
 import { createTestDatabase, type Engine } from "../tests/helpers/database.js";
 import { spawnExecutor } from "../tests/helpers/processes.js";
 

@@ -46,6 +46,29 @@ describe("loadConfig", () => {
     expect(configError({ FABRIC_ROUTING_STRATEGY: "random" }).message).toContain("FABRIC_ROUTING_STRATEGY");
   });
 
+  it("provider credentials and URLs: blank keys are unset, OLLAMA_ENABLED a boolean, base URLs http(s)", () => {
+    const none = loadConfig({});
+    expect([none.OPENAI_API_KEY, none.ANTHROPIC_API_KEY, none.OLLAMA_URL, none.OLLAMA_ENABLED]).toEqual([undefined, undefined, undefined, false]);
+    const c = loadConfig({
+      OPENAI_API_KEY: " sk-1 ",
+      OPENAI_BASE_URL: "http://127.0.0.1:9999/v1",
+      ANTHROPIC_API_KEY: "   ",
+      ANTHROPIC_BASE_URL: "https://proxy.example/anthropic",
+      OLLAMA_ENABLED: "TRUE",
+      OLLAMA_URL: "http://gpu-box:11434",
+    });
+    expect(c).toMatchObject({ OPENAI_API_KEY: "sk-1", OPENAI_BASE_URL: "http://127.0.0.1:9999/v1", ANTHROPIC_BASE_URL: "https://proxy.example/anthropic", OLLAMA_ENABLED: true, OLLAMA_URL: "http://gpu-box:11434" });
+    expect(c.ANTHROPIC_API_KEY).toBeUndefined();
+    for (const [v, on] of [["1", true], ["0", false], ["false", false], [" true ", true]] as const) expect(loadConfig({ OLLAMA_ENABLED: v }).OLLAMA_ENABLED).toBe(on);
+    expect(configError({ OLLAMA_ENABLED: "yes" }).message).toContain("OLLAMA_ENABLED");
+    for (const name of ["OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "OLLAMA_URL"]) {
+      expect(configError({ [name]: "localhost:11434" }).message).toContain(name);
+      expect(configError({ [name]: "ftp://files.example" }).message).toContain(name);
+    }
+    // Never echoes a value: a URL may carry credentials.
+    expect(configError({ OPENAI_BASE_URL: "not a url sk-secret" }).message).not.toContain("sk-secret");
+  });
+
   it("does not read process.env when given an environment", () => {
     const saved = process.env.PORT;
     process.env.PORT = "4444";

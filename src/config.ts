@@ -17,6 +17,19 @@ const duration = z
   .transform((v) => (v.endsWith("ms") ? Number(v.slice(0, -2)) : v.endsWith("s") ? Number(v.slice(0, -1)) * 1000 : Number(v)))
   .pipe(z.number().min(1).max(3_600_000));
 
+/** A secret such as an API key: surrounding blanks dropped, a blank one is unset. */
+const secret = z
+  .string()
+  .transform((v) => v.trim() || undefined)
+  .optional();
+
+/** A provider's base URL: http or https. */
+const baseUrl = z
+  .string()
+  .trim()
+  .pipe(z.url({ protocol: /^https?$/, error: "expected an http(s) URL" }))
+  .optional();
+
 const schema = z.object({
   FABRIC_ENV: z.enum(["development", "production"]).default("development"),
   HOST: z.string().default("127.0.0.1"),
@@ -47,6 +60,21 @@ const schema = z.object({
   WORKER_SHUTDOWN_GRACE: duration.default(10_000),
   RUN_ID: z.string().uuid().optional(),
   FABRIC_ROUTING_STRATEGY: z.enum(ROUTING_STRATEGIES).default(DEFAULT_ROUTING_STRATEGY),
+  // Providers (providers/registry.ts): a key enables OpenAI / Anthropic, OLLAMA_ENABLED
+  // Ollama; the base URLs point the SDKs elsewhere (a proxy, a test's fake server). Echo is
+  // always on.
+  OPENAI_API_KEY: secret,
+  OPENAI_BASE_URL: baseUrl,
+  ANTHROPIC_API_KEY: secret,
+  ANTHROPIC_BASE_URL: baseUrl,
+  OLLAMA_ENABLED: z
+    .string()
+    .trim()
+    .toLowerCase()
+    .pipe(z.enum(["true", "false", "1", "0"], { error: "expected true, false, 1 or 0" }))
+    .transform((v) => v === "true" || v === "1")
+    .default(false),
+  OLLAMA_URL: baseUrl,
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
 });
 

@@ -21,7 +21,7 @@ import { ValidationIssueSchema } from "../gen/proto/fabric/v1/workflow_pb.js";
 import { eventually, smokeWorkflow, startTestFabric, type TestFabric } from "./helpers/fabric.js";
 import { webhookDeliveries } from "../src/db/schema.js";
 import { insertKey, insertMembership, insertUser, setup } from "./parity/fixtures.js";
-import { issueSignInToken } from "../src/services/sign-in-tokens.js";
+import { issueSignInToken } from "../src/services/identity/sign-in-tokens.js";
 
 type Side = "rest" | "grpc";
 const sides: Side[] = ["rest", "grpc"];
@@ -30,7 +30,7 @@ const tag = (s: Side) => `side${s.toUpperCase()}`;
 /** The tag in lowercase, for values the server may lowercase (emails, slugs); normalise() folds it too. */
 const lc = (s: Side) => tag(s).toLowerCase();
 
-/** The wire mapping of each error kind, written down independently of src/control-plane/errors.ts. */
+/** The wire mapping of each error kind, written down independently of src/control-plane/error-mapping.ts. */
 const kinds = {
   invalid_argument: { status: 400, grpc: Code.InvalidArgument },
   unauthenticated: { status: 401, grpc: Code.Unauthenticated },

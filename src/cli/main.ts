@@ -11,8 +11,8 @@ import { startControlPlane } from "../control-plane/server.js";
 import { startWorker } from "../executor/worker.js";
 import { createLogger } from "../logger.js";
 import { createProviders } from "../providers/registry.js";
-import { bootstrapDevOrganization } from "../services/bootstrap.js";
-import { issueSignInToken, signInTokenSeconds } from "../services/sign-in-tokens.js";
+import { bootstrapDevOrganization } from "../services/tenancy/dev-organization.js";
+import { issueSignInToken, signInTokenSeconds } from "../services/identity/sign-in-tokens.js";
 import { runCommand } from "./run-command.js";
 
 const usage = `fabric — AI workflow platform
@@ -79,8 +79,8 @@ async function dev(config: Config, log: ReturnType<typeof createLogger>): Promis
     mkdirSync(config.FABRIC_DATA_DIR, { recursive: true });
     writeFileSync(join(config.FABRIC_DATA_DIR, "dev-api-key"), boot.apiKey + "\n", { mode: 0o600 });
   }
-  const cp = await startControlPlane({ config, database, log, providers: createProviders(process.env) });
-  const worker = await startWorker({ database, config, providers: createProviders(process.env), log: log.child({ worker_id: config.WORKER_ID }) });
+  const cp = await startControlPlane({ config, database, log, providers: createProviders(config) });
+  const worker = await startWorker({ database, config, providers: createProviders(config), log: log.child({ worker_id: config.WORKER_ID }) });
   // The token rides in the fragment: browsers never send it to the server, so no access log holds it.
   const signIn = await issueSignInToken(database.db, boot.principalId);
   console.log(
@@ -108,7 +108,7 @@ async function serveOnly(config: Config, log: ReturnType<typeof createLogger>): 
   if (config.FABRIC_ENV === "production" && !config.JWT_SECRET) throw new ConfigError("invalid configuration:\n  JWT_SECRET: required when FABRIC_ENV=production");
   const database = await openDatabase(dbOptions(config));
   if (database.kind === "pglite") log.warn("no DATABASE_URL: serving from the embedded database, which no separate executor can reach — use `fabric dev` for a single process");
-  const cp = await startControlPlane({ config, database, log, providers: createProviders(process.env) });
+  const cp = await startControlPlane({ config, database, log, providers: createProviders(config) });
   log.info("control plane listening", { rest: cp.restUrl, grpc: cp.grpcUrl, console: `${cp.restUrl}/` });
   await untilSignal();
   await cp.close();
@@ -119,7 +119,7 @@ async function serveOnly(config: Config, log: ReturnType<typeof createLogger>): 
 async function executor(config: Config, log: ReturnType<typeof createLogger>): Promise<number> {
   if (!config.DATABASE_URL) throw new ConfigError("invalid configuration:\n  DATABASE_URL: required for `fabric executor` (the embedded database belongs to one process; use `fabric dev`)");
   const database = await openDatabase({ ...dbOptions(config), migrate: false });
-  const worker = await startWorker({ database, config, providers: createProviders(process.env), log: log.child({ worker_id: config.WORKER_ID }) });
+  const worker = await startWorker({ database, config, providers: createProviders(config), log: log.child({ worker_id: config.WORKER_ID }) });
   log.info("executor started", { concurrency: config.WORKER_CONCURRENCY, lease_seconds: config.WORKER_LEASE_SECONDS, run_id: config.RUN_ID });
   await Promise.race([untilSignal(), worker.done]);
   await worker.stop();

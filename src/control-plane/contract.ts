@@ -18,10 +18,32 @@ import { TenancyService, file_fabric_v1_tenancy } from "../../gen/proto/fabric/v
 import { WebhookService, file_fabric_v1_webhooks } from "../../gen/proto/fabric/v1/webhooks_pb.js";
 import { WorkflowService, file_fabric_v1_workflow } from "../../gen/proto/fabric/v1/workflow_pb.js";
 
+/** proto3 JSON as REST speaks it (and gRPC's JSON codecs answer): proto field names, every field present. */
+export const jsonOptions = { useProtoFieldName: true, alwaysEmitImplicit: true } as const;
+
 export const openApiPath = join(dirname(fileURLToPath(import.meta.url)), "../../gen/openapi/openapi.json");
 export const openApiDocument: Record<string, any> = JSON.parse(readFileSync(openApiPath, "utf8"));
 
-export const services: readonly DescService[] = [WorkflowService, RunService, IdentityService, TenancyService, ApiKeyService, AuthzService, AuditService, EventService, WebhookService, ProviderService, JobService, UsageService, PolicyService];
+/** The proto services by type name; `ServiceImpls` (service-impls.ts) is typed from these descriptors. */
+export const serviceDescriptors = {
+  "fabric.v1.WorkflowService": WorkflowService,
+  "fabric.v1.RunService": RunService,
+  "fabric.v1.IdentityService": IdentityService,
+  "fabric.v1.TenancyService": TenancyService,
+  "fabric.v1.ApiKeyService": ApiKeyService,
+  "fabric.v1.AuthzService": AuthzService,
+  "fabric.v1.AuditService": AuditService,
+  "fabric.v1.EventService": EventService,
+  "fabric.v1.WebhookService": WebhookService,
+  "fabric.v1.ProviderService": ProviderService,
+  "fabric.v1.JobService": JobService,
+  "fabric.v1.UsageService": UsageService,
+  "fabric.v1.PolicyService": PolicyService,
+} as const;
+export type ServiceName = keyof typeof serviceDescriptors;
+for (const [name, desc] of Object.entries(serviceDescriptors)) if (name !== desc.typeName) throw new Error(`serviceDescriptors: ${name} holds ${desc.typeName}`);
+
+export const services: readonly DescService[] = Object.values(serviceDescriptors);
 export const protoFiles = [file_fabric_v1_workflow, file_fabric_v1_run, file_fabric_v1_identity, file_fabric_v1_tenancy, file_fabric_v1_access, file_fabric_v1_events, file_fabric_v1_webhooks, file_fabric_v1_providers, file_fabric_v1_jobs, file_fabric_v1_usage];
 
 export interface RestOperation {

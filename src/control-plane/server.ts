@@ -7,36 +7,38 @@
 import { serve, type ServerType } from "@hono/node-server";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { sql } from "drizzle-orm";
-import { jsonOptions } from "../services/messages.js";
 import type { Config } from "../config.js";
 import type { Database } from "../db/database.js";
 import { createWorkflowCache } from "../db/workflow-specs.js";
 import type { Logger } from "../logger.js";
 import { createContextValues } from "@connectrpc/connect";
-import { createAuthenticator, jwtSecretFrom } from "../services/auth.js";
-import { createGuard } from "../services/authz.js";
-import { createApiKeyService } from "../services/api-keys.js";
-import { createAuditService } from "../services/audit-log.js";
-import { createAuthzService } from "../services/authz-checks.js";
-import { createEventService } from "../services/events.js";
-import { createIdentityService, defaultAuthAttemptLimits } from "../services/identity.js";
-import { createTenancyService } from "../services/tenancy.js";
-import { startEventHub } from "../services/event-hub.js";
-import { createRunService } from "../services/runs.js";
-import { createWorkflowService } from "../services/workflows.js";
-import { startWebhookDispatcher, type WebhookDispatcherOptions } from "../services/webhook-dispatcher.js";
-import { webhookSettingsFrom } from "../services/webhook-security.js";
-import { createWebhookService } from "../services/webhooks.js";
-import { createJobService } from "../services/jobs.js";
-import { createPolicyService } from "../services/policies.js";
-import { createProviderGateway } from "../services/provider-gateway.js";
-import { createProviderService } from "../services/providers.js";
-import { createUsageService } from "../services/usage.js";
+import { createAuthenticator, jwtSecretFrom } from "../services/identity/authenticator.js";
+import { createApiKeyService } from "../services/access/api-key-service.js";
+import { createAuditService } from "../services/access/audit-service.js";
+import { createAuthzService } from "../services/access/authz-service.js";
+import { createEventService } from "../services/events/event-service.js";
+import { createIdentityService, defaultAuthAttemptLimits } from "../services/identity/identity-service.js";
+import { createTenancyService } from "../services/tenancy/tenancy-service.js";
+import { startEventHub } from "../delivery/event-hub.js";
+import { createRunService } from "../services/runs/run-service.js";
+import { createWorkflowService } from "../services/runs/workflow-service.js";
+import { startWebhookDispatcher, type WebhookDispatcherOptions } from "../delivery/webhook-dispatcher.js";
+import { webhookSettingsFrom } from "../delivery/webhook-security.js";
+import { createWebhookService } from "../services/events/webhook-service.js";
+import { createJobService } from "../services/runs/job-service.js";
+import { createPolicyService } from "../services/usage/policy-service.js";
+import { createProviderGateway } from "../gateway/index.js";
+import { createProviderService } from "../services/usage/provider-service.js";
+import { createUsageService } from "../services/usage/usage-service.js";
 import { createEchoProvider } from "../providers/echo/index.js";
 import type { Provider } from "../providers/provider.js";
 import { listenHttp1And2 } from "./grpc/listener.js";
 import { clientAddressKey, createGrpcRoutes } from "./grpc/routes.js";
-import { createRestApp, type ServiceImpls } from "./rest/app.js";
+import { createRestApp } from "./rest/app.js";
+import { createCallStep } from "./call-step.js";
+import { jsonOptions } from "./contract.js";
+import { createGuard } from "./guard.js";
+import type { ServiceImpls } from "./service-impls.js";
 
 export interface ControlPlane {
   readonly restUrl: string;
@@ -88,10 +90,9 @@ export async function startControlPlane(deps: {
     "fabric.v1.UsageService": createUsageService({ db }),
     "fabric.v1.PolicyService": createPolicyService({ db, onChange: gateway.invalidate }),
   };
-  const authenticator = createAuthenticator(db, { development: config.FABRIC_ENV === "development", jwtSecret });
-  const guard = createGuard(db);
+  const callStep = createCallStep({ authenticator: createAuthenticator(db, { development: config.FABRIC_ENV === "development", jwtSecret }), guard: createGuard(db) });
 
-  const app = createRestApp({ services, authenticator, guard, log, maxBodyBytes: config.FABRIC_MAX_BODY_BYTES, consoleDir: deps.consoleDir, ready: async () => void (await db.execute(sql`SELECT 1`)) });
+  const app = createRestApp({ services, callStep, log, maxBodyBytes: config.FABRIC_MAX_BODY_BYTES, consoleDir: deps.consoleDir, ready: async () => void (await db.execute(sql`SELECT 1`)) });
   const rest = await new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s));
     s.once("error", reject);
@@ -99,7 +100,7 @@ export async function startControlPlane(deps: {
   const restPort = (rest.address() as { port: number }).port;
 
   const handler = connectNodeAdapter({
-    routes: createGrpcRoutes({ services, authenticator, guard, log }),
+    routes: createGrpcRoutes({ services, callStep, log }),
     contextValues: (req) => createContextValues().set(clientAddressKey, req.socket?.remoteAddress ?? ""),
     readMaxBytes: config.FABRIC_MAX_BODY_BYTES,
     jsonOptions: { ...jsonOptions, ignoreUnknownFields: false },

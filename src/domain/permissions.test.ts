@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { operationRules } from "../services/operations.js";
+import { operationRules } from "../control-plane/operation-rules.js";
 import { DomainError } from "./errors.js";
 import {
   actions,

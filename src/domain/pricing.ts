@@ -13,7 +13,7 @@
  * drift when summed; micro-dollars per 1M tokens, which make the cost of a single token a
  * fraction again; bigint, which JSON and most callers cannot carry.)
  */
-import type { ProviderOperation } from "../providers/provider.js";
+import type { ProviderOperation } from "./provider-capabilities.js";
 import { DomainError } from "./errors.js";
 
 /** Identifies the built-in table; recorded with every cost so old records can be re-derived. */
@@ -354,7 +354,7 @@ export function estimateCost(req: CostEstimateRequest, table: PriceTable = DEFAU
 export interface ActualCostRequest {
   provider: string;
   model: string;
-  /** As defined in providers/provider.ts: `inputTokens` includes the cached and cache-write tokens. */
+  /** As the adapters report it (providers/provider.ts `Usage`): `inputTokens` includes the cached and cache-write tokens. */
   usage: { inputTokens: number; outputTokens: number; cachedInputTokens?: number; cacheWriteTokens?: number };
 }
 

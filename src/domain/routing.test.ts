@@ -50,7 +50,7 @@ describe("candidatesFromProviders", () => {
   it("routes the real registry: echo alone by default, a real local model once Ollama is enabled", () => {
     const alone = route({ operation: "ai.generate" }, candidatesFromProviders(createProviders({})));
     expect(keys(alone.chosen)).toEqual(["echo/echo-1"]);
-    const all = candidatesFromProviders(createProviders({ OPENAI_API_KEY: "k", ANTHROPIC_API_KEY: "k", OLLAMA_ENABLED: "true" }));
+    const all = candidatesFromProviders(createProviders({ OPENAI_API_KEY: "k", ANTHROPIC_API_KEY: "k", OLLAMA_ENABLED: true }));
     const d = route({ operation: "ai.generate" }, all);
     expect(keys(d.chosen)[0]).toBe("ollama/llama3.2");
     expect(keys(d.chosen)).not.toContain("echo/echo-1");

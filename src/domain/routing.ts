@@ -19,10 +19,10 @@
  *    pinned model, every fallback serves that same model (on another provider), never another.
  * 4. Nothing eligible is a `RoutingError` (a DomainError) carrying the explanation.
  */
-import type { Provider, ProviderOperation } from "../providers/provider.js";
 import type { BreakerState, BreakerStatus, BreakerView } from "./circuit-breaker.js";
 import { DomainError, type ErrorKind } from "./errors.js";
 import { baseModelName, DEFAULT_PRICE_TABLE, estimateCost, formatUsd, type PriceTable } from "./pricing.js";
+import type { ProviderCapabilities, ProviderOperation, ProviderTier } from "./provider-capabilities.js";
 
 export const ROUTING_STRATEGIES = ["local_first", "cheapest", "fastest", "best_quality", "balanced"] as const;
 export type RoutingStrategy = (typeof ROUTING_STRATEGIES)[number];
@@ -40,7 +40,7 @@ export interface Candidate {
   /** What this model can do (a chat model generates, an embedding model embeds). */
   operations: readonly ProviderOperation[];
   local: boolean;
-  tier: "basic" | "premium";
+  tier: ProviderTier;
   /** Default true. */
   enabled?: boolean;
   /** A deterministic stand-in (echo): only used when no real, enabled candidate serves the request. */
@@ -58,7 +58,7 @@ export function candidateKey(provider: string, model: string): string {
  * `ai.generate`, embedding models for `ai.embed`. `stubProviders` defaults to `["echo"]`.
  */
 export function candidatesFromProviders(
-  providers: readonly Pick<Provider, "name" | "tier" | "local" | "models" | "embeddingModels" | "operations">[],
+  providers: readonly ProviderCapabilities[],
   opts: { stubProviders?: readonly string[] } = {},
 ): Candidate[] {
   const stubs = new Set(opts.stubProviders ?? ["echo"]);
@@ -130,7 +130,7 @@ export interface RouteRequest {
   /** Pins the provider. */
   provider?: string;
   /** Preferred tier: ranked first, not required. */
-  tier?: "basic" | "premium";
+  tier?: ProviderTier;
   /** Input size for cost estimates: tokens if known, else characters (÷ 4). Default 0. */
   inputTokens?: number;
   inputChars?: number;

@@ -5,7 +5,7 @@
 import type { NodeSpec, WorkflowSpec } from "../../gen/proto/fabric/v1/workflow_pb.js";
 import type { Issue } from "./errors.js";
 import { isBindingLike, mergePolicies, parseBinding } from "./context.js";
-import { operations, textOps } from "./operations.js";
+import { nodeOperations, textOps } from "./node-operations.js";
 
 export const limits = {
   maxNodes: 500,
@@ -72,9 +72,9 @@ export function validateWorkflowSpec(spec: WorkflowSpec, opts: { allowReservedNa
 }
 
 function validateNode(node: NodeSpec, at: string, add: (path: string, code: string, message: string) => void) {
-  const op = operations[node.operation];
+  const op = nodeOperations[node.operation];
   if (!node.operation) add(`${at}/operation`, "required", "operation is required");
-  else if (!op) add(`${at}/operation`, "unknown_operation", `unknown operation ${JSON.stringify(node.operation)}; known: ${Object.keys(operations).join(", ")}`);
+  else if (!op) add(`${at}/operation`, "unknown_operation", `unknown operation ${JSON.stringify(node.operation)}; known: ${Object.keys(nodeOperations).join(", ")}`);
   else if (node.runtime && node.runtime !== op.runtime) add(`${at}/runtime`, "invalid_value", `operation ${node.operation} runs on the ${op.runtime} runtime, not ${JSON.stringify(node.runtime)}`);
 
   for (const [name, value] of Object.entries(node.inputs ?? {})) {

@@ -3,7 +3,7 @@
  * request mapping (config, overridden by a `params` input; validation before any call),
  * attribution from the step, the output's fields, streamed progress whose deltas concatenate
  * to the final text, and every failure mapped to a StepError of the right class. The routing
- * itself is proved in services/provider-gateway.test.ts; here it runs end to end once more
+ * itself is proved in gateway/provider-gateway.test.ts; here it runs end to end once more
  * over stub providers and a real database, to check what a node sees.
  */
 import { randomUUID } from "node:crypto";
@@ -18,7 +18,7 @@ import { createEchoProvider } from "../providers/echo/index.js";
 import { stub } from "../providers/fakes/scripted.js";
 import { ProviderError, type ProviderErrorClass } from "../providers/errors.js";
 import type { Provider } from "../providers/provider.js";
-import { createProviderGateway, ProviderCallError, type CallResult, type GatewayOptions, type ProviderGateway } from "../services/provider-gateway.js";
+import { createProviderGateway, ProviderCallError, type CallResult, type GatewayOptions, type ProviderGateway } from "../gateway/index.js";
 import { createProviderRuntime, type ProviderRuntimeOptions } from "./provider-runtime.js";
 import { StepError, type Step } from "./step.js";
 
@@ -173,6 +173,13 @@ describe("provider runtime: step → request", () => {
       [{ max_tokens: 1.5 }, { prompt: "hi" }],
       [{ max_tokens: 200_001 }, { prompt: "hi" }],
       [{ temperature: "hot" }, { prompt: "hi" }],
+      // The rule the API and jobs apply (domain/provider-call.ts), the strictest of the three
+      // the runtime, jobs and the API once had: a temperature within 0..2, a boolean stream
+      // (and none for an embedding), a null setting is not an unset one.
+      [{ temperature: 2.5 }, { prompt: "hi" }],
+      [{ stream: "yes" }, { prompt: "hi" }],
+      [{ stream: true }, { input: "a" }, "ai.embed"],
+      [{ model: null }, { prompt: "hi" }],
       [{ provider: "" }, { prompt: "hi" }],
       [{ model: 3 }, { prompt: "hi" }],
       [{ system: 1 }, { prompt: "hi" }],

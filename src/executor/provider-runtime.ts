@@ -1,16 +1,18 @@
 /**
  * The provider runtime: `ai.generate` and `ai.embed` nodes call providers through the same
- * gateway as the API (services/provider-gateway.ts): the organization's and the run's
- * team's policy and budgets apply, the estimate is reserved against a budget (and the run's
- * cost cap) before the call, and every call leaves a usage record attributed to the run's
- * organization, team, starter (principal, API key), run and node. The step's signal reaches
- * the provider request, so a timeout or cancel really aborts it.
+ * gateway as the API (src/gateway): the organization's and the run's team's policy and
+ * budgets apply, the estimate is reserved against a budget (and the run's cost cap) before
+ * the call, and every call leaves a usage record attributed to the run's organization,
+ * team, starter (principal, API key), run and node. The step's signal reaches the provider
+ * request, so a timeout or cancel really aborts it.
  *
  * Settings come from the node's `config` (`provider`, `model`, `strategy`, `tier`,
- * `max_tokens`, `temperature`, `system`, `stream`), overridden by a `params` input when the
- * node binds one (jobs do). The output carries `routing` (strategy, the provider/model that
- * answered, every attempt, the router's one-line explanation) and `cost` (estimate and
- * actual as exact decimal USD strings; null with a reason when the model has no price).
+ * `max_tokens`, `temperature`, `stream`, and `system`), overridden by a `params` input when
+ * the node binds one (jobs do), and are checked by the rule the API and jobs apply too
+ * (domain/provider-call.ts); a bad one fails the step as `invalid_input`. The output
+ * carries `routing` (strategy, the provider/model that answered, every attempt, the
+ * router's one-line explanation) and `cost` (estimate and actual as exact decimal USD
+ * strings; null with a reason when the model has no price).
  *
  * Failures: a policy refusal (`budget_exceeded`, `model_not_allowed`, …) fails the node
  * without retries; a retryable provider failure after every candidate is `transient` (the
@@ -19,10 +21,9 @@
  */
 import type { Json, JsonObject } from "../domain/context.js";
 import { DomainError } from "../domain/errors.js";
-import { isRoutingStrategy, ROUTING_STRATEGIES } from "../domain/routing.js";
 import type { Cost } from "../domain/pricing.js";
-import { providerCallLimits, ProviderCallError, type CallResult, type ProviderGateway, type ProviderRequest } from "../services/provider-gateway.js";
-import type { ChatMessage } from "../providers/provider.js";
+import { parseProviderCallSettings, type ChatMessage, type ProviderCallRequest } from "../domain/provider-call.js";
+import { ProviderCallError, type CallResult, type ProviderGateway } from "../gateway/index.js";
 import { invalidInput, StepError, type Runtime, type Step } from "./step.js";
 
 type Operation = "ai.generate" | "ai.embed";
@@ -91,31 +92,13 @@ function settingsOf(step: Step): JsonObject {
   return { ...step.config, ...(params as JsonObject) };
 }
 
-export function parseCall(step: Step, op: Operation): { request: ProviderRequest; stream: boolean } {
+export function parseCall(step: Step, op: Operation): { request: ProviderCallRequest; stream: boolean } {
   const cfg = settingsOf(step);
-  const str = (field: string): string | undefined => {
-    const v = cfg[field];
-    if (v === undefined || v === null) return undefined;
-    if (typeof v !== "string" || v === "") throw invalidInput(`config.${field} must be a non-empty string`);
-    return v;
-  };
-  const provider = str("provider");
-  const model = str("model");
-  const strategy = cfg["strategy"];
-  if (strategy !== undefined && !isRoutingStrategy(strategy)) throw invalidInput(`config.strategy must be one of ${ROUTING_STRATEGIES.join(", ")}`);
-  const tier = cfg["tier"];
-  if (tier !== undefined && tier !== "basic" && tier !== "premium") throw invalidInput("config.tier must be basic or premium");
-  const maxTokens = cfg["max_tokens"];
-  if (maxTokens !== undefined && !(typeof maxTokens === "number" && Number.isSafeInteger(maxTokens) && maxTokens >= 1 && maxTokens <= providerCallLimits.maxTokens)) {
-    throw invalidInput(`config.max_tokens must be an integer within 1..${providerCallLimits.maxTokens}`);
-  }
-  const base: ProviderRequest = {
-    operation: op,
-    ...(provider !== undefined ? { provider } : {}),
-    ...(model !== undefined ? { model } : {}),
-    ...(strategy !== undefined ? { strategy } : {}),
-    ...(tier !== undefined ? { tier } : {}),
-  };
+  // The settings by the one rule of every call path; the first problem fails the step.
+  const { settings, issues } = parseProviderCallSettings(cfg, op);
+  if (issues.length) throw invalidInput(`config.${issues[0]!.message}`);
+  const { maxTokens, temperature, stream, ...routing } = settings;
+  const base: ProviderCallRequest = { operation: op, ...routing };
   if (op === "ai.embed") {
     const input = step.inputs["input"];
     const texts = typeof input === "string" ? [input] : Array.isArray(input) && input.every((x) => typeof x === "string") ? (input as string[]) : null;
@@ -126,17 +109,15 @@ export function parseCall(step: Step, op: Operation): { request: ProviderRequest
   const messages = step.inputs["messages"];
   if (typeof prompt !== "string" && !Array.isArray(messages)) throw invalidInput("inputs.prompt (a string) or inputs.messages (a list) is required");
   if (Array.isArray(messages) && !messages.every((m) => isChatMessage(m))) throw invalidInput("inputs.messages must be a list of {role: system|user|assistant, content: string}");
-  const temperature = cfg["temperature"];
-  if (temperature !== undefined && typeof temperature !== "number") throw invalidInput("config.temperature must be a number");
   const system = step.inputs["system"] ?? cfg["system"];
   if (system !== undefined && typeof system !== "string") throw invalidInput("config.system must be a string");
-  const request: ProviderRequest = { ...base };
+  const request: ProviderCallRequest = { ...base };
   if (Array.isArray(messages)) request.messages = messages as unknown as ChatMessage[];
   else request.prompt = prompt as string;
   if (system !== undefined) request.system = system;
-  if (typeof maxTokens === "number") request.maxTokens = maxTokens;
-  if (typeof temperature === "number") request.temperature = temperature;
-  return { request, stream: cfg["stream"] !== false };
+  if (maxTokens !== undefined) request.maxTokens = maxTokens;
+  if (temperature !== undefined) request.temperature = temperature;
+  return { request, stream: stream !== false };
 }
 
 function isChatMessage(m: unknown): boolean {

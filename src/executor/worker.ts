@@ -22,13 +22,13 @@ import { parkWaitingNode } from "../db/wait-node.js";
 import { createWorkflowCache, type WorkflowCache } from "../db/workflow-specs.js";
 import { resolveInputs, type JsonObject } from "../domain/context.js";
 import { backoffDelayMs, isRetryable, type ErrorClass } from "../domain/retry-policy.js";
-import { operations } from "../domain/operations.js";
+import { nodeOperations } from "../domain/node-operations.js";
 import type { Provider } from "../providers/provider.js";
 import type { Logger } from "../logger.js";
 import { createCompletionBatcher } from "./completion-batcher.js";
 import { createNativeRuntime } from "./native-runtime.js";
 import { createProviderRuntime } from "./provider-runtime.js";
-import { createProviderGateway } from "../services/provider-gateway.js";
+import { createProviderGateway } from "../gateway/index.js";
 import { StepError, type Runtime, type StepResult } from "./step.js";
 import { sql } from "drizzle-orm";
 import { query } from "../db/database.js";
@@ -145,7 +145,7 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
       let result: StepResult | undefined;
       let failure: NodeFailure | undefined;
       try {
-        const runtime = runtimes[operations[node.spec.operation]?.runtime ?? "native"]!;
+        const runtime = runtimes[nodeOperations[node.spec.operation]?.runtime ?? "native"]!;
         const context = claim.context as JsonObject;
         const progress = (payload: JsonObject) =>
           emitProgress(db, { organizationId: claim.organizationId, runId: claim.runId, nodeKey: claim.nodeKey, owner: config.WORKER_ID, attempt: claim.attempt, payload }).catch((err) =>

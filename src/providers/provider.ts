@@ -3,14 +3,12 @@
  * request/response/stream shapes into these types and nothing platform-specific leaks past
  * them: errors are always `ProviderError` (see errors.ts), never raw SDK or fetch errors.
  *
- * Routing, cost and budgets live in `domain/`, not here.
+ * Routing, cost and budgets live in `domain/`, not here; so do the descriptions they read
+ * (`ProviderCapabilities`) and the message shape every path shares (`ChatMessage`).
  */
+import type { ChatMessage } from "../domain/provider-call.js";
+import type { ProviderCapabilities } from "../domain/provider-capabilities.js";
 import { ProviderError } from "./errors.js";
-
-export interface ChatMessage {
-  role: "system" | "user" | "assistant";
-  content: string;
-}
 
 export interface GenerateRequest {
   /** Model to use; defaults to the provider's first model. */
@@ -59,19 +57,7 @@ export interface EmbedResult {
   usage: Usage;
 }
 
-export type ProviderOperation = "ai.generate" | "ai.embed";
-
-export interface Provider {
-  /** "echo" | "openai" | "anthropic" | "ollama" */
-  readonly name: string;
-  readonly tier: "basic" | "premium";
-  /** Runs on this machine (no data leaves it). */
-  readonly local: boolean;
-  /** Chat models it serves; the first is the default. */
-  readonly models: readonly string[];
-  /** Embedding models it serves (first = default); empty when it cannot embed. */
-  readonly embeddingModels?: readonly string[];
-  readonly operations: readonly ProviderOperation[];
+export interface Provider extends ProviderCapabilities {
   generate(req: GenerateRequest): Promise<GenerateResult>;
   /** Yields zero or more deltas then exactly one `done` carrying the full result and usage. */
   stream(req: GenerateRequest): AsyncIterable<StreamChunk>;

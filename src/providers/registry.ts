@@ -1,41 +1,30 @@
+import type { Config } from "../config.js";
 import { createAnthropicProvider } from "./anthropic/index.js";
 import { createEchoProvider } from "./echo/index.js";
 import { createOllamaProvider, OLLAMA_DEFAULT_URL } from "./ollama/index.js";
 import { createOpenAIProvider } from "./openai/index.js";
 import type { Provider } from "./provider.js";
 
-function nonEmpty(v: string | undefined): string | undefined {
-  return v !== undefined && v.trim() !== "" ? v.trim() : undefined;
-}
+/** What the registry reads of the validated configuration (config.ts `loadConfig`). */
+export type ProviderSettings = Partial<Pick<Config, "OPENAI_API_KEY" | "OPENAI_BASE_URL" | "ANTHROPIC_API_KEY" | "ANTHROPIC_BASE_URL" | "OLLAMA_ENABLED" | "OLLAMA_URL">>;
 
 /**
- * The providers enabled by the environment, in a stable order (echo, openai, anthropic,
+ * The providers the configuration enables, in a stable order (echo, openai, anthropic,
  * ollama). Echo is always present. Base URLs are overridable so tests and demos can point
  * the real SDKs at the fakes in `fakes/`.
  *
  * - `OPENAI_API_KEY` enables openai (`OPENAI_BASE_URL`)
  * - `ANTHROPIC_API_KEY` enables anthropic (`ANTHROPIC_BASE_URL`)
- * - `OLLAMA_ENABLED=true|1` enables ollama (`OLLAMA_URL`, default http://127.0.0.1:11434)
+ * - `OLLAMA_ENABLED` enables ollama (`OLLAMA_URL`, default http://127.0.0.1:11434)
  */
-export function createProviders(env: Record<string, string | undefined>): Provider[] {
+export function createProviders(config: ProviderSettings): Provider[] {
   const providers: Provider[] = [createEchoProvider()];
-
-  const openaiKey = nonEmpty(env.OPENAI_API_KEY);
-  if (openaiKey) {
-    const baseURL = nonEmpty(env.OPENAI_BASE_URL);
-    providers.push(createOpenAIProvider({ apiKey: openaiKey, ...(baseURL ? { baseURL } : {}) }));
+  if (config.OPENAI_API_KEY) {
+    providers.push(createOpenAIProvider({ apiKey: config.OPENAI_API_KEY, ...(config.OPENAI_BASE_URL ? { baseURL: config.OPENAI_BASE_URL } : {}) }));
   }
-
-  const anthropicKey = nonEmpty(env.ANTHROPIC_API_KEY);
-  if (anthropicKey) {
-    const baseURL = nonEmpty(env.ANTHROPIC_BASE_URL);
-    providers.push(createAnthropicProvider({ apiKey: anthropicKey, ...(baseURL ? { baseURL } : {}) }));
+  if (config.ANTHROPIC_API_KEY) {
+    providers.push(createAnthropicProvider({ apiKey: config.ANTHROPIC_API_KEY, ...(config.ANTHROPIC_BASE_URL ? { baseURL: config.ANTHROPIC_BASE_URL } : {}) }));
   }
-
-  const ollamaEnabled = nonEmpty(env.OLLAMA_ENABLED)?.toLowerCase();
-  if (ollamaEnabled === "true" || ollamaEnabled === "1") {
-    providers.push(createOllamaProvider({ baseURL: nonEmpty(env.OLLAMA_URL) ?? OLLAMA_DEFAULT_URL }));
-  }
-
+  if (config.OLLAMA_ENABLED) providers.push(createOllamaProvider({ baseURL: config.OLLAMA_URL ?? OLLAMA_DEFAULT_URL }));
   return providers;
 }

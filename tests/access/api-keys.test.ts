@@ -9,7 +9,7 @@ import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { query } from "../../src/db/database.js";
 import { apiKeys } from "../../src/db/schema.js";
-import { hashSecret, parseApiKey } from "../../src/services/auth.js";
+import { hashSecret, parseApiKey } from "../../src/services/identity/authenticator.js";
 import { startTestFabric, type TestFabric } from "../helpers/fabric.js";
 import { auditFor, client, expectNoAudit, expectOneAudit, insertKey, insertUser, member, transports, type Actor, type Client } from "./support.js";
 

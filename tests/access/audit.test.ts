@@ -42,7 +42,7 @@ describe.each(transports)("each mutation leaves exactly one matching entry (%s)"
 
     const up = rid("upsert");
     const wf = await c().ok("WorkflowService/UpsertWorkflow", { spec }, owner, up);
-    const entry = await expectOneAudit(fabric, up, { action: "workflow.write", resource: `workflow:${wf.id}`, organizationId: org });
+    const entry = await expectOneAudit(fabric, up, { action: "workflow.upsert", resource: `workflow:${wf.id}`, organizationId: org });
     expect(entry).toMatchObject({ actor_principal_id: fabric.principalId, api_key_id: devKeyId, request_id: up });
     expect(entry.client_address).not.toBe("");
     expect(entry.summary).toMatchObject({ name, version: 1, team_id: null });
@@ -51,12 +51,12 @@ describe.each(transports)("each mutation leaves exactly one matching entry (%s)"
     await expectNoAudit(fabric, same);
     const v2 = rid("upsert-v2");
     const wf2 = await c().ok("WorkflowService/UpsertWorkflow", { spec: { ...spec, description: "v2" } }, owner, v2);
-    expect((await expectOneAudit(fabric, v2, { action: "workflow.write", resource: `workflow:${wf2.id}` })).summary).toMatchObject({ version: 2, previous_version: 1 });
+    expect((await expectOneAudit(fabric, v2, { action: "workflow.upsert", resource: `workflow:${wf2.id}` })).summary).toMatchObject({ version: 2, previous_version: 1 });
 
     const idem = `idem-${randomUUID()}`;
     const st = rid("start");
     const run = await c().ok("RunService/StartRun", { workflow_id: wf.id, input: {}, idempotency_key: idem }, owner, st);
-    expect((await expectOneAudit(fabric, st, { action: "run.create", resource: `run:${run.id}` })).summary).toMatchObject({ operation: "start", workflow_id: wf.id, idempotency_key: idem });
+    expect((await expectOneAudit(fabric, st, { action: "run.start", resource: `run:${run.id}` })).summary).toMatchObject({ operation: "start", workflow_id: wf.id, idempotency_key: idem });
     const st2 = rid("start-again");
     expect((await c().ok("RunService/StartRun", { workflow_id: wf.id, input: {}, idempotency_key: idem }, owner, st2)).id).toBe(run.id);
     await expectNoAudit(fabric, st2);
@@ -64,20 +64,20 @@ describe.each(transports)("each mutation leaves exactly one matching entry (%s)"
     await waitFor(run.id, "waiting");
     const pause = rid("pause");
     await c().ok("RunService/PauseRun", { id: run.id }, owner, pause);
-    expect((await expectOneAudit(fabric, pause, { action: "run.control", resource: `run:${run.id}` })).summary).toMatchObject({ operation: "pause", previous_status: "waiting" });
+    expect((await expectOneAudit(fabric, pause, { action: "run.pause", resource: `run:${run.id}` })).summary).toMatchObject({ operation: "pause", previous_status: "waiting" });
     const pause2 = rid("pause-again");
     await c().ok("RunService/PauseRun", { id: run.id }, owner, pause2);
     await expectNoAudit(fabric, pause2);
     const resume = rid("resume");
     await c().ok("RunService/ResumeRun", { id: run.id }, owner, resume);
-    expect((await expectOneAudit(fabric, resume, { action: "run.control", resource: `run:${run.id}` })).summary).toMatchObject({ operation: "resume", status: "waiting" });
+    expect((await expectOneAudit(fabric, resume, { action: "run.resume", resource: `run:${run.id}` })).summary).toMatchObject({ operation: "resume", status: "waiting" });
     const resume2 = await c().call("RunService/ResumeRun", { id: run.id }, owner, rid("resume-again"));
     expect(resume2).toMatchObject({ ok: false, status: 409, code: "run_not_paused" });
     await expectNoAudit(fabric, resume2.requestId);
 
     const signal = rid("signal");
     await c().ok("RunService/SignalRun", { id: run.id, payload: { approved: true } }, owner, signal);
-    expect((await expectOneAudit(fabric, signal, { action: "run.control", resource: `run:${run.id}` })).summary).toMatchObject({ operation: "signal", node_key: "gate" });
+    expect((await expectOneAudit(fabric, signal, { action: "run.signal", resource: `run:${run.id}` })).summary).toMatchObject({ operation: "signal", node_key: "gate" });
     await waitFor(run.id, "completed");
     const r = await c().call("RunService/SignalRun", { id: run.id, payload: {} }, owner, rid("signal-again"));
     expect(r).toMatchObject({ ok: false, status: 409 });
@@ -94,7 +94,7 @@ describe.each(transports)("each mutation leaves exactly one matching entry (%s)"
     const rerun = rid("rerun");
     const again = await c().ok("RunService/RerunRun", { id: other.id }, owner, rerun);
     expect(again.id).not.toBe(other.id);
-    expect((await expectOneAudit(fabric, rerun, { action: "run.create", resource: `run:${again.id}` })).summary).toMatchObject({ operation: "rerun", rerun_of: other.id });
+    expect((await expectOneAudit(fabric, rerun, { action: "run.rerun", resource: `run:${again.id}` })).summary).toMatchObject({ operation: "rerun", rerun_of: other.id });
     await c().ok("RunService/CancelRun", { id: again.id }, owner);
 
     // Reads leave nothing.

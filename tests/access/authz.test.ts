@@ -8,7 +8,7 @@ import { randomUUID } from "node:crypto";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiKeys, invitations, workflowDefinitions, workflowRuns } from "../../src/db/schema.js";
-import { hashSecret } from "../../src/services/auth.js";
+import { hashSecret } from "../../src/services/identity/authenticator.js";
 import { startTestFabric, type TestFabric } from "../helpers/fabric.js";
 import { client, insertKey, insertMembership, insertOrganization, insertTeam, member, transports, type Actor, type Client } from "./support.js";
 

@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signInTokens } from "../../src/db/schema.js";
-import { issueSignInToken } from "../../src/services/sign-in-tokens.js";
+import { issueSignInToken } from "../../src/services/identity/sign-in-tokens.js";
 import { FabricClient, FabricError } from "../../src/sdk/index.js";
 import { client, insertTeam, transports } from "../access/support.js";
 import { engine } from "../helpers/database.js";

@@ -18,7 +18,7 @@ import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDatabase, query } from "../../src/db/database.js";
 import { workflowDefinitions } from "../../src/db/schema.js";
-import { bootstrapDevOrganization } from "../../src/services/bootstrap.js";
+import { bootstrapDevOrganization } from "../../src/services/tenancy/dev-organization.js";
 import { engine } from "../helpers/database.js";
 import { accessibilityViolations, buildConsole, hasChromium, launchBrowser, screenshot, startDev, startProxy, type Browser, type DevProcess, type Proxy } from "./browser.js";
 

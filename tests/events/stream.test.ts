@@ -9,7 +9,7 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventService } from "../../gen/proto/fabric/v1/events_pb.js";
 import { apiKeys, memberships, principals, teams } from "../../src/db/schema.js";
-import { newApiKey } from "../../src/services/auth.js";
+import { newApiKey } from "../../src/services/identity/authenticator.js";
 import { smokeWorkflow, startTestFabric, type TestFabric } from "../helpers/fabric.js";
 import { openSse, readUntil, type SseMessage } from "../rest/sse.js";
 

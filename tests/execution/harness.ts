@@ -13,7 +13,7 @@ import { expect } from "vitest";
 import { RunSchema, RunService, type Run } from "../../gen/proto/fabric/v1/run_pb.js";
 import { query } from "../../src/db/database.js";
 import type { FakeServer, RecordedRequest } from "../../src/providers/fakes/index.js";
-import { jsonOptions } from "../../src/services/messages.js";
+import { jsonOptions } from "../../src/control-plane/contract.js";
 import { eventually, type TestFabric } from "../helpers/fabric.js";
 
 export type Via = "rest" | "grpc";

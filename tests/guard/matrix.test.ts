@@ -17,8 +17,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { restOperations, services } from "../../src/control-plane/contract.js";
 import { apiKeys, memberships, principals, teams } from "../../src/db/schema.js";
 import { organizationRoleGrants, scopeAllows, teamRoleGrants, type Action } from "../../src/domain/permissions.js";
-import { newApiKey } from "../../src/services/auth.js";
-import { operationRules, type OperationRule } from "../../src/services/operations.js";
+import { newApiKey } from "../../src/services/identity/authenticator.js";
+import { operationRules, type OperationRule } from "../../src/control-plane/operation-rules.js";
 import { startTestFabric, type TestFabric } from "../helpers/fabric.js";
 
 type Verdict = "allowed" | "denied" | "hidden" | "unauthenticated";

@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { methodsByRpc, restOperations, services } from "../../src/control-plane/contract.js";
 import { isAction } from "../../src/domain/permissions.js";
-import { anonymousOperations, operationRules } from "../../src/services/operations.js";
+import { anonymousOperations, operationRules } from "../../src/control-plane/operation-rules.js";
 
 describe("the operation table", () => {
   it("declares every proto method of every served service", () => {

@@ -3,7 +3,7 @@
  * service test suites that call both transports.
  */
 import { Code } from "@connectrpc/connect";
-import { connectCode, httpStatus } from "../../src/control-plane/errors.js";
+import { connectCode, httpStatus } from "../../src/control-plane/error-mapping.js";
 
 /** An API key, or (development) a principal id with an optional organization. */
 export type Actor = { key: string } | { principalId: string; organizationId?: string };

@@ -4,14 +4,15 @@
  * organization with an API key. Also a second organization for isolation tests.
  */
 import { randomUUID } from "node:crypto";
+import { loadConfig } from "../../src/config.js";
 import { startControlPlane, type ControlPlane } from "../../src/control-plane/server.js";
 import { startWorker, type Worker, type WorkerConfig } from "../../src/executor/worker.js";
 import { createLogger } from "../../src/logger.js";
 import { createProviders } from "../../src/providers/registry.js";
 import { apiKeys, memberships, organizations, principals } from "../../src/db/schema.js";
-import { newApiKey } from "../../src/services/auth.js";
-import { bootstrapDevOrganization } from "../../src/services/bootstrap.js";
-import type { WebhookDispatcherOptions } from "../../src/services/webhook-dispatcher.js";
+import { newApiKey } from "../../src/services/identity/authenticator.js";
+import { bootstrapDevOrganization } from "../../src/services/tenancy/dev-organization.js";
+import type { WebhookDispatcherOptions } from "../../src/delivery/webhook-dispatcher.js";
 import { createTestDatabase, type Engine, type TestDatabase } from "./database.js";
 
 export interface TestFabric {
@@ -49,6 +50,7 @@ export async function startTestFabric(
   opts: {
     worker?: boolean | Partial<WorkerConfig>;
     engine?: Engine;
+    /** Provider variables (OPENAI_API_KEY, OPENAI_BASE_URL, …), read by the one configuration loader. */
     env?: Record<string, string>;
     /** Webhooks may target loopback (a local receiver); development only. */
     webhooksAllowPrivate?: boolean;
@@ -59,6 +61,7 @@ export async function startTestFabric(
     consoleDir?: string;
   } = {},
 ): Promise<TestFabric> {
+  const providerSettings = loadConfig(opts.env ?? {});
   const database = await createTestDatabase({ engine: opts.engine });
   const boot = await bootstrapDevOrganization(database.db);
   const controlPlane = await startControlPlane({
@@ -77,12 +80,12 @@ export async function startTestFabric(
     log: testLog,
     streamRecheckMs: 300,
     webhooks: opts.webhooks,
-    providers: createProviders(opts.env ?? {}),
+    providers: createProviders(providerSettings),
     consoleDir: opts.consoleDir,
   });
   const workers: Worker[] = [];
   const start = async (overrides: Partial<WorkerConfig> = {}) => {
-    const w = await startWorker({ database, config: testWorkerConfig(overrides), providers: createProviders(opts.env ?? {}), log: testLog });
+    const w = await startWorker({ database, config: testWorkerConfig(overrides), providers: createProviders(providerSettings), log: testLog });
     workers.push(w);
     return w;
   };

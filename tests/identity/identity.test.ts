@@ -27,16 +27,16 @@ import { WorkflowService } from "../../gen/proto/fabric/v1/workflow_pb.js";
 import { query } from "../../src/db/database.js";
 import { apiKeys, memberships, organizations, principals, refreshTokens, teams } from "../../src/db/schema.js";
 import { organizationRoleGrants, teamRoleGrants } from "../../src/domain/permissions.js";
-import { newApiKey, parseApiKey } from "../../src/services/auth.js";
-import { jsonOptions } from "../../src/services/messages.js";
+import { newApiKey, parseApiKey } from "../../src/services/identity/authenticator.js";
+import { jsonOptions } from "../../src/control-plane/contract.js";
 import { engine } from "../helpers/database.js";
 import { startTestFabric, type TestFabric } from "../helpers/fabric.js";
 
 // The control plane runs in this process with a random development JWT secret: keep a copy,
 // to sign tokens the server accepts (the ones from before sessions, without `sid`).
 const jwtSecrets = vi.hoisted(() => [] as Uint8Array[]);
-vi.mock("../../src/services/auth.js", async (importOriginal) => {
-  const actual = await importOriginal<typeof import("../../src/services/auth.js")>();
+vi.mock("../../src/services/identity/authenticator.js", async (importOriginal) => {
+  const actual = await importOriginal<typeof import("../../src/services/identity/authenticator.js")>();
   return {
     ...actual,
     jwtSecretFrom: (configured: string | undefined) => {

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { JobService, type Job } from "../../gen/proto/fabric/v1/jobs_pb.js";
 import { ValidationIssueSchema, WorkflowService, WorkflowSpecSchema } from "../../gen/proto/fabric/v1/workflow_pb.js";
 import { apiKeys, auditLog, policies, teams, workflowDefinitions, workflowRuns } from "../../src/db/schema.js";
-import { parseApiKey } from "../../src/services/auth.js";
+import { parseApiKey } from "../../src/services/identity/authenticator.js";
 import { eventually, startTestFabric, type TestFabric } from "../helpers/fabric.js";
 import { expectValid } from "../helpers/openapi.js";
 import { insertKey, insertMembership, insertUser } from "../parity/fixtures.js";

@@ -13,8 +13,8 @@ import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-no
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RunService } from "../../gen/proto/fabric/v1/run_pb.js";
 import { apiKeys, events, memberships, organizations, principals } from "../../src/db/schema.js";
-import { newApiKey } from "../../src/services/auth.js";
-import { bootstrapDevOrganization } from "../../src/services/bootstrap.js";
+import { newApiKey } from "../../src/services/identity/authenticator.js";
+import { bootstrapDevOrganization } from "../../src/services/tenancy/dev-organization.js";
 import { createTestDatabase, engine, type TestDatabase } from "../helpers/database.js";
 import { eventually } from "../helpers/fabric.js";
 import { spawnExecutor, type ExecutorProcess } from "../helpers/processes.js";

@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { expect } from "vitest";
 import { apiKeys, memberships, principals } from "../../src/db/schema.js";
-import { newApiKey } from "../../src/services/auth.js";
+import { newApiKey } from "../../src/services/identity/authenticator.js";
 import type { TestFabric } from "../helpers/fabric.js";
 
 export async function insertUser(fabric: TestFabric, email: string): Promise<string> {

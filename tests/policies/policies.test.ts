@@ -238,10 +238,10 @@ describe("audit and events", () => {
   it.each(transports)("writes one audit entry and one event per change, in the change's transaction (%s)", async (via) => {
     const api = pf.api[via];
     const teamId = await newTeam();
-    const [a0, e0, b0, f0] = [(await auditOf("policy.write")).length, (await eventsOf("policy.updated")).length, (await auditOf("budget.write")).length, (await eventsOf("budget.updated")).length];
+    const [a0, e0, b0, f0] = [(await auditOf("policy.set")).length, (await eventsOf("policy.updated")).length, (await auditOf("budget.set")).length, (await eventsOf("budget.updated")).length];
 
     await api.ok("PolicyService/SetPolicy", { organization_id: orgId, team_id: teamId, allowed_models: ["gpt-4o-mini"], max_run_cost_usd: "0.5" }, as(admin));
-    const audits = (await auditOf("policy.write")).slice(a0);
+    const audits = (await auditOf("policy.set")).slice(a0);
     const events = (await eventsOf("policy.updated")).slice(e0);
     expect(audits).toHaveLength(1);
     expect(events).toHaveLength(1);
@@ -252,7 +252,7 @@ describe("audit and events", () => {
     expect(events[0]!.created_at).toBe(audits[0]!.created_at);
 
     await api.ok("PolicyService/SetBudget", { organization_id: orgId, daily_limit_usd: "12.5" }, as(admin));
-    const bAudits = (await auditOf("budget.write")).slice(b0);
+    const bAudits = (await auditOf("budget.set")).slice(b0);
     const bEvents = (await eventsOf("budget.updated")).slice(f0);
     expect(bAudits).toHaveLength(1);
     expect(bEvents).toHaveLength(1);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startFakeAnthropic, startFakeOllama, startFakeOpenAI, type FakeServer } from "../../src/providers/fakes/index.js";
+import { loadConfig } from "../../src/config.js";
 import { createProviders } from "../../src/providers/registry.js";
 
 describe("createProviders", () => {
@@ -8,20 +9,21 @@ describe("createProviders", () => {
     expect(ps.map((p) => p.name)).toEqual(["echo"]);
   });
 
-  it("enables providers from their variables; blank keys and other OLLAMA_ENABLED values do not count", () => {
-    expect(createProviders({ OPENAI_API_KEY: " ", OLLAMA_ENABLED: "yes" }).map((p) => p.name)).toEqual(["echo"]);
-    const ps = createProviders({ OPENAI_API_KEY: "sk", ANTHROPIC_API_KEY: "sk-ant", OLLAMA_ENABLED: "1" });
+  it("enables providers from the validated configuration; a blank key does not count (an invalid OLLAMA_ENABLED stops the loader)", () => {
+    expect(createProviders(loadConfig({ OPENAI_API_KEY: " ", OLLAMA_ENABLED: "0" })).map((p) => p.name)).toEqual(["echo"]);
+    expect(() => loadConfig({ OLLAMA_ENABLED: "yes" })).toThrow(/OLLAMA_ENABLED/);
+    const ps = createProviders(loadConfig({ OPENAI_API_KEY: "sk", ANTHROPIC_API_KEY: "sk-ant", OLLAMA_ENABLED: "1" }));
     expect(ps.map((p) => [p.name, p.tier, p.local])).toEqual([
       ["echo", "basic", true],
       ["openai", "premium", false],
       ["anthropic", "premium", false],
       ["ollama", "basic", true],
     ]);
-    expect(createProviders({ OLLAMA_ENABLED: "TRUE" }).map((p) => p.name)).toEqual(["echo", "ollama"]);
+    expect(createProviders(loadConfig({ OLLAMA_ENABLED: "TRUE" })).map((p) => p.name)).toEqual(["echo", "ollama"]);
   });
 
   it("declares models (first = default) and operations", () => {
-    const ps = createProviders({ OPENAI_API_KEY: "sk", ANTHROPIC_API_KEY: "sk-ant", OLLAMA_ENABLED: "true" });
+    const ps = createProviders({ OPENAI_API_KEY: "sk", ANTHROPIC_API_KEY: "sk-ant", OLLAMA_ENABLED: true });
     for (const p of ps) expect(p.models.length).toBeGreaterThan(0);
     const ops = Object.fromEntries(ps.map((p) => [p.name, p.operations]));
     expect(ops).toEqual({
@@ -33,7 +35,7 @@ describe("createProviders", () => {
     for (const p of ps) expect(typeof p.embed === "function").toBe(p.operations.includes("ai.embed"));
   });
 
-  describe("base URLs from the environment reach the SDKs", () => {
+  describe("base URLs from the configuration reach the SDKs", () => {
     let openai: FakeServer, anthropic: FakeServer, ollama: FakeServer;
     beforeAll(async () => {
       [openai, anthropic, ollama] = await Promise.all([startFakeOpenAI(), startFakeAnthropic(), startFakeOllama()]);
@@ -41,14 +43,16 @@ describe("createProviders", () => {
     afterAll(() => Promise.all([openai.close(), anthropic.close(), ollama.close()]));
 
     it("every provider answers the same prompt with the same text and usage", async () => {
-      const ps = createProviders({
+      const ps = createProviders(
+        loadConfig({
         OPENAI_API_KEY: "sk",
         OPENAI_BASE_URL: openai.url,
         ANTHROPIC_API_KEY: "sk-ant",
         ANTHROPIC_BASE_URL: anthropic.url,
         OLLAMA_ENABLED: "true",
         OLLAMA_URL: ollama.url,
-      });
+        }),
+      );
       const results = await Promise.all(ps.map((p) => p.generate({ system: "be brief", prompt: "same answer everywhere" })));
       expect(results.map((r) => r.provider)).toEqual(["echo", "openai", "anthropic", "ollama"]);
       for (const r of results) {

@@ -9,6 +9,7 @@ import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { query } from "../../src/db/database.js";
 import { invitations, memberships } from "../../src/db/schema.js";
+import { client } from "../access/support.js";
 import { startTestFabric, type TestFabric } from "../helpers/fabric.js";
 import { eventsOfKind, expectNoAudit, expectOneAudit, insertUser, member, newOrganization, tenancyClient, transports, type Actor } from "./support.js";
 
@@ -34,7 +35,7 @@ describe.each(transports)("invitations (%s)", (via) => {
     const hours = (Date.parse(invitation.expire_time) - Date.parse(invitation.create_time)) / 3_600_000;
     expect(Math.round(hours)).toBe(168);
 
-    const audit = await expectOneAudit(fabric, c.requestId, { action: "member.invite", resource: `invitation:${invitation.id}`, organizationId: org });
+    const audit = await expectOneAudit(fabric, c.requestId, { action: "invitation.create", resource: `invitation:${invitation.id}`, organizationId: org });
     expect(JSON.stringify(audit.summary)).not.toContain(token.slice(5));
     const [stored] = await fabric.database.db.select().from(invitations).where(eq(invitations.id, invitation.id));
     expect(stored!.tokenHash).toBe(createHash("sha256").update(token).digest("hex"));
@@ -133,6 +134,24 @@ describe.each(transports)("invitations (%s)", (via) => {
     await t.fails("acceptInvitation", { token: dup.token }, as(invitee.principalId), 409, "already_exists");
     const after = await t.ok("listInvitations", { organization_id: org }, owner.actor);
     expect(after.find((i: any) => i.id === dup.invitation.id).status).toBe("pending");
+  });
+
+  it("refuses at invitation time an email no one could sign up with: one email rule for both", async () => {
+    const t = tenancyClient(fabric, via);
+    const anyRpc = client(fabric, via);
+    const { id: org, owner } = await newOrganization(fabric);
+    const tooLong = `${"a".repeat(64)}@${"b".repeat(63)}.${"c".repeat(63)}.${"d".repeat(58)}.com`;
+    expect(tooLong).toHaveLength(255);
+    for (const email of ["ops@intranet", tooLong, 'a"b@example.com']) {
+      const signUp = await anyRpc.call("IdentityService/SignUp", { email, password: "correct horse battery staple" }, owner.actor);
+      expect(signUp, email).toMatchObject({ ok: false, status: 400, issues: [{ path: "/email", code: "invalid_email" }] });
+      const invited = await anyRpc.call("TenancyService/CreateInvitation", { organization_id: org, email, role: "member" }, owner.actor);
+      expect(invited, email).toMatchObject({ ok: false, status: 400, issues: [{ path: "/email", code: "invalid_email" }] });
+      await expectNoAudit(fabric, invited.requestId);
+    }
+    expect(await fabric.database.db.select().from(invitations).where(eq(invitations.organizationId, org))).toEqual([]);
+    // An address a user can sign up with can be invited.
+    expect((await t.ok("createInvitation", { organization_id: org, email: "ops@intranet.example", role: "member" }, owner.actor)).invitation.status).toBe("pending");
   });
 
   it("validates email, role and expiry; admins cannot invite owners; viewers cannot invite", async () => {

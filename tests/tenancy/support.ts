@@ -10,11 +10,10 @@ import { createGrpcTransport } from "@connectrpc/connect-node";
 import { sql } from "drizzle-orm";
 import { expect } from "vitest";
 import { TenancyService } from "../../gen/proto/fabric/v1/tenancy_pb.js";
-import { restOperations } from "../../src/control-plane/contract.js";
+import { jsonOptions, restOperations } from "../../src/control-plane/contract.js";
 import { query } from "../../src/db/database.js";
 import { apiKeys, memberships, organizations, principals } from "../../src/db/schema.js";
-import { newApiKey } from "../../src/services/auth.js";
-import { jsonOptions } from "../../src/services/messages.js";
+import { newApiKey } from "../../src/services/identity/authenticator.js";
 import { grpcStatus, headersOf, type Actor } from "../helpers/actors.js";
 import type { TestFabric } from "../helpers/fabric.js";
 

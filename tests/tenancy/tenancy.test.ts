@@ -153,7 +153,7 @@ describe.each(transports)("members and service accounts (%s)", (via) => {
     const add = await t.call("addMember", { organization_id: org, principal_id: alice.principalId, role: "member" }, owner.actor);
     expect(add).toMatchObject({ ok: true, data: { organization_id: org, role: "member", principal: { id: alice.principalId, email: alice.email } } });
     const m = (add as any).data;
-    await expectOneAudit(fabric, add.requestId, { action: "member.invite", resource: `member:${m.id}`, organizationId: org });
+    await expectOneAudit(fabric, add.requestId, { action: "member.add", resource: `member:${m.id}`, organizationId: org });
     expect(await eventsOfKind(fabric, org, "member.added")).toHaveLength(1);
 
     const addTeam = await t.ok("addMember", { organization_id: org, principal_id: alice.principalId, team_id: team.id, role: "maintainer" }, owner.actor);
@@ -198,7 +198,7 @@ describe.each(transports)("members and service accounts (%s)", (via) => {
     expect(r).toMatchObject({ ok: true, data: { organization_id: org, role: "member", principal: { kind: "service_account", display_name: "ci bot" } } });
     const sa = (r as any).data;
     expect(sa.principal.email).toBeUndefined();
-    await expectOneAudit(fabric, r.requestId, { action: "member.invite", resource: `member:${sa.id}` });
+    await expectOneAudit(fabric, r.requestId, { action: "service_account.create", resource: `member:${sa.id}` });
     expect(await eventsOfKind(fabric, org, "service_account.created")).toHaveLength(1);
     const [p] = await fabric.database.db.select().from(principals).where(eq(principals.id, sa.principal.id));
     expect(p).toMatchObject({ kind: "service_account", email: null, passwordHash: null });

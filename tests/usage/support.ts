@@ -13,7 +13,7 @@ import { expect } from "vitest";
 import { ExecuteResponseSchema, ExecuteStreamRequestSchema, ProviderService } from "../../gen/proto/fabric/v1/providers_pb.js";
 import { query } from "../../src/db/database.js";
 import { startFakeOpenAI, type FakeServer } from "../../src/providers/fakes/index.js";
-import { jsonOptions } from "../../src/services/messages.js";
+import { jsonOptions } from "../../src/control-plane/contract.js";
 import { headersOf, type Actor } from "../helpers/actors.js";
 import { startTestFabric, type TestFabric } from "../helpers/fabric.js";
 

@@ -13,7 +13,7 @@ import { ListUsageRecordsRequestSchema, QueryUsageRequestSchema } from "../../ge
 import { effectivePermissions } from "../../src/domain/permissions.js";
 import { formatUsd, parseUsd } from "../../src/domain/pricing.js";
 import type { CallContext } from "../../src/services/call-context.js";
-import { createUsageService } from "../../src/services/usage.js";
+import { createUsageService } from "../../src/services/usage/usage-service.js";
 import { insertMembership, insertTeam, insertUser, insertKey, member } from "../access/support.js";
 import { startProviderFabric, transports, usageRows, type ProviderFabric, type Via } from "./support.js";
 

@@ -17,8 +17,8 @@ import { dispatchCursors, events, webhookDeliveries } from "../../src/db/schema.
 import { startWorker } from "../../src/executor/worker.js";
 import type { Logger } from "../../src/logger.js";
 import { createProviders } from "../../src/providers/registry.js";
-import { bootstrapDevOrganization } from "../../src/services/bootstrap.js";
-import { webhookCursorName, type WebhookDispatcherOptions } from "../../src/services/webhook-dispatcher.js";
+import { bootstrapDevOrganization } from "../../src/services/tenancy/dev-organization.js";
+import { webhookCursorName, type WebhookDispatcherOptions } from "../../src/delivery/webhook-dispatcher.js";
 import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
 import { eventually, smokeWorkflow, testLog, testWorkerConfig } from "../helpers/fabric.js";
 import { startReceiver } from "./receiver.js";

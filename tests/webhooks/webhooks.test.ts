@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { query } from "../../src/db/database.js";
 import { webhooks } from "../../src/db/schema.js";
 import { verifyWebhookSignature } from "../../src/sdk/index.js";
-import { encryptSecret, webhookSettingsFrom } from "../../src/services/webhook-security.js";
+import { encryptSecret, webhookSettingsFrom } from "../../src/delivery/webhook-security.js";
 import { eventually, smokeWorkflow, startTestFabric, type TestFabric } from "../helpers/fabric.js";
 import { client, expectOneAudit, transports, type Actor } from "../access/support.js";
 import { startReceiver } from "./receiver.js";

@@ -1,89 +1,76 @@
 /**
  * The gRPC / gRPC-Web / Connect edge. Like REST it only translates: each proto method
- * is bound generically to the service method of the same name, after the one
- * authentication + permission check; domain errors map to Connect codes in one place.
+ * is bound generically to the use case of the same name, after the one call step
+ * (request id, caller, guard); domain errors map to Connect codes in one place.
  */
-import { randomUUID } from "node:crypto";
-import type { DescService } from "@bufbuild/protobuf";
-import { ConnectError, createContextKey, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
-import type { Authenticator } from "../../services/auth.js";
-import type { Guard } from "../../services/authz.js";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { ConnectError, createContextKey, type ConnectRouter, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import type { CallContext } from "../../services/call-context.js";
-import { operationRules } from "../../services/operations.js";
 import type { Logger } from "../../logger.js";
-import { protoFiles, services } from "../contract.js";
-import { toConnectError, toDomainError } from "../errors.js";
-import type { ServiceImpls } from "../rest/app.js";
+import { requestIdOf, type CallStep } from "../call-step.js";
+import { protoFiles, serviceDescriptors, type ServiceName } from "../contract.js";
+import { toConnectError, toDomainError } from "../error-mapping.js";
+import { useCaseOf, wrapsEvent, type ServiceImpls } from "../service-impls.js";
 import { addReflection } from "./reflection.js";
-
-const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** The client's address, put into each call's context values by the Node adapter (see server.ts). */
 export const clientAddressKey = createContextKey<string>("", { description: "client address" });
 
-type GrpcOptions = { services: ServiceImpls; authenticator: Authenticator; guard: Guard; log: Logger };
+type GrpcOptions = { services: ServiceImpls; callStep: CallStep; log: Logger };
 
 export function createGrpcRoutes(opts: GrpcOptions) {
   return (router: ConnectRouter) => {
-    for (const service of services) router.service(service, bindService(service, opts) as any);
+    const bind = <N extends ServiceName>(name: N) => router.service(serviceDescriptors[name], bindService(serviceDescriptors[name], opts));
+    for (const name of Object.keys(serviceDescriptors) as ServiceName[]) bind(name);
     addReflection(router, protoFiles);
   };
 }
 
-function bindService(service: DescService, opts: GrpcOptions) {
-  const impl = opts.services[service.typeName];
-  if (!impl) throw new Error(`no implementation for ${service.typeName}`);
+/**
+ * Every method of `service` as a Connect handler. Built by walking the descriptor, so the
+ * handlers are typed here as Connect's `ServiceImpl` of the service; the use cases they
+ * call are typed against the same descriptor in `ServiceImpls`.
+ */
+function bindService<S extends DescService>(service: S, opts: GrpcOptions): ServiceImpl<S> {
   const handlers: Record<string, unknown> = {};
-  for (const method of service.methods) {
-    const rpc = `${service.typeName}/${method.name}`;
-    const fn = impl[method.localName];
-    if (!fn) throw new Error(`no implementation for ${rpc}`);
-    const rule = operationRules[rpc];
-    const anonymous = !!rule && "anonymous" in rule && rule.anonymous === true;
+  for (const method of service.methods) handlers[method.localName] = bindMethod(method, opts);
+  return handlers as ServiceImpl<S>;
+}
 
-    const begin = async (hctx: HandlerContext, req: unknown): Promise<CallContext> => {
-      const given = hctx.requestHeader.get("x-request-id");
-      const requestId = given && requestIdPattern.test(given) ? given : randomUUID();
-      hctx.responseHeader.set("x-request-id", requestId);
+function bindMethod(method: DescMethod, opts: GrpcOptions) {
+  const rpc = `${method.parent.typeName}/${method.name}`;
+  const useCase = useCaseOf(opts.services, method);
+
+  const begin = async (hctx: HandlerContext, req: unknown): Promise<CallContext> => {
+    const requestId = requestIdOf(hctx.requestHeader.get("x-request-id"));
+    hctx.responseHeader.set("x-request-id", requestId);
+    try {
+      return await opts.callStep.begin(rpc, { requestId, header: (name) => hctx.requestHeader.get(name), signal: hctx.signal, clientAddress: hctx.values.get(clientAddressKey) }, req);
+    } catch (err) {
+      throw mapError(err, requestId, rpc, opts.log);
+    }
+  };
+
+  if (method.methodKind === "server_streaming") {
+    const wrap = wrapsEvent(method);
+    return async function* (req: unknown, hctx: HandlerContext) {
+      const ctx = await begin(hctx, req);
       try {
-        const caller = anonymous
-          ? { principalId: "", organizationId: "", via: "api_key" as const, scopes: [] }
-          : await opts.authenticator.authenticate({
-              authorization: hctx.requestHeader.get("authorization"),
-              principalId: hctx.requestHeader.get("x-principal-id"),
-              organizationId: hctx.requestHeader.get("x-organization-id"),
-            });
-        const ctx: CallContext = { caller, requestId, signal: hctx.signal, clientAddress: hctx.values.get(clientAddressKey) };
-        await opts.guard(ctx, rpc, req);
-        return ctx;
+        // Event streams: the use cases yield Events and the response wraps each one.
+        for await (const item of (await useCase(ctx, req)) as AsyncIterable<unknown>) yield wrap ? { event: item } : item;
       } catch (err) {
-        throw mapError(err, requestId, rpc, opts.log);
+        throw mapError(err, ctx.requestId, rpc, opts.log);
       }
     };
-
-    if (method.methodKind === "server_streaming") {
-      const wrapsEvent = method.output.fields.some((f) => f.localName === "event" && f.fieldKind === "message" && f.message.typeName === "fabric.v1.Event");
-      handlers[method.localName] = async function* (req: unknown, hctx: HandlerContext) {
-        const ctx = await begin(hctx, req);
-        try {
-          // Event streams: the services yield Events and the response wraps each one.
-          for await (const item of (await fn(ctx, req)) as AsyncIterable<unknown>) yield wrapsEvent ? { event: item } : item;
-        } catch (err) {
-          throw mapError(err, ctx.requestId, rpc, opts.log);
-        }
-      };
-    } else {
-      handlers[method.localName] = async (req: unknown, hctx: HandlerContext) => {
-        const ctx = await begin(hctx, req);
-        try {
-          return await fn(ctx, req);
-        } catch (err) {
-          throw mapError(err, ctx.requestId, rpc, opts.log);
-        }
-      };
-    }
   }
-  return handlers;
+  return async (req: unknown, hctx: HandlerContext) => {
+    const ctx = await begin(hctx, req);
+    try {
+      return await useCase(ctx, req);
+    } catch (err) {
+      throw mapError(err, ctx.requestId, rpc, opts.log);
+    }
+  };
 }
 
 function mapError(err: unknown, requestId: string, rpc: string, log: Logger): ConnectError {

@@ -4,33 +4,27 @@
  * request message, the service answers with the proto response, and proto3 JSON of it
  * is wrapped as `{"data": …}`. Errors become problem+json in one place (`onError`).
  */
-import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { streamSSE } from "hono/streaming";
-import { fromJson, toJson, type DescMethod, type JsonValue } from "@bufbuild/protobuf";
+import { fromJson, toJson, type DescMethod, type JsonValue, type Message } from "@bufbuild/protobuf";
+import { EventSchema, type Event } from "../../../gen/proto/fabric/v1/run_pb.js";
 import { DomainError, invalidArgument } from "../../domain/errors.js";
-import type { Authenticator } from "../../services/auth.js";
-import type { Guard } from "../../services/authz.js";
 import type { CallContext } from "../../services/call-context.js";
-import { eventText, jsonOptions } from "../../services/messages.js";
-import { operationRules } from "../../services/operations.js";
 import type { Logger } from "../../logger.js";
-import { openApiDocument, restOperations, type RestOperation } from "../contract.js";
-import { problem, toDomainError } from "../errors.js";
+import { requestIdOf, type CallStep, type IncomingCall } from "../call-step.js";
+import { jsonOptions, openApiDocument, restOperations, type RestOperation } from "../contract.js";
+import { problem, toDomainError } from "../error-mapping.js";
+import { useCaseOf, wrapsEvent, type ServiceImpls } from "../service-impls.js";
 import { createConsoleAssets, isApiPath } from "./console-assets.js";
 import { ajvIssues, createOpenApiValidator } from "./openapi-validator.js";
 
-/** Service implementations by proto service type name; methods named as the proto method's localName. */
-export type ServiceImpls = Record<string, Record<string, (ctx: CallContext, req: any) => any>>;
-
 export interface RestAppOptions {
   services: ServiceImpls;
-  authenticator: Authenticator;
-  guard: Guard;
+  callStep: CallStep;
   log: Logger;
   maxBodyBytes: number;
   /** Answers /readyz; throws when not ready. */
@@ -43,7 +37,6 @@ export interface RestAppOptions {
 
 type Env = { Variables: { requestId: string } };
 
-const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
 const swaggerDir = join(createRequire(import.meta.url).resolve("swagger-ui-dist/package.json"), "..");
 
 export function createRestApp(opts: RestAppOptions) {
@@ -52,15 +45,14 @@ export function createRestApp(opts: RestAppOptions) {
   const heartbeatMs = opts.heartbeatMs ?? 15_000;
 
   app.use(async (c, next) => {
-    const given = c.req.header("x-request-id");
-    const id = given && requestIdPattern.test(given) ? given : randomUUID();
+    const id = requestIdOf(c.req.header("x-request-id"));
     c.set("requestId", id);
     c.header("X-Request-Id", id);
     await next();
   });
 
   app.onError((err, c) => {
-    const requestId = c.get("requestId") ?? randomUUID();
+    const requestId = c.get("requestId") ?? requestIdOf(undefined);
     const domain = toDomainError(err);
     if (domain.kind === "internal") opts.log.error("request failed", { request_id: requestId, path: c.req.path, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
     const status = (err as any).httpStatus ?? undefined;
@@ -124,21 +116,16 @@ export function createRestApp(opts: RestAppOptions) {
     if (!op.rpc || !op.protoMethod) continue;
     const honoPath = op.path.replace(/\{(\w+)\}/g, ":$1");
     const validators = validator.forOperation(op.path, op.method);
-    const [serviceName] = op.rpc.split("/");
-    const impl = opts.services[serviceName!]?.[op.protoMethod.localName];
-    if (!impl) throw new Error(`no implementation for ${op.rpc}`);
-    const rule = operationRules[op.rpc];
-    const anonymous = !!rule && "anonymous" in rule && rule.anonymous === true;
+    const useCase = useCaseOf(opts.services, op.protoMethod);
 
     const handler = async (c: Context<Env>) => {
-      const ctx = await callContext(c, anonymous);
       // Authorize on what the URL says (the organization is always in the path or the
       // query) before reading the body: a caller without the permission learns nothing
       // about what a valid body would be.
-      await opts.guard(ctx, op.rpc!, urlFields(c, op));
+      const ctx = await opts.callStep.begin(op.rpc!, incomingCall(c), urlFields(c, op));
       const request = await buildRequest(c, op, op.protoMethod!, validators);
-      if (op.stream === "sse") return sse(c, ctx, impl, request, op.protoMethod!);
-      const response = await impl(ctx, request);
+      if (op.stream === "sse") return sse(c, ctx, useCase, request, op.protoMethod!);
+      const response = (await useCase(ctx, request)) as Message;
       const json = toJson(op.protoMethod!.output, response, jsonOptions) as Record<string, unknown>;
       const other = op.successStatuses.find((s) => s !== 200);
       const status = json["created"] === false || !other ? 200 : other;
@@ -149,19 +136,12 @@ export function createRestApp(opts: RestAppOptions) {
     app.on(op.method, honoPath, limit, handler);
   }
 
-  async function callContext(c: Context<Env>, anonymous: boolean): Promise<CallContext> {
-    const caller = anonymous
-      ? { principalId: "", organizationId: "", via: "api_key" as const, scopes: [] }
-      : await opts.authenticator.authenticate({
-          authorization: c.req.header("authorization"),
-          principalId: c.req.header("x-principal-id"),
-          organizationId: c.req.header("x-organization-id"),
-        });
+  function incomingCall(c: Context<Env>): IncomingCall {
     const incoming = (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming;
-    return { caller, requestId: c.get("requestId"), signal: c.req.raw.signal, clientAddress: incoming?.socket?.remoteAddress ?? "" };
+    return { requestId: c.get("requestId"), header: (name) => c.req.header(name), signal: c.req.raw.signal, clientAddress: incoming?.socket?.remoteAddress ?? "" };
   }
 
-  function sse(c: Context<Env>, ctx: CallContext, impl: (ctx: CallContext, req: any) => Promise<AsyncGenerator<any>>, request: any, method: DescMethod) {
+  function sse(c: Context<Env>, ctx: CallContext, useCase: (ctx: CallContext, req: unknown) => Promise<unknown>, request: Message & { afterId?: bigint }, method: DescMethod) {
     const message = sseMessage(method);
     const lastEventId = c.req.header("last-event-id");
     if (lastEventId !== undefined && method.input.fields.some((f) => f.localName === "afterId")) {
@@ -173,7 +153,7 @@ export function createRestApp(opts: RestAppOptions) {
     c.req.raw.signal.addEventListener("abort", onClientGone, { once: true });
     return (async () => {
       // The service checks the run before resolving: a missing run is a 404, not an empty stream.
-      const events = await impl({ ...ctx, signal: abort.signal }, request);
+      const events = ((await useCase({ ...ctx, signal: abort.signal }, request)) as AsyncIterable<unknown>)[Symbol.asyncIterator]();
       c.header("Cache-Control", "no-cache");
       c.header("X-Accel-Buffering", "no");
       return streamSSE(c, async (stream) => {
@@ -192,7 +172,7 @@ export function createRestApp(opts: RestAppOptions) {
           clearInterval(ping);
           abort.abort();
           c.req.raw.signal.removeEventListener("abort", onClientGone);
-          await events.return(undefined);
+          await events.return?.(undefined);
         }
       });
     })();
@@ -207,17 +187,36 @@ export function createRestApp(opts: RestAppOptions) {
  * streams (a response with a oneof, e.g. ExecuteStreamResponse): `event:` the oneof case,
  * `data:` the case's message as proto3 JSON.
  */
-function sseMessage(method: DescMethod): (item: any) => { id?: string; event: string; data: string } {
-  const eventField = method.output.fields.find((f) => f.localName === "event" && f.fieldKind === "message" && f.message.typeName === "fabric.v1.Event");
-  if (eventField) return (e) => ({ id: String(e.id), event: e.kind, data: eventText(e) });
+function sseMessage(method: DescMethod): (item: unknown) => { id?: string; event: string; data: string } {
+  if (wrapsEvent(method)) {
+    return (item) => {
+      const e = item as Event;
+      return { id: String(e.id), event: e.kind, data: eventText(e) };
+    };
+  }
   const oneof = method.output.oneofs[0];
   if (!oneof) throw new Error(`${method.parent.typeName}/${method.name}: a stream needs an Event or a oneof to become SSE`);
   return (item) => {
-    const chunk = item[oneof.localName] as { case: string; value: any };
+    const chunk = (item as Record<string, unknown>)[oneof.localName] as { case: string; value: Message };
     const field = oneof.fields.find((f) => f.localName === chunk.case)!;
     if (field.fieldKind !== "message") throw new Error(`${oneof.name}.${field.name}: an SSE case must be a message`);
     return { event: field.name, data: JSON.stringify(toJson(field.message, chunk.value, jsonOptions)) };
   };
+}
+
+/**
+ * The hub hands the same row to every subscriber and the row becomes one Event message, so
+ * its SSE `data:` text is built once per event, not once per subscriber.
+ */
+const eventTexts = new WeakMap<Event, string>();
+
+function eventText(e: Event): string {
+  let t = eventTexts.get(e);
+  if (t === undefined) {
+    t = JSON.stringify(toJson(EventSchema, e, jsonOptions));
+    eventTexts.set(e, t);
+  }
+  return t;
 }
 
 /** Path and query values keyed by the proto field's local (camelCase) name, as the guard reads requests. */

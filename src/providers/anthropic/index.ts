@@ -76,7 +76,7 @@ export function createAnthropicProvider(opts: AnthropicProviderOptions): Provide
     authToken: null, // otherwise read from ANTHROPIC_AUTH_TOKEN
     maxRetries: 0,
     // Always explicit: left unset, the SDK would read its base URL from process.env and
-    // bypass the env handed to createProviders.
+    // bypass the validated configuration handed to createProviders.
     baseURL: opts.baseURL ?? ANTHROPIC_DEFAULT_BASE_URL,
     ...(opts.timeoutMs !== undefined ? { timeout: opts.timeoutMs } : {}),
   });

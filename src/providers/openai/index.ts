@@ -59,7 +59,7 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): Provider {
     apiKey: opts.apiKey,
     maxRetries: 0,
     // Always explicit: left unset, the SDK would read its base URL from process.env and
-    // bypass the env handed to createProviders.
+    // bypass the validated configuration handed to createProviders.
     baseURL: opts.baseURL ?? OPENAI_DEFAULT_BASE_URL,
     ...(opts.timeoutMs !== undefined ? { timeout: opts.timeoutMs } : {}),
   });

@@ -1,0 +1,115 @@
+/**
+ * The organization's event stream (EventService / GET /v1/events/stream): replay after
+ * an id, then live from the process's event hub, each event shown only if the caller may
+ * see it — run and node events by the run's team (`run.read`), everything else with
+ * organization-wide `event.read`. An API key revoked or expired mid-stream ends it.
+ * Streaming methods yield the Event itself; each transport wraps it (gRPC: the
+ * StreamEventsResponse message, REST: one SSE message).
+ */
+import { and, asc, eq, gt, lte } from "drizzle-orm";
+import type { StreamEventsRequest } from "../../../gen/proto/fabric/v1/events_pb.js";
+import type { Event } from "../../../gen/proto/fabric/v1/run_pb.js";
+import type { Db } from "../../db/database.js";
+import { apiKeys, events, workflowRuns } from "../../db/schema.js";
+import { DomainError, invalidArgument } from "../../domain/errors.js";
+import { eventKindFilterEntries, invalidEventKindEntry, matchesEventKinds } from "../../domain/event-kind-filter.js";
+import { mayRead } from "../access/permission-checks.js";
+import { isUuid, type CallContext } from "../call-context.js";
+import { SubscriberOverflow, type EventHub, type EventRow } from "../../delivery/event-hub.js";
+import { eventMessage } from "../runs/run-messages.js";
+
+export function createEventService(deps: { db: Db; hub: EventHub; recheckMs?: number }) {
+  const { db, hub } = deps;
+  const recheckMs = deps.recheckMs ?? 15_000;
+
+  return {
+    async streamEvents(ctx: CallContext, req: StreamEventsRequest): Promise<AsyncGenerator<Event>> {
+      const org = ctx.caller.organizationId;
+      const kinds = eventKindFilterEntries(req.kinds);
+      const bad = invalidEventKindEntry(kinds);
+      if (bad) throw invalidArgument(`kinds: ${JSON.stringify(bad)} is not an event kind or a prefix pattern like workflow.run.*`, [{ path: "/kinds", code: "invalid_value", message: "not a kind" }]);
+      if (req.runId && !isUuid(req.runId)) throw invalidArgument("run_id must be a run id", [{ path: "/run_id", code: "invalid_value", message: "not a UUID" }]);
+      if (req.teamId && !isUuid(req.teamId)) throw invalidArgument("team_id must be a team id", [{ path: "/team_id", code: "invalid_value", message: "not a UUID" }]);
+
+      const orgWide = mayRead(ctx, "event.read", null);
+      const teams = new Map<string, string | null>(); // run id → team (runs never change team)
+      const teamOf = async (runId: string): Promise<string | null | undefined> => {
+        if (!teams.has(runId)) {
+          const [r] = await db.select({ teamId: workflowRuns.teamId }).from(workflowRuns).where(and(eq(workflowRuns.id, runId), eq(workflowRuns.organizationId, org)));
+          if (!r) return undefined;
+          teams.set(runId, r.teamId);
+        }
+        return teams.get(runId);
+      };
+      const visible = async (e: EventRow): Promise<boolean> => {
+        if (!matchesEventKinds(kinds, e.kind)) return false;
+        if (req.runId && e.runId !== req.runId) return false;
+        if (e.runId) {
+          const team = await teamOf(e.runId);
+          if (team === undefined) return false;
+          if (req.teamId && team !== req.teamId) return false;
+          return mayRead(ctx, "run.read", team);
+        }
+        return !req.teamId && orgWide;
+      };
+
+      let keyCheckedAt = Date.now();
+      const keyStillValid = async () => {
+        if (!ctx.caller.apiKeyId || Date.now() - keyCheckedAt < recheckMs) return;
+        keyCheckedAt = Date.now();
+        const [k] = await db.select({ revokedAt: apiKeys.revokedAt, expiresAt: apiKeys.expiresAt }).from(apiKeys).where(eq(apiKeys.id, ctx.caller.apiKeyId));
+        if (!k || k.revokedAt || (k.expiresAt && k.expiresAt.getTime() <= Date.now())) throw new DomainError("unauthenticated", "the API key of this stream was revoked or has expired");
+      };
+
+      const sub = hub.subscribe((e) => e.organizationId === org && (!req.runId || e.runId === req.runId));
+      return (async function* () {
+        try {
+          let last = Number(req.afterId);
+          if (last > 0) {
+            // Replay in pages up to the hub's watermark; live events follow it exactly.
+            for (;;) {
+              const page = await db
+                .select()
+                .from(events)
+                .where(and(eq(events.organizationId, org), gt(events.id, last), lte(events.id, sub.startCursor), req.runId ? eq(events.runId, req.runId) : undefined))
+                .orderBy(asc(events.id))
+                .limit(1000);
+              for (const e of page) {
+                last = Number(e.id);
+                if (await visible(e)) yield eventMessage(e);
+              }
+              if (page.length < 1000) break;
+            }
+          }
+          last = Math.max(last, sub.startCursor);
+          // Wake at least every recheck period, so a revoked key ends an idle stream too.
+          while (!ctx.signal.aborted) {
+            const tick = new AbortController();
+            const timer = setTimeout(() => tick.abort(), recheckMs);
+            const onAbort = () => tick.abort();
+            ctx.signal.addEventListener("abort", onAbort, { once: true });
+            let batch: EventRow[];
+            try {
+              batch = await sub.next(tick.signal);
+            } catch (err) {
+              if (err instanceof SubscriberOverflow) throw new DomainError("unavailable", `${err.message} (last delivered event ${last})`, { code: "subscriber_overflow" });
+              throw err;
+            } finally {
+              clearTimeout(timer);
+              ctx.signal.removeEventListener("abort", onAbort);
+            }
+            await keyStillValid();
+            if (batch.length === 0 && !tick.signal.aborted) return; // the hub is shutting down
+            for (const e of batch) {
+              if (Number(e.id) <= last) continue;
+              last = Number(e.id);
+              if (await visible(e)) yield eventMessage(e);
+            }
+          }
+        } finally {
+          sub.close();
+        }
+      })();
+    },
+  };
+}

@@ -1,0 +1,430 @@
+/**
+ * Runs: start (idempotent per organization), read, list, control (cancel, pause,
+ * resume, signal, rerun) and watch. Control operations take the run lock first, like
+ * every run writer (see db/run-state.ts).
+ *
+ * A run belongs to its workflow's team (copied at start; a job's run, to the job's team,
+ * kept by reruns). Every operation on a loaded run checks its action on that team
+ * (`requirePermission`), lists show only the teams the caller may read, and every
+ * change writes one audit entry — named after its use case (`runAuditActions`) — in the
+ * transaction that makes it.
+ */
+import { randomUUID } from "node:crypto";
+import { and, asc, desc, eq, gt, gte, inArray, lt, or, sql } from "drizzle-orm";
+import { create, toJson, type JsonObject } from "@bufbuild/protobuf";
+import { timestampDate, ValueSchema } from "@bufbuild/protobuf/wkt";
+import {
+  CancelRunResponseSchema,
+  GetRunResponseSchema,
+  ListRunsResponseSchema,
+  PauseRunResponseSchema,
+  RerunRunResponseSchema,
+  ResumeRunResponseSchema,
+  SignalRunResponseSchema,
+  StartRunResponseSchema,
+  type CancelRunRequest,
+  type Event,
+  type GetRunRequest,
+  type ListRunsRequest,
+  type PauseRunRequest,
+  type RerunRunRequest,
+  type ResumeRunRequest,
+  type SignalRunRequest,
+  type StartRunRequest,
+  type WatchRunRequest,
+} from "../../../gen/proto/fabric/v1/run_pb.js";
+import { query, type Db, type Tx } from "../../db/database.js";
+import { completeNode } from "../../db/complete-node.js";
+import { channels, emitEvents, notify, type NewEvent } from "../../db/events.js";
+import { activeRunStatuses, finishRun, lockRun, type LockedRun } from "../../db/run-state.js";
+import { events, runStatuses, workflowDefinitions, workflowRunNodes, workflowRuns, type NodeStatus } from "../../db/schema.js";
+import type { WorkflowCache } from "../../db/workflow-specs.js";
+import type { CompiledWorkflow } from "../../domain/compiled-workflow.js";
+import { DomainError, failedPrecondition, invalidArgument, notFound } from "../../domain/errors.js";
+import type { Action } from "../../domain/permissions.js";
+import { isReservedWorkflowName, limits } from "../../domain/workflow-spec.js";
+import { recordAudit } from "../access/record-audit.js";
+import { readableTeams, requirePermission } from "../access/permission-checks.js";
+import { isUuid, type CallContext } from "../call-context.js";
+import { SubscriberOverflow, type EventHub, type EventRow } from "../../delivery/event-hub.js";
+import { eventMessage, runMessage } from "./run-messages.js";
+import { decodeCursor, olderThan, pageOf, pageSize } from "../pagination.js";
+
+type RunRow = typeof workflowRuns.$inferSelect;
+type NodeRow = typeof workflowRunNodes.$inferInsert;
+
+
+/** The audit entries RunService writes: one action per use case. */
+export const runAuditActions = { start: "run.start", cancel: "run.cancel", pause: "run.pause", resume: "run.resume", signal: "run.signal", rerun: "run.rerun" } as const;
+type RunAuditAction = (typeof runAuditActions)[keyof typeof runAuditActions];
+
+export type RunService = ReturnType<typeof createRunService>;
+
+const maxRunQueryLength = 200;
+
+/** ListRuns' text search: a run id prefix, or a part of the workflow name or idempotency key (case-insensitive, wildcards taken literally). */
+function runTextMatch(text: string) {
+  const t = workflowRuns;
+  const like = `%${text.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+  const idPrefix = /^[0-9a-f-]{1,36}$/i.test(text) ? sql`${t.id}::text LIKE ${`${text.toLowerCase()}%`}` : undefined;
+  return or(idPrefix, sql`lower(${t.workflowName}) LIKE ${like}`, sql`lower(coalesce(${t.idempotencyKey}, '')) LIKE ${like}`);
+}
+
+const terminalEventKinds = new Set(["workflow.run.completed", "workflow.run.failed", "workflow.run.cancelled"]);
+
+/**
+ * Inserts a run of `def` with its nodes and first events (in the caller's transaction);
+ * `null` when the idempotency key already exists. The run belongs to the definition's
+ * team unless `teamId` says otherwise (a job's team). Shared by runs and jobs.
+ */
+export async function insertRun(
+  tx: Tx,
+  ctx: CallContext,
+  args: {
+    def: typeof workflowDefinitions.$inferSelect;
+    wf: CompiledWorkflow;
+    req: Pick<StartRunRequest, "priority" | "failFast" | "state" | "metadata" | "idempotencyKey">;
+    context: JsonObject;
+    input: JsonObject;
+    deadline: Date | null;
+    /** The run's team; default: the definition's. */
+    teamId?: string | null;
+    rerunOf?: RunRow;
+    reuse?: Map<string, typeof workflowRunNodes.$inferSelect>;
+  },
+) {
+  const { def, wf, req } = args;
+  const org = ctx.caller.organizationId;
+  const runId = randomUUID();
+  const priority = req.priority ?? 50;
+  const reuse = args.reuse ?? new Map();
+  const pending = wf.spec.nodes.filter((n) => reuse.get(n.key)?.status !== "succeeded").length;
+  const inserted = await tx
+    .insert(workflowRuns)
+    .values({
+      id: runId,
+      organizationId: org,
+      teamId: args.teamId !== undefined ? args.teamId : def.teamId,
+      workflowId: def.id,
+      workflowName: def.name,
+      workflowVersion: def.version,
+      status: "pending",
+      priority,
+      failFast: req.failFast ?? true,
+      input: args.input,
+      context: args.context,
+      state: req.state ? toJson(ValueSchema, req.state) : null,
+      metadata: req.metadata ?? {},
+      idempotencyKey: req.idempotencyKey ?? null,
+      rerunOf: args.rerunOf?.id ?? null,
+      nodesPending: pending,
+      createdBy: ctx.caller.principalId,
+      apiKeyId: ctx.caller.apiKeyId ?? null,
+      deadlineAt: args.deadline,
+    })
+    .onConflictDoNothing({ target: [workflowRuns.organizationId, workflowRuns.idempotencyKey], where: sql`idempotency_key IS NOT NULL` })
+    .returning();
+  const run = inserted[0];
+  if (!run) return null;
+
+  const rows: NodeRow[] = wf.spec.nodes.map((n, position) => {
+    const old = reuse.get(n.key);
+    if (old?.status === "succeeded") {
+      return { runId, organizationId: org, nodeKey: n.key, position, operation: n.operation, status: "succeeded", attempt: old.attempt, maxAttempts: old.maxAttempts, priority, depsRemaining: 0, output: old.output, startedAt: old.startedAt, finishedAt: old.finishedAt };
+    }
+    const deps = n.dependsOn.filter((d) => reuse.get(d)?.status !== "succeeded").length;
+    const status: NodeStatus = deps === 0 ? "ready" : "blocked";
+    return { runId, organizationId: org, nodeKey: n.key, position, operation: n.operation, status, maxAttempts: n.policy?.maxAttempts ?? 0, priority, depsRemaining: deps };
+  });
+  const nodes = await tx.insert(workflowRunNodes).values(rows).returning();
+  const ev = (kind: string, payload: Record<string, unknown> = {}, nodeKey?: string): NewEvent => ({ organizationId: org, runId, nodeKey, kind, payload });
+  await emitEvents(tx, [
+    ev("workflow.run.created", { workflow_id: def.id, workflow_name: def.name, workflow_version: def.version, priority, rerun_of: args.rerunOf?.id ?? null, request_id: ctx.requestId }),
+    ev("workflow.run.queued"),
+    ...nodes.filter((n) => n.status === "ready").map((n) => ev("workflow.node.ready", {}, n.nodeKey)),
+  ]);
+  await notify(tx, channels.work);
+  nodes.sort((a, b) => a.position - b.position);
+  return runMessage(run, nodes);
+}
+
+export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: EventHub }) {
+  const { db, workflows, hub } = deps;
+
+  /** A run of the caller's organization (another tenant's is "not found"), with `action` checked on its team. */
+  async function loadRun(ex: Db | Tx, ctx: CallContext, id: string, action: Action | null): Promise<RunRow> {
+    const row = isUuid(id) ? (await ex.select().from(workflowRuns).where(and(eq(workflowRuns.id, id), eq(workflowRuns.organizationId, ctx.caller.organizationId))))[0] : undefined;
+    if (!row) throw notFound("run", id);
+    if (action) requirePermission(ctx, action, { teamId: row.teamId });
+    return row;
+  }
+
+  /** The run with its nodes; `action` null when the caller's operation already checked it. */
+  async function fullRun(ex: Db | Tx, ctx: CallContext, id: string, action: Action | null) {
+    const row = await loadRun(ex, ctx, id, action);
+    const nodes = await ex.select().from(workflowRunNodes).where(eq(workflowRunNodes.runId, row.id)).orderBy(asc(workflowRunNodes.position));
+    return runMessage(row, nodes);
+  }
+
+  /** Locks a run of the caller's organization (another tenant's run is "not found") and checks `action` on its team. */
+  async function lockOwnRun(tx: Tx, ctx: CallContext, id: string, action: Action): Promise<LockedRun> {
+    const run = isUuid(id) ? await lockRun(tx, id) : null;
+    if (!run || run.organizationId !== ctx.caller.organizationId) throw notFound("run", id);
+    const [owner] = await tx.select({ teamId: workflowRuns.teamId }).from(workflowRuns).where(eq(workflowRuns.id, run.id));
+    requirePermission(ctx, action, { teamId: owner!.teamId });
+    return run;
+  }
+
+  const audit = (tx: Tx, ctx: CallContext, action: RunAuditAction, runId: string, summary: Record<string, unknown>) => recordAudit(tx, ctx, { action, resource: `run:${runId}`, summary });
+
+  async function resolveDefinition(ctx: CallContext, req: StartRunRequest) {
+    const t = workflowDefinitions;
+    const org = ctx.caller.organizationId;
+    if (req.workflowId) {
+      const [def] = isUuid(req.workflowId) ? await db.select().from(t).where(and(eq(t.id, req.workflowId), eq(t.organizationId, org))) : [];
+      if (!def) throw notFound("workflow", req.workflowId);
+      return def;
+    }
+    if (!req.workflowName) throw invalidArgument("workflow_id or workflow_name is required", [{ path: "/workflow_id", code: "required", message: "workflow_id or workflow_name is required" }]);
+    const [def] = await db
+      .select()
+      .from(t)
+      .where(and(eq(t.organizationId, org), eq(t.name, req.workflowName), req.workflowVersion !== undefined ? eq(t.version, req.workflowVersion) : undefined))
+      .orderBy(desc(t.version))
+      .limit(1);
+    if (!def) throw notFound("workflow", req.workflowVersion !== undefined ? `${req.workflowName}@${req.workflowVersion}` : req.workflowName);
+    return def;
+  }
+
+  return {
+    async startRun(ctx: CallContext, req: StartRunRequest) {
+      const issues = [];
+      if (req.priority !== undefined && (req.priority < 0 || req.priority > 100)) issues.push({ path: "/priority", code: "invalid_value", message: "priority must be within 0..100" });
+      if (req.timeoutMs !== undefined && (req.timeoutMs < 1 || req.timeoutMs > limits.maxTimeoutMs)) issues.push({ path: "/timeout_ms", code: "invalid_value", message: `timeout_ms must be within 1..${limits.maxTimeoutMs}` });
+      if (req.idempotencyKey !== undefined && (req.idempotencyKey.length < 1 || req.idempotencyKey.length > 255)) issues.push({ path: "/idempotency_key", code: "invalid_value", message: "idempotency_key must be 1..255 characters" });
+      // A Value with no kind set (possible over gRPC) has no JSON form: toJson would throw an internal error.
+      if (req.state && req.state.kind.case === undefined) issues.push({ path: "/state", code: "invalid_value", message: "state must hold a value (null, a number, a string, a bool, a list or an object)" });
+      if (issues.length) throw invalidArgument(issues.map((i) => i.message).join("; "), issues);
+      const def = await resolveDefinition(ctx, req);
+      // The built-in definitions run jobs, with the job's team and checks: POST /v1/jobs.
+      if (isReservedWorkflowName(def.name)) {
+        throw invalidArgument(`${def.name} is a built-in workflow of jobs: create a job (POST /v1/jobs) instead`, [{ path: req.workflowId ? "/workflow_id" : "/workflow_name", code: "reserved_name", message: "a built-in workflow of jobs" }]);
+      }
+      requirePermission(ctx, "run.create", { teamId: def.teamId });
+      const wf = await workflows.get(db, def.id);
+      const timeout = req.timeoutMs ?? wf.spec.runTimeoutMs;
+      const input = req.input ?? {};
+      const created = await db.transaction(async (tx) => {
+        const run = await insertRun(tx, ctx, { def, wf, req, input, context: input, deadline: timeout ? new Date(Date.now() + timeout) : null });
+        if (run) {
+          await audit(tx, ctx, runAuditActions.start, run.id, {
+            operation: "start",
+            workflow_id: def.id,
+            workflow_name: def.name,
+            workflow_version: def.version,
+            team_id: def.teamId,
+            idempotency_key: req.idempotencyKey ?? null,
+          });
+        }
+        return run;
+      });
+      if (created) return create(StartRunResponseSchema, { run: created, created: true });
+      // The idempotency key names an existing run: answer it to those who may see it.
+      const [existing] = await db.select().from(workflowRuns).where(and(eq(workflowRuns.organizationId, ctx.caller.organizationId), eq(workflowRuns.idempotencyKey, req.idempotencyKey!)));
+      return create(StartRunResponseSchema, { run: await fullRun(db, ctx, existing!.id, "run.read"), created: false });
+    },
+
+    async getRun(ctx: CallContext, req: GetRunRequest) {
+      return create(GetRunResponseSchema, { run: await fullRun(db, ctx, req.id, "run.read") });
+    },
+
+    async listRuns(ctx: CallContext, req: ListRunsRequest) {
+      if (req.status && !(runStatuses as readonly string[]).includes(req.status)) throw invalidArgument(`status must be one of ${runStatuses.join(", ")}`, [{ path: "/status", code: "invalid_value", message: "unknown status" }]);
+      const after = req.createdAfter ? timestampDate(req.createdAfter) : undefined;
+      const before = req.createdBefore ? timestampDate(req.createdBefore) : undefined;
+      if (after && before && after > before) throw invalidArgument("created_after must not be after created_before", [{ path: "/created_after", code: "invalid_value", message: "after created_before" }]);
+      const text = req.query.trim();
+      if ([...text].length > maxRunQueryLength) throw invalidArgument(`query must be at most ${maxRunQueryLength} characters`, [{ path: "/query", code: "too_long", message: `at most ${maxRunQueryLength} characters` }]);
+      const size = pageSize(req.pageSize);
+      const cursor = decodeCursor(req.pageToken);
+      const t = workflowRuns;
+      // An id that cannot exist matches nothing (as another organization's would).
+      if ((req.workflowId && !isUuid(req.workflowId)) || (req.teamId && !isUuid(req.teamId))) return create(ListRunsResponseSchema, {});
+      const visible = readableTeams(ctx, "run.read");
+      if (!visible.all && visible.teamIds.length === 0) return create(ListRunsResponseSchema, {});
+      const rows = await db
+        .select()
+        .from(t)
+        .where(
+          and(
+            eq(t.organizationId, ctx.caller.organizationId),
+            visible.all ? undefined : inArray(t.teamId, visible.teamIds),
+            req.status ? eq(t.status, req.status as RunRow["status"]) : undefined,
+            req.workflowId ? eq(t.workflowId, req.workflowId) : undefined,
+            req.workflowName ? eq(t.workflowName, req.workflowName) : undefined,
+            req.teamId ? eq(t.teamId, req.teamId) : undefined,
+            after ? gte(t.createdAt, after) : undefined,
+            before ? lt(t.createdAt, before) : undefined,
+            text ? runTextMatch(text) : undefined,
+            olderThan(t.createdAt, t.id, cursor),
+          ),
+        )
+        .orderBy(desc(t.createdAt), desc(t.id))
+        .limit(size + 1);
+      const { page, nextPageToken } = pageOf(rows, size);
+      return create(ListRunsResponseSchema, { runs: page.map((r) => runMessage(r)), nextPageToken });
+    },
+
+    async cancelRun(ctx: CallContext, req: CancelRunRequest) {
+      await db.transaction(async (tx) => {
+        const run = await lockOwnRun(tx, ctx, req.id, "run.cancel");
+        if (run.status === "cancelled") return; // nothing changes, nothing to audit
+        if (!activeRunStatuses.includes(run.status)) throw failedPrecondition(`run is already ${run.status}`, "run_finished");
+        await finishRun(tx, run, "cancelled", { code: "cancelled", message: req.reason || "cancelled by request" });
+        await audit(tx, ctx, runAuditActions.cancel, run.id, { operation: "cancel", previous_status: run.status, reason: req.reason || null });
+      });
+      return create(CancelRunResponseSchema, { run: await fullRun(db, ctx, req.id, null) });
+    },
+
+    async pauseRun(ctx: CallContext, req: PauseRunRequest) {
+      await db.transaction(async (tx) => {
+        const run = await lockOwnRun(tx, ctx, req.id, "run.control");
+        if (run.status === "paused") return; // nothing changes, nothing to audit
+        if (!activeRunStatuses.includes(run.status)) throw failedPrecondition(`run is already ${run.status}`, "run_finished");
+        await tx.execute(sql`UPDATE workflow_runs SET status = 'paused' WHERE id = ${run.id}`);
+        // Ready nodes are held (due never), each keeping in resume_at when it was due (a
+        // retry's end of backoff). SET reads the old row: resume_at gets the old available_at.
+        await tx.execute(sql`UPDATE workflow_run_nodes SET available_at = 'infinity', resume_at = available_at WHERE run_id = ${run.id} AND status = 'ready'`);
+        await emitEvents(tx, [{ organizationId: run.organizationId, runId: run.id, kind: "workflow.run.paused", payload: { previous_status: run.status } }]);
+        await audit(tx, ctx, runAuditActions.pause, run.id, { operation: "pause", previous_status: run.status });
+      });
+      return create(PauseRunResponseSchema, { run: await fullRun(db, ctx, req.id, null) });
+    },
+
+    async resumeRun(ctx: CallContext, req: ResumeRunRequest) {
+      await db.transaction(async (tx) => {
+        const run = await lockOwnRun(tx, ctx, req.id, "run.control");
+        if (run.status !== "paused") throw failedPrecondition(`run is ${run.status}, not paused`, "run_not_paused");
+        const [s] = await query<{ waiting: boolean; started: boolean }>(
+          tx,
+          sql`SELECT EXISTS (SELECT 1 FROM workflow_run_nodes WHERE run_id = ${run.id} AND status = 'waiting') AS waiting,
+                     (SELECT started_at IS NOT NULL FROM workflow_runs WHERE id = ${run.id}) AS started`,
+        );
+        const status = s?.waiting ? "waiting" : s?.started ? "running" : "pending";
+        await tx.execute(sql`UPDATE workflow_runs SET status = ${status} WHERE id = ${run.id}`);
+        // Held nodes are due when they would have been, and at the earliest now: a retry
+        // still in its backoff waits the rest of it (the worker that failed it nudges
+        // itself then; any worker's poll finds it too). GREATEST skips a NULL resume_at
+        // (a node held before resume_at existed): due now.
+        await tx.execute(sql`UPDATE workflow_run_nodes SET available_at = greatest(now(), resume_at), resume_at = NULL WHERE run_id = ${run.id} AND status = 'ready'`);
+        await emitEvents(tx, [{ organizationId: run.organizationId, runId: run.id, kind: "workflow.run.resumed", payload: { reason: "resume", status } }]);
+        await audit(tx, ctx, runAuditActions.resume, run.id, { operation: "resume", status });
+        await notify(tx, channels.work);
+      });
+      return create(ResumeRunResponseSchema, { run: await fullRun(db, ctx, req.id, null) });
+    },
+
+    async signalRun(ctx: CallContext, req: SignalRunRequest) {
+      const run = await loadRun(db, ctx, req.id, "run.control");
+      const waiting = await db.select({ key: workflowRunNodes.nodeKey }).from(workflowRunNodes).where(and(eq(workflowRunNodes.runId, run.id), eq(workflowRunNodes.status, "waiting")));
+      let key = req.nodeKey;
+      if (!key) {
+        if (waiting.length !== 1) throw failedPrecondition(waiting.length ? `${waiting.length} nodes are waiting; name one in node_key` : "no node of this run is waiting for a signal", "not_waiting");
+        key = waiting[0]!.key;
+      } else if (!waiting.some((w) => w.key === key)) {
+        throw failedPrecondition(`node ${JSON.stringify(key)} is not waiting for a signal`, "not_waiting");
+      }
+      const wf = await workflows.get(db, run.workflowId);
+      // completeNode opens its own transaction; given ours, it becomes a savepoint inside it,
+      // so the completion and its audit entry commit together (or not at all).
+      const outcome = await db.transaction(async (tx) => {
+        const o = await completeNode(tx, { runId: run.id, node: wf.nodes.get(key)!, guard: { waiting: true }, output: req.payload ?? {}, eventPayload: { signal: true, request_id: ctx.requestId } });
+        if (o === "applied") await audit(tx, ctx, runAuditActions.signal, run.id, { operation: "signal", node_key: key });
+        return o;
+      });
+      if (outcome === "lost") throw failedPrecondition(`node ${JSON.stringify(key)} is no longer waiting`, "not_waiting");
+      return create(SignalRunResponseSchema, { run: await fullRun(db, ctx, req.id, null) });
+    },
+
+    async rerunRun(ctx: CallContext, req: RerunRunRequest) {
+      const source = await loadRun(db, ctx, req.id, "run.create");
+      if (source.status !== "failed" && source.status !== "cancelled") throw failedPrecondition(`only failed or cancelled runs can be rerun; this one is ${source.status}`, "run_not_failed");
+      const [def] = await db.select().from(workflowDefinitions).where(eq(workflowDefinitions.id, source.workflowId));
+      const wf = await workflows.get(db, source.workflowId);
+      const old = await db.select().from(workflowRunNodes).where(eq(workflowRunNodes.runId, source.id));
+      const reuse = new Map(old.map((n) => [n.nodeKey, n]));
+      const fakeReq = { priority: source.priority, failFast: source.failFast, state: undefined, metadata: source.metadata } as unknown as StartRunRequest;
+      const run = await db.transaction(async (tx) => {
+        const r = await insertRun(tx, ctx, { def: def!, wf, req: fakeReq, input: source.input as JsonObject, context: source.context as JsonObject, deadline: null, teamId: source.teamId, rerunOf: source, reuse });
+        // The rerun keeps the source's state and the length of its deadline (deadline_at −
+        // created_at): the timeout_ms it was started with (StartRun's, a job's), else its
+        // workflow's run_timeout_ms, else none. Counted from the rerun's created_at, on the
+        // database clock the reaper checks against. The source is finished: these columns
+        // no longer change, so it needs no lock.
+        await tx.execute(
+          sql`UPDATE workflow_runs r SET state = s.state, deadline_at = r.created_at + (s.deadline_at - s.created_at)
+              FROM workflow_runs s WHERE r.id = ${r!.id} AND s.id = ${source.id}`,
+        );
+        await audit(tx, ctx, runAuditActions.rerun, r!.id, { operation: "rerun", rerun_of: source.id, workflow_id: def!.id, workflow_version: def!.version, team_id: source.teamId });
+        return r!;
+      });
+      return create(RerunRunResponseSchema, { run: await fullRun(db, ctx, run.id, null) });
+    },
+
+    /**
+     * Replays the run's events after `after_id`, then follows live; ends after the
+     * terminal event. Resolves only once the run is known to be visible, so a missing
+     * run is an error before any stream starts.
+     */
+    async watchRun(ctx: CallContext, req: WatchRunRequest): Promise<AsyncGenerator<Event>> {
+      const run = await loadRun(db, ctx, req.id, "run.read");
+      return runEvents({ db, hub }, run.id, Number(req.afterId), ctx.signal);
+    },
+  };
+}
+
+/**
+ * A run's events for a watcher: the history after `afterId` (up to the hub's watermark),
+ * then live, ending after the terminal event (at once when resuming after it). The hub
+ * subscription is taken before the history is read, so nothing falls between the two.
+ * Shared by RunService.WatchRun and JobService.WatchJob.
+ */
+export function runEvents(deps: { db: Db; hub: EventHub }, runId: string, afterId: number, signal: AbortSignal): AsyncGenerator<Event> {
+  const { db, hub } = deps;
+  const sub = hub.subscribe((e) => e.runId === runId);
+  return (async function* () {
+    try {
+      let last = afterId;
+      const [ended] = await query(db, sql`SELECT 1 FROM events WHERE run_id = ${runId} AND id <= ${last} AND kind IN ('workflow.run.completed', 'workflow.run.failed', 'workflow.run.cancelled') LIMIT 1`);
+      if (ended) return;
+      const history = await db
+        .select()
+        .from(events)
+        .where(and(eq(events.runId, runId), gt(events.id, last), sql`${events.id} <= ${sub.startCursor}`))
+        .orderBy(asc(events.id));
+      for (const e of history) {
+        yield eventMessage(e);
+        last = Number(e.id);
+        if (terminalEventKinds.has(e.kind)) return;
+      }
+      while (!signal.aborted) {
+        let batch: EventRow[];
+        try {
+          batch = await sub.next(signal);
+        } catch (err) {
+          if (err instanceof SubscriberOverflow) throw new DomainError("unavailable", `${err.message} (last delivered event ${last})`, { code: "subscriber_overflow" });
+          throw err;
+        }
+        if (batch.length === 0) return; // aborted, or the hub is shutting down
+        for (const e of batch) {
+          if (Number(e.id) <= last) continue;
+          yield eventMessage(e);
+          last = Number(e.id);
+          if (terminalEventKinds.has(e.kind)) return;
+        }
+      }
+    } finally {
+      sub.close();
+    }
+  })();
+}
