@@ -16,7 +16,8 @@ import { applyOutputs, type JsonObject } from "../domain/context.js";
 import type { CompiledNode } from "../domain/compiled-workflow.js";
 import { query, type Db } from "./database.js";
 import { channels, emitEvents, notify, type NewEvent } from "./events.js";
-import { finishRun, type LockedRun } from "./run-state.js";
+import { readyTimes } from "./paused-nodes.js";
+import { finishRun, lockRuns, type LockedRun } from "./run-state.js";
 import type { CompletionOutcome } from "./complete-node.js";
 
 export interface LeasedCompletion {
@@ -31,20 +32,7 @@ export async function completeNodes(db: Db, items: readonly LeasedCompletion[]):
   if (items.length === 0) return [];
   return db.transaction(async (tx) => {
     const runIds = [...new Set(items.map((i) => i.runId))].sort();
-    const runRows = await query<any>(
-      tx,
-      sql`SELECT id, organization_id, workflow_id, status, context, nodes_pending, fail_fast, state, error
-          FROM workflow_runs WHERE id IN (${sql.join(
-            runIds.map((id) => sql`${id}::uuid`),
-            sql`, `,
-          )}) ORDER BY id FOR UPDATE`,
-    );
-    const runs = new Map<string, LockedRun>(
-      runRows.map((r) => [
-        r.id,
-        { id: r.id, organizationId: r.organization_id, workflowId: r.workflow_id, status: r.status, context: r.context, nodesPending: Number(r.nodes_pending), failFast: r.fail_fast, state: r.state, error: r.error },
-      ]),
-    );
+    const runs = new Map((await lockRuns(tx, items.map((i) => i.runId))).map((r) => [r.id, r]));
 
     const values = items.map((i) => sql`(${i.runId}::uuid, ${i.node.spec.key}, ${i.owner}, ${i.attempt}::int, ${JSON.stringify(i.output)}::jsonb)`);
     const applied = await query<{ run_id: string; node_key: string }>(
@@ -83,13 +71,14 @@ export async function completeNodes(db: Db, items: readonly LeasedCompletion[]):
 
     if (decrements.size) {
       const rows = [...decrements.values()].map((d) => sql`(${d.runId}::uuid, ${d.key}, ${d.by}::int, ${d.paused}::boolean)`);
+      const times = readyTimes(sql`v.paused`, sql`now()`);
       const ready = await query<{ run_id: string; node_key: string; organization_id: string; paused: boolean }>(
         tx,
         sql`UPDATE workflow_run_nodes n
             SET deps_remaining = n.deps_remaining - v.by,
                 status = CASE WHEN n.deps_remaining = v.by THEN 'ready' ELSE n.status END,
-                available_at = CASE WHEN n.deps_remaining = v.by THEN (CASE WHEN v.paused THEN 'infinity'::timestamptz ELSE now() END) ELSE n.available_at END,
-                resume_at = CASE WHEN n.deps_remaining = v.by AND v.paused THEN now() ELSE n.resume_at END
+                available_at = CASE WHEN n.deps_remaining = v.by THEN ${times.availableAt} ELSE n.available_at END,
+                resume_at = CASE WHEN n.deps_remaining = v.by THEN ${times.resumeAt} ELSE n.resume_at END
             FROM (VALUES ${sql.join(rows, sql`, `)}) AS v(run_id, node_key, by, paused)
             WHERE n.run_id = v.run_id AND n.node_key = v.node_key AND n.status = 'blocked'
             RETURNING n.run_id, n.node_key, n.organization_id, n.status, v.paused`,

@@ -9,6 +9,7 @@ import { sql } from "drizzle-orm";
 import { transitiveDependents, type CompiledNode, type CompiledWorkflow } from "../domain/compiled-workflow.js";
 import { query, sqlIn, type Db } from "./database.js";
 import { channels, emitEvents, notify, type NewEvent } from "./events.js";
+import { readyTimes } from "./paused-nodes.js";
 import { ensureStarted, finishRun, guardSql, lockRun, type NodeGuard, type RunErrorJson } from "./run-state.js";
 
 export interface NodeFailure {
@@ -34,12 +35,12 @@ export async function failNodeAttempt(
 
     if (args.retryDelayMs !== null) {
       // The backoff ends at `due` even if the run is paused now: then the node is held
-      // (due never) and `resume_at` keeps `due` for the resume, so `delay_ms` stays true.
-      const due = sql`now() + make_interval(secs => ${args.retryDelayMs / 1000})`;
+      // and `resume_at` keeps `due` for the resume, so `delay_ms` stays true.
       const paused = run.status === "paused";
+      const ready = readyTimes(paused, sql`now() + make_interval(secs => ${args.retryDelayMs / 1000})`);
       const rows = await query(
         tx,
-        sql`UPDATE workflow_run_nodes SET status = 'ready', available_at = ${paused ? sql`'infinity'::timestamptz` : due}, resume_at = ${paused ? due : sql`NULL`},
+        sql`UPDATE workflow_run_nodes SET status = 'ready', available_at = ${ready.availableAt}, resume_at = ${ready.resumeAt},
                    lease_owner = NULL, lease_expires_at = NULL, error = ${JSON.stringify(error)}::jsonb
             WHERE run_id = ${run.id} AND node_key = ${key} AND ${guardSql(args.guard)} RETURNING id`,
       );

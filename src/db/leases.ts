@@ -5,6 +5,8 @@
 import { sql } from "drizzle-orm";
 import { query, sqlIn, type Executor } from "./database.js";
 import { channels, emitEvents, notify } from "./events.js";
+import { readyTimes } from "./paused-nodes.js";
+import { lockRuns } from "./run-state.js";
 
 /** Extends the leases of `nodeIds` still held by `workerId`; returns the ids still held (the rest were lost). */
 export async function extendLeases(ex: Executor, workerId: string, nodeIds: readonly number[], leaseSeconds: number): Promise<Set<number>> {
@@ -64,16 +66,15 @@ export async function findOverdueRuns(ex: Executor, limit: number): Promise<stri
 export async function releaseLeases(ex: Executor, workerId: string, nodeIds: readonly number[]): Promise<number> {
   if (nodeIds.length === 0) return 0;
   return ex.transaction(async (tx) => {
-    const runs = await query<{ id: string; status: string }>(
-      tx,
-      sql`SELECT id, status FROM workflow_runs WHERE id IN (SELECT run_id FROM workflow_run_nodes WHERE id IN ${sqlIn(nodeIds)}) ORDER BY id FOR UPDATE`,
-    );
+    // A node's run never changes: reading it before the lock is safe.
+    const runIds = await query<{ run_id: string }>(tx, sql`SELECT DISTINCT run_id FROM workflow_run_nodes WHERE id IN ${sqlIn(nodeIds)}`);
+    const runs = await lockRuns(tx, runIds.map((r) => r.run_id));
     const paused = runs.filter((r) => r.status === "paused").map((r) => r.id);
-    const held = paused.length ? sql`run_id IN ${sqlIn(paused)}` : sql`false`;
+    const ready = readyTimes(paused.length ? sql`run_id IN ${sqlIn(paused)}` : false, sql`now()`);
     const rows = await query<{ organization_id: string; run_id: string; node_key: string; attempt: number }>(
       tx,
       sql`UPDATE workflow_run_nodes
-          SET status = 'ready', available_at = CASE WHEN ${held} THEN 'infinity'::timestamptz ELSE now() END, resume_at = CASE WHEN ${held} THEN now() END,
+          SET status = 'ready', available_at = ${ready.availableAt}, resume_at = ${ready.resumeAt},
               attempt = attempt - 1, lease_owner = NULL, lease_expires_at = NULL
           WHERE id IN ${sqlIn(nodeIds)} AND lease_owner = ${workerId} AND status = 'running'
           RETURNING organization_id, run_id, node_key, attempt`,

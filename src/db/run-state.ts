@@ -1,12 +1,15 @@
 /**
- * Run-level writes shared by completions, failures, cancellation and the reaper.
+ * Run-level writes shared by completions, failures, cancellation, pause/resume and the
+ * reaper.
  *
- * Lock order (prevents deadlocks): the run row first (`lockRun`), then its node rows.
- * Every writer of a run follows it except the claim, which never waits (SKIP LOCKED).
+ * Lock order (prevents deadlocks): the run rows first (`lockRuns`, in id order), then
+ * their node rows. Every writer of a run follows it except the claim, which never waits
+ * (SKIP LOCKED).
  */
 import { sql, type SQL } from "drizzle-orm";
 import { query, sqlIn, type Executor } from "./database.js";
 import { channels, emitEvents, notify, type NewEvent } from "./events.js";
+import { readyTimes } from "./paused-nodes.js";
 import type { RunStatus } from "./schema.js";
 
 export interface LockedRun {
@@ -29,14 +32,32 @@ export interface RunErrorJson {
 
 export const activeRunStatuses: readonly RunStatus[] = ["pending", "running", "paused", "waiting"];
 
-export async function lockRun(tx: Executor, runId: string): Promise<LockedRun | null> {
-  const [r] = await query<any>(
+interface RunLockRow {
+  id: string;
+  organization_id: string;
+  workflow_id: string;
+  status: RunStatus;
+  context: Record<string, any>;
+  nodes_pending: number | string;
+  fail_fast: boolean;
+  state: unknown;
+  error: RunErrorJson | null;
+}
+
+/**
+ * Locks the runs `runIds` (`FOR UPDATE`) and reads what their writers need, in id order:
+ * the row locks are taken as the sorted rows come out, so every multi-run writer takes
+ * them in the same order and two of them never wait on each other in a cycle. Runs that
+ * do not exist are left out. The one run-lock query: every writer of a run starts here.
+ */
+export async function lockRuns(tx: Executor, runIds: readonly string[]): Promise<LockedRun[]> {
+  if (runIds.length === 0) return [];
+  const rows = await query<RunLockRow>(
     tx,
     sql`SELECT id, organization_id, workflow_id, status, context, nodes_pending, fail_fast, state, error
-        FROM workflow_runs WHERE id = ${runId} FOR UPDATE`,
+        FROM workflow_runs WHERE id IN ${sqlIn([...new Set(runIds)])} ORDER BY id FOR UPDATE`,
   );
-  if (!r) return null;
-  return {
+  return rows.map((r) => ({
     id: r.id,
     organizationId: r.organization_id,
     workflowId: r.workflow_id,
@@ -46,7 +67,12 @@ export async function lockRun(tx: Executor, runId: string): Promise<LockedRun | 
     failFast: r.fail_fast,
     state: r.state,
     error: r.error,
-  };
+  }));
+}
+
+/** Locks one run (see `lockRuns`); null when it does not exist. */
+export async function lockRun(tx: Executor, runId: string): Promise<LockedRun | null> {
+  return (await lockRuns(tx, [runId]))[0] ?? null;
 }
 
 /** Which row state a node write is conditional on. */
@@ -58,11 +84,21 @@ export type NodeGuard =
   /** The lease (or signal wait) has expired. */
   | { expired: true };
 
+/**
+ * The guard as a condition on a `workflow_run_nodes` row. Its columns are unqualified, so
+ * that it reads the same in a one-row UPDATE and in an UPDATE … FROM (VALUES …): other
+ * relations in the statement must not have columns of these names.
+ */
 export function guardSql(g: NodeGuard): SQL {
-  if ("owner" in g) return sql`status = 'running' AND lease_owner = ${g.owner} AND attempt = ${g.attempt}`;
+  if ("owner" in g) return leaseGuardSql(g.owner, g.attempt);
   // A signal after the wait's deadline is refused even before the reaper has run.
   if ("waiting" in g) return sql`status = 'waiting' AND (lease_expires_at IS NULL OR lease_expires_at > now())`;
   return sql`status IN ('running', 'waiting') AND lease_expires_at < now()`;
+}
+
+/** The lease guard, its owner and attempt given as values or as SQL (a batch's VALUES columns). */
+export function leaseGuardSql(owner: string | SQL, attempt: number | SQL): SQL {
+  return sql`status = 'running' AND lease_owner = ${owner} AND attempt = ${attempt}`;
 }
 
 const runEvent = (run: LockedRun, kind: string, payload: Record<string, unknown> = {}): NewEvent => ({ organizationId: run.organizationId, runId: run.id, kind, payload });
@@ -104,23 +140,23 @@ export async function ensureStarted(tx: Executor, run: LockedRun, events: NewEve
 
 /**
  * Decrements the dependency counts of `dependents` (blocked nodes of this run) and makes
- * those reaching zero ready — due now, or never while the run is paused (with
- * `resume_at = now()`: due as soon as the run is resumed).
+ * those reaching zero ready: due now, or held while the run is paused (paused-nodes.ts).
  */
 export async function releaseDependents(tx: Executor, run: LockedRun, dependents: readonly string[], events: NewEvent[]): Promise<number> {
   if (dependents.length === 0) return 0;
   const paused = run.status === "paused";
-  const ready = await query<{ node_key: string }>(
+  const ready = readyTimes(paused, sql`now()`);
+  const released = await query<{ node_key: string; status: string }>(
     tx,
     sql`UPDATE workflow_run_nodes
         SET deps_remaining = deps_remaining - 1,
             status = CASE WHEN deps_remaining = 1 THEN 'ready' ELSE status END,
-            available_at = CASE WHEN deps_remaining = 1 THEN ${paused ? sql`'infinity'::timestamptz` : sql`now()`} ELSE available_at END,
-            resume_at = CASE WHEN deps_remaining = 1 THEN ${paused ? sql`now()` : sql`NULL`} ELSE resume_at END
+            available_at = CASE WHEN deps_remaining = 1 THEN ${ready.availableAt} ELSE available_at END,
+            resume_at = CASE WHEN deps_remaining = 1 THEN ${ready.resumeAt} ELSE resume_at END
         WHERE run_id = ${run.id} AND status = 'blocked' AND node_key IN ${sqlIn(dependents)}
         RETURNING node_key, status`,
   );
-  const made = ready.filter((r: any) => r.status === "ready");
+  const made = released.filter((r) => r.status === "ready");
   for (const r of made) events.push({ organizationId: run.organizationId, runId: run.id, nodeKey: r.node_key, kind: "workflow.node.ready", payload: {} });
   if (made.length && !paused) await notify(tx, channels.work);
   return made.length;

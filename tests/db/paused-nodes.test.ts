@@ -7,16 +7,17 @@
  */
 import { randomUUID } from "node:crypto";
 import { fromJson } from "@bufbuild/protobuf";
-import { and, asc, eq, sql } from "drizzle-orm";
+import { and, asc, eq, isNull, sql } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { WorkflowSpecSchema } from "../../gen/proto/fabric/v1/workflow_pb.js";
 import { claimNodes } from "../../src/db/claim-nodes.js";
 import { completeNode } from "../../src/db/complete-node.js";
 import { completeNodes } from "../../src/db/complete-nodes.js";
-import { query } from "../../src/db/database.js";
+import { query, type Tx } from "../../src/db/database.js";
 import { failNodeAttempt } from "../../src/db/fail-node.js";
 import { releaseLeases } from "../../src/db/leases.js";
-import { finishRun, lockRun } from "../../src/db/run-state.js";
+import { pauseRun, resumeRun } from "../../src/db/pause-run.js";
+import { finishRun, lockRun, type LockedRun } from "../../src/db/run-state.js";
 import { events, organizations, workflowDefinitions, workflowRunNodes, workflowRuns, type NodeStatus, type RunStatus } from "../../src/db/schema.js";
 import { compileWorkflow } from "../../src/domain/compiled-workflow.js";
 import { createTestDatabase, engine, type TestDatabase } from "../helpers/database.js";
@@ -49,12 +50,12 @@ beforeEach(async () => {
 });
 
 /** A started run of a → b with `a` in the given state (held by w1, attempt 1, when running). */
-async function newRun(status: RunStatus, aState: { status: NodeStatus; leaseExpiresAt?: Date } = { status: "running" }): Promise<string> {
+async function newRun(status: RunStatus, aState: { status: NodeStatus; leaseExpiresAt?: Date; availableAt?: Date } = { status: "running" }): Promise<string> {
   const id = randomUUID();
   await database.db.insert(workflowRuns).values({ id, organizationId: orgId, workflowId, workflowName: "held", workflowVersion: 1, status, input: {}, context: {}, metadata: {}, nodesPending: 2, startedAt: new Date() });
   const leased = aState.status === "running";
   await database.db.insert(workflowRunNodes).values([
-    { runId: id, organizationId: orgId, nodeKey: "a", position: 0, operation: "workflow.noop", status: aState.status, attempt: 1, maxAttempts: 3, priority: 50, depsRemaining: 0, leaseOwner: leased ? "w1" : null, leaseExpiresAt: aState.leaseExpiresAt ?? (leased ? new Date(Date.now() + 60_000) : null) },
+    { runId: id, organizationId: orgId, nodeKey: "a", position: 0, operation: "workflow.noop", status: aState.status, attempt: 1, maxAttempts: 3, priority: 50, depsRemaining: 0, leaseOwner: leased ? "w1" : null, leaseExpiresAt: aState.leaseExpiresAt ?? (leased ? new Date(Date.now() + 60_000) : null), availableAt: aState.availableAt },
     { runId: id, organizationId: orgId, nodeKey: "b", position: 1, operation: "workflow.noop", status: "blocked", maxAttempts: 3, priority: 50, depsRemaining: 1 },
   ]);
   return id;
@@ -70,11 +71,12 @@ async function node(runId: string, key: string) {
   return { status: r.status as string, attempt: Number(r.attempt), held: r.held as boolean, availableAt: date(r.available_at), resumeAt: date(r.resume_at) };
 }
 
-async function eventTime(runId: string, kind: string, key: string): Promise<number> {
+/** When the first `kind` event of `key` (null: of the run itself) was written. */
+async function eventTime(runId: string, kind: string, key: string | null): Promise<number> {
   const [e] = await database.db
     .select()
     .from(events)
-    .where(and(eq(events.runId, runId), eq(events.kind, kind), eq(events.nodeKey, key)))
+    .where(and(eq(events.runId, runId), eq(events.kind, kind), key === null ? isNull(events.nodeKey) : eq(events.nodeKey, key)))
     .orderBy(asc(events.id));
   expect(e, `${kind} of ${key}`).toBeDefined();
   return e!.createdAt.getTime();
@@ -132,6 +134,23 @@ describe(`nodes made ready while the run is paused (${engine})`, () => {
     expect(await node(paused, "a")).toMatchObject({ status: "ready", attempt: 0, held: true, resumeAt: releasedAt });
     const releasedAt2 = await eventTime(running, "workflow.node.ready", "a");
     expect(await node(running, "a")).toMatchObject({ status: "ready", attempt: 0, held: false, availableAt: releasedAt2, resumeAt: null });
+  });
+
+  it("pauseRun holds ready nodes, each keeping when it was due; resumeRun makes them due then, at the earliest now", async () => {
+    const dueLater = new Date(Date.now() + 3_600_000); // a retry in its backoff
+    const backingOff = await newRun("running", { status: "ready", availableAt: dueLater });
+    const dueEarlier = await newRun("running", { status: "ready", availableAt: new Date(Date.now() - 60_000) });
+    const inTx = <T>(runId: string, fn: (tx: Tx, run: LockedRun) => Promise<T>) => database.db.transaction(async (tx) => fn(tx, (await lockRun(tx, runId))!));
+
+    for (const runId of [backingOff, dueEarlier]) await inTx(runId, pauseRun);
+    expect(await node(backingOff, "a")).toMatchObject({ status: "ready", held: true, resumeAt: dueLater.getTime() });
+    expect(await node(dueEarlier, "a")).toMatchObject({ status: "ready", held: true });
+    expect(await claimNodes(database.db, { workerId: "w2", limit: 10, leaseSeconds: 30 })).toEqual([]);
+
+    for (const runId of [backingOff, dueEarlier]) expect(await inTx(runId, resumeRun)).toBe("running");
+    expect(await node(backingOff, "a")).toMatchObject({ status: "ready", held: false, availableAt: dueLater.getTime(), resumeAt: null });
+    const resumedAt = await eventTime(dueEarlier, "workflow.run.resumed", null);
+    expect(await node(dueEarlier, "a")).toMatchObject({ status: "ready", held: false, availableAt: resumedAt, resumeAt: null });
   });
 
   it("a held node is never claimed, and ending the run clears resume_at", async () => {

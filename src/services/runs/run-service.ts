@@ -36,6 +36,7 @@ import {
 import { query, type Db, type Tx } from "../../db/database.js";
 import { completeNode } from "../../db/complete-node.js";
 import { channels, emitEvents, notify, type NewEvent } from "../../db/events.js";
+import { pauseRun, resumeRun } from "../../db/pause-run.js";
 import { activeRunStatuses, finishRun, lockRun, type LockedRun } from "../../db/run-state.js";
 import { events, runStatuses, workflowDefinitions, workflowRunNodes, workflowRuns, type NodeStatus } from "../../db/schema.js";
 import type { WorkflowCache } from "../../db/workflow-specs.js";
@@ -291,12 +292,9 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
         const run = await lockOwnRun(tx, ctx, req.id, "run.control");
         if (run.status === "paused") return; // nothing changes, nothing to audit
         if (!activeRunStatuses.includes(run.status)) throw failedPrecondition(`run is already ${run.status}`, "run_finished");
-        await tx.execute(sql`UPDATE workflow_runs SET status = 'paused' WHERE id = ${run.id}`);
-        // Ready nodes are held (due never), each keeping in resume_at when it was due (a
-        // retry's end of backoff). SET reads the old row: resume_at gets the old available_at.
-        await tx.execute(sql`UPDATE workflow_run_nodes SET available_at = 'infinity', resume_at = available_at WHERE run_id = ${run.id} AND status = 'ready'`);
-        await emitEvents(tx, [{ organizationId: run.organizationId, runId: run.id, kind: "workflow.run.paused", payload: { previous_status: run.status } }]);
-        await audit(tx, ctx, runAuditActions.pause, run.id, { operation: "pause", previous_status: run.status });
+        const previous = run.status;
+        await pauseRun(tx, run);
+        await audit(tx, ctx, runAuditActions.pause, run.id, { operation: "pause", previous_status: previous });
       });
       return create(PauseRunResponseSchema, { run: await fullRun(db, ctx, req.id, null) });
     },
@@ -305,21 +303,8 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
       await db.transaction(async (tx) => {
         const run = await lockOwnRun(tx, ctx, req.id, "run.control");
         if (run.status !== "paused") throw failedPrecondition(`run is ${run.status}, not paused`, "run_not_paused");
-        const [s] = await query<{ waiting: boolean; started: boolean }>(
-          tx,
-          sql`SELECT EXISTS (SELECT 1 FROM workflow_run_nodes WHERE run_id = ${run.id} AND status = 'waiting') AS waiting,
-                     (SELECT started_at IS NOT NULL FROM workflow_runs WHERE id = ${run.id}) AS started`,
-        );
-        const status = s?.waiting ? "waiting" : s?.started ? "running" : "pending";
-        await tx.execute(sql`UPDATE workflow_runs SET status = ${status} WHERE id = ${run.id}`);
-        // Held nodes are due when they would have been, and at the earliest now: a retry
-        // still in its backoff waits the rest of it (the worker that failed it nudges
-        // itself then; any worker's poll finds it too). GREATEST skips a NULL resume_at
-        // (a node held before resume_at existed): due now.
-        await tx.execute(sql`UPDATE workflow_run_nodes SET available_at = greatest(now(), resume_at), resume_at = NULL WHERE run_id = ${run.id} AND status = 'ready'`);
-        await emitEvents(tx, [{ organizationId: run.organizationId, runId: run.id, kind: "workflow.run.resumed", payload: { reason: "resume", status } }]);
+        const status = await resumeRun(tx, run);
         await audit(tx, ctx, runAuditActions.resume, run.id, { operation: "resume", status });
-        await notify(tx, channels.work);
       });
       return create(ResumeRunResponseSchema, { run: await fullRun(db, ctx, req.id, null) });
     },
