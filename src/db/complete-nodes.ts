@@ -1,63 +1,65 @@
 /**
- * Commits many node successes in one transaction — the executor's hot path. Same rules
- * as `completeNode` (one success at a time, used for signals), batched so that a busy
- * executor pays a handful of statements and one commit per batch instead of per step:
+ * Commits node successes, in one transaction: the one completion. The executor commits
+ * its finished steps in batches (completion-batcher.ts: a handful of statements and one
+ * commit per batch instead of per step); a signal is a batch of one, guarded by the
+ * node's wait instead of a lease.
  *
- * 1. lock every run of the batch, in id order (the global lock order: runs before
- *    nodes, and runs by id among themselves — so two batches never deadlock);
- * 2. one conditional UPDATE marks the nodes succeeded where (lease owner, attempt) still
- *    hold; an item whose lease was lost changes nothing and is reported `lost`;
- * 3. per run, outputs are bound into the context in batch order, dependents' counts
- *    decremented (one UPDATE for the batch) and those reaching zero made ready;
- * 4. one UPDATE writes the runs, one INSERT the events; runs with no node left finish.
+ * 1. lock every run of the batch (`lockRuns`, in id order: the global lock order is runs
+ *    before nodes, and runs by id among themselves — so two batches never deadlock);
+ * 2. one conditional UPDATE per kind of guard (a batch has one in practice) marks the
+ *    nodes succeeded where their guard still holds — for the executor, (lease owner,
+ *    attempt); an item whose guard no longer holds changes nothing and is reported
+ *    `lost`;
+ * 3. per run, in batch order: a pending run the claim could not start is started, the
+ *    outputs are bound into the context with each node's merge policy;
+ * 4. dependents' counts are decremented (one UPDATE for the batch) and those reaching zero
+ *    made ready: due now, or held while their run is paused (paused-nodes.ts);
+ * 5. a waiting run none of whose nodes waits any more (its signal arrived) runs again;
+ * 6. one UPDATE writes the runs, one INSERT the events; runs with no node left finish.
  */
-import { sql } from "drizzle-orm";
+import { sql, type SQL } from "drizzle-orm";
 import { applyOutputs, type JsonObject } from "../domain/context.js";
 import type { CompiledNode } from "../domain/compiled-workflow.js";
-import { query, type Db } from "./database.js";
+import { query, sqlIn, type Db, type Executor } from "./database.js";
 import { channels, emitEvents, notify, type NewEvent } from "./events.js";
 import { readyTimes } from "./paused-nodes.js";
-import { finishRun, lockRuns, type LockedRun } from "./run-state.js";
-import type { CompletionOutcome } from "./complete-node.js";
+import { finishRun, guardSql, leaseGuardSql, lockRuns, type LockedRun, type NodeGuard } from "./run-state.js";
 
-export interface LeasedCompletion {
+export interface NodeCompletion {
   runId: string;
   node: CompiledNode;
-  owner: string;
-  attempt: number;
+  /** What the node's row must still be for the completion to apply: the executor's lease, or a signal's wait. */
+  guard: NodeGuard;
   output: JsonObject;
+  /** Fields of the `workflow.node.completed` event besides `output` (the attempt; a signal's request id). */
+  eventPayload?: Record<string, unknown>;
 }
 
-export async function completeNodes(db: Db, items: readonly LeasedCompletion[]): Promise<CompletionOutcome[]> {
+/** Per item: `applied`, or `lost` when its guard no longer held (nothing was written for it). */
+export type CompletionOutcome = "applied" | "lost";
+
+export async function completeNodes(db: Db, items: readonly NodeCompletion[]): Promise<CompletionOutcome[]> {
   if (items.length === 0) return [];
   return db.transaction(async (tx) => {
-    const runIds = [...new Set(items.map((i) => i.runId))].sort();
     const runs = new Map((await lockRuns(tx, items.map((i) => i.runId))).map((r) => [r.id, r]));
-
-    const values = items.map((i) => sql`(${i.runId}::uuid, ${i.node.spec.key}, ${i.owner}, ${i.attempt}::int, ${JSON.stringify(i.output)}::jsonb)`);
-    const applied = await query<{ run_id: string; node_key: string }>(
-      tx,
-      sql`UPDATE workflow_run_nodes n
-          SET status = 'succeeded', output = v.output, error = NULL, finished_at = now(), lease_owner = NULL, lease_expires_at = NULL
-          FROM (VALUES ${sql.join(values, sql`, `)}) AS v(run_id, node_key, owner, attempt, output)
-          WHERE n.run_id = v.run_id AND n.node_key = v.node_key AND n.status = 'running' AND n.lease_owner = v.owner AND n.attempt = v.attempt
-          RETURNING n.run_id, n.node_key`,
-    );
-    const appliedKeys = new Set(applied.map((a) => `${a.run_id}/${a.node_key}`));
-    const outcomes: CompletionOutcome[] = items.map((i) => (appliedKeys.has(`${i.runId}/${i.node.spec.key}`) ? "applied" : "lost"));
+    const applied = await markSucceeded(tx, items);
+    const outcomes: CompletionOutcome[] = items.map((_, idx) => (applied.has(idx) ? "applied" : "lost"));
 
     const events: NewEvent[] = [];
     const decrements = new Map<string, { runId: string; key: string; by: number; paused: boolean }>();
     const touched = new Set<LockedRun>();
+    const wasWaiting = new Set<LockedRun>();
     items.forEach((item, idx) => {
       if (outcomes[idx] !== "applied") return;
+      // A node is updated only under its run, so an applied item's run exists and is locked.
       const run = runs.get(item.runId)!;
       touched.add(run);
+      if (run.status === "waiting") wasWaiting.add(run);
       if (run.status === "pending") {
         run.status = "running";
         events.push({ organizationId: run.organizationId, runId: run.id, kind: "workflow.run.started", payload: {} });
       }
-      events.push({ organizationId: run.organizationId, runId: run.id, nodeKey: item.node.spec.key, kind: "workflow.node.completed", payload: { output: item.output, attempt: item.attempt } });
+      events.push({ organizationId: run.organizationId, runId: run.id, nodeKey: item.node.spec.key, kind: "workflow.node.completed", payload: { output: item.output, ...item.eventPayload } });
       run.context = applyOutputs(run.context as JsonObject, item.output, item.node.spec.outputs, item.node.merge);
       run.nodesPending -= 1;
       for (const d of item.node.dependents) {
@@ -71,38 +73,80 @@ export async function completeNodes(db: Db, items: readonly LeasedCompletion[]):
 
     if (decrements.size) {
       const rows = [...decrements.values()].map((d) => sql`(${d.runId}::uuid, ${d.key}, ${d.by}::int, ${d.paused}::boolean)`);
-      const times = readyTimes(sql`v.paused`, sql`now()`);
-      const ready = await query<{ run_id: string; node_key: string; organization_id: string; paused: boolean }>(
+      const ready = readyTimes(sql`v.paused`, sql`now()`);
+      const released = await query<{ run_id: string; node_key: string; organization_id: string; status: string; paused: boolean }>(
         tx,
         sql`UPDATE workflow_run_nodes n
             SET deps_remaining = n.deps_remaining - v.by,
                 status = CASE WHEN n.deps_remaining = v.by THEN 'ready' ELSE n.status END,
-                available_at = CASE WHEN n.deps_remaining = v.by THEN ${times.availableAt} ELSE n.available_at END,
-                resume_at = CASE WHEN n.deps_remaining = v.by THEN ${times.resumeAt} ELSE n.resume_at END
+                available_at = CASE WHEN n.deps_remaining = v.by THEN ${ready.availableAt} ELSE n.available_at END,
+                resume_at = CASE WHEN n.deps_remaining = v.by THEN ${ready.resumeAt} ELSE n.resume_at END
             FROM (VALUES ${sql.join(rows, sql`, `)}) AS v(run_id, node_key, by, paused)
             WHERE n.run_id = v.run_id AND n.node_key = v.node_key AND n.status = 'blocked'
             RETURNING n.run_id, n.node_key, n.organization_id, n.status, v.paused`,
       );
-      const made = ready.filter((r: any) => r.status === "ready");
+      const made = released.filter((r) => r.status === "ready");
       for (const r of made) events.push({ organizationId: r.organization_id, runId: r.run_id, nodeKey: r.node_key, kind: "workflow.node.ready", payload: {} });
       if (made.some((r) => !r.paused)) await notify(tx, channels.work);
     }
 
-    const live = [...touched].filter((r) => r.nodesPending > 0);
-    if (live.length) {
-      const rows = live.map((r) => sql`(${r.id}::uuid, ${JSON.stringify(r.context)}::jsonb, ${r.nodesPending}::int, ${r.status})`);
-      await tx.execute(
-        sql`UPDATE workflow_runs r SET context = v.context, nodes_pending = v.pending, status = v.status, started_at = coalesce(r.started_at, now())
-            FROM (VALUES ${sql.join(rows, sql`, `)}) AS v(id, context, pending, status)
-            WHERE r.id = v.id`,
+    if (wasWaiting.size) {
+      const stillWaiting = new Set(
+        (await query<{ run_id: string }>(tx, sql`SELECT DISTINCT run_id FROM workflow_run_nodes WHERE run_id IN ${sqlIn([...wasWaiting].map((r) => r.id))} AND status = 'waiting'`)).map((r) => r.run_id),
       );
+      for (const run of wasWaiting) {
+        if (stillWaiting.has(run.id)) continue;
+        run.status = "running";
+        events.push({ organizationId: run.organizationId, runId: run.id, kind: "workflow.run.resumed", payload: { reason: "signal" } });
+      }
     }
+
+    const rows = [...touched].map((r) => sql`(${r.id}::uuid, ${JSON.stringify(r.context)}::jsonb, ${r.nodesPending}::int, ${r.status})`);
+    await tx.execute(
+      sql`UPDATE workflow_runs r SET context = v.context, nodes_pending = v.pending, status = v.status, started_at = coalesce(r.started_at, now())
+          FROM (VALUES ${sql.join(rows, sql`, `)}) AS v(id, context, pending, status)
+          WHERE r.id = v.id`,
+    );
     await emitEvents(tx, events);
     for (const run of touched) {
-      if (run.nodesPending > 0) continue;
-      await tx.execute(sql`UPDATE workflow_runs SET context = ${JSON.stringify(run.context)}::jsonb WHERE id = ${run.id}`);
-      await finishRun(tx, run, run.error ? "failed" : "completed", run.error);
+      if (run.nodesPending === 0) await finishRun(tx, run, run.error ? "failed" : "completed", run.error);
     }
     return outcomes;
   });
+}
+
+/**
+ * Marks the items' nodes succeeded where their guards hold; returns the indexes of the
+ * items that applied. Items are grouped by kind of guard: the lease guard takes its owner
+ * and attempt from each VALUES row, the others have no parameters. Each row carries its
+ * item's index, so that two items for one node (a stale attempt beside the current one)
+ * are told apart: only the one whose guard matched is returned.
+ */
+async function markSucceeded(tx: Executor, items: readonly NodeCompletion[]): Promise<Set<number>> {
+  const groups = new Map<string, number[]>();
+  items.forEach((item, idx) => {
+    const kind = "owner" in item.guard ? "lease" : "waiting" in item.guard ? "waiting" : "expired";
+    groups.set(kind, [...(groups.get(kind) ?? []), idx]);
+  });
+  const applied = new Set<number>();
+  for (const [kind, indexes] of groups) {
+    const values = indexes.map((idx) => {
+      const i = items[idx]!;
+      const lease = "owner" in i.guard ? i.guard : null;
+      return sql`(${idx}::int, ${i.runId}::uuid, ${i.node.spec.key}, ${JSON.stringify(i.output)}::jsonb, ${lease?.owner ?? null}::text, ${lease?.attempt ?? null}::int)`;
+    });
+    // The guard's unqualified columns (status, lease_owner, attempt, lease_expires_at) are
+    // the node's: v's columns are named apart from them.
+    const guard: SQL = kind === "lease" ? leaseGuardSql(sql`v.guard_owner`, sql`v.guard_attempt`) : guardSql(items[indexes[0]!]!.guard);
+    const rows = await query<{ idx: number }>(
+      tx,
+      sql`UPDATE workflow_run_nodes n
+          SET status = 'succeeded', output = v.output, error = NULL, finished_at = now(), lease_owner = NULL, lease_expires_at = NULL
+          FROM (VALUES ${sql.join(values, sql`, `)}) AS v(idx, item_run_id, item_node_key, output, guard_owner, guard_attempt)
+          WHERE n.run_id = v.item_run_id AND n.node_key = v.item_node_key AND ${guard}
+          RETURNING v.idx`,
+    );
+    for (const r of rows) applied.add(Number(r.idx));
+  }
+  return applied;
 }

@@ -9,7 +9,6 @@
 import { sql, type SQL } from "drizzle-orm";
 import { query, sqlIn, type Executor } from "./database.js";
 import { channels, emitEvents, notify, type NewEvent } from "./events.js";
-import { readyTimes } from "./paused-nodes.js";
 import type { RunStatus } from "./schema.js";
 
 export interface LockedRun {
@@ -136,28 +135,4 @@ export async function ensureStarted(tx: Executor, run: LockedRun, events: NewEve
   await tx.execute(sql`UPDATE workflow_runs SET status = 'running', started_at = coalesce(started_at, now()) WHERE id = ${run.id}`);
   run.status = "running";
   events.push(runEvent(run, "workflow.run.started"));
-}
-
-/**
- * Decrements the dependency counts of `dependents` (blocked nodes of this run) and makes
- * those reaching zero ready: due now, or held while the run is paused (paused-nodes.ts).
- */
-export async function releaseDependents(tx: Executor, run: LockedRun, dependents: readonly string[], events: NewEvent[]): Promise<number> {
-  if (dependents.length === 0) return 0;
-  const paused = run.status === "paused";
-  const ready = readyTimes(paused, sql`now()`);
-  const released = await query<{ node_key: string; status: string }>(
-    tx,
-    sql`UPDATE workflow_run_nodes
-        SET deps_remaining = deps_remaining - 1,
-            status = CASE WHEN deps_remaining = 1 THEN 'ready' ELSE status END,
-            available_at = CASE WHEN deps_remaining = 1 THEN ${ready.availableAt} ELSE available_at END,
-            resume_at = CASE WHEN deps_remaining = 1 THEN ${ready.resumeAt} ELSE resume_at END
-        WHERE run_id = ${run.id} AND status = 'blocked' AND node_key IN ${sqlIn(dependents)}
-        RETURNING node_key, status`,
-  );
-  const made = released.filter((r) => r.status === "ready");
-  for (const r of made) events.push({ organizationId: run.organizationId, runId: run.id, nodeKey: r.node_key, kind: "workflow.node.ready", payload: {} });
-  if (made.length && !paused) await notify(tx, channels.work);
-  return made.length;
 }

@@ -5,15 +5,14 @@
  * of its completions is retried on its own, so one bad item cannot fail the others.
  */
 import type { Db } from "../db/database.js";
-import { completeNode, type CompletionOutcome } from "../db/complete-node.js";
-import { completeNodes, type LeasedCompletion } from "../db/complete-nodes.js";
+import { completeNodes, type CompletionOutcome, type NodeCompletion } from "../db/complete-nodes.js";
 
 export interface CompletionBatcher {
-  submit(item: LeasedCompletion): Promise<CompletionOutcome>;
+  submit(item: NodeCompletion): Promise<CompletionOutcome>;
 }
 
 export function createCompletionBatcher(db: Db, maxBatch = 128): CompletionBatcher {
-  let queue: { item: LeasedCompletion; resolve: (o: CompletionOutcome) => void; reject: (e: unknown) => void }[] = [];
+  let queue: { item: NodeCompletion; resolve: (o: CompletionOutcome) => void; reject: (e: unknown) => void }[] = [];
   let flushing = false;
 
   async function flush() {
@@ -27,10 +26,7 @@ export function createCompletionBatcher(db: Db, maxBatch = 128): CompletionBatch
           const outcomes = await completeNodes(db, batch.map((b) => b.item));
           batch.forEach((b, i) => b.resolve(outcomes[i]!));
         } catch {
-          for (const b of batch) {
-            const { runId, node, owner, attempt, output } = b.item;
-            completeNode(db, { runId, node, guard: { owner, attempt }, output, eventPayload: { attempt } }).then(b.resolve, b.reject);
-          }
+          for (const b of batch) completeNodes(db, [b.item]).then(([outcome]) => b.resolve(outcome!), b.reject);
         }
       }
     } finally {

@@ -168,7 +168,7 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
       } else if (result && "wait" in result) {
         await parkWaitingNode(db, { runId: claim.runId, nodeKey: claim.nodeKey, guard, timeoutMs: result.wait.timeoutMs });
       } else if (result) {
-        await completions.submit({ runId: claim.runId, node, owner: config.WORKER_ID, attempt: claim.attempt, output: result.output });
+        await completions.submit({ runId: claim.runId, node, guard, output: result.output, eventPayload: { attempt: claim.attempt } });
       }
     } catch (err) {
       // A database error while committing: the lease expires and the reaper retries the node.

@@ -11,7 +11,6 @@ import { and, asc, eq, isNull, sql } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { WorkflowSpecSchema } from "../../gen/proto/fabric/v1/workflow_pb.js";
 import { claimNodes } from "../../src/db/claim-nodes.js";
-import { completeNode } from "../../src/db/complete-node.js";
 import { completeNodes } from "../../src/db/complete-nodes.js";
 import { query, type Tx } from "../../src/db/database.js";
 import { failNodeAttempt } from "../../src/db/fail-node.js";
@@ -108,7 +107,7 @@ describe(`nodes made ready while the run is paused (${engine})`, () => {
   it("completeNodes (the executor's batch): a dependent becoming ready is held, due as of then", async () => {
     const paused = await newRun("paused");
     const running = await newRun("running");
-    const outcomes = await completeNodes(database.db, [paused, running].map((runId) => ({ runId, node: a, owner: "w1", attempt: 1, output: { v: 1 } })));
+    const outcomes = await completeNodes(database.db, [paused, running].map((runId) => ({ runId, node: a, guard, output: { v: 1 } })));
     expect(outcomes).toEqual(["applied", "applied"]);
 
     const readyAt = await eventTime(paused, "workflow.node.ready", "b");
@@ -117,9 +116,9 @@ describe(`nodes made ready while the run is paused (${engine})`, () => {
     expect(await node(running, "b")).toMatchObject({ status: "ready", held: false, availableAt: readyAt2, resumeAt: null });
   });
 
-  it("completeNode (a signal) releases dependents the same way", async () => {
+  it("completeNodes for a signal (a batch of one, guarded by the wait) releases dependents the same way", async () => {
     const paused = await newRun("paused", { status: "waiting" });
-    expect(await completeNode(database.db, { runId: paused, node: a, guard: { waiting: true }, output: { v: 1 } })).toBe("applied");
+    expect(await completeNodes(database.db, [{ runId: paused, node: a, guard: { waiting: true }, output: { v: 1 } }])).toEqual(["applied"]);
     const readyAt = await eventTime(paused, "workflow.node.ready", "b");
     expect(await node(paused, "b")).toMatchObject({ status: "ready", held: true, resumeAt: readyAt });
   });

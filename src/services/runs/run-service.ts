@@ -34,7 +34,7 @@ import {
   type WatchRunRequest,
 } from "../../../gen/proto/fabric/v1/run_pb.js";
 import { query, type Db, type Tx } from "../../db/database.js";
-import { completeNode } from "../../db/complete-node.js";
+import { completeNodes } from "../../db/complete-nodes.js";
 import { channels, emitEvents, notify, type NewEvent } from "../../db/events.js";
 import { pauseRun, resumeRun } from "../../db/pause-run.js";
 import { activeRunStatuses, finishRun, lockRun, type LockedRun } from "../../db/run-state.js";
@@ -320,10 +320,10 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
         throw failedPrecondition(`node ${JSON.stringify(key)} is not waiting for a signal`, "not_waiting");
       }
       const wf = await workflows.get(db, run.workflowId);
-      // completeNode opens its own transaction; given ours, it becomes a savepoint inside it,
+      // completeNodes opens its own transaction; given ours, it becomes a savepoint inside it,
       // so the completion and its audit entry commit together (or not at all).
       const outcome = await db.transaction(async (tx) => {
-        const o = await completeNode(tx, { runId: run.id, node: wf.nodes.get(key)!, guard: { waiting: true }, output: req.payload ?? {}, eventPayload: { signal: true, request_id: ctx.requestId } });
+        const [o] = await completeNodes(tx, [{ runId: run.id, node: wf.nodes.get(key)!, guard: { waiting: true }, output: req.payload ?? {}, eventPayload: { signal: true, request_id: ctx.requestId } }]);
         if (o === "applied") await audit(tx, ctx, runAuditActions.signal, run.id, { operation: "signal", node_key: key });
         return o;
       });
