@@ -47,15 +47,6 @@ export async function findExpiredNodes(ex: Executor, limit: number): Promise<Exp
   return rows.map((r) => ({ runId: r.run_id, nodeKey: r.node_key, status: r.status, attempt: Number(r.attempt), maxAttempts: Number(r.max_attempts), workflowId: r.workflow_id, leaseOwner: r.lease_owner }));
 }
 
-/** Runs past their deadline that are still active, at most `limit`. */
-export async function findOverdueRuns(ex: Executor, limit: number): Promise<string[]> {
-  const rows = await query<{ id: string }>(
-    ex,
-    sql`SELECT id FROM workflow_runs WHERE deadline_at < now() AND status IN ('pending', 'running', 'paused', 'waiting') ORDER BY deadline_at LIMIT ${limit}`,
-  );
-  return rows.map((r) => r.id);
-}
-
 /**
  * Hands nodes back on shutdown: `ready` again, due now — or never while the run is
  * paused, with `resume_at = now()` so that it is due as soon as the run resumes — and the

@@ -9,7 +9,7 @@
 import { sql, type SQL } from "drizzle-orm";
 import { query, sqlIn, type Executor } from "./database.js";
 import { channels, emitEvents, notify, type NewEvent } from "./events.js";
-import type { RunStatus } from "./schema.js";
+import { terminalRunStatuses, type RunStatus } from "./schema.js";
 
 export interface LockedRun {
   id: string;
@@ -30,6 +30,9 @@ export interface RunErrorJson {
 }
 
 export const activeRunStatuses: readonly RunStatus[] = ["pending", "running", "paused", "waiting"];
+
+/** The kinds of the event `finishRun` writes last: a run's stream ends with one of them. */
+export const terminalRunEventKinds: readonly string[] = terminalRunStatuses.map((s) => `workflow.run.${s}`);
 
 interface RunLockRow {
   id: string;

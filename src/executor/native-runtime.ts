@@ -1,10 +1,9 @@
 /**
  * The native runtime: built-in operations that need no provider.
  */
-import { sql } from "drizzle-orm";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { deepMerge, type Json, type JsonObject } from "../domain/context.js";
-import { query, sqlIn } from "../db/database.js";
+import { readNodeOutputs } from "../db/node-outputs.js";
 import { invalidInput, StepError, type Runtime, type Step, type StepResult } from "./step.js";
 
 const ajv = new Ajv2020({ allErrors: true, strict: false });
@@ -51,11 +50,7 @@ const operations: Record<string, (step: Step) => Promise<StepResult> | StepResul
 
   "workflow.fan_in": async (s) => {
     const deps = s.node.spec.dependsOn;
-    const rows = deps.length
-      ? await query<{ node_key: string; output: JsonObject | null }>(s.db, sql`SELECT node_key, output FROM workflow_run_nodes WHERE run_id = ${s.runId} AND node_key IN ${sqlIn(deps)}`)
-      : [];
-    const byKey: JsonObject = {};
-    for (const r of rows) byKey[r.node_key] = r.output ?? null;
+    const byKey: JsonObject = Object.fromEntries(await readNodeOutputs(s.db, s.runId, deps));
     return { output: { items: deps.map((d) => byKey[d] ?? null), by_key: byKey } };
   },
 

@@ -15,8 +15,10 @@ import type { Database } from "../db/database.js";
 import { claimNodes, type ClaimedNode } from "../db/claim-nodes.js";
 import { channels } from "../db/events.js";
 import { failNodeAttempt, type NodeFailure } from "../db/fail-node.js";
-import { extendLeases, findExpiredNodes, findOverdueRuns, releaseLeases } from "../db/leases.js";
-import { finishRun, lockRun, activeRunStatuses } from "../db/run-state.js";
+import { extendLeases, findExpiredNodes, releaseLeases } from "../db/leases.js";
+import { failOverdueRun, findOverdueRuns } from "../db/overdue-runs.js";
+import { activeRunStatuses } from "../db/run-state.js";
+import { readRunStatus } from "../db/run-status.js";
 import { emitProgress } from "../db/progress.js";
 import { parkWaitingNode } from "../db/wait-node.js";
 import { createWorkflowCache, type WorkflowCache } from "../db/workflow-specs.js";
@@ -30,8 +32,6 @@ import { createNativeRuntime } from "./native-runtime.js";
 import { createProviderRuntime } from "./provider-runtime.js";
 import { createProviderGateway } from "../gateway/index.js";
 import { StepError, type Runtime, type StepResult } from "./step.js";
-import { sql } from "drizzle-orm";
-import { query } from "../db/database.js";
 
 export type WorkerConfig = Pick<Config, "WORKER_ID" | "WORKER_CONCURRENCY" | "WORKER_POLL_INTERVAL" | "WORKER_LEASE_SECONDS" | "WORKER_MAX_RETRIES" | "WORKER_SHUTDOWN_GRACE" | "RUN_ID"> & Partial<Pick<Config, "FABRIC_ROUTING_STRATEGY">>;
 
@@ -113,15 +113,7 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
         const outcome = await failNodeAttempt(db, { runId: n.runId, workflow: wf, node, guard: { expired: true }, attempt: n.attempt, failure, retryDelayMs: retry ? 0 : null });
         if (outcome !== "lost") log.info("reaped expired lease", { run_id: n.runId, node: n.nodeKey, attempt: n.attempt, outcome });
       }
-      for (const runId of await findOverdueRuns(db, 20)) {
-        await db.transaction(async (tx) => {
-          const run = await lockRun(tx, runId);
-          if (!run || !activeRunStatuses.includes(run.status)) return;
-          const [due] = await query<{ due: boolean }>(tx, sql`SELECT deadline_at < now() AS due FROM workflow_runs WHERE id = ${runId}`);
-          if (!due?.due) return;
-          await finishRun(tx, run, "failed", { code: "timeout", message: "the run exceeded its deadline" });
-        });
-      }
+      for (const runId of await findOverdueRuns(db, 20)) await failOverdueRun(db, runId);
     } catch (err) {
       log.warn("reaper failed", { error: String(err) });
     } finally {
@@ -181,8 +173,8 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
   }
 
   async function runFinished(runId: string): Promise<boolean> {
-    const [r] = await query<{ status: string }>(db, sql`SELECT status FROM workflow_runs WHERE id = ${runId}`);
-    return !r || !activeRunStatuses.includes(r.status as any);
+    const status = await readRunStatus(db, runId);
+    return !status || !activeRunStatuses.includes(status);
   }
 
   async function loop() {

@@ -9,8 +9,7 @@
  * change writes one audit entry — named after its use case (`runAuditActions`) — in the
  * transaction that makes it.
  */
-import { randomUUID } from "node:crypto";
-import { and, asc, desc, eq, gt, gte, inArray, lt, or, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, gte, inArray, lt, lte, or, sql } from "drizzle-orm";
 import { create, toJson, type JsonObject } from "@bufbuild/protobuf";
 import { timestampDate, ValueSchema } from "@bufbuild/protobuf/wkt";
 import {
@@ -33,12 +32,13 @@ import {
   type StartRunRequest,
   type WatchRunRequest,
 } from "../../../gen/proto/fabric/v1/run_pb.js";
-import { query, type Db, type Tx } from "../../db/database.js";
+import type { Db, Tx } from "../../db/database.js";
 import { completeNodes } from "../../db/complete-nodes.js";
-import { channels, emitEvents, notify, type NewEvent } from "../../db/events.js";
+import { insertRun as insertRunRows } from "../../db/insert-run.js";
 import { pauseRun, resumeRun } from "../../db/pause-run.js";
-import { activeRunStatuses, finishRun, lockRun, type LockedRun } from "../../db/run-state.js";
-import { events, runStatuses, workflowDefinitions, workflowRunNodes, workflowRuns, type NodeStatus } from "../../db/schema.js";
+import { runEndedBy } from "../../db/run-events.js";
+import { activeRunStatuses, finishRun, lockRun, terminalRunEventKinds, type LockedRun } from "../../db/run-state.js";
+import { events, runStatuses, workflowDefinitions, workflowRunNodes, workflowRuns } from "../../db/schema.js";
 import type { WorkflowCache } from "../../db/workflow-specs.js";
 import type { CompiledWorkflow } from "../../domain/compiled-workflow.js";
 import { DomainError, failedPrecondition, invalidArgument, notFound } from "../../domain/errors.js";
@@ -52,7 +52,6 @@ import { eventMessage, runMessage } from "./run-messages.js";
 import { decodeCursor, olderThan, pageOf, pageSize } from "../pagination.js";
 
 type RunRow = typeof workflowRuns.$inferSelect;
-type NodeRow = typeof workflowRunNodes.$inferInsert;
 
 
 /** The audit entries RunService writes: one action per use case. */
@@ -71,12 +70,14 @@ function runTextMatch(text: string) {
   return or(idPrefix, sql`lower(${t.workflowName}) LIKE ${like}`, sql`lower(coalesce(${t.idempotencyKey}, '')) LIKE ${like}`);
 }
 
-const terminalEventKinds = new Set(["workflow.run.completed", "workflow.run.failed", "workflow.run.cancelled"]);
+const terminalEventKinds = new Set(terminalRunEventKinds);
 
 /**
- * Inserts a run of `def` with its nodes and first events (in the caller's transaction);
- * `null` when the idempotency key already exists. The run belongs to the definition's
- * team unless `teamId` says otherwise (a job's team). Shared by runs and jobs.
+ * Inserts a run of `def` with its nodes and first events (in the caller's transaction,
+ * db/insert-run.ts); `null` when the idempotency key already exists. The run belongs to
+ * the definition's team unless `teamId` says otherwise (a job's team). A rerun
+ * (`rerunOf`) takes the source's state and deadline length, not `req.state` and
+ * `deadline`. Shared by runs and jobs.
  */
 export async function insertRun(
   tx: Tx,
@@ -95,58 +96,23 @@ export async function insertRun(
   },
 ) {
   const { def, wf, req } = args;
-  const org = ctx.caller.organizationId;
-  const runId = randomUUID();
-  const priority = req.priority ?? 50;
-  const reuse = args.reuse ?? new Map();
-  const pending = wf.spec.nodes.filter((n) => reuse.get(n.key)?.status !== "succeeded").length;
-  const inserted = await tx
-    .insert(workflowRuns)
-    .values({
-      id: runId,
-      organizationId: org,
-      teamId: args.teamId !== undefined ? args.teamId : def.teamId,
-      workflowId: def.id,
-      workflowName: def.name,
-      workflowVersion: def.version,
-      status: "pending",
-      priority,
-      failFast: req.failFast ?? true,
-      input: args.input,
-      context: args.context,
-      state: req.state ? toJson(ValueSchema, req.state) : null,
-      metadata: req.metadata ?? {},
-      idempotencyKey: req.idempotencyKey ?? null,
-      rerunOf: args.rerunOf?.id ?? null,
-      nodesPending: pending,
-      createdBy: ctx.caller.principalId,
-      apiKeyId: ctx.caller.apiKeyId ?? null,
-      deadlineAt: args.deadline,
-    })
-    .onConflictDoNothing({ target: [workflowRuns.organizationId, workflowRuns.idempotencyKey], where: sql`idempotency_key IS NOT NULL` })
-    .returning();
-  const run = inserted[0];
-  if (!run) return null;
-
-  const rows: NodeRow[] = wf.spec.nodes.map((n, position) => {
-    const old = reuse.get(n.key);
-    if (old?.status === "succeeded") {
-      return { runId, organizationId: org, nodeKey: n.key, position, operation: n.operation, status: "succeeded", attempt: old.attempt, maxAttempts: old.maxAttempts, priority, depsRemaining: 0, output: old.output, startedAt: old.startedAt, finishedAt: old.finishedAt };
-    }
-    const deps = n.dependsOn.filter((d) => reuse.get(d)?.status !== "succeeded").length;
-    const status: NodeStatus = deps === 0 ? "ready" : "blocked";
-    return { runId, organizationId: org, nodeKey: n.key, position, operation: n.operation, status, maxAttempts: n.policy?.maxAttempts ?? 0, priority, depsRemaining: deps };
+  const inserted = await insertRunRows(tx, {
+    organizationId: ctx.caller.organizationId,
+    teamId: args.teamId !== undefined ? args.teamId : def.teamId,
+    workflow: def,
+    compiled: wf,
+    priority: req.priority ?? 50,
+    failFast: req.failFast ?? true,
+    input: args.input,
+    context: args.context,
+    metadata: req.metadata ?? {},
+    idempotencyKey: req.idempotencyKey ?? null,
+    createdBy: ctx.caller.principalId,
+    apiKeyId: ctx.caller.apiKeyId ?? null,
+    requestId: ctx.requestId,
+    origin: args.rerunOf ? { rerunOf: args.rerunOf.id, reuse: args.reuse ?? new Map() } : { state: req.state ? toJson(ValueSchema, req.state) : null, deadline: args.deadline },
   });
-  const nodes = await tx.insert(workflowRunNodes).values(rows).returning();
-  const ev = (kind: string, payload: Record<string, unknown> = {}, nodeKey?: string): NewEvent => ({ organizationId: org, runId, nodeKey, kind, payload });
-  await emitEvents(tx, [
-    ev("workflow.run.created", { workflow_id: def.id, workflow_name: def.name, workflow_version: def.version, priority, rerun_of: args.rerunOf?.id ?? null, request_id: ctx.requestId }),
-    ev("workflow.run.queued"),
-    ...nodes.filter((n) => n.status === "ready").map((n) => ev("workflow.node.ready", {}, n.nodeKey)),
-  ]);
-  await notify(tx, channels.work);
-  nodes.sort((a, b) => a.position - b.position);
-  return runMessage(run, nodes);
+  return inserted && runMessage(inserted.run, inserted.nodes);
 }
 
 export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: EventHub }) {
@@ -340,16 +306,10 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
       const reuse = new Map(old.map((n) => [n.nodeKey, n]));
       const fakeReq = { priority: source.priority, failFast: source.failFast, state: undefined, metadata: source.metadata } as unknown as StartRunRequest;
       const run = await db.transaction(async (tx) => {
+        // The rerun keeps the source's state and the length of its deadline: the timeout_ms
+        // it was started with (StartRun's, a job's), else its workflow's run_timeout_ms,
+        // else none (db/insert-run.ts).
         const r = await insertRun(tx, ctx, { def: def!, wf, req: fakeReq, input: source.input as JsonObject, context: source.context as JsonObject, deadline: null, teamId: source.teamId, rerunOf: source, reuse });
-        // The rerun keeps the source's state and the length of its deadline (deadline_at −
-        // created_at): the timeout_ms it was started with (StartRun's, a job's), else its
-        // workflow's run_timeout_ms, else none. Counted from the rerun's created_at, on the
-        // database clock the reaper checks against. The source is finished: these columns
-        // no longer change, so it needs no lock.
-        await tx.execute(
-          sql`UPDATE workflow_runs r SET state = s.state, deadline_at = r.created_at + (s.deadline_at - s.created_at)
-              FROM workflow_runs s WHERE r.id = ${r!.id} AND s.id = ${source.id}`,
-        );
         await audit(tx, ctx, runAuditActions.rerun, r!.id, { operation: "rerun", rerun_of: source.id, workflow_id: def!.id, workflow_version: def!.version, team_id: source.teamId });
         return r!;
       });
@@ -380,12 +340,11 @@ export function runEvents(deps: { db: Db; hub: EventHub }, runId: string, afterI
   return (async function* () {
     try {
       let last = afterId;
-      const [ended] = await query(db, sql`SELECT 1 FROM events WHERE run_id = ${runId} AND id <= ${last} AND kind IN ('workflow.run.completed', 'workflow.run.failed', 'workflow.run.cancelled') LIMIT 1`);
-      if (ended) return;
+      if (await runEndedBy(db, runId, last)) return;
       const history = await db
         .select()
         .from(events)
-        .where(and(eq(events.runId, runId), gt(events.id, last), sql`${events.id} <= ${sub.startCursor}`))
+        .where(and(eq(events.runId, runId), gt(events.id, last), lte(events.id, sub.startCursor)))
         .orderBy(asc(events.id));
       for (const e of history) {
         yield eventMessage(e);
