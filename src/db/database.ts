@@ -14,7 +14,11 @@ import * as schema from "./schema.js";
 export type Schema = typeof schema;
 export type Db = PgDatabase<PgQueryResultHKT, Schema>;
 export type Tx = PgTransaction<PgQueryResultHKT, Schema, ExtractTablesWithRelations<Schema>>;
-/** Either the database or a transaction: queries take this, and inside a transaction get `tx` (see STACK.md: PGlite deadlocks on the outer handle). */
+/**
+ * Either the database or a transaction: queries take this, and inside a transaction must
+ * get `tx`. PGlite has a single connection that the open transaction holds, so a query on
+ * the outer `db` from inside a transaction waits for that transaction forever.
+ */
 export type Executor = Db | Tx;
 
 export interface Database {
