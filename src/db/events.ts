@@ -1,6 +1,7 @@
 /**
- * Events are written in the transaction of the transition they record (invariant 3),
- * and a NOTIFY on `fabric_events` (delivered at commit) wakes each process's event hub.
+ * Events are written in the transaction of the transition they record, so an event exists
+ * if and only if its transition committed; a NOTIFY on `fabric_events` (delivered at
+ * commit) wakes each process's event hub.
  */
 import { sql } from "drizzle-orm";
 import type { Executor } from "./database.js";
