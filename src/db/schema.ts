@@ -149,7 +149,8 @@ export type NodeStatus = (typeof nodeStatuses)[number];
  * While the run is paused its `ready` nodes are due never (`available_at = 'infinity'`)
  * and `resume_at` keeps when each would have been due (a retry's end of backoff, or the
  * moment it became ready); resume sets `available_at = greatest(now(), resume_at)` and
- * clears it. `resume_at` is NULL on every other row.
+ * clears it. `resume_at` is NULL on every other row. The statements that hold and release
+ * nodes are in paused-nodes.ts.
  */
 export const workflowRunNodes = pgTable(
   "workflow_run_nodes",
