@@ -126,7 +126,9 @@ async function markSucceeded(tx: Executor, items: readonly NodeCompletion[]): Pr
   const groups = new Map<string, number[]>();
   items.forEach((item, idx) => {
     const kind = "owner" in item.guard ? "lease" : "waiting" in item.guard ? "waiting" : "expired";
-    groups.set(kind, [...(groups.get(kind) ?? []), idx]);
+    const group = groups.get(kind);
+    if (group) group.push(idx);
+    else groups.set(kind, [idx]);
   });
   const applied = new Set<number>();
   for (const [kind, indexes] of groups) {
