@@ -1,11 +1,13 @@
 /**
  * The folder tree tells the architecture, and this test keeps it true: no import cycle in
  * `src/`, no import from a lower layer to a higher one (import-layers.ts has the table),
- * and no RPC name in the use-case layer. The checker is proved to fail on violating
- * examples first, so a green run means something.
+ * no RPC name in the use-case layer, and no raw SQL outside `src/db` (raw-sql.ts has the
+ * rules). The checkers are proved to fail on violating examples first, so a green run means
+ * something.
  */
 import { describe, expect, it } from "vitest";
 import { checkImports, importSpecifiers, layerOf, repositoryRoot, sourceModules } from "./import-layers.js";
+import { rawSqlOutsideDb } from "./raw-sql.js";
 
 const modules = (files: Record<string, string>) => new Map(Object.entries(files));
 
@@ -87,6 +89,44 @@ describe("the import checker", () => {
   });
 });
 
+describe("the raw SQL checker", () => {
+  it("fails each kind of raw SQL outside src/db", () => {
+    const found = rawSqlOutsideDb(
+      modules({
+        "src/services/a.ts": "const rows = await query(db, sql`SELECT 1`);",
+        "src/services/b.ts": "await tx.execute(sql`SELECT pg_advisory_xact_lock(${k})`);",
+        "src/control-plane/c.ts": 'import { query, type Db } from "../db/database.js";',
+        "src/executor/d.ts": "await client.unsafe(text);",
+        "src/delivery/e.ts": "const col = sql.raw(`g${i}`);",
+        "src/gateway/f.ts": "const sub = sql`(select name from workflow_runs)`;",
+        "src/services/g.ts": "db.insert(t).values(x); await db.execute(statement);",
+      }),
+    );
+    expect(found).toEqual([
+      "src/control-plane/c.ts: the raw-statement helper query",
+      "src/delivery/e.ts: sql.raw",
+      "src/executor/d.ts: unsafe",
+      "src/gateway/f.ts: a SQL statement in a sql template",
+      "src/services/a.ts: a SQL statement in a sql template",
+      "src/services/b.ts: a SQL statement in a sql template",
+      "src/services/b.ts: a raw execute",
+      "src/services/b.ts: an advisory lock",
+      "src/services/g.ts: a raw execute",
+    ]);
+  });
+
+  it("allows query-builder calls with sql values and predicates, a node runtime's execute, and any SQL in src/db", () => {
+    const found = rawSqlOutsideDb(
+      modules({
+        "src/services/a.ts": "await tx.update(keys).set({ revokedAt: sql`now()` }).where(and(eq(t.id, id), gt(t.expiresAt, sql`now()`)));",
+        "src/executor/worker.ts": "result = await raceAbort(runtime.execute(step), signal);",
+        "src/db/claim-nodes.ts": 'import { query } from "./database.js"; await tx.execute(sql`SELECT pg_advisory_xact_lock(1)`);',
+      }),
+    );
+    expect(found).toEqual([]);
+  });
+});
+
 describe("src/", () => {
   const sources = sourceModules(repositoryRoot);
   const report = checkImports(sources);
@@ -108,5 +148,9 @@ describe("src/", () => {
     const rpcName = /fabric\.v1\.\w+Service\/\w+/;
     const knowing = [...sources].filter(([path, text]) => path.startsWith("src/services/") && rpcName.test(text)).map(([path]) => path);
     expect(knowing).toEqual([]);
+  });
+
+  it("writes raw SQL only in src/db", () => {
+    expect(rawSqlOutsideDb(sources)).toEqual([]);
   });
 });

@@ -23,7 +23,7 @@
  * "job not found".
  */
 import { randomUUID } from "node:crypto";
-import { and, desc, eq, inArray, sql } from "drizzle-orm";
+import { and, desc, eq, inArray } from "drizzle-orm";
 import { create, fromJson, type JsonObject } from "@bufbuild/protobuf";
 import {
   CreateJobResponseSchema,
@@ -43,6 +43,7 @@ import { WorkflowSpecSchema } from "../../../gen/proto/fabric/v1/workflow_pb.js"
 import type { Db } from "../../db/database.js";
 import { runStatuses, teams, usageRecords, workflowDefinitions, workflowRunNodes, workflowRuns } from "../../db/schema.js";
 import type { WorkflowCache } from "../../db/workflow-specs.js";
+import { insertVersionUnlessPresent } from "../../db/workflow-versions.js";
 import { DomainError, invalidArgument, notFound, type Issue } from "../../domain/errors.js";
 import { limits, validateWorkflowSpec } from "../../domain/workflow-spec.js";
 import { isProviderTier, parseProviderCallSettings, providerCallLimits, providerCallSettingNames } from "../../domain/provider-call.js";
@@ -147,13 +148,7 @@ export function createJobService(deps: { db: Db; workflows: WorkflowCache; hub: 
       }
       // The next version, unless a row with this spec exists by now (a concurrent first job
       // committed it since the select above); two inserts of one version meet on the unique key.
-      await db.execute(
-        sql`INSERT INTO workflow_definitions (id, organization_id, team_id, name, version, spec, spec_hash, created_by)
-            SELECT ${randomUUID()}::uuid, ${org}::uuid, NULL, ${b.name}, coalesce(max(version), 0) + 1, ${JSON.stringify(b.spec)}::jsonb, ${b.hash}, NULL
-            FROM workflow_definitions WHERE organization_id = ${org} AND name = ${b.name}
-            HAVING NOT coalesce(bool_or(spec_hash = ${b.hash}), false)
-            ON CONFLICT (organization_id, name, version) DO NOTHING`,
-      );
+      await insertVersionUnlessPresent(db, { organizationId: org, name: b.name, spec: b.spec, specHash: b.hash });
     }
     throw new DomainError("unavailable", `could not create the ${b.name} definition; retry`);
   }

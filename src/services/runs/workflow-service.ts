@@ -30,6 +30,7 @@ import {
 import type { Db } from "../../db/database.js";
 import { emitEvents } from "../../db/events.js";
 import { teams, workflowDefinitions } from "../../db/schema.js";
+import { lockWorkflowName } from "../../db/workflow-versions.js";
 import { invalidArgument, notFound } from "../../domain/errors.js";
 import { nodeOperations } from "../../domain/node-operations.js";
 import { reservedNamePrefix, validateWorkflowSpec } from "../../domain/workflow-spec.js";
@@ -60,7 +61,7 @@ export function createWorkflowService(db: Db) {
       const hash = specHash(json);
       return db.transaction(async (tx) => {
         // Serialise upserts of one name so two writers cannot both claim the next version.
-        await tx.execute(sql`SELECT pg_advisory_xact_lock(hashtextextended(${org + "/" + spec.name}, 0))`);
+        await lockWorkflowName(tx, org, spec.name);
         const [latest] = await tx
           .select()
           .from(workflowDefinitions)

@@ -9,7 +9,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import {
   BudgetPeriodSchema,
   BudgetSchema,
@@ -27,7 +27,8 @@ import {
   type SetBudgetRequest,
   type SetPolicyRequest,
 } from "../../../gen/proto/fabric/v1/usage_pb.js";
-import { query, type Db, type Executor } from "../../db/database.js";
+import { committedNanoUsd } from "../../db/committed-budgets.js";
+import type { Db, Executor } from "../../db/database.js";
 import { rebaseLedgers } from "../../db/usage.js";
 import { channels, emitEvents, notify } from "../../db/events.js";
 import { policies, teams } from "../../db/schema.js";
@@ -81,11 +82,7 @@ export function createPolicyService(deps: { db: Db; onChange?: (organizationId: 
     ] as const) {
       if (limit === null) continue;
       const p = periodOf(kind, now);
-      const [l] = await query<{ committed: number }>(
-        ex,
-        sql`SELECT committed_nano_usd::float8 AS committed FROM budget_ledger WHERE scope_key = ${row!.scopeKey} AND period = ${kind} AND period_start = ${p.start}`,
-      );
-      const committed = Number(l?.committed ?? 0);
+      const [committed = 0] = await committedNanoUsd(ex, [{ scopeKey: row!.scopeKey, period: kind, periodStart: p.start }]);
       periods.push(
         create(BudgetPeriodSchema, {
           period: kind,

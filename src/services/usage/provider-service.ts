@@ -6,7 +6,7 @@
  * exist and allow the caller `provider.execute`), and the per-API-key rate limit.
  */
 import { create } from "@bufbuild/protobuf";
-import { and, eq, sql } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import {
   BudgetCheckSchema,
   CallCostSchema,
@@ -28,7 +28,8 @@ import {
   type ProviderCall,
   type RoutingDecision,
 } from "../../../gen/proto/fabric/v1/providers_pb.js";
-import { query, type Db } from "../../db/database.js";
+import { committedNanoUsd } from "../../db/committed-budgets.js";
+import type { Db } from "../../db/database.js";
 import type { Attribution } from "../../db/usage.js";
 import { teams } from "../../db/schema.js";
 import { DomainError, invalidArgument, notFound, type Issue } from "../../domain/errors.js";
@@ -170,18 +171,9 @@ export function createProviderService(deps: { db: Db; gateway: ProviderGateway }
       const budgeted = rules.charges.length > 0 || rules.maxRunCost !== null;
       if (budgeted && nano === null) refuse("model_unpriced", `${est.reservation.status === "unpriced" ? est.reservation.reason : "no price"}; a budgeted call needs a price`);
       if (rules.maxRunCost && nano !== null && nano > rules.maxRunCost.nanoUsd) refuse("budget_exceeded", `the estimate exceeds the ${rules.maxRunCost.scope}'s per-run cost cap of $${formatUsd(rules.maxRunCost.nanoUsd)}`);
-      const committed = rules.charges.length
-        ? await query<{ scope_key: string; period: string; period_start: string; committed: number }>(
-            db,
-            sql`SELECT scope_key, period, period_start, committed_nano_usd::float8 AS committed FROM budget_ledger
-                WHERE (scope_key, period, period_start) IN (${sql.join(
-                  rules.charges.map((c) => sql`(${c.scopeKey}, ${c.period}, ${c.periodStart})`),
-                  sql`, `,
-                )})`,
-          )
-        : [];
-      const budgets = rules.charges.map((c) => {
-        const used = Number(committed.find((r) => r.scope_key === c.scopeKey && r.period === c.period && r.period_start === c.periodStart)?.committed ?? 0);
+      const committed = await committedNanoUsd(db, rules.charges);
+      const budgets = rules.charges.map((c, i) => {
+        const used = committed[i]!;
         const fits = nano !== null && used + nano <= c.limitNanoUsd;
         if (!fits && nano !== null) refuse("budget_exceeded", `the estimate does not fit ${c.label}`);
         // The amounts only for those who may read that budget; the verdict for everyone.
