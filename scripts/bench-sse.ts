@@ -1,5 +1,5 @@
 /**
- * SSE fan-out benchmark (issue 6): N concurrent SSE subscribers (default 1,000) on ONE
+ * SSE fan-out benchmark: N concurrent SSE subscribers (default 1,000) on ONE
  * in-process control plane over the local Postgres, all watching ONE run's event stream
  * (GET /v1/workflow-runs/{id}/events) — the worst case for fan-out: every event goes to
  * every subscriber.

@@ -364,7 +364,7 @@ export const budgetLedger = pgTable(
 /**
  * Request counts per subject for the current minute (fixed window): `api_key:<id>`
  * (provider requests), `login:<email>`, `auth_address:<ip>` (sign-up and login attempts).
- * See services/rate-limit.ts.
+ * The count itself is db/rate-limits.ts; the refusal rule is domain/rate-limit.ts.
  */
 export const requestCounters = pgTable("request_counters", {
   subject: text("subject").primaryKey(),

@@ -1,6 +1,6 @@
 /**
  * Usage records, budget reservations and rate-limit counters: the statements of the one
- * path every provider call takes (services/provider-gateway.ts).
+ * path every provider call takes (gateway/provider-gateway.ts).
  *
  * Locking: a reservation charges its estimate to every applicable ledger row in one
  * transaction, in `compareCharges` order, each with a conditional upsert that adds the

@@ -1,5 +1,5 @@
 /**
- * The TypeScript SDK (src/sdk) against a real Fabric on loopback: the acceptance case,
+ * The TypeScript SDK (src/sdk) against a real Fabric on loopback: the smoke workflow end to end,
  * the event stream (order, end, resumption after dropped connections), typed errors,
  * pagination, run control, and the typed gRPC clients.
  */
