@@ -52,6 +52,8 @@ const schema = z.object({
   FABRIC_AUTH_ATTEMPTS_PER_MINUTE: int(1, 1_000_000).default(10),
   /** Sign-up and login attempts per client address per minute. */
   FABRIC_AUTH_ATTEMPTS_PER_MINUTE_PER_ADDRESS: int(1, 1_000_000).default(60),
+  /** How long a missing event id holds live delivery back before it counts as rolled back (delivery/event-hub.ts). */
+  FABRIC_EVENT_GAP_TIMEOUT_MS: int(1, 600_000).default(5000),
   WORKER_ID: z.string().min(1).max(200).default(() => randomUUID()),
   WORKER_CONCURRENCY: int(1, 1000).default(4),
   WORKER_POLL_INTERVAL: duration.default(500),

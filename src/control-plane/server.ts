@@ -48,7 +48,8 @@ export interface ControlPlane {
 
 export async function startControlPlane(deps: {
   config: Pick<Config, "HOST" | "PORT" | "GRPC_PORT" | "FABRIC_ENV" | "FABRIC_MAX_BODY_BYTES" | "JWT_SECRET" | "FABRIC_SECRETS_KEY" | "FABRIC_WEBHOOKS_ALLOW_PRIVATE"> &
-    Partial<Pick<Config, "FABRIC_ROUTING_STRATEGY" | "FABRIC_AUTH_ATTEMPTS_PER_MINUTE" | "FABRIC_AUTH_ATTEMPTS_PER_MINUTE_PER_ADDRESS">>;
+    Partial<Pick<Config, "FABRIC_ROUTING_STRATEGY" | "FABRIC_AUTH_ATTEMPTS_PER_MINUTE" | "FABRIC_AUTH_ATTEMPTS_PER_MINUTE_PER_ADDRESS">> &
+    Partial<Pick<Config, "FABRIC_EVENT_GAP_TIMEOUT_MS">>;
   database: Database;
   log: Logger;
   /** How often a live event stream re-checks its API key (revocation). Default 15 s. */
@@ -62,7 +63,7 @@ export async function startControlPlane(deps: {
 }): Promise<ControlPlane> {
   const { config, database, log } = deps;
   const db = database.db;
-  const hub = await startEventHub(database, log);
+  const hub = await startEventHub(database, log, { gapTimeoutMs: config.FABRIC_EVENT_GAP_TIMEOUT_MS });
   const workflows = createWorkflowCache();
   const jwtSecret = jwtSecretFrom(config.JWT_SECRET);
   const serviceDeps = { db, jwtSecret, log };

@@ -41,6 +41,21 @@ async function insertAt(ids: number[], runId: string | null = null, kind = "test
 
 const ids = (rows: EventRow[]) => rows.map((e) => Number(e.id));
 
+/** Takes `k` ids from the sequence and leaves them missing for good: BEGIN; INSERT k events; ROLLBACK. */
+async function rolledBackEvents(k: number) {
+  // Other tests insert explicit ids: move the sequence past them first.
+  await database.db.execute(sql`SELECT setval(pg_get_serial_sequence('events', 'id'), (SELECT coalesce(max(id), 0) + 1 FROM events))`);
+  const rollback = new Error("rollback");
+  await database.db
+    .transaction(async (tx) => {
+      await tx.execute(sql`INSERT INTO events (organization_id, kind, payload) SELECT ${org}::uuid, 'rolled.back', '{}'::jsonb FROM generate_series(1, ${k})`);
+      throw rollback;
+    })
+    .catch((err) => {
+      if (err !== rollback) throw err;
+    });
+}
+
 /** Reads from `sub` until `n` events arrived (or fails after `ms`). */
 async function take(sub: Subscription, n: number, ms = 3000): Promise<EventRow[]> {
   const out: EventRow[] = [];
@@ -112,6 +127,44 @@ describe("event hub", () => {
     await insertAt([base + 1, base + 4]);
     expect(ids(await take(sub, 1))).toEqual([base + 4]);
     expect(await within(sub, 100)).toEqual([]);
+  });
+
+  // Regression: an id given up on used to be forgotten while the cursor stayed below it,
+  // so the next read waited for it again — k missing ids cost about (T + poll)·2^(k−1).
+  for (const k of [1, 6, 50]) {
+    it(`a rolled-back run of ${k} event(s) holds delivery back at most about the gap timeout`, async () => {
+      const gapTimeoutMs = 400;
+      const h = await hub({ gapTimeoutMs, pollMs: 20 });
+      const sub = h.subscribe(() => true);
+      await rolledBackEvents(k);
+      const t0 = Date.now();
+      const base = await topId();
+      await database.db.execute(sql`INSERT INTO events (organization_id, kind, payload) VALUES (${org}, 'after.gap', '{}'::jsonb)`);
+      const got = await take(sub, 1, 20 * gapTimeoutMs);
+      const waited = Date.now() - t0;
+      expect(got.map((e) => e.kind)).toEqual(["after.gap"]);
+      expect(Number(got[0]!.id)).toBeGreaterThan(base);
+      expect(waited).toBeLessThan(3 * gapTimeoutMs);
+      // The watermark is past the gap for good: the next event is not held back at all.
+      const t1 = Date.now();
+      await database.db.execute(sql`INSERT INTO events (organization_id, kind, payload) VALUES (${org}, 'next', '{}'::jsonb)`);
+      expect((await take(sub, 1, 20 * gapTimeoutMs)).map((e) => e.kind)).toEqual(["next"]);
+      expect(Date.now() - t1).toBeLessThan(gapTimeoutMs);
+    });
+  }
+
+  it("a gap that opens later waits its own timeout, not the earlier gap's", async () => {
+    const h = await hub({ gapTimeoutMs: 500, pollMs: 20 });
+    const sub = h.subscribe(() => true);
+    const base = await topId();
+    await insertAt([base + 3]); // 1, 2 missing from now
+    await sleep(300);
+    await insertAt([base + 6]); // 4, 5 missing from now: 300 ms younger
+    const first = await take(sub, 1, 3000);
+    expect(ids(first)).toEqual([base + 3]);
+    // 4 and 5 committing within their own window are delivered in order.
+    await insertAt([base + 4, base + 5]);
+    expect(ids(await take(sub, 3, 3000))).toEqual([base + 4, base + 5, base + 6]);
   });
 
   it("delivers in order when the missing id commits before the gap timeout", async () => {

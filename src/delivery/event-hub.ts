@@ -8,6 +8,12 @@
  * transaction leaves a permanent gap). `cursor` is therefore a watermark: every event
  * with id ≤ cursor has been delivered or will never exist — which is what makes
  * "replay up to the cursor, then follow live" exact.
+ *
+ * A gap's age is counted from the first read that saw an id above it, for every missing
+ * id of the gap at once, and the cursor moves past ids given up on even when nothing
+ * after them can be delivered yet. So a run of k missing ids (a rolled-back batch, the
+ * sequence values a crash skips) holds delivery back at most `gapTimeoutMs` (plus one
+ * poll) in total, never k times over.
  */
 import { asc, gt, max } from "drizzle-orm";
 import type { Database } from "../db/database.js";
@@ -16,6 +22,9 @@ import { events } from "../db/schema.js";
 import type { Logger } from "../logger.js";
 
 export type EventRow = typeof events.$inferSelect;
+
+/** How long a missing event id holds delivery back before it counts as rolled back (FABRIC_EVENT_GAP_TIMEOUT_MS). */
+export const defaultGapTimeoutMs = 5000;
 
 export interface Subscription {
   /** Watermark at subscription time: replay history up to here, live events follow it. */
@@ -37,11 +46,14 @@ export class SubscriberOverflow extends Error {
 }
 
 export async function startEventHub(database: Database, log: Logger, opts: { gapTimeoutMs?: number; pollMs?: number } = {}): Promise<EventHub> {
-  const gapTimeoutMs = opts.gapTimeoutMs ?? 2000;
+  const gapTimeoutMs = opts.gapTimeoutMs ?? defaultGapTimeoutMs;
   const db = database.db;
   const [row] = await db.select({ max: max(events.id) }).from(events);
   let cursor = Number(row?.max ?? 0);
-  const gapSeen = new Map<number, number>(); // missing id → first time noticed
+  // When each id above the cursor was first known to be missing: entry {upTo, at} says
+  // the read at time `at` saw ids up to `upTo`, so any missing id below `upTo` (and above
+  // the previous entry's) has been missing since `at`. Both fields only grow.
+  let sightings: { upTo: number; at: number }[] = [];
   const subs = new Set<Sub>();
   let reading = false;
   let again = false;
@@ -70,23 +82,27 @@ export async function startEventHub(database: Database, log: Logger, opts: { gap
         again = false;
         const rows = await db.select().from(events).where(gt(events.id, cursor)).orderBy(asc(events.id)).limit(1000);
         const now = Date.now();
+        const top = rows.length ? Number(rows.at(-1)!.id) : cursor;
+        if (top > (sightings.at(-1)?.upTo ?? cursor)) sightings.push({ upTo: top, at: now });
         const deliver: EventRow[] = [];
-        let expect = cursor + 1;
+        let expect = cursor + 1; // the next id to deliver or give up on
         for (const e of rows) {
           const id = Number(e.id);
-          while (expect < id) {
-            const seen = gapSeen.get(expect) ?? now;
-            gapSeen.set(expect, seen);
-            if (now - seen < gapTimeoutMs) break;
-            gapSeen.delete(expect);
-            expect++;
+          if (expect < id) {
+            // Ids expect..id-1 are missing: give up on those seen missing long enough,
+            // wait at the first that was not.
+            const young = firstYoungMissing(expect, id, now);
+            if (young !== undefined) {
+              expect = young;
+              break;
+            }
           }
-          if (expect < id) break; // a young gap: wait for it
           deliver.push(e);
           expect = id + 1;
         }
-        if (deliver.length) cursor = Number(deliver.at(-1)!.id);
-        for (const g of gapSeen.keys()) if (g <= cursor) gapSeen.delete(g);
+        // Past everything delivered and every id given up on, even with nothing to deliver.
+        cursor = Math.max(cursor, expect - 1);
+        sightings = sightings.filter((s) => s.upTo > cursor);
         dispatch(deliver);
         if (rows.length === 1000 && deliver.length === rows.length) again = true;
       } while (again && !closed);
@@ -95,6 +111,23 @@ export async function startEventHub(database: Database, log: Logger, opts: { gap
     } finally {
       reading = false;
     }
+  }
+
+  /**
+   * The first id in [from, to) — all missing — that was seen missing less than
+   * `gapTimeoutMs` ago, or undefined when every one of them is older. Sighting s covers
+   * the ids [previous upTo, s.upTo).
+   */
+  function firstYoungMissing(from: number, to: number, now: number): number | undefined {
+    let lower = 0;
+    for (const s of sightings) {
+      const start = Math.max(from, lower);
+      lower = s.upTo;
+      if (s.upTo <= from) continue;
+      if (start >= to) return undefined;
+      if (now - s.at < gapTimeoutMs) return start;
+    }
+    return undefined;
   }
 
   function dispatch(batch: EventRow[]) {

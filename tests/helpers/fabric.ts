@@ -59,6 +59,8 @@ export async function startTestFabric(
     authAttempts?: { perEmail: number; perAddress: number };
     /** The console build served at `/` (default: the checkout's `dist/console`). */
     consoleDir?: string;
+    /** FABRIC_EVENT_GAP_TIMEOUT_MS of the control plane (default: the server's). */
+    eventGapTimeoutMs?: number;
   } = {},
 ): Promise<TestFabric> {
   const providerSettings = loadConfig(opts.env ?? {});
@@ -75,6 +77,7 @@ export async function startTestFabric(
       // Every test signs up and logs in from 127.0.0.1: only the throttling tests want the real limits.
       FABRIC_AUTH_ATTEMPTS_PER_MINUTE: opts.authAttempts?.perEmail ?? 100_000,
       FABRIC_AUTH_ATTEMPTS_PER_MINUTE_PER_ADDRESS: opts.authAttempts?.perAddress ?? 100_000,
+      FABRIC_EVENT_GAP_TIMEOUT_MS: opts.eventGapTimeoutMs,
     },
     database,
     log: testLog,
