@@ -8,8 +8,10 @@ A gRPC error of Fabric is read from the standard places first, then from Fabric'
 * **request_id**: the ``google.rpc.RequestInfo`` detail, else the ``x-request-id`` metadata;
 * **retry_after** (seconds): the ``google.rpc.RetryInfo`` detail, else the ``retry-after``
   metadata (delay-seconds or an HTTP date);
-* **issues** (what was wrong with the request, one per field): the ``google.rpc.BadRequest``
-  field violations, else Fabric's ``fabric.v1.ValidationIssue`` details.
+* **issues** (what was wrong with the request, one per field): Fabric's
+  ``fabric.v1.ValidationIssue`` details (paths are JSON pointers, ``/nodes/0/operation``, as
+  in REST's problem ``issues``), else the ``google.rpc.BadRequest`` field violations (paths
+  are protobuf field paths, ``nodes[0].operation``; Fabric sends both, in the same order).
 
 The details travel in the ``grpc-status-details-bin`` trailer as a ``google.rpc.Status``,
 which is what gRPC's status helpers read in every language.
@@ -67,9 +69,10 @@ _RETRYABLE_STATUSES = frozenset(
 class Issue:
     """One thing wrong with a request.
 
-    From a ``google.rpc.BadRequest`` field violation (``path`` = its ``field``, ``code`` = its
-    ``reason``, ``message`` = its ``description``) or a ``fabric.v1.ValidationIssue``
-    (``path`` is a JSON pointer into the request, e.g. ``/nodes/1/depends_on/0``).
+    From a ``fabric.v1.ValidationIssue`` (``path`` is a JSON pointer into the request, e.g.
+    ``/nodes/1/depends_on/0``) or, from a server that sends none, a ``google.rpc.BadRequest``
+    field violation (``path`` = its ``field``, ``code`` = its ``reason``, ``message`` = its
+    ``description``).
     """
 
     path: str
@@ -149,10 +152,9 @@ class FabricError(Exception):
             # `unavailable` errors always carry their code).
             code = "network_error" if status == grpc.StatusCode.UNAVAILABLE else status.name.lower()
 
-        if bad_requests:
+        issues = [Issue(d.path, d.code, d.message) for d in details if isinstance(d, workflow_pb2.ValidationIssue)]
+        if not issues:
             issues = [Issue(v.field, v.reason, v.description) for b in bad_requests for v in b.field_violations]
-        else:
-            issues = [Issue(d.path, d.code, d.message) for d in details if isinstance(d, workflow_pb2.ValidationIssue)]
 
         if retry_info is not None and retry_info.HasField("retry_delay"):
             retry_after: Optional[float] = retry_info.retry_delay.ToTimedelta().total_seconds()

@@ -143,6 +143,28 @@ class ErrorsOnTheWire(unittest.TestCase):
         )
         self.assertEqual((err.code, err.request_id, err.retry_after), ("rate_limited", "req-from-details", 12.0))
 
+    def test_with_both_kinds_of_issue_details_the_json_pointers_of_fabric_are_the_issues(self):
+        err = self.error_for(
+            Answer(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "invalid workflow",
+                trailers=[
+                    (
+                        "grpc-status-details-bin",
+                        status_details(
+                            grpc.StatusCode.INVALID_ARGUMENT,
+                            "invalid workflow",
+                            error_details_pb2.BadRequest(
+                                field_violations=[error_details_pb2.BadRequest.FieldViolation(field="nodes[0].operation", description="unknown operation", reason="unknown_operation")]
+                            ),
+                            workflow_pb2.ValidationIssue(path="/nodes/0/operation", code="unknown_operation", message="unknown operation"),
+                        ),
+                    )
+                ],
+            )
+        )
+        self.assertEqual(list(err.issues), [Issue("/nodes/0/operation", "unknown_operation", "unknown operation")])
+
     def test_fabric_metadata_alone_as_the_server_sends_today(self):
         err = self.error_for(
             Answer(

@@ -168,8 +168,8 @@ class Providers(LiveTestCase):
 
 
 class Errors(LiveTestCase):
-    """What the server sends today: the status, ``fabric-error-code``, ``x-request-id``,
-    ``retry-after``, and ``fabric.v1.ValidationIssue`` details."""
+    """What the server sends: the status, ``fabric-error-code``, ``x-request-id``,
+    ``retry-after``, ``fabric.v1.ValidationIssue`` details, and the ``google.rpc`` details."""
 
     def test_an_unknown_run_is_not_found_with_the_request_id(self):
         with self.assertRaises(FabricError) as caught:
@@ -225,7 +225,6 @@ class Errors(LiveTestCase):
         self.assertTrue(err.retryable)
         self.assertTrue(err.request_id)
 
-    @unittest.skip("UNSKIP when the server sends google.rpc error details (issue 15, item 3): delete this decorator")
     def test_errors_carry_google_rpc_details(self):
         """ErrorInfo (reason = the stable code), RequestInfo, BadRequest and RetryInfo,
         read from ``grpc-status-details-bin`` rather than from Fabric's own metadata."""
@@ -243,7 +242,10 @@ class Errors(LiveTestCase):
             self.fabric.workflows.upsert({"name": unique("py-bad"), "nodes": [{"key": "a", "operation": "no.such.op"}]})
         bad_request = next(d for d in caught.exception.details if isinstance(d, error_details_pb2.BadRequest))
         self.assertTrue(bad_request.field_violations)
-        self.assertEqual([i.path for i in caught.exception.issues], [v.field for v in bad_request.field_violations])
+        # One violation per issue: the issue's JSON pointer as a protobuf field path
+        # (error_details.proto: `nodes[0].operation`), the same reason.
+        self.assertEqual([(i.path, i.code) for i in caught.exception.issues], [("/nodes/0/operation", "unknown_operation")])
+        self.assertEqual([(v.field, v.reason) for v in bad_request.field_violations], [("nodes[0].operation", "unknown_operation")])
 
         policies = usage_pb2_grpc.PolicyServiceStub(self.fabric.channel)
         organization_id = self.organization_id()

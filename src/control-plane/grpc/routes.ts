@@ -12,6 +12,7 @@ import { protoFiles, serviceDescriptors, type ServiceName } from "../contract.js
 import { toConnectError, toDomainError } from "../error-mapping.js";
 import { useCaseOf, wrapsEvent, type ServiceImpls } from "../service-impls.js";
 import { addReflection } from "./reflection.js";
+import { withStatusDetails } from "./status-details.js";
 
 /** The client's address, put into each call's context values by the Node adapter (see server.ts). */
 export const clientAddressKey = createContextKey<string>("", { description: "client address" });
@@ -77,5 +78,5 @@ function mapError(err: unknown, requestId: string, rpc: string, log: Logger): Co
   if (err instanceof ConnectError) return err;
   const domain = toDomainError(err);
   if (domain.kind === "internal") log.error("rpc failed", { request_id: requestId, rpc, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
-  return toConnectError(domain, requestId);
+  return withStatusDetails(toConnectError(domain, requestId), domain, requestId);
 }
