@@ -6,6 +6,7 @@
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import { DEFAULT_ROUTING_STRATEGY, ROUTING_STRATEGIES } from "./domain/routing.js";
+import { defaultSizeLimits, type SizeLimits } from "./domain/size-limits.js";
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
@@ -54,6 +55,16 @@ const schema = z.object({
   FABRIC_AUTH_ATTEMPTS_PER_MINUTE_PER_ADDRESS: int(1, 1_000_000).default(60),
   /** How long a missing event id holds live delivery back before it counts as rolled back (delivery/event-hub.ts). */
   FABRIC_EVENT_GAP_TIMEOUT_MS: int(1, 600_000).default(5000),
+  // Size limits (domain/size-limits.ts): a node exceeding one fails with `output_too_large`.
+  FABRIC_MAX_NODE_OUTPUT_BYTES: int(1024, 256 << 20).default(defaultSizeLimits.nodeOutputBytes),
+  FABRIC_MAX_RUN_CONTEXT_BYTES: int(1024, 1 << 30).default(defaultSizeLimits.runContextBytes),
+  FABRIC_MAX_EVENT_PAYLOAD_BYTES: int(1024, 256 << 20).default(defaultSizeLimits.eventPayloadBytes),
+  FABRIC_MAX_RUN_INPUT_BYTES: int(1024, 256 << 20).default(defaultSizeLimits.runInputBytes),
+  FABRIC_MAX_TEXT_OUTPUT_BYTES: int(1024, 256 << 20).default(defaultSizeLimits.textOutputBytes),
+  /** A step that leaves the executor's heap above this many MiB is failed (`memory_exceeded`); default: 3/4 of the heap limit. */
+  WORKER_MAX_HEAP_MB: int(16, 1 << 20).optional(),
+  /** A node whose lease expired this many times (its executors died) is failed as `quarantined`, not retried. */
+  WORKER_QUARANTINE_AFTER: int(1, 100).default(3),
   WORKER_ID: z.string().min(1).max(200).default(() => randomUUID()),
   WORKER_CONCURRENCY: int(1, 1000).default(4),
   WORKER_POLL_INTERVAL: duration.default(500),
@@ -81,6 +92,17 @@ const schema = z.object({
 });
 
 export type Config = z.infer<typeof schema>;
+
+/** The size limits of a configuration. */
+export function sizeLimitsFrom(config: Partial<Pick<Config, "FABRIC_MAX_NODE_OUTPUT_BYTES" | "FABRIC_MAX_RUN_CONTEXT_BYTES" | "FABRIC_MAX_EVENT_PAYLOAD_BYTES" | "FABRIC_MAX_RUN_INPUT_BYTES" | "FABRIC_MAX_TEXT_OUTPUT_BYTES">>): SizeLimits {
+  return {
+    nodeOutputBytes: config.FABRIC_MAX_NODE_OUTPUT_BYTES ?? defaultSizeLimits.nodeOutputBytes,
+    runContextBytes: config.FABRIC_MAX_RUN_CONTEXT_BYTES ?? defaultSizeLimits.runContextBytes,
+    eventPayloadBytes: config.FABRIC_MAX_EVENT_PAYLOAD_BYTES ?? defaultSizeLimits.eventPayloadBytes,
+    runInputBytes: config.FABRIC_MAX_RUN_INPUT_BYTES ?? defaultSizeLimits.runInputBytes,
+    textOutputBytes: config.FABRIC_MAX_TEXT_OUTPUT_BYTES ?? defaultSizeLimits.textOutputBytes,
+  };
+}
 
 export class ConfigError extends Error {
   override readonly name = "ConfigError";

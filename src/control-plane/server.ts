@@ -6,7 +6,7 @@
  */
 import { serve, type ServerType } from "@hono/node-server";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import type { Config } from "../config.js";
+import { sizeLimitsFrom, type Config } from "../config.js";
 import type { Database } from "../db/database.js";
 import { createWorkflowCache } from "../db/workflow-specs.js";
 import { pingDatabase } from "../db/ping.js";
@@ -49,7 +49,8 @@ export interface ControlPlane {
 export async function startControlPlane(deps: {
   config: Pick<Config, "HOST" | "PORT" | "GRPC_PORT" | "FABRIC_ENV" | "FABRIC_MAX_BODY_BYTES" | "JWT_SECRET" | "FABRIC_SECRETS_KEY" | "FABRIC_WEBHOOKS_ALLOW_PRIVATE"> &
     Partial<Pick<Config, "FABRIC_ROUTING_STRATEGY" | "FABRIC_AUTH_ATTEMPTS_PER_MINUTE" | "FABRIC_AUTH_ATTEMPTS_PER_MINUTE_PER_ADDRESS">> &
-    Partial<Pick<Config, "FABRIC_EVENT_GAP_TIMEOUT_MS">>;
+    Partial<Pick<Config, "FABRIC_EVENT_GAP_TIMEOUT_MS">> &
+    Partial<Pick<Config, "FABRIC_MAX_NODE_OUTPUT_BYTES" | "FABRIC_MAX_RUN_CONTEXT_BYTES" | "FABRIC_MAX_EVENT_PAYLOAD_BYTES" | "FABRIC_MAX_RUN_INPUT_BYTES" | "FABRIC_MAX_TEXT_OUTPUT_BYTES">>;
   database: Database;
   log: Logger;
   /** How often a live event stream re-checks its API key (revocation). Default 15 s. */
@@ -72,7 +73,7 @@ export async function startControlPlane(deps: {
   const gateway = createProviderGateway({ db, providers: deps.providers ?? [createEchoProvider()], listen: (channel, fn) => database.listen(channel, fn) }, { strategy: config.FABRIC_ROUTING_STRATEGY, log });
   const services: ServiceImpls = {
     "fabric.v1.WorkflowService": createWorkflowService(db),
-    "fabric.v1.RunService": createRunService({ db, workflows, hub }),
+    "fabric.v1.RunService": createRunService({ db, workflows, hub, limits: sizeLimitsFrom(config) }),
     "fabric.v1.IdentityService": createIdentityService({
       ...serviceDeps,
       authAttempts: {

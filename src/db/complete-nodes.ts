@@ -16,9 +16,16 @@
  *    made ready: due now, or held while their run is paused (paused-nodes.ts);
  * 5. a waiting run none of whose nodes waits any more (its signal arrived) runs again;
  * 6. one UPDATE writes the runs, one INSERT the events; runs with no node left finish.
+ *
+ * Sizes are checked before anything is marked (domain/size-limits.ts): an item whose
+ * output or `workflow.node.completed` payload is over its limit, or whose outputs would
+ * grow its run's context past the context limit (applied in batch order to the locked
+ * context), changes nothing and is reported `{ tooLarge }` for its caller to fail the
+ * node — the executor produced it, so the executor records the failure.
  */
 import { sql, type SQL } from "drizzle-orm";
 import { applyOutputs, type JsonObject } from "../domain/context.js";
+import { defaultSizeLimits, jsonBytes, SizeLimitError, type SizeLimits } from "../domain/size-limits.js";
 import type { CompiledNode } from "../domain/compiled-workflow.js";
 import { query, sqlIn, type Db, type Executor } from "./database.js";
 import { channels, emitEvents, notify, type NewEvent } from "./events.js";
@@ -35,15 +42,36 @@ export interface NodeCompletion {
   eventPayload?: Record<string, unknown>;
 }
 
-/** Per item: `applied`, or `lost` when its guard no longer held (nothing was written for it). */
-export type CompletionOutcome = "applied" | "lost";
+/**
+ * Per item: `applied`, `lost` when its guard no longer held, or `{ tooLarge }` when a size
+ * limit refused it (nothing was written for the last two).
+ */
+export type CompletionOutcome = "applied" | "lost" | { tooLarge: SizeLimitError };
 
-export async function completeNodes(db: Db, items: readonly NodeCompletion[]): Promise<CompletionOutcome[]> {
+export async function completeNodes(db: Db, items: readonly NodeCompletion[], limits: Pick<SizeLimits, "nodeOutputBytes" | "runContextBytes" | "eventPayloadBytes"> = defaultSizeLimits): Promise<CompletionOutcome[]> {
   if (items.length === 0) return [];
   return db.transaction(async (tx) => {
     const runs = new Map((await lockRuns(tx, items.map((i) => i.runId))).map((r) => [r.id, r]));
-    const applied = await markSucceeded(tx, items);
-    const outcomes: CompletionOutcome[] = items.map((_, idx) => (applied.has(idx) ? "applied" : "lost"));
+    const refused = new Map<number, SizeLimitError>();
+    const contexts = new Map<string, JsonObject>();
+    items.forEach((item, idx) => {
+      const output = jsonBytes(item.output);
+      if (output > limits.nodeOutputBytes) return void refused.set(idx, new SizeLimitError(`the output of node ${item.node.spec.key}`, output, limits.nodeOutputBytes));
+      const payload = jsonBytes({ output: item.output, ...item.eventPayload });
+      if (payload > limits.eventPayloadBytes) return void refused.set(idx, new SizeLimitError(`the completion event of node ${item.node.spec.key}`, payload, limits.eventPayloadBytes));
+      const run = runs.get(item.runId);
+      if (!run) return;
+      const next = applyOutputs((contexts.get(run.id) ?? run.context) as JsonObject, item.output, item.node.spec.outputs, item.node.merge);
+      const context = jsonBytes(next);
+      if (context > limits.runContextBytes) return void refused.set(idx, new SizeLimitError(`the context of run ${run.id} after node ${item.node.spec.key}`, context, limits.runContextBytes));
+      contexts.set(run.id, next);
+    });
+    const applied = await markSucceeded(
+      tx,
+      items,
+      items.map((_, idx) => idx).filter((idx) => !refused.has(idx)),
+    );
+    const outcomes: CompletionOutcome[] = items.map((_, idx) => (refused.has(idx) ? { tooLarge: refused.get(idx)! } : applied.has(idx) ? "applied" : "lost"));
 
     const events: NewEvent[] = [];
     const decrements = new Map<string, { runId: string; key: string; by: number; paused: boolean }>();
@@ -122,9 +150,10 @@ export async function completeNodes(db: Db, items: readonly NodeCompletion[]): P
  * item's index, so that two items for one node (a stale attempt beside the current one)
  * are told apart: only the one whose guard matched is returned.
  */
-async function markSucceeded(tx: Executor, items: readonly NodeCompletion[]): Promise<Set<number>> {
+async function markSucceeded(tx: Executor, items: readonly NodeCompletion[], candidates: readonly number[]): Promise<Set<number>> {
   const groups = new Map<string, number[]>();
-  items.forEach((item, idx) => {
+  candidates.forEach((idx) => {
+    const item = items[idx]!;
     const kind = "owner" in item.guard ? "lease" : "waiting" in item.guard ? "waiting" : "expired";
     const group = groups.get(kind);
     if (group) group.push(idx);

@@ -78,3 +78,18 @@ export async function releaseLeases(ex: Executor, workerId: string, nodeIds: rea
     return rows.length;
   });
 }
+
+/**
+ * How many times the node's lease has expired before (each a `workflow.node.retrying`
+ * event with code `lease_expired`): an executor died, or stalled past its lease, while
+ * running it. The reaper quarantines a node that keeps doing this instead of handing it
+ * to the next executor. Reads the run's events through `events_run`.
+ */
+export async function countLeaseExpirations(ex: Executor, runId: string, nodeKey: string): Promise<number> {
+  const [row] = await query<{ n: number }>(
+    ex,
+    sql`SELECT count(*)::int AS n FROM events
+        WHERE run_id = ${runId} AND node_key = ${nodeKey} AND kind = 'workflow.node.retrying' AND payload->'error'->>'code' = 'lease_expired'`,
+  );
+  return Number(row?.n ?? 0);
+}

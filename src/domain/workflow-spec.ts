@@ -110,6 +110,12 @@ function validateNode(node: NodeSpec, at: string, add: (path: string, code: stri
   if (node.operation === "text.transform_basic") {
     const textOp = config["op"];
     if (typeof textOp !== "string" || !(textOps as readonly string[]).includes(textOp)) add(`${at}/config/op`, "invalid_value", `config.op must be one of ${textOps.join(", ")}`);
+    if (textOp === "replace") {
+      // Replacement is literal (no `$&`, `$'` patterns); an empty `find` would match between every character.
+      const find = config["find"];
+      if (typeof find !== "string" || find === "") add(`${at}/config/find`, "invalid_value", "config.find must be a non-empty string for op replace");
+      if (typeof config["replace"] !== "string") add(`${at}/config/replace`, "invalid_value", "config.replace must be a string for op replace");
+    }
   }
   if (node.operation === "workflow.wait_signal" && config["timeout_ms"] !== undefined) {
     const t = config["timeout_ms"];

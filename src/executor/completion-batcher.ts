@@ -6,12 +6,13 @@
  */
 import type { Db } from "../db/database.js";
 import { completeNodes, type CompletionOutcome, type NodeCompletion } from "../db/complete-nodes.js";
+import { defaultSizeLimits, type SizeLimits } from "../domain/size-limits.js";
 
 export interface CompletionBatcher {
   submit(item: NodeCompletion): Promise<CompletionOutcome>;
 }
 
-export function createCompletionBatcher(db: Db, maxBatch = 128): CompletionBatcher {
+export function createCompletionBatcher(db: Db, limits: SizeLimits = defaultSizeLimits, maxBatch = 128): CompletionBatcher {
   let queue: { item: NodeCompletion; resolve: (o: CompletionOutcome) => void; reject: (e: unknown) => void }[] = [];
   let flushing = false;
 
@@ -23,10 +24,10 @@ export function createCompletionBatcher(db: Db, maxBatch = 128): CompletionBatch
         const batch = queue.slice(0, maxBatch);
         queue = queue.slice(maxBatch);
         try {
-          const outcomes = await completeNodes(db, batch.map((b) => b.item));
+          const outcomes = await completeNodes(db, batch.map((b) => b.item), limits);
           batch.forEach((b, i) => b.resolve(outcomes[i]!));
         } catch {
-          for (const b of batch) completeNodes(db, [b.item]).then(([outcome]) => b.resolve(outcome!), b.reject);
+          for (const b of batch) completeNodes(db, [b.item], limits).then(([outcome]) => b.resolve(outcome!), b.reject);
         }
       }
     } finally {

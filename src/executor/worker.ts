@@ -10,12 +10,14 @@
  * - `fabric_cancel` aborts in-flight steps of a cancelled/failed run at once.
  * - stop(): no new claims, in-flight steps get the grace period, the rest are released.
  */
-import type { Config } from "../config.js";
+import { getHeapStatistics } from "node:v8";
+import { sizeLimitsFrom, type Config } from "../config.js";
+import { jsonBytes, outputTooLargeCode } from "../domain/size-limits.js";
 import type { Database } from "../db/database.js";
 import { claimNodes, type ClaimedNode } from "../db/claim-nodes.js";
 import { channels } from "../db/events.js";
 import { failNodeAttempt, type NodeFailure } from "../db/fail-node.js";
-import { extendLeases, findExpiredNodes, releaseLeases } from "../db/leases.js";
+import { countLeaseExpirations, extendLeases, findExpiredNodes, releaseLeases } from "../db/leases.js";
 import { failOverdueRun, findOverdueRuns } from "../db/overdue-runs.js";
 import { activeRunStatuses } from "../db/run-state.js";
 import { readRunStatus } from "../db/run-status.js";
@@ -33,7 +35,20 @@ import { createProviderRuntime } from "./provider-runtime.js";
 import { createProviderGateway } from "../gateway/index.js";
 import { StepError, type Runtime, type StepResult } from "./step.js";
 
-export type WorkerConfig = Pick<Config, "WORKER_ID" | "WORKER_CONCURRENCY" | "WORKER_POLL_INTERVAL" | "WORKER_LEASE_SECONDS" | "WORKER_MAX_RETRIES" | "WORKER_SHUTDOWN_GRACE" | "RUN_ID"> & Partial<Pick<Config, "FABRIC_ROUTING_STRATEGY">>;
+export type WorkerConfig = Pick<Config, "WORKER_ID" | "WORKER_CONCURRENCY" | "WORKER_POLL_INTERVAL" | "WORKER_LEASE_SECONDS" | "WORKER_MAX_RETRIES" | "WORKER_SHUTDOWN_GRACE" | "RUN_ID"> &
+  Partial<
+    Pick<
+      Config,
+      | "FABRIC_ROUTING_STRATEGY"
+      | "FABRIC_MAX_NODE_OUTPUT_BYTES"
+      | "FABRIC_MAX_RUN_CONTEXT_BYTES"
+      | "FABRIC_MAX_EVENT_PAYLOAD_BYTES"
+      | "FABRIC_MAX_RUN_INPUT_BYTES"
+      | "FABRIC_MAX_TEXT_OUTPUT_BYTES"
+      | "WORKER_MAX_HEAP_MB"
+      | "WORKER_QUARANTINE_AFTER"
+    >
+  >;
 
 export interface Worker {
   readonly id: string;
@@ -55,9 +70,14 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
   const db = database.db;
   const workflows = deps.workflows ?? createWorkflowCache();
   const gateway = createProviderGateway({ db, providers: deps.providers, listen: (channel, fn) => database.listen(channel, fn) }, { strategy: config.FABRIC_ROUTING_STRATEGY, log });
-  const runtimes: Record<string, Runtime> = { native: createNativeRuntime(), provider: createProviderRuntime(gateway) };
+  const limits = sizeLimitsFrom(config);
+  // The heap a step may leave behind: above it the step's result is dropped and the node
+  // failed, before committing (and serializing) it could take the process down.
+  const heapBudget = config.WORKER_MAX_HEAP_MB ? config.WORKER_MAX_HEAP_MB * 1024 * 1024 : Math.floor(getHeapStatistics().heap_size_limit * 0.75);
+  const quarantineAfter = config.WORKER_QUARANTINE_AFTER ?? 3;
+  const runtimes: Record<string, Runtime> = { native: createNativeRuntime(limits), provider: createProviderRuntime(gateway) };
   const inFlight = new Map<number, InFlight>();
-  const completions = createCompletionBatcher(db);
+  const completions = createCompletionBatcher(db, limits);
   const leaseMs = config.WORKER_LEASE_SECONDS * 1000;
   let stopping = false;
   // A nudge (NOTIFY, finished step, due retry) either ends the current sleep or, if it
@@ -105,11 +125,16 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
         const node = wf.nodes.get(n.nodeKey);
         if (!node) continue;
         const waiting = n.status === "waiting";
+        // A poison step (one whose executors keep dying under it) is not handed to the next one.
+        const expirations = waiting ? 0 : 1 + (await countLeaseExpirations(db, n.runId, n.nodeKey));
+        const quarantined = expirations >= quarantineAfter;
         const failure: NodeFailure = waiting
           ? { code: "signal_timeout", message: "no signal arrived before the wait timed out", class: "timeout" }
-          : { code: "lease_expired", message: `the lease of worker ${n.leaseOwner} expired (attempt ${n.attempt})`, class: "lease_expired" };
+          : quarantined
+            ? { code: "quarantined", message: `the lease expired ${expirations} times (last held by worker ${n.leaseOwner}): the step is quarantined, not retried`, class: "lease_expired" }
+            : { code: "lease_expired", message: `the lease of worker ${n.leaseOwner} expired (attempt ${n.attempt})`, class: "lease_expired" };
         const maxAttempts = n.maxAttempts || config.WORKER_MAX_RETRIES;
-        const retry = !waiting && n.attempt < maxAttempts && isRetryable(node.spec.policy, "lease_expired");
+        const retry = !waiting && !quarantined && n.attempt < maxAttempts && isRetryable(node.spec.policy, "lease_expired");
         const outcome = await failNodeAttempt(db, { runId: n.runId, workflow: wf, node, guard: { expired: true }, attempt: n.attempt, failure, retryDelayMs: retry ? 0 : null });
         if (outcome !== "lost") log.info("reaped expired lease", { run_id: n.runId, node: n.nodeKey, attempt: n.attempt, outcome });
       }
@@ -145,6 +170,18 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
           );
         const step = { runId: claim.runId, organizationId: claim.organizationId, teamId: claim.teamId, principalId: claim.createdBy, apiKeyId: claim.apiKeyId, node, attempt: claim.attempt, inputs: resolveInputs(node.spec.inputs, context), context, config: (node.spec.config ?? {}) as JsonObject, signal: controller.signal, db, progress };
         result = await raceAbort(runtime.execute(step), controller.signal);
+        const heap = getHeapStatistics().used_heap_size;
+        if (heap > heapBudget) {
+          result = undefined;
+          throw new StepError("memory_exceeded", `the step left the executor's heap at ${Math.round(heap / 1048576)} MiB, over its budget of ${Math.round(heapBudget / 1048576)} MiB`, "invalid_input");
+        }
+        if (result && "output" in result) {
+          const bytes = jsonBytes(result.output);
+          if (bytes > limits.nodeOutputBytes) {
+            result = undefined;
+            throw new StepError(outputTooLargeCode, `the node's output is ${bytes} bytes, over the limit of ${limits.nodeOutputBytes} bytes (FABRIC_MAX_NODE_OUTPUT_BYTES)`, "invalid_input");
+          }
+        }
       } catch (err) {
         const reason = controller.signal.aborted ? (controller.signal.reason as AbortReason) : undefined;
         if (reason === "cancelled" || reason === "lease_lost" || reason === "shutdown") return; // nothing to write: someone else owns the outcome
@@ -160,7 +197,11 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
       } else if (result && "wait" in result) {
         await parkWaitingNode(db, { runId: claim.runId, nodeKey: claim.nodeKey, guard, timeoutMs: result.wait.timeoutMs });
       } else if (result) {
-        await completions.submit({ runId: claim.runId, node, guard, output: result.output, eventPayload: { attempt: claim.attempt } });
+        const outcome = await completions.submit({ runId: claim.runId, node, guard, output: result.output, eventPayload: { attempt: claim.attempt } });
+        if (typeof outcome === "object") {
+          // Refused where it is stored (the run's context would grow past its limit): fail the node, not the process.
+          await failNodeAttempt(db, { runId: claim.runId, workflow: wf, node, guard, attempt: claim.attempt, failure: { code: outcome.tooLarge.code, message: outcome.tooLarge.message, class: "invalid_input" }, retryDelayMs: null });
+        }
       }
     } catch (err) {
       // A database error while committing: the lease expires and the reaper retries the node.

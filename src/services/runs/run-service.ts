@@ -44,6 +44,7 @@ import type { CompiledWorkflow } from "../../domain/compiled-workflow.js";
 import { DomainError, failedPrecondition, invalidArgument, notFound } from "../../domain/errors.js";
 import type { Action } from "../../domain/permissions.js";
 import { isReservedWorkflowName, limits } from "../../domain/workflow-spec.js";
+import { defaultSizeLimits, jsonBytes, type SizeLimits } from "../../domain/size-limits.js";
 import { recordAudit } from "../access/record-audit.js";
 import { readableTeams, requirePermission } from "../access/permission-checks.js";
 import { isUuid, type CallContext } from "../call-context.js";
@@ -115,8 +116,9 @@ export async function insertRun(
   return inserted && runMessage(inserted.run, inserted.nodes);
 }
 
-export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: EventHub }) {
+export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: EventHub; limits?: SizeLimits }) {
   const { db, workflows, hub } = deps;
+  const sizeLimits = deps.limits ?? defaultSizeLimits;
 
   /** A run of the caller's organization (another tenant's is "not found"), with `action` checked on its team. */
   async function loadRun(ex: Db | Tx, ctx: CallContext, id: string, action: Action | null): Promise<RunRow> {
@@ -171,6 +173,8 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
       if (req.idempotencyKey !== undefined && (req.idempotencyKey.length < 1 || req.idempotencyKey.length > 255)) issues.push({ path: "/idempotency_key", code: "invalid_value", message: "idempotency_key must be 1..255 characters" });
       // A Value with no kind set (possible over gRPC) has no JSON form: toJson would throw an internal error.
       if (req.state && req.state.kind.case === undefined) issues.push({ path: "/state", code: "invalid_value", message: "state must hold a value (null, a number, a string, a bool, a list or an object)" });
+      const inputBytes = req.input ? jsonBytes(req.input) : 0;
+      if (inputBytes > sizeLimits.runInputBytes) issues.push({ path: "/input", code: "too_large", message: `input is ${inputBytes} bytes, over the limit of ${sizeLimits.runInputBytes} bytes` });
       if (issues.length) throw invalidArgument(issues.map((i) => i.message).join("; "), issues);
       const def = await resolveDefinition(ctx, req);
       // The built-in definitions run jobs, with the job's team and checks: POST /v1/jobs.
@@ -289,11 +293,12 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
       // completeNodes opens its own transaction; given ours, it becomes a savepoint inside it,
       // so the completion and its audit entry commit together (or not at all).
       const outcome = await db.transaction(async (tx) => {
-        const [o] = await completeNodes(tx, [{ runId: run.id, node: wf.nodes.get(key)!, guard: { waiting: true }, output: req.payload ?? {}, eventPayload: { signal: true, request_id: ctx.requestId } }]);
+        const [o] = await completeNodes(tx, [{ runId: run.id, node: wf.nodes.get(key)!, guard: { waiting: true }, output: req.payload ?? {}, eventPayload: { signal: true, request_id: ctx.requestId } }], sizeLimits);
         if (o === "applied") await audit(tx, ctx, runAuditActions.signal, run.id, { operation: "signal", node_key: key });
         return o;
       });
       if (outcome === "lost") throw failedPrecondition(`node ${JSON.stringify(key)} is no longer waiting`, "not_waiting");
+      if (typeof outcome === "object") throw invalidArgument(outcome.tooLarge.message, [{ path: "/payload", code: "too_large", message: outcome.tooLarge.message }]);
       return create(SignalRunResponseSchema, { run: await fullRun(db, ctx, req.id, null) });
     },
 
