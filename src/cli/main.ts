@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig, type Config } from "../config.js";
 import { openDatabase } from "../db/database.js";
+import { assertSchemaCurrent, SchemaBehindError } from "../db/migrations.js";
 import { startControlPlane } from "../control-plane/server.js";
 import { startWorker } from "../executor/worker.js";
 import { createLogger } from "../logger.js";
@@ -19,7 +20,8 @@ const usage = `fabric — AI workflow platform
 
 Usage:
   fabric dev                 control plane + executor in one process (embedded Postgres unless DATABASE_URL)
-  fabric serve               control plane: REST + SSE on PORT (3001), gRPC on GRPC_PORT (3002)
+  fabric serve [--no-migrate] control plane: REST + SSE on PORT (3001), gRPC on GRPC_PORT (3002);
+                             migrates first unless --no-migrate (then refuses an older schema)
   fabric executor            an executor (needs DATABASE_URL; run as many as you like)
   fabric migrate             apply database migrations and exit
   fabric run <file.json|yaml> [--input k=v ...] [--input-json '{…}'] [--follow]
@@ -39,7 +41,7 @@ async function main(argv: string[]): Promise<number> {
 
   const { values } = parseArgs({
     args: rest,
-    options: { port: { type: "string" }, "grpc-port": { type: "string" }, host: { type: "string" }, "data-dir": { type: "string" } },
+    options: { port: { type: "string" }, "grpc-port": { type: "string" }, host: { type: "string" }, "data-dir": { type: "string" }, "no-migrate": { type: "boolean" } },
     strict: true,
   });
   const env = { ...process.env };
@@ -60,7 +62,7 @@ async function main(argv: string[]): Promise<number> {
     case "dev":
       return dev(config, log);
     case "serve":
-      return serveOnly(config, log);
+      return serveOnly(config, log, { migrate: !values["no-migrate"] });
     case "executor":
       return executor(config, log);
     default:
@@ -104,9 +106,10 @@ async function dev(config: Config, log: ReturnType<typeof createLogger>): Promis
   return 0;
 }
 
-async function serveOnly(config: Config, log: ReturnType<typeof createLogger>): Promise<number> {
+async function serveOnly(config: Config, log: ReturnType<typeof createLogger>, opts: { migrate: boolean }): Promise<number> {
   if (config.FABRIC_ENV === "production" && !config.JWT_SECRET) throw new ConfigError("invalid configuration:\n  JWT_SECRET: required when FABRIC_ENV=production");
-  const database = await openDatabase(dbOptions(config));
+  const database = await openDatabase({ ...dbOptions(config), migrate: opts.migrate });
+  if (!opts.migrate) await refuseOutdatedSchema(database);
   if (database.kind === "pglite") log.warn("no DATABASE_URL: serving from the embedded database, which no separate executor can reach — use `fabric dev` for a single process");
   const cp = await startControlPlane({ config, database, log, providers: createProviders(config) });
   log.info("control plane listening", { rest: cp.restUrl, grpc: cp.grpcUrl, console: `${cp.restUrl}/` });
@@ -119,12 +122,23 @@ async function serveOnly(config: Config, log: ReturnType<typeof createLogger>): 
 async function executor(config: Config, log: ReturnType<typeof createLogger>): Promise<number> {
   if (!config.DATABASE_URL) throw new ConfigError("invalid configuration:\n  DATABASE_URL: required for `fabric executor` (the embedded database belongs to one process; use `fabric dev`)");
   const database = await openDatabase({ ...dbOptions(config), migrate: false });
+  await refuseOutdatedSchema(database);
   const worker = await startWorker({ database, config, providers: createProviders(config), log: log.child({ worker_id: config.WORKER_ID }) });
   log.info("executor started", { concurrency: config.WORKER_CONCURRENCY, lease_seconds: config.WORKER_LEASE_SECONDS, run_id: config.RUN_ID });
   await Promise.race([untilSignal(), worker.done]);
   await worker.stop();
   await database.close();
   return 0;
+}
+
+/** A process that does not migrate starts only on the schema its code expects. */
+async function refuseOutdatedSchema(database: Awaited<ReturnType<typeof openDatabase>>) {
+  try {
+    await assertSchemaCurrent(database.db);
+  } catch (err) {
+    await database.close();
+    throw err;
+  }
 }
 
 function untilSignal(): Promise<void> {
@@ -142,7 +156,7 @@ function untilSignal(): Promise<void> {
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err) => {
-    if (err instanceof ConfigError || (err instanceof Error && /embedded database|FABRIC_DEV_API_KEY/.test(err.message))) console.error(`fabric: ${err.message}`);
+    if (err instanceof ConfigError || err instanceof SchemaBehindError || (err instanceof Error && /embedded database|FABRIC_DEV_API_KEY/.test(err.message))) console.error(`fabric: ${err.message}`);
     else console.error(err);
     process.exit(err instanceof ConfigError ? 2 : 1);
   },
