@@ -83,7 +83,7 @@ let restUrl = "";
 let grpcUrl = "";
 
 /**
- * Each child pays a few seconds of start-up (tsx compiles on load), so independent commands
+ * Each child pays some start-up (more on a loaded machine), so independent commands
  * run concurrently: the ones that need no server while `fabric dev` boots, the ones against
  * it as soon as it is up. The tests below assert on their outcomes.
  */

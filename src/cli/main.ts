@@ -1,149 +1,83 @@
 /**
- * `fabric` — dev | serve | executor | migrate | run. Flags override the environment
- * (defaults < environment < flags); see `fabric help`.
+ * `fabric` — the command's entry point. It loads only the module of the command asked
+ * for (a `--help` loads none), so `fabric --help` and an executor's start do not pay for
+ * the control plane. Commands throw; this file turns errors into one line on stderr and
+ * an exit code (usage.ts: 1 failure, 2 usage), with the stack only when LOG_LEVEL=debug.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { parseArgs } from "node:util";
-import { ConfigError, loadConfig, type Config } from "../config.js";
-import { openDatabase } from "../db/database.js";
-import { startControlPlane } from "../control-plane/server.js";
-import { startWorker } from "../executor/worker.js";
-import { createLogger } from "../logger.js";
-import { createProviders } from "../providers/registry.js";
-import { bootstrapDevOrganization } from "../services/tenancy/dev-organization.js";
-import { issueSignInToken, signInTokenSeconds } from "../services/identity/sign-in-tokens.js";
-import { runCommand } from "./run-command.js";
+import { readFileSync } from "node:fs";
+import { packagePath } from "../package-files.js";
+import { commandUsage, mainUsage } from "./usage.js";
 
-const usage = `fabric — AI workflow platform
+type Command = (args: string[]) => Promise<number>;
 
-Usage:
-  fabric dev                 control plane + executor in one process (embedded Postgres unless DATABASE_URL)
-  fabric serve               control plane: REST + SSE on PORT (3001), gRPC on GRPC_PORT (3002)
-  fabric executor            an executor (needs DATABASE_URL; run as many as you like)
-  fabric migrate             apply database migrations and exit
-  fabric run <file.json|yaml> [--input k=v ...] [--input-json '{…}'] [--follow]
-                             register a workflow, start a run, optionally follow it live
-
-Flags for dev/serve: --port N --grpc-port N --host H --data-dir DIR
-Flags for run:       --url URL (FABRIC_URL, default http://127.0.0.1:3001) --api-key KEY (FABRIC_API_KEY)
-Environment: DATABASE_URL, FABRIC_DATA_DIR, FABRIC_ENV, WORKER_* (see README).`;
+/** Each command's module, imported on use. */
+const commands: Record<string, () => Promise<Command>> = {
+  dev: async () => (await import("./dev-command.js")).devCommand,
+  serve: async () => (await import("./serve-command.js")).serveCommand,
+  executor: async () => (await import("./executor-command.js")).executorCommand,
+  migrate: async () => (await import("./migrate-command.js")).migrateCommand,
+  admin: async () => (await import("./admin-command.js")).adminCommand,
+  run: async () => (await import("./run-command.js")).runCommand,
+  runs: async () => (await import("./runs-command.js")).runsCommand,
+  workflows: async () => (await import("./workflows-command.js")).workflowsCommand,
+  keys: async () => (await import("./keys-command.js")).keysCommand,
+};
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === "--version" || command === "-v" || command === "version") {
+    console.log(JSON.parse(readFileSync(packagePath("package.json"), "utf8")).version);
+    return 0;
+  }
   if (!command || command === "help" || command === "--help" || command === "-h") {
-    console.log(usage);
+    const topic = command === "help" ? rest[0] : undefined;
+    if (topic && commandUsage[topic]) console.log(commandUsage[topic]);
+    else console.log(mainUsage);
     return command ? 0 : 2;
   }
-  if (command === "run") return runCommand(rest);
+  const load = commands[command];
+  if (!load) {
+    console.error(`fabric: unknown command ${JSON.stringify(command)} (see fabric --help)`);
+    return 2;
+  }
+  if (rest.includes("--help") || rest.includes("-h")) {
+    console.log(commandUsage[command]);
+    return 0;
+  }
+  return (await load())(rest);
+}
 
-  const { values } = parseArgs({
-    args: rest,
-    options: { port: { type: "string" }, "grpc-port": { type: "string" }, host: { type: "string" }, "data-dir": { type: "string" } },
-    strict: true,
-  });
-  const env = { ...process.env };
-  if (values.port) env.PORT = values.port;
-  if (values["grpc-port"]) env.GRPC_PORT = values["grpc-port"];
-  if (values.host) env.HOST = values.host;
-  if (values["data-dir"]) env.FABRIC_DATA_DIR = values["data-dir"];
-  const config = loadConfig(env);
-  const log = createLogger(config.LOG_LEVEL, { service: `fabric-${command}` });
-
-  switch (command) {
-    case "migrate": {
-      const database = await openDatabase(dbOptions(config));
-      await database.close();
-      console.log(`migrations applied (${database.kind})`);
-      return 0;
+/** One line for a person, and the exit code, for whatever a command threw. */
+function explain(err: unknown): { line: string; code: number } {
+  const e = err as Error & { code?: string; status?: number; address?: string; port?: number; syscall?: string; detail?: string; issues?: { path: string; message: string }[] };
+  const firstLine = (s: string) => s.split("\n")[0]!;
+  switch (e?.name) {
+    case "UsageError":
+      return { line: e.message, code: 2 };
+    case "ConfigError": // config.ts: one line per offending variable
+      return { line: e.message.replace(/:\n\s+/, ": ").replace(/\n\s+/g, "; "), code: 2 };
+    case "CommandFailure":
+    case "SchemaBehindError":
+      return { line: e.message, code: 1 };
+    case "DomainError": // a use case run in-process (admin bootstrap)
+      return { line: e.message, code: (e as unknown as { kind: string }).kind === "invalid_argument" ? 2 : 1 };
+    case "FabricError": {
+      // The SDK's error: the server answered with a problem document (or could not be reached).
+      const issues = e.issues?.length ? `: ${e.issues.map((i) => `${i.path} ${i.message}`).join("; ")}` : "";
+      return { line: `${e.status ? `${e.status} ` : ""}${e.code} — ${e.detail ?? e.message}${issues}`, code: e.status === 400 ? 2 : 1 };
     }
-    case "dev":
-      return dev(config, log);
-    case "serve":
-      return serveOnly(config, log);
-    case "executor":
-      return executor(config, log);
-    default:
-      console.error(`unknown command ${JSON.stringify(command)}\n\n${usage}`);
-      return 2;
   }
-}
-
-const dbOptions = (config: Config) => ({ url: config.DATABASE_URL, dataDir: config.FABRIC_DATA_DIR, poolMax: config.DATABASE_POOL_MAX });
-
-async function dev(config: Config, log: ReturnType<typeof createLogger>): Promise<number> {
-  if (config.FABRIC_ENV === "production") throw new ConfigError("fabric dev is for development; use fabric serve and fabric executor in production");
-  const database = await openDatabase(dbOptions(config));
-  const boot = await bootstrapDevOrganization(database.db, { apiKey: config.FABRIC_DEV_API_KEY });
-  if (database.kind === "pglite") {
-    mkdirSync(config.FABRIC_DATA_DIR, { recursive: true });
-    writeFileSync(join(config.FABRIC_DATA_DIR, "dev-api-key"), boot.apiKey + "\n", { mode: 0o600 });
-  }
-  const cp = await startControlPlane({ config, database, log, providers: createProviders(config) });
-  const worker = await startWorker({ database, config, providers: createProviders(config), log: log.child({ worker_id: config.WORKER_ID }) });
-  // The token rides in the fragment: browsers never send it to the server, so no access log holds it.
-  const signIn = await issueSignInToken(database.db, boot.principalId);
-  console.log(
-    [
-      `Fabric is running (${database.kind === "pglite" ? `embedded Postgres in ${config.FABRIC_DATA_DIR}` : "Postgres"}).`,
-      `  console      ${cp.restUrl}/#sign-in=${signIn.token}`,
-      `               (one-time sign-in link, valid ${signInTokenSeconds / 60} minutes; after that, sign in with the key below)`,
-      `  REST + SSE   ${cp.restUrl}        docs: ${cp.restUrl}/docs`,
-      `  gRPC         ${cp.grpcUrl}        (gRPC, gRPC-Web, Connect; reflection on)`,
-      `  organization ${boot.organizationId}`,
-      `  API key      ${boot.apiKey}`,
-      ``,
-      `Try: npx fabric run examples/smoke.json --input topic="hello world" --follow`,
-    ].join("\n"),
-  );
-  await untilSignal();
-  log.info("shutting down");
-  await worker.stop();
-  await cp.close();
-  await database.close();
-  return 0;
-}
-
-async function serveOnly(config: Config, log: ReturnType<typeof createLogger>): Promise<number> {
-  if (config.FABRIC_ENV === "production" && !config.JWT_SECRET) throw new ConfigError("invalid configuration:\n  JWT_SECRET: required when FABRIC_ENV=production");
-  const database = await openDatabase(dbOptions(config));
-  if (database.kind === "pglite") log.warn("no DATABASE_URL: serving from the embedded database, which no separate executor can reach — use `fabric dev` for a single process");
-  const cp = await startControlPlane({ config, database, log, providers: createProviders(config) });
-  log.info("control plane listening", { rest: cp.restUrl, grpc: cp.grpcUrl, console: `${cp.restUrl}/` });
-  await untilSignal();
-  await cp.close();
-  await database.close();
-  return 0;
-}
-
-async function executor(config: Config, log: ReturnType<typeof createLogger>): Promise<number> {
-  if (!config.DATABASE_URL) throw new ConfigError("invalid configuration:\n  DATABASE_URL: required for `fabric executor` (the embedded database belongs to one process; use `fabric dev`)");
-  const database = await openDatabase({ ...dbOptions(config), migrate: false });
-  const worker = await startWorker({ database, config, providers: createProviders(config), log: log.child({ worker_id: config.WORKER_ID }) });
-  log.info("executor started", { concurrency: config.WORKER_CONCURRENCY, lease_seconds: config.WORKER_LEASE_SECONDS, run_id: config.RUN_ID });
-  await Promise.race([untilSignal(), worker.done]);
-  await worker.stop();
-  await database.close();
-  return 0;
-}
-
-function untilSignal(): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      process.off("SIGINT", done);
-      process.off("SIGTERM", done);
-      resolve();
-    };
-    process.on("SIGINT", done);
-    process.on("SIGTERM", done);
-  });
+  if (e?.code === "EADDRINUSE") return { line: `${e.address ?? "the address"}:${e.port ?? "?"} is already in use: stop what listens there, or pick another port (--port/PORT, --grpc-port/GRPC_PORT)`, code: 1 };
+  if (e?.code === "ECONNREFUSED") return { line: `cannot connect to ${e.address ?? "the server"}:${e.port ?? "?"} (connection refused)`, code: 1 };
+  return { line: firstLine(e instanceof Error ? e.message : String(err)), code: 1 };
 }
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err) => {
-    if (err instanceof ConfigError || (err instanceof Error && /embedded database|FABRIC_DEV_API_KEY/.test(err.message))) console.error(`fabric: ${err.message}`);
-    else console.error(err);
-    process.exit(err instanceof ConfigError ? 2 : 1);
+    const { line, code } = explain(err);
+    console.error(`fabric: ${line}`);
+    if (process.env.LOG_LEVEL === "debug") console.error(err);
+    process.exit(code);
   },
 );

@@ -1,42 +1,42 @@
 /**
  * `fabric run <file> --input k=v --follow`: registers the workflow, starts a run over
  * REST through the SDK, follows its event stream printing each node's progress, and
- * prints the final context. Exit code: 0 completed, 1 failed or cancelled, 2 usage/request errors.
+ * prints the final context. Exit code: 0 completed, 1 failed or cancelled (or the
+ * server refused), 2 usage errors and input the server rejected as invalid.
  */
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import { parseArgs } from "node:util";
-import { parse as parseYaml } from "yaml";
-import { FabricClient, FabricError, type RunEvent, type StartRunRequest } from "../sdk/index.js";
+import type { RunEvent, StartRunRequest } from "../sdk/index.js";
+import { integerFlag, parseCommandLine, UsageError } from "./command-line.js";
+import { apiOptions, connectApi, readWorkflowFile } from "./api-access.js";
 
 export async function runCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandLine(
+    "run",
     args,
-    allowPositionals: true,
-    options: {
+    {
+      ...apiOptions,
       input: { type: "string", multiple: true },
       "input-json": { type: "string" },
       follow: { type: "boolean", short: "f" },
-      url: { type: "string" },
-      "api-key": { type: "string" },
       "idempotency-key": { type: "string" },
       priority: { type: "string" },
     },
-  });
+    { positionals: 1 },
+  );
   const file = positionals[0];
-  if (!file) {
-    console.error("usage: fabric run <file.json|yaml> [--input k=v ...] [--input-json '{…}'] [--follow]");
-    return 2;
+  if (!file) throw new UsageError("missing argument: fabric run <file.json|yaml> (see fabric run --help)");
+  const spec = readWorkflowFile(file);
+  let input: Record<string, unknown> = {};
+  if (values["input-json"]) {
+    try {
+      input = JSON.parse(values["input-json"]);
+    } catch {
+      throw new UsageError("--input-json is not valid JSON");
+    }
+    if (!input || typeof input !== "object" || Array.isArray(input)) throw new UsageError("--input-json expects a JSON object");
   }
-  const text = readFileSync(file, "utf8");
-  const spec = /\.ya?ml$/i.test(file) ? parseYaml(text) : JSON.parse(text);
-  const input: Record<string, unknown> = values["input-json"] ? JSON.parse(values["input-json"]) : {};
   for (const pair of values.input ?? []) {
     const i = pair.indexOf("=");
-    if (i < 1) {
-      console.error(`--input expects key=value, got ${JSON.stringify(pair)}`);
-      return 2;
-    }
+    if (i < 1) throw new UsageError(`--input expects key=value, got ${JSON.stringify(pair)}`);
     const raw = pair.slice(i + 1);
     let value: unknown = raw;
     try {
@@ -46,19 +46,14 @@ export async function runCommand(args: string[]): Promise<number> {
     }
     input[pair.slice(0, i)] = value;
   }
+  const priority = integerFlag("priority", values.priority, 0, 100);
 
-  const base = (values.url ?? process.env.FABRIC_URL ?? "http://127.0.0.1:3001").replace(/\/$/, "");
-  const apiKey = values["api-key"] ?? process.env.FABRIC_API_KEY ?? devKey();
-  if (!apiKey) {
-    console.error("no API key: pass --api-key, set FABRIC_API_KEY, or start `fabric dev` in this directory");
-    return 2;
-  }
-  const fabric = new FabricClient({ baseUrl: base, apiKey });
+  const fabric = connectApi(values);
   try {
     const wf = await fabric.workflows.upsert(spec);
     const start: StartRunRequest = { workflow_id: wf.id, input };
     if (values["idempotency-key"]) start.idempotency_key = values["idempotency-key"];
-    if (values.priority) start.priority = Number(values.priority);
+    if (priority !== undefined) start.priority = priority;
     let run = await fabric.runs.start(start);
     console.error(`run ${run.id} (${wf.name} v${wf.version}) ${run.status}`);
     if (!values.follow) {
@@ -71,22 +66,9 @@ export async function runCommand(args: string[]): Promise<number> {
     console.error(`run ${run.id} ${run.status}${run.error ? `: ${run.error.message}` : ""}`);
     console.log(JSON.stringify(run.context, null, 2));
     return run.status === "completed" ? 0 : 1;
-  } catch (err) {
-    if (err instanceof FabricError) {
-      const issues = err.issues?.length ? "\n" + err.issues.map((i) => `  ${i.path}: ${i.message}`).join("\n") : "";
-      console.error(`fabric run: ${err.status} ${err.code} — ${err.detail ?? err.message}${issues}`);
-    } else {
-      console.error(`fabric run: ${(err as Error).message}`);
-    }
-    return 2;
   } finally {
     fabric.close();
   }
-}
-
-function devKey(): string | undefined {
-  const path = join(process.env.FABRIC_DATA_DIR ?? ".fabric", "dev-api-key");
-  return existsSync(path) ? readFileSync(path, "utf8").trim() : undefined;
 }
 
 function printEvent(ev: RunEvent) {

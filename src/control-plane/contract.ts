@@ -4,8 +4,7 @@
  * from this table, so an operation exists on REST exactly when the document says so.
  */
 import { readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { packagePath } from "../package-files.js";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import { ApiKeyService, AuditService, AuthzService, file_fabric_v1_access } from "../../gen/proto/fabric/v1/access_pb.js";
 import { EventService, file_fabric_v1_events } from "../../gen/proto/fabric/v1/events_pb.js";
@@ -21,7 +20,7 @@ import { WorkflowService, file_fabric_v1_workflow } from "../../gen/proto/fabric
 /** proto3 JSON as REST speaks it (and gRPC's JSON codecs answer): proto field names, every field present. */
 export const jsonOptions = { useProtoFieldName: true, alwaysEmitImplicit: true } as const;
 
-export const openApiPath = join(dirname(fileURLToPath(import.meta.url)), "../../gen/openapi/openapi.json");
+export const openApiPath = packagePath("gen/openapi/openapi.json");
 export const openApiDocument: Record<string, any> = JSON.parse(readFileSync(openApiPath, "utf8"));
 
 /** The proto services by type name; `ServiceImpls` (service-impls.ts) is typed from these descriptors. */

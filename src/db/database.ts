@@ -5,10 +5,10 @@
  * over the same schema; `listen` hides the drivers' LISTEN APIs.
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join, resolve } from "node:path";
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from "drizzle-orm/pg-core";
 import { sql, type ExtractTablesWithRelations, type SQL } from "drizzle-orm";
+import { migrationLockKey, migrationsFolder } from "./migrations.js";
 import * as schema from "./schema.js";
 
 export type Schema = typeof schema;
@@ -36,17 +36,19 @@ export interface DatabaseOptions {
   dataDir?: string;
   /** postgres.js pool size (DATABASE_POOL_MAX). Default 10. */
   poolMax?: number;
-  /** Apply migrations on open. Default true. */
+  /**
+   * Apply migrations on open (default true). On Postgres they run under an advisory lock,
+   * so any number of processes may do this at once (see migrations.ts). Without it, call
+   * `assertSchemaCurrent` (migrations.ts) before relying on the schema.
+   */
   migrate?: boolean;
 }
-
-const migrationsFolder = resolve(dirname(fileURLToPath(import.meta.url)), "../../drizzle");
 
 export async function openDatabase(options: DatabaseOptions = {}): Promise<Database> {
   const database = options.url ? await openPostgres(options.url, options.poolMax ?? 10) : await openPglite(options.dataDir ?? ".fabric");
   if (options.migrate !== false) {
     try {
-      await migrate(database);
+      await database.migrate();
     } catch (err) {
       await database.close();
       throw err;
@@ -55,17 +57,7 @@ export async function openDatabase(options: DatabaseOptions = {}): Promise<Datab
   return database;
 }
 
-async function migrate(database: Database) {
-  if (database.kind === "pglite") {
-    const { migrate } = await import("drizzle-orm/pglite/migrator");
-    await migrate(database.db as any, { migrationsFolder });
-  } else {
-    const { migrate } = await import("drizzle-orm/postgres-js/migrator");
-    await migrate(database.db as any, { migrationsFolder });
-  }
-}
-
-async function openPostgres(url: string, max: number): Promise<Database> {
+async function openPostgres(url: string, max: number): Promise<Database & { migrate(): Promise<void> }> {
   const { default: postgres } = await import("postgres");
   const { drizzle } = await import("drizzle-orm/postgres-js");
   const client = postgres(url, { max, onnotice: () => {}, connection: { application_name: "fabric" } });
@@ -73,6 +65,21 @@ async function openPostgres(url: string, max: number): Promise<Database> {
   return {
     kind: "postgres",
     db,
+    async migrate() {
+      const { migrate } = await import("drizzle-orm/postgres-js/migrator");
+      // The lock is held by a connection of its own (so a pool of one still has one for
+      // the migrator) for the whole run; a second process blocks here until the first has
+      // finished, then finds every migration recorded and applies nothing. Postgres
+      // releases a session lock when its connection ends, so a crashed migrator never
+      // leaves it held.
+      const lock = postgres(url, { max: 1, onnotice: () => {}, connection: { application_name: "fabric-migrate-lock" } });
+      try {
+        await lock`select pg_advisory_lock(${migrationLockKey})`;
+        await migrate(db as any, { migrationsFolder });
+      } finally {
+        await lock.end({ timeout: 5 });
+      }
+    },
     async listen(channel, onPayload) {
       const sub = await client.listen(channel, onPayload);
       return () => sub.unlisten();
@@ -81,7 +88,7 @@ async function openPostgres(url: string, max: number): Promise<Database> {
   };
 }
 
-async function openPglite(dataDir: string): Promise<Database> {
+async function openPglite(dataDir: string): Promise<Database & { migrate(): Promise<void> }> {
   const { PGlite } = await import("@electric-sql/pglite");
   const { drizzle } = await import("drizzle-orm/pglite");
   const inMemory = dataDir.startsWith("memory://");
@@ -98,6 +105,11 @@ async function openPglite(dataDir: string): Promise<Database> {
   return {
     kind: "pglite",
     db,
+    async migrate() {
+      // One process per data dir (the lock file below), so no database lock is needed.
+      const { migrate } = await import("drizzle-orm/pglite/migrator");
+      await migrate(db as any, { migrationsFolder });
+    },
     async listen(channel, onPayload) {
       return pg.listen(channel, onPayload);
     },

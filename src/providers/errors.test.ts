@@ -1,7 +1,10 @@
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { describe, expect, it } from "vitest";
-import { classifyStatus, HttpStatusError, parseRetryAfter, ProviderError, toProviderError } from "./errors.js";
+import { classifyStatus, HttpStatusError, parseRetryAfter, ProviderError, registerSdkErrors, toProviderError } from "./errors.js";
+
+// The adapters register their SDK as they load it; these tests build the SDKs' errors directly.
+registerSdkErrors({ openai: OpenAI, anthropic: Anthropic });
 
 describe("parseRetryAfter", () => {
   const h = (o: Record<string, string>) => new Headers(o);

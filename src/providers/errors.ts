@@ -1,5 +1,17 @@
-import Anthropic from "@anthropic-ai/sdk";
-import OpenAI from "openai";
+import type AnthropicSdk from "@anthropic-ai/sdk";
+import type OpenAISdk from "openai";
+
+/**
+ * The provider SDKs, once loaded. Each adapter loads its SDK on first use — loading both
+ * costs more than the rest of an executor's start — so this module cannot import them;
+ * the adapter registers the SDK here as it loads it. An error of an SDK that was never
+ * loaded cannot occur, so the checks below skip it.
+ */
+const sdks: { openai?: typeof OpenAISdk; anthropic?: typeof AnthropicSdk } = {};
+
+export function registerSdkErrors(loaded: { openai?: typeof OpenAISdk; anthropic?: typeof AnthropicSdk }): void {
+  Object.assign(sdks, loaded);
+}
 
 /**
  * The closed list of ways a provider call fails. The first four are worth retrying (possibly
@@ -151,24 +163,26 @@ export function toProviderError(provider: string, err: unknown, signal?: AbortSi
   if (signal?.aborted) {
     return new ProviderError({ provider, errorClass: "aborted", message: `${provider}: request aborted`, cause: err });
   }
-  if (err instanceof OpenAI.APIUserAbortError || err instanceof Anthropic.APIUserAbortError) {
+  const OpenAI = sdks.openai;
+  const Anthropic = sdks.anthropic;
+  if ((OpenAI && err instanceof OpenAI.APIUserAbortError) || (Anthropic && err instanceof Anthropic.APIUserAbortError)) {
     return new ProviderError({ provider, errorClass: "aborted", message: `${provider}: request aborted`, cause: err });
   }
-  if (err instanceof OpenAI.APIConnectionTimeoutError || err instanceof Anthropic.APIConnectionTimeoutError) {
+  if ((OpenAI && err instanceof OpenAI.APIConnectionTimeoutError) || (Anthropic && err instanceof Anthropic.APIConnectionTimeoutError)) {
     return new ProviderError({ provider, errorClass: "timeout", message: `${provider}: ${message}`, cause: err });
   }
-  if (err instanceof OpenAI.APIConnectionError || err instanceof Anthropic.APIConnectionError) {
+  if ((OpenAI && err instanceof OpenAI.APIConnectionError) || (Anthropic && err instanceof Anthropic.APIConnectionError)) {
     const cls = TIMEOUT_CODES.has(errorCode(err) ?? "") ? "timeout" : "transient";
     return new ProviderError({ provider, errorClass: cls, message: `${provider}: ${message}`, cause: err });
   }
-  if (err instanceof Anthropic.APIError) {
+  if (Anthropic && err instanceof Anthropic.APIError) {
     // Errors sent as an SSE `error` event carry no status; fall back on the body's type.
     return statusError(provider, err.status ?? 500, message, err.headers, err, err.type);
   }
-  if (err instanceof OpenAI.APIError) {
+  if (OpenAI && err instanceof OpenAI.APIError) {
     return statusError(provider, err.status ?? 500, message, err.headers, err);
   }
-  if (err instanceof OpenAI.OpenAIError || err instanceof Anthropic.AnthropicError) {
+  if ((OpenAI && err instanceof OpenAI.OpenAIError) || (Anthropic && err instanceof Anthropic.AnthropicError)) {
     // Raised by the SDK before any request is sent (e.g. Anthropic refusing a non-streaming
     // call whose max_tokens could exceed 10 minutes): the request must change, not be retried.
     return new ProviderError({ provider, errorClass: "invalid_request", message: `${provider}: ${message}`, cause: err });

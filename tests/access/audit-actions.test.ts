@@ -10,10 +10,11 @@ import { webhookAuditActions } from "../../src/services/events/webhook-service.j
 import { jobAuditActions } from "../../src/services/runs/job-service.js";
 import { runAuditActions } from "../../src/services/runs/run-service.js";
 import { workflowAuditActions } from "../../src/services/runs/workflow-service.js";
+import { bootstrapAuditActions } from "../../src/services/tenancy/first-owner.js";
 import { tenancyAuditActions } from "../../src/services/tenancy/tenancy-service.js";
 import { policyAuditActions } from "../../src/services/usage/policy-service.js";
 
-const declared = [workflowAuditActions, runAuditActions, jobAuditActions, tenancyAuditActions, apiKeyAuditActions, webhookAuditActions, policyAuditActions].flatMap((t) => Object.values(t) as string[]);
+const declared = [workflowAuditActions, runAuditActions, jobAuditActions, tenancyAuditActions, bootstrapAuditActions, apiKeyAuditActions, webhookAuditActions, policyAuditActions].flatMap((t) => Object.values(t) as string[]);
 
 describe("audit actions", () => {
   it("are distinct and shaped `<resource>.<verb>`", () => {

@@ -23,6 +23,8 @@ export interface Layer {
 
 export const layers: readonly Layer[] = [
   { name: "domain", rank: 0, paths: ["src/domain/"] },
+  // Locates the package's own files (migrations, contract, console build): fs only.
+  { name: "package-files", rank: 0, paths: ["src/package-files.ts"] },
   { name: "db", rank: 1, paths: ["src/db/"] },
   { name: "platform", rank: 1, paths: ["src/config.ts", "src/logger.ts"] },
   { name: "providers", rank: 2, paths: ["src/providers/"] },

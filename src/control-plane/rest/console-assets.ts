@@ -9,11 +9,11 @@
  * no restart.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { dirname, extname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { extname, join } from "node:path";
+import { packagePath } from "../../package-files.js";
 
-/** `dist/console` of this checkout. */
-export const defaultConsoleDir = resolve(dirname(fileURLToPath(import.meta.url)), "../../../dist/console");
+/** `dist/console` of this package (a checkout or an installed package). */
+export const defaultConsoleDir = packagePath("dist/console");
 
 const contentTypes: Record<string, string> = {
   ".js": "text/javascript; charset=utf-8",

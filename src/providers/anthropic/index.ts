@@ -1,5 +1,5 @@
-import Anthropic from "@anthropic-ai/sdk";
-import { ProviderError, throwIfAborted, toProviderError } from "../errors.js";
+import type Anthropic from "@anthropic-ai/sdk";
+import { ProviderError, registerSdkErrors, throwIfAborted, toProviderError } from "../errors.js";
 import { normalizeMessages, type GenerateRequest, type GenerateResult, type Provider, type StreamChunk, type Usage } from "../provider.js";
 
 /** Chat models served; the first is the default. */
@@ -71,15 +71,21 @@ export function mergeStreamUsage(acc: AnthropicUsageFields, u: AnthropicUsageFie
 
 export function createAnthropicProvider(opts: AnthropicProviderOptions): Provider {
   // Retries happen once, in retry.ts; the SDK's own would multiply them.
-  const client = new Anthropic({
-    apiKey: opts.apiKey,
-    authToken: null, // otherwise read from ANTHROPIC_AUTH_TOKEN
-    maxRetries: 0,
-    // Always explicit: left unset, the SDK would read its base URL from process.env and
-    // bypass the validated configuration handed to createProviders.
-    baseURL: opts.baseURL ?? ANTHROPIC_DEFAULT_BASE_URL,
-    ...(opts.timeoutMs !== undefined ? { timeout: opts.timeoutMs } : {}),
-  });
+  // The SDK is loaded on the first call, not at start-up (see registerSdkErrors).
+  let loading: Promise<Anthropic> | undefined;
+  const sdkClient = () =>
+    (loading ??= import("@anthropic-ai/sdk").then(({ default: Anthropic }) => {
+      registerSdkErrors({ anthropic: Anthropic });
+      return new Anthropic({
+        apiKey: opts.apiKey,
+        authToken: null, // otherwise read from ANTHROPIC_AUTH_TOKEN
+        maxRetries: 0,
+        // Always explicit: left unset, the SDK would read its base URL from process.env and
+        // bypass the validated configuration handed to createProviders.
+        baseURL: opts.baseURL ?? ANTHROPIC_DEFAULT_BASE_URL,
+        ...(opts.timeoutMs !== undefined ? { timeout: opts.timeoutMs } : {}),
+      });
+    }));
   const models = opts.models ?? ANTHROPIC_MODELS;
   const defaultModel = models[0] ?? ANTHROPIC_MODELS[0];
 
@@ -93,7 +99,7 @@ export function createAnthropicProvider(opts: AnthropicProviderOptions): Provide
 
     async generate(req): Promise<GenerateResult> {
       try {
-        const msg = await client.messages.create(toMessageParams(req, defaultModel), { signal: req.signal });
+        const msg = await (await sdkClient()).messages.create(toMessageParams(req, defaultModel), { signal: req.signal });
         const text = msg.content.flatMap((b) => (b.type === "text" ? [b.text] : [])).join("");
         return {
           text,
@@ -116,7 +122,7 @@ export function createAnthropicProvider(opts: AnthropicProviderOptions): Provide
       try {
         // The raw event stream (not the SDK's MessageStream helper) so usage accounting is
         // explicit and visible here.
-        const stream = await client.messages.create({ ...toMessageParams(req, defaultModel), stream: true }, { signal: req.signal });
+        const stream = await (await sdkClient()).messages.create({ ...toMessageParams(req, defaultModel), stream: true }, { signal: req.signal });
         for await (const event of stream) {
           switch (event.type) {
             case "message_start":

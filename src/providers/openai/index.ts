@@ -1,6 +1,6 @@
-import OpenAI from "openai";
+import type OpenAI from "openai";
 import type { ChatCompletionMessageParam } from "openai/resources/chat/completions";
-import { ProviderError, throwIfAborted, toProviderError } from "../errors.js";
+import { ProviderError, registerSdkErrors, throwIfAborted, toProviderError } from "../errors.js";
 import {
   normalizeMessages,
   type EmbedResult,
@@ -55,14 +55,20 @@ export function toUsage(u: OpenAI.CompletionUsage): Usage {
 
 export function createOpenAIProvider(opts: OpenAIProviderOptions): Provider {
   // Retries happen once, in retry.ts; the SDK's own would multiply them.
-  const client = new OpenAI({
-    apiKey: opts.apiKey,
-    maxRetries: 0,
-    // Always explicit: left unset, the SDK would read its base URL from process.env and
-    // bypass the validated configuration handed to createProviders.
-    baseURL: opts.baseURL ?? OPENAI_DEFAULT_BASE_URL,
-    ...(opts.timeoutMs !== undefined ? { timeout: opts.timeoutMs } : {}),
-  });
+  // The SDK is loaded on the first call, not at start-up (see registerSdkErrors).
+  let loading: Promise<OpenAI> | undefined;
+  const sdkClient = () =>
+    (loading ??= import("openai").then(({ default: OpenAI }) => {
+      registerSdkErrors({ openai: OpenAI });
+      return new OpenAI({
+        apiKey: opts.apiKey,
+        maxRetries: 0,
+        // Always explicit: left unset, the SDK would read its base URL from process.env and
+        // bypass the validated configuration handed to createProviders.
+        baseURL: opts.baseURL ?? OPENAI_DEFAULT_BASE_URL,
+        ...(opts.timeoutMs !== undefined ? { timeout: opts.timeoutMs } : {}),
+      });
+    }));
   const models = opts.models ?? OPENAI_MODELS;
   const embeddingModels = opts.embeddingModels ?? OPENAI_EMBEDDING_MODELS;
   const defaultModel = models[0] ?? OPENAI_MODELS[0];
@@ -77,7 +83,7 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): Provider {
 
     async generate(req): Promise<GenerateResult> {
       try {
-        const res = await client.chat.completions.create(toChatCompletionParams(req, defaultModel), { signal: req.signal });
+        const res = await (await sdkClient()).chat.completions.create(toChatCompletionParams(req, defaultModel), { signal: req.signal });
         const choice = res.choices[0];
         if (!res.usage) throw new ProviderError({ provider: NAME, errorClass: "transient", message: "openai: response without usage" });
         return {
@@ -98,7 +104,7 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): Provider {
       let finishReason: string | undefined;
       let usage: Usage | undefined;
       try {
-        const stream = await client.chat.completions.create(
+        const stream = await (await sdkClient()).chat.completions.create(
           // Without include_usage a stream carries no usage at all; with it, usage arrives
           // only in a final chunk whose `choices` is empty.
           { ...toChatCompletionParams(req, defaultModel), stream: true, stream_options: { include_usage: true } },
@@ -136,7 +142,7 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): Provider {
 
     async embed(input, embedOpts): Promise<EmbedResult> {
       try {
-        const res = await client.embeddings.create(
+        const res = await (await sdkClient()).embeddings.create(
           // Explicit float: the SDK otherwise asks for base64 and decodes it itself.
           { model: embedOpts.model ?? embeddingModels[0] ?? OPENAI_EMBEDDING_MODELS[0], input, encoding_format: "float" },
           { signal: embedOpts.signal },
