@@ -10,7 +10,8 @@
  * existing one). Concurrent runs are serialized by a transaction-scoped advisory lock.
  */
 import { randomUUID } from "node:crypto";
-import { and, eq, isNull, sql } from "drizzle-orm";
+import { and, eq, isNull } from "drizzle-orm";
+import { lockBootstrap } from "../../db/bootstrap-lock.js";
 import type { Db } from "../../db/database.js";
 import { apiKeys, auditLog, memberships, organizations, principals } from "../../db/schema.js";
 import { requireEmail } from "../../domain/email.js";
@@ -33,8 +34,6 @@ export type FirstOwnerResult =
   /** This email already owns this organization: nothing changed, no key issued. */
   | { outcome: "unchanged"; organizationId: string; slug: string; principalId: string };
 
-const bootstrapLockKey = 0x46616273; // "Fabs"
-
 /** `Acme Corp.` → `acme-corp`. */
 export const slugFromName = (name: string) =>
   name
@@ -49,7 +48,7 @@ export async function bootstrapFirstOwner(db: Db, req: FirstOwnerRequest): Promi
   const name = requireName(req.organizationName, "organization");
   const slug = requireSlug(req.slug ?? slugFromName(name));
   return db.transaction(async (tx) => {
-    await tx.execute(sql`select pg_advisory_xact_lock(${bootstrapLockKey})`);
+    await lockBootstrap(tx);
     let [org] = await tx.select().from(organizations).where(eq(organizations.slug, slug));
     let [user] = await tx.select().from(principals).where(eq(principals.email, email));
     const owns = async () =>
