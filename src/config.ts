@@ -65,6 +65,12 @@ const schema = z.object({
   WORKER_MAX_HEAP_MB: int(16, 1 << 20).optional(),
   /** A node whose lease expired this many times (its executors died) is failed as `quarantined`, not retried. */
   WORKER_QUARANTINE_AFTER: int(1, 100).default(3),
+  /** Postgres sessions: statement_timeout (0 = none). */
+  FABRIC_DB_STATEMENT_TIMEOUT_MS: int(0, 86_400_000).default(60_000),
+  /** Postgres sessions: idle_in_transaction_session_timeout — a frozen process's transaction is ended and its locks released (0 = none). */
+  FABRIC_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: int(0, 86_400_000).default(15_000),
+  /** Postgres: how long opening a connection may take. */
+  FABRIC_DB_CONNECT_TIMEOUT_MS: int(1000, 600_000).default(5000),
   WORKER_ID: z.string().min(1).max(200).default(() => randomUUID()),
   WORKER_CONCURRENCY: int(1, 1000).default(4),
   WORKER_POLL_INTERVAL: duration.default(500),

@@ -15,7 +15,7 @@ export async function devCommand(args: string[]): Promise<number> {
   const { config } = serverSettings("dev", args);
   const log = createLogger(config.LOG_LEVEL, { service: "fabric-dev" });
   if (config.FABRIC_ENV === "production") throw new ConfigError("fabric dev is for development; use fabric serve and fabric executor in production");
-  const database = await openDatabase(databaseOptions(config));
+  const database = await openDatabase(databaseOptions(config, log));
   const boot = await orClose(() => bootstrapDevOrganization(database.db, { apiKey: config.FABRIC_DEV_API_KEY }), database);
   if (database.kind === "pglite") {
     mkdirSync(config.FABRIC_DATA_DIR, { recursive: true });

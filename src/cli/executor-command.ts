@@ -10,7 +10,7 @@ export async function executorCommand(args: string[]): Promise<number> {
   const { config } = serverSettings("executor", args);
   const log = createLogger(config.LOG_LEVEL, { service: "fabric-executor" });
   if (!config.DATABASE_URL) throw new ConfigError("invalid configuration:\n  DATABASE_URL: required for `fabric executor` (the embedded database belongs to one process; use `fabric dev`)");
-  const database = await openDatabase({ ...databaseOptions(config), migrate: false });
+  const database = await openDatabase({ ...databaseOptions(config, log), migrate: false });
   await refuseOutdatedSchema(database);
   const worker = await orClose(() => startWorker({ database, config, providers: createProviders(config), log: log.child({ worker_id: config.WORKER_ID }) }), database);
   log.info("executor started", { concurrency: config.WORKER_CONCURRENCY, lease_seconds: config.WORKER_LEASE_SECONDS, run_id: config.RUN_ID });

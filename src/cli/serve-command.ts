@@ -11,7 +11,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   const log = createLogger(config.LOG_LEVEL, { service: "fabric-serve" });
   if (config.FABRIC_ENV === "production" && !config.JWT_SECRET) throw new ConfigError("invalid configuration:\n  JWT_SECRET: required when FABRIC_ENV=production");
   const migrate = !values["no-migrate"];
-  const database = await openDatabase({ ...databaseOptions(config), migrate });
+  const database = await openDatabase({ ...databaseOptions(config, log), migrate });
   if (!migrate) await refuseOutdatedSchema(database);
   if (database.kind === "pglite") log.warn("no DATABASE_URL: serving from the embedded database, which no separate executor can reach — use `fabric dev` for a single process");
   const cp = await orClose(() => startControlPlane({ config, database, log, providers: createProviders(config) }), database);

@@ -4,7 +4,7 @@
  * schema, waiting for a signal.
  */
 import { loadConfig, type Config } from "../config.js";
-import { openDatabase, type Database } from "../db/database.js";
+import { openDatabase, type ConnectionLog, type Database } from "../db/database.js";
 import { assertSchemaCurrent } from "../db/migrations.js";
 import { parseCommandLine } from "./command-line.js";
 
@@ -25,7 +25,15 @@ export function serverSettings<E extends NonNullable<Parameters<typeof parseComm
   return { config: loadConfig(env), values: v };
 }
 
-export const databaseOptions = (config: Config) => ({ url: config.DATABASE_URL, dataDir: config.FABRIC_DATA_DIR, poolMax: config.DATABASE_POOL_MAX });
+export const databaseOptions = (config: Config, log?: ConnectionLog) => ({
+  url: config.DATABASE_URL,
+  dataDir: config.FABRIC_DATA_DIR,
+  poolMax: config.DATABASE_POOL_MAX,
+  statementTimeoutMs: config.FABRIC_DB_STATEMENT_TIMEOUT_MS,
+  idleInTransactionTimeoutMs: config.FABRIC_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+  connectTimeoutMs: config.FABRIC_DB_CONNECT_TIMEOUT_MS,
+  log,
+});
 
 /** A process that does not migrate starts only on the schema its code expects. */
 export async function refuseOutdatedSchema(database: Database): Promise<void> {

@@ -10,6 +10,7 @@ import type { Authenticator } from "../services/identity/authenticator.js";
 import type { Caller, CallContext } from "../services/call-context.js";
 import type { Guard } from "./guard.js";
 import { operationRules } from "./operation-rules.js";
+import { retryReadOnce } from "./read-retry.js";
 
 const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -42,15 +43,20 @@ const anonymousCaller = (): Caller => ({ principalId: "", organizationId: "", vi
 
 export function createCallStep(deps: { authenticator: Authenticator; guard: Guard }): CallStep {
   return {
-    async begin(rpc, call, request) {
-      const rule = operationRules[rpc];
-      const anonymous = !!rule && "anonymous" in rule && rule.anonymous === true;
-      const caller = anonymous
-        ? anonymousCaller()
-        : await deps.authenticator.authenticate({ authorization: call.header("authorization"), principalId: call.header("x-principal-id"), organizationId: call.header("x-organization-id") });
-      const ctx: CallContext = { caller, requestId: call.requestId, signal: call.signal, clientAddress: call.clientAddress };
-      await deps.guard(ctx, rule, request);
-      return ctx;
+    begin(rpc, call, request) {
+      // Authentication and the guard only read: a transient database failure is retried once.
+      return retryReadOnce(() => begin(rpc, call, request));
     },
   };
+
+  async function begin(rpc: string, call: IncomingCall, request: unknown): Promise<CallContext> {
+    const rule = operationRules[rpc];
+    const anonymous = !!rule && "anonymous" in rule && rule.anonymous === true;
+    const caller = anonymous
+      ? anonymousCaller()
+      : await deps.authenticator.authenticate({ authorization: call.header("authorization"), principalId: call.header("x-principal-id"), organizationId: call.header("x-organization-id") });
+    const ctx: CallContext = { caller, requestId: call.requestId, signal: call.signal, clientAddress: call.clientAddress };
+    await deps.guard(ctx, rule, request);
+    return ctx;
+  }
 }

@@ -6,6 +6,8 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { ValidationIssueSchema } from "../../gen/proto/fabric/v1/workflow_pb.js";
 import { DomainError, type ErrorKind, type Issue } from "../domain/errors.js";
+import { errorSummary, transientCode } from "../db/transient-errors.js";
+import type { Logger } from "../logger.js";
 
 export const httpStatus: Record<ErrorKind, number> = {
   invalid_argument: 400,
@@ -50,8 +52,14 @@ const titles: Record<ErrorKind, string> = {
  */
 const unstorable = new Set(["22P05", "22021", "22P02", "22007", "22008", "22003", "54000"]);
 
+/** Seconds a client is told to wait (Retry-After) when the database is unavailable. */
+export const unavailableRetryAfterSeconds = 1;
+
 export function toDomainError(err: unknown): DomainError {
   if (err instanceof DomainError) return err;
+  // An expected infrastructure failure (database down, restarting, connection cut): the
+  // client may retry, and it is not a bug (db/transient-errors.ts says which).
+  if (transientCode(err)) return new DomainError("unavailable", "the database is unavailable; retry later", { code: "database_unavailable", retryAfterSeconds: unavailableRetryAfterSeconds });
   for (let e: any = err, depth = 0; e && depth < 4; e = e.cause, depth++) {
     if (typeof e.code === "string" && unstorable.has(e.code)) {
       return new DomainError("invalid_argument", "the request holds a value that cannot be stored (e.g. a NUL character, an unpaired surrogate or an out-of-range date)", { code: "unstorable_value" });
@@ -89,4 +97,32 @@ export function toConnectError(err: DomainError, requestId: string): ConnectErro
   if (err.options.retryAfterSeconds !== undefined) metadata.set("retry-after", String(err.options.retryAfterSeconds));
   const details = (err.options.issues ?? []).map((i) => ({ desc: ValidationIssueSchema, value: create(ValidationIssueSchema, i) }));
   return new ConnectError(err.message, connectCode[err.kind], metadata, details);
+}
+
+/**
+ * Logs a failed call the way its class deserves: a bug (`internal`) with its stack; an
+ * expected infrastructure failure as one short line with its cause and no stack,
+ * rate-limited (the first, then at most one per `unavailableLogIntervalMs` saying how many
+ * were left out) so an outage does not flood the log. Other domain errors are the
+ * client's and are not logged.
+ */
+export function logFailure(log: Logger, domain: DomainError, err: unknown, fields: Record<string, unknown>): void {
+  if (domain.kind === "internal") log.error("request failed", { ...fields, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+  else if (domain.code === "database_unavailable") unavailableLog(log, fields, err);
+}
+
+export const unavailableLogIntervalMs = 10_000;
+let lastUnavailableLog = 0;
+let unavailableSuppressed = 0;
+
+function unavailableLog(log: Logger, fields: Record<string, unknown>, err: unknown) {
+  const now = Date.now();
+  if (now - lastUnavailableLog < unavailableLogIntervalMs) {
+    unavailableSuppressed++;
+    return;
+  }
+  lastUnavailableLog = now;
+  const suppressed = unavailableSuppressed;
+  unavailableSuppressed = 0;
+  log.warn("database unavailable: answered 503", { ...fields, cause: errorSummary(err), ...(suppressed ? { suppressed_since_last: suppressed } : {}) });
 }

@@ -94,7 +94,7 @@ export async function startControlPlane(deps: {
   };
   const callStep = createCallStep({ authenticator: createAuthenticator(db, { development: config.FABRIC_ENV === "development", jwtSecret }), guard: createGuard(db) });
 
-  const app = createRestApp({ services, callStep, log, maxBodyBytes: config.FABRIC_MAX_BODY_BYTES, consoleDir: deps.consoleDir, ready: () => pingDatabase(db) });
+  const app = createRestApp({ services, callStep, log, maxBodyBytes: config.FABRIC_MAX_BODY_BYTES, consoleDir: deps.consoleDir, ready: () => readiness(database) });
   const rest = await new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s));
     s.once("error", reject);
@@ -127,4 +127,24 @@ export async function startControlPlane(deps: {
       ]);
     },
   };
+}
+
+/**
+ * /readyz: ready when the notification connection is listening (the event hub and the
+ * webhook dispatcher depend on it) and a query answers — within `timeoutMs`, so a probe
+ * during an outage gets its 503 at once instead of waiting for a connection attempt.
+ */
+export async function readiness(database: Database, timeoutMs = 1500): Promise<void> {
+  if (!database.listening()) throw new Error("the notification connection is down");
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      pingDatabase(database.db),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`the database did not answer within ${timeoutMs} ms`)), timeoutMs);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

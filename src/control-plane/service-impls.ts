@@ -10,6 +10,7 @@
  * its way (gRPC: the response message, REST: an SSE message with the event's id and kind);
  * any other stream yields its response messages.
  */
+import { isReadMethod, retryReadOnce } from "./read-retry.js";
 import type { DescMessage, DescMethod, DescMethodServerStreaming, DescMethodUnary, DescService, MessageShape } from "@bufbuild/protobuf";
 import type { Event } from "../../gen/proto/fabric/v1/run_pb.js";
 import type { CallContext } from "../services/call-context.js";
@@ -43,5 +44,6 @@ export function useCaseOf(impls: ServiceImpls, method: DescMethod): (ctx: CallCo
   const service = (impls as Record<string, Record<string, unknown> | undefined>)[method.parent.typeName];
   const fn = service?.[method.localName];
   if (typeof fn !== "function") throw new Error(`no implementation for ${method.parent.typeName}/${method.name}`);
-  return fn.bind(service) as (ctx: CallContext, request: unknown) => Promise<unknown>;
+  const bound = fn.bind(service) as (ctx: CallContext, request: unknown) => Promise<unknown>;
+  return isReadMethod(method) ? (ctx, request) => retryReadOnce(() => bound(ctx, request)) : bound;
 }

@@ -10,6 +10,7 @@ import type { PgDatabase, PgQueryResultHKT, PgTransaction } from "drizzle-orm/pg
 import { sql, type ExtractTablesWithRelations, type SQL } from "drizzle-orm";
 import { migrationLockKey, migrationsFolder } from "./migrations.js";
 import * as schema from "./schema.js";
+import { backoffMs } from "./transient-errors.js";
 
 export type Schema = typeof schema;
 export type Db = PgDatabase<PgQueryResultHKT, Schema>;
@@ -24,9 +25,22 @@ export type Executor = Db | Tx;
 export interface Database {
   readonly kind: "pglite" | "postgres";
   readonly db: Db;
-  /** Subscribes to a NOTIFY channel; resolves once listening. */
-  listen(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>;
+  /**
+   * Subscribes to a NOTIFY channel; resolves once listening. On Postgres the notification
+   * connection reconnects by itself after it is lost (backoff with jitter) and LISTENs
+   * again; notifications sent meanwhile are lost, so `onRestored` runs after each
+   * recovery for the subscriber to catch up from its own durable position.
+   */
+  listen(channel: string, onPayload: (payload: string) => void, onRestored?: () => void): Promise<() => Promise<void>>;
+  /** Whether the notification connection is up and listening (always true on PGlite). */
+  listening(): boolean;
   close(): Promise<void>;
+}
+
+/** The part of the logger the database uses (db/ sits beside logger.ts, not above it). */
+export interface ConnectionLog {
+  warn(msg: string, fields?: Record<string, unknown>): void;
+  info(msg: string, fields?: Record<string, unknown>): void;
 }
 
 export interface DatabaseOptions {
@@ -42,10 +56,22 @@ export interface DatabaseOptions {
    * `assertSchemaCurrent` (migrations.ts) before relying on the schema.
    */
   migrate?: boolean;
+  /** Postgres: statement_timeout of the application's sessions (FABRIC_DB_STATEMENT_TIMEOUT_MS). Default 60 s; 0 = none. */
+  statementTimeoutMs?: number;
+  /**
+   * Postgres: idle_in_transaction_session_timeout (FABRIC_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS):
+   * a transaction left idle this long — its process frozen or cut off — is ended by the
+   * server, releasing its locks. Default 15 s; 0 = none.
+   */
+  idleInTransactionTimeoutMs?: number;
+  /** Postgres: how long opening a connection may take before the query fails (FABRIC_DB_CONNECT_TIMEOUT_MS). Default 5 s. */
+  connectTimeoutMs?: number;
+  /** Logs the notification connection's losses and recoveries (the process's logger). */
+  log?: ConnectionLog;
 }
 
 export async function openDatabase(options: DatabaseOptions = {}): Promise<Database> {
-  const database = options.url ? await openPostgres(options.url, options.poolMax ?? 10) : await openPglite(options.dataDir ?? ".fabric");
+  const database = options.url ? await openPostgres(options.url, options) : await openPglite(options.dataDir ?? ".fabric");
   if (options.migrate !== false) {
     try {
       await database.migrate();
@@ -57,11 +83,27 @@ export async function openDatabase(options: DatabaseOptions = {}): Promise<Datab
   return database;
 }
 
-async function openPostgres(url: string, max: number): Promise<Database & { migrate(): Promise<void> }> {
+async function openPostgres(url: string, options: DatabaseOptions): Promise<Database & { migrate(): Promise<void> }> {
   const { default: postgres } = await import("postgres");
   const { drizzle } = await import("drizzle-orm/postgres-js");
-  const client = postgres(url, { max, onnotice: () => {}, connection: { application_name: "fabric" } });
+  const settings = {
+    onnotice: () => {},
+    // postgres.js's default reconnect backoff grows with every connection error of the
+    // pool (3^n/100 s, up to 20 s) and resets only after a clean connect, so after a
+    // burst of killed connections a query waited 10-20 s for its connection to come
+    // back. Short, capped, jittered instead: a query during an outage fails fast anyway
+    // (connection refused), and one after it gets a connection at once.
+    backoff: (attempt: number) => Math.min(0.05 * 2 ** attempt, 1) * (0.5 + Math.random() / 2),
+    connect_timeout: Math.max(1, Math.ceil((options.connectTimeoutMs ?? 5000) / 1000)),
+    connection: {
+      application_name: "fabric",
+      statement_timeout: options.statementTimeoutMs ?? 60_000,
+      idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs ?? 15_000,
+    },
+  };
+  const client = postgres(url, { ...settings, max: options.poolMax ?? 10 });
   const db = drizzle(client, { schema }) as unknown as Db;
+  const notifications = createNotificationConnection(postgres, url, settings, options.log);
   return {
     kind: "postgres",
     db,
@@ -80,11 +122,96 @@ async function openPostgres(url: string, max: number): Promise<Database & { migr
         await lock.end({ timeout: 5 });
       }
     },
-    async listen(channel, onPayload) {
-      const sub = await client.listen(channel, onPayload);
-      return () => sub.unlisten();
+    listen: notifications.listen,
+    listening: notifications.up,
+    async close() {
+      await notifications.close();
+      await client.end({ timeout: 5 });
     },
-    close: () => client.end({ timeout: 5 }),
+  };
+}
+
+/**
+ * The LISTEN connection of a process, supervised: postgres.js re-LISTENs once when its
+ * listen connection closes and gives up for good if the server is still down, so this
+ * keeps its own dedicated connection instead and, whenever it closes, LISTENs on every
+ * channel again with backoff and jitter until that succeeds; then each subscriber's
+ * `onRestored` runs (notifications sent while it was down are lost).
+ */
+function createNotificationConnection(postgres: typeof import("postgres"), url: string, settings: Record<string, unknown>, log?: ConnectionLog) {
+  const subscribers = new Map<string, Set<{ onPayload: (payload: string) => void; onRestored?: () => void }>>();
+  let up = false;
+  let closing = false;
+  let attempt = 0;
+  let retry: NodeJS.Timeout | undefined;
+  let downSince = 0;
+  const sql = postgres(url, {
+    ...settings,
+    max: 1,
+    idle_timeout: null as unknown as undefined,
+    max_lifetime: null as unknown as undefined,
+    fetch_types: false,
+    connection: { ...(settings.connection as object), application_name: "fabric-listen" },
+    onnotify: (channel: string, payload: string) => {
+      for (const s of subscribers.get(channel) ?? []) s.onPayload(payload);
+    },
+    onclose: () => {
+      if (closing || !up) return;
+      up = false;
+      downSince = Date.now();
+      log?.warn("notification connection lost; reconnecting", {});
+      schedule();
+    },
+  } as Parameters<typeof postgres>[1]);
+  const listenOn = (channel: string) => sql.unsafe(`LISTEN "${channel.replace(/"/g, '""')}"`);
+
+  function schedule() {
+    if (closing || retry) return;
+    // Capped at 1 s: /readyz turns 200 again within about that of the server's return.
+    retry = setTimeout(() => void relisten(), backoffMs(attempt++, 100, 1000));
+    retry.unref();
+  }
+
+  async function relisten() {
+    retry = undefined;
+    try {
+      for (const channel of subscribers.keys()) await listenOn(channel);
+    } catch {
+      schedule();
+      return;
+    }
+    if (closing) return;
+    up = true;
+    attempt = 0;
+    log?.info("notification connection restored", { down_ms: Date.now() - downSince });
+    for (const set of subscribers.values()) for (const s of set) s.onRestored?.();
+  }
+
+  return {
+    up: () => up,
+    async listen(channel: string, onPayload: (payload: string) => void, onRestored?: () => void) {
+      const entry = { onPayload, onRestored };
+      let set = subscribers.get(channel);
+      if (!set) {
+        await listenOn(channel); // fails (as before) when the database is down at start-up
+        set = subscribers.get(channel) ?? new Set();
+        subscribers.set(channel, set);
+        if (!retry) up = true;
+      }
+      set.add(entry);
+      return async () => {
+        set!.delete(entry);
+        if (set!.size === 0 && subscribers.get(channel) === set) {
+          subscribers.delete(channel);
+          if (up) await sql.unsafe(`UNLISTEN "${channel.replace(/"/g, '""')}"`).catch(() => {});
+        }
+      };
+    },
+    async close() {
+      closing = true;
+      clearTimeout(retry);
+      await sql.end({ timeout: 5 });
+    },
   };
 }
 
@@ -113,6 +240,7 @@ async function openPglite(dataDir: string): Promise<Database & { migrate(): Prom
     async listen(channel, onPayload) {
       return pg.listen(channel, onPayload);
     },
+    listening: () => true,
     async close() {
       try {
         await pg.close();

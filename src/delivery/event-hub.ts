@@ -18,6 +18,7 @@
 import { asc, gt, max } from "drizzle-orm";
 import type { Database } from "../db/database.js";
 import { channels } from "../db/events.js";
+import { createOutageLog } from "../db/transient-errors.js";
 import { events } from "../db/schema.js";
 import type { Logger } from "../logger.js";
 
@@ -55,6 +56,7 @@ export async function startEventHub(database: Database, log: Logger, opts: { gap
   // the previous entry's) has been missing since `at`. Both fields only grow.
   let sightings: { upTo: number; at: number }[] = [];
   const subs = new Set<Sub>();
+  const readLog = createOutageLog(log, "event hub read");
   let reading = false;
   let again = false;
   let closed = false;
@@ -106,8 +108,9 @@ export async function startEventHub(database: Database, log: Logger, opts: { gap
         dispatch(deliver);
         if (rows.length === 1000 && deliver.length === rows.length) again = true;
       } while (again && !closed);
+      readLog.ok();
     } catch (err) {
-      if (!closed) log.warn("event hub read failed", { error: String(err) });
+      if (!closed) readLog.failed(err, { cursor });
     } finally {
       reading = false;
     }
@@ -146,7 +149,9 @@ export async function startEventHub(database: Database, log: Logger, opts: { gap
     }
   }
 
-  const unlisten = await database.listen(channels.events, () => void read());
+  // After the notification connection comes back, read at once: what was committed
+  // meanwhile is still in the table, after the cursor.
+  const unlisten = await database.listen(channels.events, () => void read(), () => void read());
   // Fallback poll, and re-check young gaps even when no notification comes.
   const timer = setInterval(() => void read(), opts.pollMs ?? 1000);
   timer.unref();

@@ -54,6 +54,7 @@ import { isIP } from "node:net";
 import { and, asc, count, eq, gt, gte, inArray, isNull, lt, lte, or, sql } from "drizzle-orm";
 import type { Db } from "../db/database.js";
 import { emitEvents } from "../db/events.js";
+import { backoffMs, createOutageLog, errorSummary, isTransientDbError } from "../db/transient-errors.js";
 import { eventKindFilterEntries, matchesEventKinds } from "../domain/event-kind-filter.js";
 import { dispatchCursors, events, webhookDeliveries, webhooks } from "../db/schema.js";
 import type { Logger } from "../logger.js";
@@ -236,11 +237,15 @@ export function startWebhookDispatcher(deps: { db: Db; hub: EventHub; log: Logge
     log.info("webhook dispatcher caught up", { after_id: from, up_to_id: to });
   }
 
+  const followLog = createOutageLog(log, "webhook event follower");
+  let followFailures = 0;
   const following = (async () => {
     while (!closed) {
       const sub = hub.subscribe(() => true, { maxBuffer: o.maxBuffer });
       try {
         await catchUp(await readCursor(sub.startCursor), sub.startCursor);
+        followLog.ok();
+        followFailures = 0;
         for (;;) {
           const batch = await sub.next(abort.signal);
           if (batch.length === 0) return; // closed (the dispatcher or the hub)
@@ -250,8 +255,12 @@ export function startWebhookDispatcher(deps: { db: Db; hub: EventHub; log: Logge
         if (closed) break;
         if (err instanceof SubscriberOverflow) log.warn("webhook dispatcher fell behind the event stream; catching up from its cursor", { last_id: err.lastDeliveredId });
         else {
-          log.error("webhook deliveries could not be recorded; catching up from the cursor", { error: String(err) });
-          await sleep(1000);
+          // The database away (expected) or a bug: either way start over from the durable
+          // cursor, with backoff and jitter while it keeps failing.
+          if (isTransientDbError(err)) followLog.failed(err);
+          else log.error("webhook deliveries could not be recorded; catching up from the cursor", { error: errorSummary(err) });
+          await sleep(backoffMs(followFailures++, 250, 5000));
+          continue;
         }
       } finally {
         sub.close();
@@ -260,6 +269,7 @@ export function startWebhookDispatcher(deps: { db: Db; hub: EventHub; log: Logge
   })().catch((err) => log.error("webhook dispatcher stopped following events", { error: String(err) }));
 
   // ── 2. + 3. claim due deliveries and attempt them ──────────────────────────────────────
+  const pumpLog = createOutageLog(log, "webhook dispatcher pump");
   let pumping: Promise<void> | null = null;
   let again = false;
 
@@ -359,8 +369,9 @@ export function startWebhookDispatcher(deps: { db: Db; hub: EventHub; log: Logge
       return;
     }
     pumping = pump()
+      .then(() => pumpLog.ok())
       .catch((err) => {
-        if (!closed) log.warn("webhook dispatcher pump failed", { error: String(err) });
+        if (!closed) pumpLog.failed(err);
       })
       .finally(() => {
         pumping = null;

@@ -24,6 +24,7 @@ import { readRunStatus } from "../db/run-status.js";
 import { emitProgress } from "../db/progress.js";
 import { parkWaitingNode } from "../db/wait-node.js";
 import { createWorkflowCache, type WorkflowCache } from "../db/workflow-specs.js";
+import { createOutageLog, errorSummary, isTransientDbError, retryWhileTransient } from "../db/transient-errors.js";
 import { resolveInputs, type JsonObject } from "../domain/context.js";
 import { backoffDelayMs, isRetryable, type ErrorClass } from "../domain/retry-policy.js";
 import { nodeOperations } from "../domain/node-operations.js";
@@ -77,8 +78,14 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
   const quarantineAfter = config.WORKER_QUARANTINE_AFTER ?? 3;
   const runtimes: Record<string, Runtime> = { native: createNativeRuntime(limits), provider: createProviderRuntime(gateway) };
   const inFlight = new Map<number, InFlight>();
-  const completions = createCompletionBatcher(db, limits);
   const leaseMs = config.WORKER_LEASE_SECONDS * 1000;
+  // A step's outcome is worth keeping through a short outage: its commit is retried (on
+  // transient errors, with backoff) for about a lease before the step is given up.
+  const commitRetryMs = leaseMs;
+  const completions = createCompletionBatcher(db, limits, 128, { retryMs: commitRetryMs });
+  const claimLog = createOutageLog(log, "claim");
+  const heartbeatLog = createOutageLog(log, "heartbeat");
+  const reaperLog = createOutageLog(log, "reaper");
   let stopping = false;
   // A nudge (NOTIFY, finished step, due retry) either ends the current sleep or, if it
   // arrives while a claim is in flight, makes the loop claim again instead of sleeping:
@@ -91,10 +98,14 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
     wake = null;
   };
 
-  const unlistenWork = await database.listen(channels.work, () => {
-    log.debug("work notification");
-    nudge();
-  });
+  const unlistenWork = await database.listen(
+    channels.work,
+    () => {
+      log.debug("work notification");
+      nudge();
+    },
+    nudge, // notifications were missed while the connection was down: claim now
+  );
   const unlistenCancel = await database.listen(channels.cancel, (runId) => {
     for (const f of inFlight.values()) if (f.claim.runId === runId) f.controller.abort("cancelled" satisfies AbortReason);
   });
@@ -110,8 +121,9 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
     try {
       const held = await extendLeases(db, config.WORKER_ID, ids, config.WORKER_LEASE_SECONDS);
       for (const id of ids) if (!held.has(id)) inFlight.get(id)?.controller.abort("lease_lost" satisfies AbortReason);
+      heartbeatLog.ok();
     } catch (err) {
-      log.warn("heartbeat failed", { error: String(err) });
+      heartbeatLog.failed(err);
     }
   }
 
@@ -139,8 +151,9 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
         if (outcome !== "lost") log.info("reaped expired lease", { run_id: n.runId, node: n.nodeKey, attempt: n.attempt, outcome });
       }
       for (const runId of await findOverdueRuns(db, 20)) await failOverdueRun(db, runId);
+      reaperLog.ok();
     } catch (err) {
-      log.warn("reaper failed", { error: String(err) });
+      reaperLog.failed(err);
     } finally {
       reaping = false;
     }
@@ -192,10 +205,10 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
       if (failure) {
         const retry = claim.attempt < maxAttempts && isRetryable(node.spec.policy, failure.class as ErrorClass);
         const delay = retry ? backoffDelayMs(node.spec.policy, claim.attempt) : null;
-        const outcome = await failNodeAttempt(db, { runId: claim.runId, workflow: wf, node, guard, attempt: claim.attempt, failure, retryDelayMs: delay });
+        const outcome = await retryWhileTransient(() => failNodeAttempt(db, { runId: claim.runId, workflow: wf, node, guard, attempt: claim.attempt, failure, retryDelayMs: delay }), { maxMs: commitRetryMs });
         if (outcome === "retrying" && delay) setTimeout(nudge, delay).unref();
       } else if (result && "wait" in result) {
-        await parkWaitingNode(db, { runId: claim.runId, nodeKey: claim.nodeKey, guard, timeoutMs: result.wait.timeoutMs });
+        await retryWhileTransient(() => parkWaitingNode(db, { runId: claim.runId, nodeKey: claim.nodeKey, guard, timeoutMs: result.wait.timeoutMs }), { maxMs: commitRetryMs });
       } else if (result) {
         const outcome = await completions.submit({ runId: claim.runId, node, guard, output: result.output, eventPayload: { attempt: claim.attempt } });
         if (typeof outcome === "object") {
@@ -204,8 +217,10 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
         }
       }
     } catch (err) {
-      // A database error while committing: the lease expires and the reaper retries the node.
-      log.error("could not commit step", { run_id: claim.runId, node: claim.nodeKey, error: String(err) });
+      // A database error while committing (retried above while transient, for about a
+      // lease): the lease expires and the reaper gives the node to another attempt.
+      if (isTransientDbError(err)) log.warn("could not commit step; its lease will expire and it runs again", { run_id: claim.runId, node: claim.nodeKey, cause: errorSummary(err) });
+      else log.error("could not commit step", { run_id: claim.runId, node: claim.nodeKey, error: errorSummary(err) });
     } finally {
       clearTimeout(timer);
       inFlight.delete(claim.id);
@@ -227,15 +242,16 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
       if (capacity > 0) {
         try {
           claimed = await claimNodes(db, { workerId: config.WORKER_ID, limit: capacity, leaseSeconds: config.WORKER_LEASE_SECONDS, runId: config.RUN_ID });
+          claimLog.ok();
         } catch (err) {
           if (stopping) break;
-          log.warn("claim failed", { error: String(err) });
+          claimLog.failed(err);
         }
         if (claimed.length) log.debug("claimed", { n: claimed.length });
         for (const c of claimed) void execute(c);
         if (claimed.length === capacity) continue;
       }
-      if (config.RUN_ID && inFlight.size === 0 && claimed.length === 0 && (idle++ % 4 === 0) && (await runFinished(config.RUN_ID))) break;
+      if (config.RUN_ID && inFlight.size === 0 && claimed.length === 0 && idle++ % 4 === 0 && (await runFinished(config.RUN_ID).catch(() => false))) break;
       if (nudged && inFlight.size < config.WORKER_CONCURRENCY) continue;
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, config.WORKER_POLL_INTERVAL);

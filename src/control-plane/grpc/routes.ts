@@ -9,7 +9,7 @@ import type { CallContext } from "../../services/call-context.js";
 import type { Logger } from "../../logger.js";
 import { requestIdOf, type CallStep } from "../call-step.js";
 import { protoFiles, serviceDescriptors, type ServiceName } from "../contract.js";
-import { toConnectError, toDomainError } from "../error-mapping.js";
+import { logFailure, toConnectError, toDomainError } from "../error-mapping.js";
 import { useCaseOf, wrapsEvent, type ServiceImpls } from "../service-impls.js";
 import { addReflection } from "./reflection.js";
 import { withStatusDetails } from "./status-details.js";
@@ -77,6 +77,6 @@ function bindMethod(method: DescMethod, opts: GrpcOptions) {
 function mapError(err: unknown, requestId: string, rpc: string, log: Logger): ConnectError {
   if (err instanceof ConnectError) return err;
   const domain = toDomainError(err);
-  if (domain.kind === "internal") log.error("rpc failed", { request_id: requestId, rpc, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+  logFailure(log, domain, err, { request_id: requestId, rpc });
   return withStatusDetails(toConnectError(domain, requestId), domain, requestId);
 }

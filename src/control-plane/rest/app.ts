@@ -17,7 +17,7 @@ import type { CallContext } from "../../services/call-context.js";
 import type { Logger } from "../../logger.js";
 import { requestIdOf, type CallStep, type IncomingCall } from "../call-step.js";
 import { jsonOptions, openApiDocument, restOperations, type RestOperation } from "../contract.js";
-import { problem, toDomainError } from "../error-mapping.js";
+import { logFailure, problem, toDomainError } from "../error-mapping.js";
 import { useCaseOf, wrapsEvent, type ServiceImpls } from "../service-impls.js";
 import { createConsoleAssets, isApiPath } from "./console-assets.js";
 import { ajvIssues, createOpenApiValidator } from "./openapi-validator.js";
@@ -54,7 +54,7 @@ export function createRestApp(opts: RestAppOptions) {
   app.onError((err, c) => {
     const requestId = c.get("requestId") ?? requestIdOf(undefined);
     const domain = toDomainError(err);
-    if (domain.kind === "internal") opts.log.error("request failed", { request_id: requestId, path: c.req.path, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+    logFailure(opts.log, domain, err, { request_id: requestId, path: c.req.path });
     const status = (err as any).httpStatus ?? undefined;
     const body = problem(domain, requestId, status);
     if (domain.options.retryAfterSeconds !== undefined) c.header("Retry-After", String(domain.options.retryAfterSeconds));

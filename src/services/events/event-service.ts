@@ -10,6 +10,7 @@ import { and, asc, eq, gt, lte } from "drizzle-orm";
 import type { StreamEventsRequest } from "../../../gen/proto/fabric/v1/events_pb.js";
 import type { Event } from "../../../gen/proto/fabric/v1/run_pb.js";
 import type { Db } from "../../db/database.js";
+import { isTransientDbError, retryWhileTransient } from "../../db/transient-errors.js";
 import { apiKeys, events, workflowRuns } from "../../db/schema.js";
 import { DomainError, invalidArgument } from "../../domain/errors.js";
 import { eventKindFilterEntries, invalidEventKindEntry, matchesEventKinds } from "../../domain/event-kind-filter.js";
@@ -35,7 +36,8 @@ export function createEventService(deps: { db: Db; hub: EventHub; recheckMs?: nu
       const teams = new Map<string, string | null>(); // run id → team (runs never change team)
       const teamOf = async (runId: string): Promise<string | null | undefined> => {
         if (!teams.has(runId)) {
-          const [r] = await db.select({ teamId: workflowRuns.teamId }).from(workflowRuns).where(and(eq(workflowRuns.id, runId), eq(workflowRuns.organizationId, org)));
+          // An outage holds the stream (its events wait in the subscription) rather than ending it.
+          const [r] = await retryWhileTransient(() => db.select({ teamId: workflowRuns.teamId }).from(workflowRuns).where(and(eq(workflowRuns.id, runId), eq(workflowRuns.organizationId, org))), { signal: ctx.signal });
           if (!r) return undefined;
           teams.set(runId, r.teamId);
         }
@@ -57,7 +59,13 @@ export function createEventService(deps: { db: Db; hub: EventHub; recheckMs?: nu
       const keyStillValid = async () => {
         if (!ctx.caller.apiKeyId || Date.now() - keyCheckedAt < recheckMs) return;
         keyCheckedAt = Date.now();
-        const [k] = await db.select({ revokedAt: apiKeys.revokedAt, expiresAt: apiKeys.expiresAt }).from(apiKeys).where(eq(apiKeys.id, ctx.caller.apiKeyId));
+        let k: { revokedAt: Date | null; expiresAt: Date | null } | undefined;
+        try {
+          [k] = await db.select({ revokedAt: apiKeys.revokedAt, expiresAt: apiKeys.expiresAt }).from(apiKeys).where(eq(apiKeys.id, ctx.caller.apiKeyId));
+        } catch (err) {
+          if (isTransientDbError(err)) return; // the database is down: check again next period
+          throw err;
+        }
         if (!k || k.revokedAt || (k.expiresAt && k.expiresAt.getTime() <= Date.now())) throw new DomainError("unauthenticated", "the API key of this stream was revoked or has expired");
       };
 
