@@ -167,8 +167,8 @@ function createNotificationConnection(postgres: typeof import("postgres"), url: 
 
   function schedule() {
     if (closing || retry) return;
-    // Capped at 1 s: /readyz turns 200 again within about that of the server's return.
-    retry = setTimeout(() => void relisten(), backoffMs(attempt++, 100, 1000));
+    // Capped at 0.5 s: /readyz turns 200 again within about that of the server's return.
+    retry = setTimeout(() => void relisten(), backoffMs(attempt++, 100, 500));
     retry.unref();
   }
 

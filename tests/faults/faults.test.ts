@@ -11,6 +11,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { engine } from "../helpers/database.js";
 import { privatePostgresAvailable, startPrivatePostgres, type PrivatePostgres } from "../helpers/private-postgres.js";
+import { spawnServe } from "../helpers/serve-process.js";
 import { alive, checkRuns, checkWatcher, grpcWatcher, maxEventId, registerWorkflow, setUpScene, sleep, sseWatcher, statusSummary, submitRuns, untilRunsFinished, type Scene } from "./harness.js";
 
 describe.skipIf(engine !== "postgres" || !privatePostgresAvailable)("faults (private Postgres cluster, real processes)", () => {
@@ -50,8 +51,8 @@ describe.skipIf(engine !== "postgres" || !privatePostgresAvailable)("faults (pri
     const workflowId = await registerWorkflow(scene);
     const afterId = await maxEventId(scene);
     const watchers = [sseWatcher(scene, afterId), grpcWatcher(scene, afterId)];
-    const RUNS = 60;
-    const submitted = submitRuns(scene, workflowId, RUNS, 60);
+    const RUNS = 40;
+    const submitted = submitRuns(scene, workflowId, RUNS, 100);
     let killed = 0;
     const until = Date.now() + 6000;
     while (Date.now() < until) {
@@ -65,5 +66,98 @@ describe.skipIf(engine !== "postgres" || !privatePostgresAvailable)("faults (pri
     expect(killed).toBeGreaterThan(10);
     for (const p of [...scene.planes, ...scene.executors]) expect(alive(p), p.stderr().slice(-3000)).toBe(true);
     await finish("backends terminated", scene, RUNS, watchers, afterId, recovery, `${killed} backends terminated`);
+  }, 150_000);
+
+  /** GET /readyz with a generous ceiling: its status and how long the answer took. */
+  async function readyz(scene: Scene): Promise<{ status: number | "none"; ms: number }> {
+    const t = Date.now();
+    try {
+      const r = await fetch(`${scene.planes[0]!.restUrl}/readyz`, { signal: AbortSignal.timeout(10_000) });
+      await r.body?.cancel();
+      return { status: r.status, ms: Date.now() - t };
+    } catch {
+      return { status: "none", ms: Date.now() - t };
+    }
+  }
+
+  it("Postgres stopped (immediate) and restarted under load: 503 while down, ready within 2 s of its return, runs complete once", async () => {
+    const scene = await setUpScene(pg);
+    scenes.push(scene);
+    const workflowId = await registerWorkflow(scene);
+    const afterId = await maxEventId(scene);
+    const watchers = [sseWatcher(scene, afterId), grpcWatcher(scene, afterId)];
+    const RUNS = 40;
+    const submitted = submitRuns(scene, workflowId, RUNS, 150); // spans the outage
+    await sleep(1500);
+    await pg.stop("immediate");
+    const probes: { status: number | "none"; ms: number }[] = [];
+    for (let i = 0; i < 4; i++) {
+      await sleep(800);
+      probes.push(await readyz(scene));
+    }
+    await pg.start();
+    const back = Date.now();
+    let readyAfter = -1;
+    while (Date.now() - back < 30_000) {
+      if ((await readyz(scene)).status === 200) {
+        readyAfter = Date.now() - back;
+        break;
+      }
+      await sleep(100);
+    }
+    await submitted;
+    await untilRunsFinished(scene, RUNS);
+    const recovery = Date.now() - back;
+    for (const p of [...scene.planes, ...scene.executors]) expect(alive(p), p.stderr().slice(-3000)).toBe(true);
+    await finish("postgres stopped -m immediate for ~4 s", scene, RUNS, watchers, afterId, recovery, `readyz while down ${probes.map((p) => `${p.status} in ${p.ms} ms`).join(", ")}; readyz 200 ${readyAfter} ms after restart`);
+    expect(probes.every((p) => p.status === 503 && p.ms < 3000)).toBe(true);
+    expect(readyAfter).toBeGreaterThanOrEqual(0);
+    expect(readyAfter).toBeLessThan(2000);
+  }, 150_000);
+
+  it("an executor frozen (SIGSTOP) past its lease, then resumed: its steps run elsewhere, nothing commits twice", async () => {
+    // A short idle-in-transaction timeout: a transaction the freeze caught ends and frees its locks.
+    const scene = await setUpScene(pg, { env: { FABRIC_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: "2000" } });
+    scenes.push(scene);
+    const workflowId = await registerWorkflow(scene);
+    const afterId = await maxEventId(scene);
+    const watchers = [sseWatcher(scene, afterId), grpcWatcher(scene, afterId)];
+    const RUNS = 40;
+    const submitted = submitRuns(scene, workflowId, RUNS, 50);
+    await sleep(800);
+    const frozen = scene.executors[0]!;
+    frozen.child.kill("SIGSTOP");
+    const t0 = Date.now();
+    await submitted;
+    await untilRunsFinished(scene, RUNS); // the other executor finishes everything
+    const recovery = Date.now() - t0;
+    const frozenFor = Date.now() - t0;
+    await sleep(Math.max(0, 3 * 3000 - frozenFor)); // well past its 3 s lease
+    frozen.child.kill("SIGCONT");
+    await sleep(3000); // it wakes up, finds its leases gone, discards its results
+    for (const p of [...scene.planes, ...scene.executors]) expect(alive(p), p.stderr().slice(-3000)).toBe(true);
+    await finish("executor SIGSTOPped past its lease", scene, RUNS, watchers, afterId, recovery, `frozen ${Date.now() - t0 - 3000} ms`);
+  }, 150_000);
+
+  it("a control plane killed (SIGKILL) under SSE and gRPC watchers: they resume on another, no event lost or repeated", async () => {
+    const scene = await setUpScene(pg);
+    scenes.push(scene);
+    scene.planes.push(await spawnServe(scene.env, { timeoutMs: 60_000 }));
+    const workflowId = await registerWorkflow(scene);
+    const afterId = await maxEventId(scene);
+    const watchers = [sseWatcher(scene, afterId), grpcWatcher(scene, afterId)];
+    const RUNS = 40;
+    const submitted = submitRuns(scene, workflowId, RUNS, 100);
+    await sleep(1500);
+    scene.planes[0]!.child.kill("SIGKILL");
+    const t0 = Date.now();
+    await scene.planes[0]!.exited;
+    scene.planes.push(await spawnServe(scene.env, { timeoutMs: 60_000 })); // a replacement, as a supervisor would start
+    await submitted;
+    await untilRunsFinished(scene, RUNS);
+    const recovery = Date.now() - t0;
+    for (const p of [...scene.planes.slice(1), ...scene.executors]) expect(alive(p), p.stderr().slice(-3000)).toBe(true);
+    expect(watchers.every((w) => w.reconnects >= 1)).toBe(true); // they were on the killed one
+    await finish("control plane SIGKILLed under watchers", scene, RUNS, watchers, afterId, recovery);
   }, 150_000);
 });

@@ -59,7 +59,7 @@ export async function setUpScene(pg: PrivatePostgres, opts: { executors?: number
     FABRIC_DB_STATEMENT_TIMEOUT_MS: "10000",
     ...opts.env,
   };
-  const planes = [await spawnServe(env)];
+  const planes = [await spawnServe(env, { timeoutMs: 60_000 })];
   const executors = Array.from({ length: opts.executors ?? 2 }, (_, i) => spawnExecutor(env, `fault-${dbName}-${i}`));
   const sql = postgres(url, { max: 1, onnotice: () => {} });
   const scene: Scene = {
