@@ -234,7 +234,7 @@ function scalarSchema(t: ScalarType, doc?: string): Json {
 }
 
 /** Leading comments by "pkg.Message" and "pkg.Message.field" (top-level messages only). */
-function collectComments(set: { file: any[] }): Map<string, string> {
+export function collectComments(set: { file: any[] }): Map<string, string> {
   const out = new Map<string, string>();
   for (const file of set.file) {
     const byPath = new Map<string, string>();

@@ -10,6 +10,7 @@ import type { Logger } from "../../logger.js";
 import { requestIdOf, type CallStep } from "../call-step.js";
 import { protoFiles, serviceDescriptors, type ServiceName } from "../contract.js";
 import { logFailure, toConnectError, toDomainError } from "../error-mapping.js";
+import { checkRequiredFields } from "../required-fields.js";
 import { useCaseOf, wrapsEvent, type ServiceImpls } from "../service-impls.js";
 import { addReflection } from "./reflection.js";
 import { withStatusDetails } from "./status-details.js";
@@ -46,7 +47,9 @@ function bindMethod(method: DescMethod, opts: GrpcOptions) {
     const requestId = requestIdOf(hctx.requestHeader.get("x-request-id"));
     hctx.responseHeader.set("x-request-id", requestId);
     try {
-      return await opts.callStep.begin(rpc, { requestId, header: (name) => hctx.requestHeader.get(name), signal: hctx.signal, clientAddress: hctx.values.get(clientAddressKey) }, req);
+      const ctx = await opts.callStep.begin(rpc, { requestId, header: (name) => hctx.requestHeader.get(name), signal: hctx.signal, clientAddress: hctx.values.get(clientAddressKey) }, req);
+      checkRequiredFields(method.input, req);
+      return ctx;
     } catch (err) {
       throw mapError(err, requestId, rpc, opts.log);
     }

@@ -18,6 +18,7 @@ import type { Logger } from "../../logger.js";
 import { requestIdOf, type CallStep, type IncomingCall } from "../call-step.js";
 import { jsonOptions, openApiDocument, restOperations, type RestOperation } from "../contract.js";
 import { logFailure, problem, toDomainError } from "../error-mapping.js";
+import { checkRequiredFields } from "../required-fields.js";
 import { useCaseOf, wrapsEvent, type ServiceImpls } from "../service-impls.js";
 import { createConsoleAssets, isApiPath } from "./console-assets.js";
 import { ajvIssues, createOpenApiValidator } from "./openapi-validator.js";
@@ -124,6 +125,7 @@ export function createRestApp(opts: RestAppOptions) {
       // about what a valid body would be.
       const ctx = await opts.callStep.begin(op.rpc!, incomingCall(c), urlFields(c, op));
       const request = await buildRequest(c, op, op.protoMethod!, validators);
+      checkRequiredFields(op.protoMethod!.input, request);
       if (op.stream === "sse") return sse(c, ctx, useCase, request, op.protoMethod!);
       const response = (await useCase(ctx, request)) as Message;
       const json = toJson(op.protoMethod!.output, response, jsonOptions) as Record<string, unknown>;
@@ -247,7 +249,8 @@ async function buildRequest(c: Context<Env>, op: RestOperation, method: DescMeth
         throw new DomainError("invalid_argument", `the request body is not valid JSON: ${(err as Error).message}`, { code: "malformed_json" });
       }
     } else if (op.body !== "*") {
-      throw invalidArgument("a JSON request body is required", [{ path: "", code: "required", message: "a JSON request body is required" }]);
+      // The body is the request's `op.body` field: named as gRPC's required-field check names it.
+      throw invalidArgument(`a JSON request body (${op.body}) is required`, [{ path: `/${op.body}`, code: "required", message: `${op.body} is required` }]);
     }
     if (v.body && !v.body(body)) {
       const issues = structuralIssues(v.body.errors);
