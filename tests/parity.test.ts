@@ -142,7 +142,7 @@ function normalise(v: unknown, side: Side): unknown {
     if (/^fabr_[\w-]{43}$/.test(v)) return "<refresh-token>";
     if (/^fabi_[\w-]{43}$/.test(v)) return "<invitation-token>";
     if (/^fab_[a-z0-9]{8}_[A-Za-z0-9]{32}$/.test(v)) return "<api-key>";
-    if (/^whsec_[\w-]{43}$/.test(v)) return "<webhook-secret>";
+    if (/^whsec_[A-Za-z0-9+/]{43}=$/.test(v)) return "<webhook-secret>";
     return v.replaceAll(tag(side), "<side>").replaceAll(lc(side), "<side>").replace(uuid, (id) => labels[side].get(id) ?? (sharedIds.has(id) ? id : "<new-id>"));
   }
   if (Array.isArray(v)) return v.map((x) => normalise(x, side));

@@ -59,7 +59,7 @@ import { eventKindFilterEntries, matchesEventKinds } from "../domain/event-kind-
 import { dispatchCursors, events, webhookDeliveries, webhooks } from "../db/schema.js";
 import type { Logger } from "../logger.js";
 import { SubscriberOverflow, type EventHub, type EventRow } from "./event-hub.js";
-import { decryptSecret, guardedLookup, hostOf, isPublicAddress, signatureHeader, type WebhookSettings } from "./webhook-security.js";
+import { decryptSecret, guardedLookup, hostOf, isPublicAddress, signatureHeader, standardSignature, type WebhookSettings } from "./webhook-security.js";
 
 export interface WebhookDispatcherOptions {
   /** First retry delay; each further retry doubles it. Default 1 s. */
@@ -311,7 +311,17 @@ export function startWebhookDispatcher(deps: { db: Db; hub: EventHub; log: Logge
       if (secret !== null) {
         const body = webhookBody(event);
         const timestamp = Math.floor(Date.now() / 1000);
-        const headers = { "fabric-webhook-id": d.id, "fabric-webhook-timestamp": String(timestamp), "fabric-webhook-signature": signatureHeader(secret, timestamp, body), "fabric-event-kind": event.kind };
+        const headers = {
+          // Standard Webhooks (docs/webhooks.md); the delivery id is the message id, the same on every retry.
+          "webhook-id": d.id,
+          "webhook-timestamp": String(timestamp),
+          "webhook-signature": standardSignature(secret, d.id, timestamp, body),
+          "fabric-event-kind": event.kind,
+          // Deprecated, sent for one more release: Fabric's own headers of before.
+          "fabric-webhook-id": d.id,
+          "fabric-webhook-timestamp": String(timestamp),
+          "fabric-webhook-signature": signatureHeader(secret, timestamp, body),
+        };
         outcome = await post(new URL(hook.url), body, headers, settings.allowPrivate, o.timeoutMs, abort.signal);
       } else outcome = outcome!;
     }

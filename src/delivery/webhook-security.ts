@@ -40,7 +40,12 @@ export function webhookSettingsFrom(config: { FABRIC_ENV: string; JWT_SECRET?: s
 
 // ─── Secrets ────────────────────────────────────────────────────────────────────────────
 
-export const newWebhookSecret = () => `whsec_${randomBytes(32).toString("base64url")}`;
+/**
+ * A Standard Webhooks secret: `whsec_` + 32 random bytes in standard base64 (what the
+ * specification's libraries decode). Secrets issued before were `whsec_` + base64url of
+ * 32 bytes; both decode to their key bytes with `standardSigningKey`.
+ */
+export const newWebhookSecret = () => `whsec_${randomBytes(32).toString("base64")}`;
 
 export function encryptSecret(key: Buffer, secret: string): string {
   const iv = randomBytes(12);
@@ -57,7 +62,23 @@ export function decryptSecret(key: Buffer, stored: string): string {
   return Buffer.concat([decipher.update(Buffer.from(ct, "base64url")), decipher.final()]).toString("utf8");
 }
 
-/** `v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`; the key is the whole `whsec_…` string (UTF-8). */
+/**
+ * The HMAC key of a Standard Webhooks signature: the base64 after `whsec_`, decoded. Node's
+ * base64 decoder reads both alphabets, so secrets issued before (base64url) keep working
+ * with the same key bytes.
+ */
+export const standardSigningKey = (secret: string): Buffer => Buffer.from(secret.startsWith("whsec_") ? secret.slice("whsec_".length) : secret, "base64");
+
+/**
+ * The Standard Webhooks `webhook-signature` header: `v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>`
+ * (https://www.standardwebhooks.com/, "Signature scheme").
+ */
+export const standardSignature = (secret: string, id: string, timestamp: number, body: string) => `v1,${createHmac("sha256", standardSigningKey(secret)).update(`${id}.${timestamp}.${body}`).digest("base64")}`;
+
+/**
+ * Deprecated (sent for one release beside the standard headers): the `fabric-webhook-signature`
+ * header, `v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>` keyed with the whole `whsec_…` string (UTF-8).
+ */
 export const signatureHeader = (secret: string, timestamp: number, body: string) => `v1=${createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex")}`;
 
 // ─── Addresses ──────────────────────────────────────────────────────────────────────────

@@ -117,4 +117,4 @@ export type {
   WorkflowDefinition,
   WorkflowSpec,
 } from "./types.js";
-export { verifyWebhookSignature, type VerifyWebhookSignatureInput } from "./webhook-signature.js";
+export { standardWebhookSecret, verifyWebhook, verifyWebhookSignature, type VerifyWebhookInput, type VerifyWebhookSignatureInput } from "./webhook-signature.js";

@@ -11,7 +11,8 @@ import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { query } from "../../src/db/database.js";
 import { webhooks } from "../../src/db/schema.js";
-import { verifyWebhookSignature } from "../../src/sdk/index.js";
+import { Webhook as StandardWebhook, WebhookVerificationError } from "standardwebhooks";
+import { verifyWebhook, verifyWebhookSignature } from "../../src/sdk/index.js";
 import { encryptSecret, webhookSettingsFrom } from "../../src/delivery/webhook-security.js";
 import { eventually, smokeWorkflow, startTestFabric, type TestFabric } from "../helpers/fabric.js";
 import { client, expectOneAudit, transports, type Actor } from "../access/support.js";
@@ -53,7 +54,8 @@ describe.each(transports)("management over %s", (via) => {
     const api = c(fabric, via);
     const createId = `wh-create-${randomUUID()}`;
     const created = await api.ok("WebhookService/CreateWebhook", { organization_id: org, url: receiver.url(`/mgmt-${via}`), event_filter: "team.*, workflow.run.completed", description: "d" }, owner, createId);
-    expect(created.secret).toMatch(/^whsec_[A-Za-z0-9_-]{43}$/);
+    // Standard Webhooks: whsec_ + standard base64 of 32 bytes.
+    expect(created.secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
     const hook = created.webhook;
     expect(hook).toMatchObject({ organization_id: org, url: receiver.url(`/mgmt-${via}`), event_filter: "team.*,workflow.run.completed", max_retries: 8, enabled: true, description: "d" });
     if (via === "rest") expect((await api.call("WebhookService/CreateWebhook", { organization_id: org, url: receiver.url("/s"), event_filter: "no.match" }, owner)).status).toBe(201);
@@ -108,6 +110,16 @@ describe("delivery", () => {
     expect(typeof body.id).toBe("number");
     expect(body.create_time).toMatch(/Z$/);
     expect(done.headers["content-type"]).toBe("application/json");
+    // Standard Webhooks: the reference library verifies the delivery, and so does the SDK.
+    expect(done.headers["webhook-id"]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(done.headers["webhook-signature"]).toMatch(/^v1,[A-Za-z0-9+/]{43}=$/);
+    const standardHeaders = { "webhook-id": String(done.headers["webhook-id"]), "webhook-timestamp": String(done.headers["webhook-timestamp"]), "webhook-signature": String(done.headers["webhook-signature"]) };
+    expect(new StandardWebhook(secret).verify(done.body, standardHeaders)).toEqual(body);
+    expect(() => new StandardWebhook(secret).verify(done.body + " ", standardHeaders)).toThrow(WebhookVerificationError);
+    expect(verifyWebhook({ secret, body: done.body, headers: done.headers as Record<string, string> })).toBe(true);
+    expect(verifyWebhook({ secret, body: done.body + " ", headers: done.headers as Record<string, string> })).toBe(false);
+    // The deprecated fabric-webhook-* headers are still sent (one more release).
+    expect(done.headers["fabric-webhook-id"]).toBe(done.headers["webhook-id"]);
     const sig = { secret, body: done.body, timestamp: String(done.headers["fabric-webhook-timestamp"]), signature: String(done.headers["fabric-webhook-signature"]) };
     expect(sig.signature).toMatch(/^v1=[0-9a-f]{64}$/);
     expect(verifyWebhookSignature(sig)).toBe(true);

@@ -1,7 +1,7 @@
 /**
  * An organization's webhooks (reading needs `webhook.read`, changing `webhook.write`):
  * matching events are POSTed to the URL, signed with the webhook's secret — check them
- * with `verifyWebhookSignature` — retried with backoff, and recorded as deliveries.
+ * with `verifyWebhook` (Standard Webhooks) — retried with backoff, and recorded as deliveries.
  */
 import { unwrap, type RequestOptions, type RestTransport } from "../core/rest-transport.js";
 import type { CreateWebhookRequest, CreateWebhookResponse, ListWebhookDeliveriesParams, UpdateWebhookRequest, Webhook, WebhookDelivery } from "../types.js";

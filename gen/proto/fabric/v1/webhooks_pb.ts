@@ -481,8 +481,10 @@ export const RedeliverWebhookDeliveryResponseSchema: GenMessage<RedeliverWebhook
 /**
  * WebhookService: an organization's webhooks. Each committed event matching a webhook's
  * filter is POSTed to its URL, signed with the webhook's secret (`whsec_…`, shown once at
- * creation): header `fabric-webhook-signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`
- * with `fabric-webhook-timestamp` (Unix seconds) and `fabric-webhook-id` (the delivery id).
+ * creation) per Standard Webhooks: `webhook-id` (the delivery id), `webhook-timestamp` (Unix
+ * seconds) and `webhook-signature: v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>`,
+ * the key being the base64 after `whsec_`, decoded. The `fabric-webhook-*` headers of before
+ * are deprecated.
  * Failures are retried with exponential backoff; a webhook whose deliveries keep failing
  * is disabled.
  *

@@ -8,8 +8,10 @@ from fabric_client._gen.fabric.v1 import webhooks_pb2 as fabric_dot_v1_dot_webho
 class WebhookServiceStub(object):
     """WebhookService: an organization's webhooks. Each committed event matching a webhook's
     filter is POSTed to its URL, signed with the webhook's secret (`whsec_…`, shown once at
-    creation): header `fabric-webhook-signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`
-    with `fabric-webhook-timestamp` (Unix seconds) and `fabric-webhook-id` (the delivery id).
+    creation) per Standard Webhooks: `webhook-id` (the delivery id), `webhook-timestamp` (Unix
+    seconds) and `webhook-signature: v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>`,
+    the key being the base64 after `whsec_`, decoded. The `fabric-webhook-*` headers of before
+    are deprecated.
     Failures are retried with exponential backoff; a webhook whose deliveries keep failing
     is disabled.
     """
@@ -55,8 +57,10 @@ class WebhookServiceStub(object):
 class WebhookServiceServicer(object):
     """WebhookService: an organization's webhooks. Each committed event matching a webhook's
     filter is POSTed to its URL, signed with the webhook's secret (`whsec_…`, shown once at
-    creation): header `fabric-webhook-signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`
-    with `fabric-webhook-timestamp` (Unix seconds) and `fabric-webhook-id` (the delivery id).
+    creation) per Standard Webhooks: `webhook-id` (the delivery id), `webhook-timestamp` (Unix
+    seconds) and `webhook-signature: v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>`,
+    the key being the base64 after `whsec_`, decoded. The `fabric-webhook-*` headers of before
+    are deprecated.
     Failures are retried with exponential backoff; a webhook whose deliveries keep failing
     is disabled.
     """
@@ -142,8 +146,10 @@ def add_WebhookServiceServicer_to_server(servicer, server):
 class WebhookService(object):
     """WebhookService: an organization's webhooks. Each committed event matching a webhook's
     filter is POSTed to its URL, signed with the webhook's secret (`whsec_…`, shown once at
-    creation): header `fabric-webhook-signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`
-    with `fabric-webhook-timestamp` (Unix seconds) and `fabric-webhook-id` (the delivery id).
+    creation) per Standard Webhooks: `webhook-id` (the delivery id), `webhook-timestamp` (Unix
+    seconds) and `webhook-signature: v1,<base64 HMAC-SHA256(key, "<id>.<timestamp>.<body>")>`,
+    the key being the base64 after `whsec_`, decoded. The `fabric-webhook-*` headers of before
+    are deprecated.
     Failures are retried with exponential backoff; a webhook whose deliveries keep failing
     is disabled.
     """
