@@ -69,6 +69,13 @@ describe("loadConfig", () => {
     expect(configError({ OPENAI_BASE_URL: "not a url sk-secret" }).message).not.toContain("sk-secret");
   });
 
+  it("FABRIC_CORS_ORIGINS: none by default, a comma-separated list of origins or *, anything else rejected", () => {
+    expect(loadConfig({}).FABRIC_CORS_ORIGINS).toBeUndefined();
+    expect(loadConfig({ FABRIC_CORS_ORIGINS: "https://app.example.com, http://localhost:5173" }).FABRIC_CORS_ORIGINS).toEqual(["https://app.example.com", "http://localhost:5173"]);
+    expect(loadConfig({ FABRIC_CORS_ORIGINS: "*" }).FABRIC_CORS_ORIGINS).toEqual(["*"]);
+    for (const bad of ["app.example.com", "https://app.example.com/path", "ftp://x"]) expect(() => loadConfig({ FABRIC_CORS_ORIGINS: bad }), bad).toThrow(/FABRIC_CORS_ORIGINS/);
+  });
+
   it("does not read process.env when given an environment", () => {
     const saved = process.env.PORT;
     process.env.PORT = "4444";

@@ -24,6 +24,16 @@ const secret = z
   .transform((v) => v.trim() || undefined)
   .optional();
 
+/**
+ * Browser origins allowed to call both ports (CORS): comma-separated `scheme://host[:port]`,
+ * or `*` for any. Unset: none (no CORS headers; preflights are refused as before).
+ */
+const corsOrigins = z
+  .string()
+  .transform((v) => v.split(",").map((o) => o.trim()).filter(Boolean))
+  .pipe(z.array(z.string().regex(/^(\*|https?:\/\/[A-Za-z0-9.\-[\]:]+)$/, "expected * or origins like https://app.example.com or http://localhost:5173, comma-separated")).max(100))
+  .optional();
+
 /** A provider's base URL: http or https. */
 const baseUrl = z
   .string()
@@ -49,6 +59,7 @@ const schema = z.object({
   FABRIC_SECRETS_KEY: z.string().min(32, "must be at least 32 characters").optional(),
   /** Development only: webhooks may target loopback/private addresses (tests, local receivers). */
   FABRIC_WEBHOOKS_ALLOW_PRIVATE: z.enum(["true", "false"]).transform((v) => v === "true").optional(),
+  FABRIC_CORS_ORIGINS: corsOrigins,
   /** Login attempts per email address per minute (each costs a slow password hash). */
   FABRIC_AUTH_ATTEMPTS_PER_MINUTE: int(1, 1_000_000).default(10),
   /** Sign-up and login attempts per client address per minute. */

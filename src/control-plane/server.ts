@@ -32,6 +32,8 @@ import { createProviderService } from "../services/usage/provider-service.js";
 import { createUsageService } from "../services/usage/usage-service.js";
 import { createEchoProvider } from "../providers/echo/index.js";
 import type { Provider } from "../providers/provider.js";
+import { createCorsPolicy, grpcCorsHeaders, restCorsHeaders } from "./cors.js";
+import { withCors } from "./grpc/cors.js";
 import { listenHttp1And2 } from "./grpc/listener.js";
 import { clientAddressKey, createGrpcRoutes } from "./grpc/routes.js";
 import { createRestApp } from "./rest/app.js";
@@ -50,7 +52,8 @@ export async function startControlPlane(deps: {
   config: Pick<Config, "HOST" | "PORT" | "GRPC_PORT" | "FABRIC_ENV" | "FABRIC_MAX_BODY_BYTES" | "JWT_SECRET" | "FABRIC_SECRETS_KEY" | "FABRIC_WEBHOOKS_ALLOW_PRIVATE"> &
     Partial<Pick<Config, "FABRIC_ROUTING_STRATEGY" | "FABRIC_AUTH_ATTEMPTS_PER_MINUTE" | "FABRIC_AUTH_ATTEMPTS_PER_MINUTE_PER_ADDRESS">> &
     Partial<Pick<Config, "FABRIC_EVENT_GAP_TIMEOUT_MS">> &
-    Partial<Pick<Config, "FABRIC_MAX_NODE_OUTPUT_BYTES" | "FABRIC_MAX_RUN_CONTEXT_BYTES" | "FABRIC_MAX_EVENT_PAYLOAD_BYTES" | "FABRIC_MAX_RUN_INPUT_BYTES" | "FABRIC_MAX_TEXT_OUTPUT_BYTES">>;
+    Partial<Pick<Config, "FABRIC_MAX_NODE_OUTPUT_BYTES" | "FABRIC_MAX_RUN_CONTEXT_BYTES" | "FABRIC_MAX_EVENT_PAYLOAD_BYTES" | "FABRIC_MAX_RUN_INPUT_BYTES" | "FABRIC_MAX_TEXT_OUTPUT_BYTES">> &
+    Partial<Pick<Config, "FABRIC_CORS_ORIGINS">>;
   database: Database;
   log: Logger;
   /** How often a live event stream re-checks its API key (revocation). Default 15 s. */
@@ -94,7 +97,7 @@ export async function startControlPlane(deps: {
   };
   const callStep = createCallStep({ authenticator: createAuthenticator(db, { development: config.FABRIC_ENV === "development", jwtSecret }), guard: createGuard(db) });
 
-  const app = createRestApp({ services, callStep, log, maxBodyBytes: config.FABRIC_MAX_BODY_BYTES, consoleDir: deps.consoleDir, ready: () => readiness(database) });
+  const app = createRestApp({ services, callStep, log, maxBodyBytes: config.FABRIC_MAX_BODY_BYTES, consoleDir: deps.consoleDir, cors: createCorsPolicy(config.FABRIC_CORS_ORIGINS, restCorsHeaders), ready: () => readiness(database) });
   const rest = await new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s));
     s.once("error", reject);
@@ -107,7 +110,7 @@ export async function startControlPlane(deps: {
     readMaxBytes: config.FABRIC_MAX_BODY_BYTES,
     jsonOptions: { ...jsonOptions, ignoreUnknownFields: false },
   });
-  const grpc = await listenHttp1And2(handler, config.GRPC_PORT, config.HOST);
+  const grpc = await listenHttp1And2(withCors(handler, createCorsPolicy(config.FABRIC_CORS_ORIGINS, grpcCorsHeaders)), config.GRPC_PORT, config.HOST);
 
   const display = config.HOST === "0.0.0.0" || config.HOST === "::" ? "127.0.0.1" : config.HOST;
   return {

@@ -61,6 +61,8 @@ export async function startTestFabric(
     consoleDir?: string;
     /** FABRIC_EVENT_GAP_TIMEOUT_MS of the control plane (default: the server's). */
     eventGapTimeoutMs?: number;
+    /** FABRIC_CORS_ORIGINS: browser origins allowed on both ports (default: none). */
+    corsOrigins?: string[];
   } = {},
 ): Promise<TestFabric> {
   const providerSettings = loadConfig(opts.env ?? {});
@@ -78,6 +80,7 @@ export async function startTestFabric(
       FABRIC_AUTH_ATTEMPTS_PER_MINUTE: opts.authAttempts?.perEmail ?? 100_000,
       FABRIC_AUTH_ATTEMPTS_PER_MINUTE_PER_ADDRESS: opts.authAttempts?.perAddress ?? 100_000,
       FABRIC_EVENT_GAP_TIMEOUT_MS: opts.eventGapTimeoutMs,
+      FABRIC_CORS_ORIGINS: opts.corsOrigins,
     },
     database,
     log: testLog,

@@ -20,7 +20,9 @@ import { jsonOptions, openApiDocument, restOperations, type RestOperation } from
 import { logFailure, problem, toDomainError } from "../error-mapping.js";
 import { checkRequiredFields } from "../required-fields.js";
 import { useCaseOf, wrapsEvent, type ServiceImpls } from "../service-impls.js";
+import type { CorsPolicy } from "../cors.js";
 import { createConsoleAssets, isApiPath } from "./console-assets.js";
+import { corsMiddleware } from "./cors.js";
 import { ajvIssues, createOpenApiValidator } from "./openapi-validator.js";
 
 export interface RestAppOptions {
@@ -34,6 +36,8 @@ export interface RestAppOptions {
   heartbeatMs?: number;
   /** The console's build directory, served at `/`. Default: `dist/console` of this checkout. */
   consoleDir?: string;
+  /** Cross-origin browser access (FABRIC_CORS_ORIGINS). Default: none. */
+  cors?: CorsPolicy;
 }
 
 type Env = { Variables: { requestId: string } };
@@ -45,6 +49,7 @@ export function createRestApp(opts: RestAppOptions) {
   const validator = createOpenApiValidator(openApiDocument);
   const heartbeatMs = opts.heartbeatMs ?? 15_000;
 
+  app.use(corsMiddleware(opts.cors));
   app.use(async (c, next) => {
     const id = requestIdOf(c.req.header("x-request-id"));
     c.set("requestId", id);
