@@ -20,6 +20,7 @@ import { fileURLToPath } from "node:url";
 import { createFileRegistry, fromBinary, ScalarType, type DescField, type DescMessage, type DescService } from "@bufbuild/protobuf";
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { parse } from "yaml";
+import { locationTemplate } from "../src/control-plane/rest/location.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 type Json = Record<string, any>;
@@ -59,8 +60,32 @@ export function deriveDocument(): Json {
       deriveOperation(path, method, op, m.input, m.output, comments);
     }
   }
+  documentHeaders(doc, registry);
   pruneUnreachable(doc);
   return doc;
+}
+
+/**
+ * The headers the REST edge adds (src/control-plane/rest/app.ts): `X-Request-Id` on every
+ * answer, `Location` on creations that have a GET of what they made (rest/location.ts), and
+ * the `Idempotency-Key` request header where the request has an `idempotency_key`.
+ */
+function documentHeaders(doc: Json, registry: ReturnType<typeof loadRegistry>["registry"]) {
+  const ops = Object.entries<Json>(doc.paths).flatMap(([path, item]) => Object.entries<Json>(item).map(([method, op]) => ({ method, path, op, data: op["x-fabric-data"] as string | undefined })));
+  for (const { method, path, op, data } of ops) {
+    const location = locationTemplate({ method, path, data }, ops);
+    for (const [status, resp] of Object.entries<Json>(op.responses ?? {})) {
+      if (resp.$ref) continue;
+      resp.headers = { "X-Request-Id": { $ref: "#/components/headers/XRequestId" }, ...resp.headers };
+      if (location && (status === "201" || status === "202")) resp.headers.Location = { $ref: "#/components/headers/Location" };
+    }
+    const rpc: string | undefined = op["x-fabric-rpc"];
+    if (method === "post" && rpc) {
+      const [serviceName, methodName] = rpc.split("/");
+      const m = (registry.getService(serviceName!) as DescService).methods.find((x) => x.name === methodName)!;
+      if (m.input.fields.some((f) => f.name === "idempotency_key")) op.parameters = [...(op.parameters ?? []), { $ref: "#/components/parameters/IdempotencyKey" }];
+    }
+  }
 }
 
 /** Keeps only the component schemas the paths reach, so the document has no dead weight. */

@@ -23,6 +23,7 @@ import { useCaseOf, wrapsEvent, type ServiceImpls } from "../service-impls.js";
 import type { CorsPolicy } from "../cors.js";
 import { createConsoleAssets, isApiPath } from "./console-assets.js";
 import { corsMiddleware } from "./cors.js";
+import { locationOf, locationTemplate } from "./location.js";
 import { ajvIssues, createOpenApiValidator } from "./openapi-validator.js";
 
 export interface RestAppOptions {
@@ -123,6 +124,8 @@ export function createRestApp(opts: RestAppOptions) {
     const honoPath = op.path.replace(/\{(\w+)\}/g, ":$1");
     const validators = validator.forOperation(op.path, op.method);
     const useCase = useCaseOf(opts.services, op.protoMethod);
+    const location = locationTemplate(op, restOperations);
+    const takesIdempotencyKey = op.method === "POST" && op.protoMethod.input.fields.some((f) => f.name === "idempotency_key");
 
     const handler = async (c: Context<Env>) => {
       // Authorize on what the URL says (the organization is always in the path or the
@@ -130,6 +133,7 @@ export function createRestApp(opts: RestAppOptions) {
       // about what a valid body would be.
       const ctx = await opts.callStep.begin(op.rpc!, incomingCall(c), urlFields(c, op));
       const request = await buildRequest(c, op, op.protoMethod!, validators);
+      if (takesIdempotencyKey) applyIdempotencyKeyHeader(c.req.header("idempotency-key"), request as Message & { idempotencyKey?: string });
       checkRequiredFields(op.protoMethod!.input, request);
       if (op.stream === "sse") return sse(c, ctx, useCase, request, op.protoMethod!);
       const response = (await useCase(ctx, request)) as Message;
@@ -137,6 +141,8 @@ export function createRestApp(opts: RestAppOptions) {
       const other = op.successStatuses.find((s) => s !== 200);
       const status = json["created"] === false || !other ? 200 : other;
       const body: Record<string, unknown> = { data: op.data === "*" ? json : json[op.data!] };
+      const created = (body["data"] as { id?: unknown } | undefined)?.id;
+      if (status !== 200 && location && typeof created === "string") c.header("Location", locationOf(location, c.req.param(), created));
       if ("next_page_token" in json && op.data !== "*") body["next_page_token"] = json["next_page_token"];
       return c.json(body, status as 200);
     };
@@ -319,7 +325,19 @@ function routeTable(): { pattern: RegExp; methods: string[] }[] {
   }));
 }
 
-/** A domain error answered with an HTTP-specific status (405, 413, 415, route 404). */
+/**
+ * The `Idempotency-Key` header (run and job creation): the same as the body's
+ * `idempotency_key`. Both given and different is 422 — which key is meant is unclear.
+ */
+function applyIdempotencyKeyHeader(header: string | undefined, request: { idempotencyKey?: string }) {
+  if (header === undefined) return;
+  if (request.idempotencyKey !== undefined && request.idempotencyKey !== header) {
+    throw httpError(422, new DomainError("invalid_argument", "the Idempotency-Key header and the body's idempotency_key differ", { code: "idempotency_key_mismatch", issues: [{ path: "/idempotency_key", code: "invalid_value", message: "differs from the Idempotency-Key header" }] }));
+  }
+  request.idempotencyKey = header;
+}
+
+/** A domain error answered with an HTTP-specific status (405, 413, 415, 422, route 404). */
 function httpError(status: number, err: DomainError): DomainError {
   return Object.assign(err, { httpStatus: status });
 }
