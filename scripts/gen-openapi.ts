@@ -11,7 +11,8 @@
  * `Required.` marks a request field required. Fields of non-request messages are
  * always emitted (`alwaysEmitImplicit`), so they are required unless `optional`.
  *
- * Usage: tsx scripts/gen-openapi.ts  → writes gen/openapi/openapi.json
+ * Usage: tsx scripts/gen-openapi.ts  → writes gen/openapi/openapi.json and its OpenAPI 3.0
+ * form gen/openapi/openapi-3.0.json (scripts/openapi-30.ts)
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -21,6 +22,7 @@ import { createFileRegistry, fromBinary, ScalarType, type DescField, type DescMe
 import { FileDescriptorSetSchema } from "@bufbuild/protobuf/wkt";
 import { parse } from "yaml";
 import { locationTemplate } from "../src/control-plane/rest/location.js";
+import { toOpenApi30 } from "./openapi-30.js";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 type Json = Record<string, any>;
@@ -282,6 +284,10 @@ export function collectComments(set: { file: any[] }): Map<string, string> {
 if (import.meta.url === `file://${process.argv[1]}`) {
   const out = join(root, "gen/openapi/openapi.json");
   mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, JSON.stringify(deriveDocument(), null, 2) + "\n");
+  const doc = deriveDocument();
+  writeFileSync(out, JSON.stringify(doc, null, 2) + "\n");
   console.log(`wrote ${out}`);
+  const out30 = join(root, "gen/openapi/openapi-3.0.json");
+  writeFileSync(out30, JSON.stringify(toOpenApi30(doc), null, 2) + "\n");
+  console.log(`wrote ${out30}`);
 }

@@ -18,7 +18,7 @@ export type OperationRule =
   | { anonymous?: false; org: "caller" | { field: string } | { field: string; orCaller: true }; action: Action | null };
 
 /** Health, the spec, docs and reflection: no credentials, no organization. */
-export const anonymousOperations = ["healthz", "readyz", "getOpenApi", "getDocs", "grpc.reflection.v1.ServerReflection/ServerReflectionInfo", "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"] as const;
+export const anonymousOperations = ["healthz", "readyz", "getOpenApi", "getOpenApi30", "getDocs", "grpc.reflection.v1.ServerReflection/ServerReflectionInfo", "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"] as const;
 
 const org = { field: "organization_id" } as const;
 const byId = { field: "id" } as const;

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { streamSSE } from "hono/streaming";
@@ -16,7 +16,7 @@ import { DomainError, invalidArgument } from "../../domain/errors.js";
 import type { CallContext } from "../../services/call-context.js";
 import type { Logger } from "../../logger.js";
 import { requestIdOf, type CallStep, type IncomingCall } from "../call-step.js";
-import { jsonOptions, openApiDocument, restOperations, type RestOperation } from "../contract.js";
+import { jsonOptions, openApiDocument, openApiPath, restOperations, type RestOperation } from "../contract.js";
 import { logFailure, problem, toDomainError } from "../error-mapping.js";
 import { checkRequiredFields } from "../required-fields.js";
 import { useCaseOf, wrapsEvent, type ServiceImpls } from "../service-impls.js";
@@ -42,6 +42,9 @@ export interface RestAppOptions {
 }
 
 type Env = { Variables: { requestId: string } };
+
+/** The document in OpenAPI 3.0, derived at codegen (scripts/openapi-30.ts). */
+const openApi30Text = readFileSync(join(dirname(openApiPath), "openapi-3.0.json"), "utf8");
 
 const swaggerDir = join(createRequire(import.meta.url).resolve("swagger-ui-dist/package.json"), "..");
 
@@ -98,6 +101,7 @@ export function createRestApp(opts: RestAppOptions) {
     }
   });
   app.get("/openapi.json", (c) => c.json(openApiDocument));
+  app.get("/openapi-3.0.json", (c) => c.body(openApi30Text, 200, { "Content-Type": "application/json" }));
   app.get("/docs", (c) => c.html(docsPage));
   app.get("/docs/assets/:file", (c) => {
     const file = c.req.param("file");
