@@ -112,7 +112,7 @@ export async function startControlPlane(deps: {
   const restPort = (rest.address() as { port: number }).port;
 
   const handler = connectNodeAdapter({
-    routes: createGrpcRoutes({ services, callStep, log, traced: (rpc, headers, fn) => withServerSpan(rpc, (name) => headers.get(name), fn), traceIdOf: currentTraceId }),
+    routes: createGrpcRoutes({ services, callStep, log, traced: (rpc, headers, fn) => withServerSpan(rpc, (name) => headers.get(name), fn), traceIdOf: currentTraceId, ready }),
     contextValues: (req) => createContextValues().set(clientAddressKey, req.socket?.remoteAddress ?? ""),
     readMaxBytes: config.FABRIC_MAX_BODY_BYTES,
     jsonOptions: { ...jsonOptions, ignoreUnknownFields: false },

@@ -13,6 +13,8 @@ import { logFailure, toConnectError, toDomainError } from "../error-mapping.js";
 import { useCaseOf, wrapsEvent, type ServiceImpls } from "../service-impls.js";
 import { metrics } from "../../telemetry/metrics.js";
 import { grpcCodeName, recordCall } from "../access-log.js";
+import { file_grpc_health_v1_health as healthFile } from "../../../gen/proto/grpc/health/v1/health_pb.js";
+import { addHealth } from "./health.js";
 import { addReflection } from "./reflection.js";
 import { withStatusDetails } from "./status-details.js";
 
@@ -26,13 +28,16 @@ type GrpcOptions = {
   /** Runs a call inside the trace the request's `traceparent` continues (telemetry/tracing.ts); absent without tracing. */
   traced?: <T>(rpc: string, headers: Headers, fn: () => Promise<T>) => Promise<T>;
   traceIdOf?: () => string | undefined;
+  /** Answers grpc.health.v1.Health (health.ts); no health service without it. */
+  ready?: () => Promise<void>;
 };
 
 export function createGrpcRoutes(opts: GrpcOptions) {
   return (router: ConnectRouter) => {
     const bind = <N extends ServiceName>(name: N) => router.service(serviceDescriptors[name], bindService(serviceDescriptors[name], opts));
     for (const name of Object.keys(serviceDescriptors) as ServiceName[]) bind(name);
-    addReflection(router, protoFiles);
+    addReflection(router, opts.ready ? [...protoFiles, healthFile] : protoFiles);
+    if (opts.ready) addHealth(router, { ready: opts.ready, services: Object.keys(serviceDescriptors) });
   };
 }
 
