@@ -39,7 +39,7 @@ import { createCallStep } from "./call-step.js";
 import { jsonOptions } from "./contract.js";
 import { createGuard } from "./guard.js";
 import type { ServiceImpls } from "./service-impls.js";
-import { readyQueueStats, webhookBacklog } from "../db/queue-stats.js";
+import { budgetUtilization, readyQueueStats, webhookBacklog } from "../db/sampled-gauges.js";
 import { startRunOutcomeMetrics } from "../delivery/run-outcomes.js";
 import { cachedSample, metrics, onScrape } from "../telemetry/metrics.js";
 import { startMetricsServer } from "../telemetry/metrics-server.js";
@@ -123,10 +123,12 @@ export async function startControlPlane(deps: {
   const runOutcomes = startRunOutcomeMetrics({ db, hub, log });
   const stopSampling = onScrape(
     cachedSample(async () => {
-      const [queue, backlog] = await Promise.all([readyQueueStats(db), webhookBacklog(db)]);
+      const [queue, backlog, budgets] = await Promise.all([readyQueueStats(db), webhookBacklog(db), budgetUtilization(db)]);
       metrics.readyQueueDepth.set(queue.depth);
       metrics.readyQueueOldestAge.set(queue.oldestAgeSeconds);
       metrics.webhookBacklog.set(backlog);
+      metrics.budgetMaxUtilization.set(budgets.maxRatio);
+      metrics.budgetsNearCap.set(budgets.nearCap);
     }),
   );
   const metricsServer = config.METRICS_PORT !== undefined ? await startMetricsServer({ port: config.METRICS_PORT, host: config.HOST, ready }) : undefined;

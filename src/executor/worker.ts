@@ -37,7 +37,7 @@ import { createProviderGateway } from "../gateway/index.js";
 import { StepError, type Runtime, type StepResult } from "./step.js";
 import { cachedSample, boundedLabel, metrics, onScrape, startTimer } from "../telemetry/metrics.js";
 import { currentTraceId, startTracing, withSpanFrom } from "../telemetry/tracing.js";
-import { readyQueueStats } from "../db/queue-stats.js";
+import { readyQueueStats } from "../db/sampled-gauges.js";
 import { pingDatabase } from "../db/ping.js";
 import { startMetricsServer } from "../telemetry/metrics-server.js";
 
@@ -363,7 +363,7 @@ function toFailure(err: unknown): NodeFailure {
   return { code: "step_error", message: err instanceof Error ? err.message : String(err), class: "error" };
 }
 
-/** The ready-queue gauges, from the database (db/queue-stats.ts); the control plane samples them too. */
+/** The ready-queue gauges, from the database (db/sampled-gauges.ts); the control plane samples them too. */
 export async function sampleReadyQueue(db: Database["db"]): Promise<void> {
   const stats = await readyQueueStats(db);
   metrics.readyQueueDepth.set(stats.depth);

@@ -65,6 +65,8 @@ export const metrics = {
   providerCostUsd: counter("fabric_provider_cost_usd_total", "Actual cost in USD, by provider and model.", ["provider", "model"]),
   providerFallbacks: counter("fabric_provider_fallbacks_total", "Calls answered by another candidate after a failure, by the provider that failed.", ["provider"]),
   providerBreakerState: gauge("fabric_provider_breaker_state", "Circuit breaker of a provider+model in this process: 0 closed, 1 half-open, 2 open.", ["provider", "model"]),
+  budgetMaxUtilization: gauge("fabric_budget_max_utilization_ratio", "Highest committed / limit ratio among the day and month budgets of the current period (sampled from the database on scrape)."),
+  budgetsNearCap: gauge("fabric_budgets_near_cap", "Day and month budgets of the current period at 80 % of their limit or more (sampled from the database on scrape)."),
   providerRefusals: counter("fabric_provider_refusals_total", "Calls refused before reaching a provider, by reason (budget_exceeded, rate_limited, model_not_allowed, …).", ["reason"]),
 
   // The API edges.
