@@ -6,11 +6,14 @@
  *   - claim latency with 1k and with 1M finished nodes in the table.
  *
  * Then the provider-gateway overhead (scripts/bench-gateway.ts, run as a child process
- * with the same --engine): what routing + policy + usage add to each provider call.
+ * with the same --engine): what routing + policy + usage add to each provider call; and the
+ * observability overhead (scripts/bench-observability.ts): metrics scraped + traces exported
+ * versus both off, in alternating rounds.
  *
  *   npm run bench                       # both engines
  *   npm run bench -- --engine postgres  # one engine; --runs N --chain N --concurrency N --finished N
  *   npm run bench -- --no-gateway       # skip the gateway part (npm run bench:gateway runs it alone)
+ *   npm run bench -- --no-observability # skip the observability part (npm run bench:observability runs it alone)
  *
  * Needs the local Postgres (FABRIC_TEST_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/postgres)
  * for the Postgres part; creates and drops its own database.
@@ -46,6 +49,7 @@ const { values } = parseArgs({
     concurrency: { type: "string", default: "64" },
     finished: { type: "string", default: "1000000" },
     "no-gateway": { type: "boolean", default: false },
+    "no-observability": { type: "boolean", default: false },
   },
 });
 const RUNS = Number(values.runs);
@@ -241,6 +245,11 @@ async function main() {
     console.log("");
     const gateway = spawnSync(process.execPath, ["--import", "tsx", join(dirname(fileURLToPath(import.meta.url)), "bench-gateway.ts"), ...(values.engine ? ["--engine", values.engine] : [])], { stdio: "inherit" });
     if (gateway.status !== 0) throw new Error(`the gateway benchmark failed (exit ${gateway.status})`);
+  }
+  if (!values["no-observability"]) {
+    console.log("");
+    const obs = spawnSync(process.execPath, ["--import", "tsx", join(dirname(fileURLToPath(import.meta.url)), "bench-observability.ts"), ...(values.engine ? ["--engine", values.engine] : [])], { stdio: "inherit" });
+    if (obs.status !== 0) throw new Error(`the observability benchmark failed (exit ${obs.status})`);
   }
 }
 

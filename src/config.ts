@@ -106,6 +106,14 @@ const schema = z.object({
     .default(false),
   OLLAMA_URL: baseUrl,
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+  /** The metrics port (/metrics, /healthz, /readyz) of this process; unset = none (telemetry/metrics-server.ts). */
+  METRICS_PORT: int(0, 65535).optional(),
+  // Tracing (telemetry/tracing.ts), the OpenTelemetry SDK's standard variables: off unless an
+  // OTLP endpoint is given or OTEL_TRACES_EXPORTER=otlp (then the default localhost:4318).
+  OTEL_TRACES_EXPORTER: z.enum(["otlp", "none"]).optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.string().url().optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).max(200).optional(),
 });
 
 export type Config = z.infer<typeof schema>;

@@ -22,7 +22,8 @@ export async function devCommand(args: string[]): Promise<number> {
     writeFileSync(join(config.FABRIC_DATA_DIR, "dev-api-key"), boot.apiKey + "\n", { mode: 0o600 });
   }
   const cp = await orClose(() => startControlPlane({ config, database, log, providers: createProviders(config) }), database);
-  const worker = await orClose(() => startWorker({ database, config, providers: createProviders(config), log: log.child({ worker_id: config.WORKER_ID }) }), cp, database);
+  // One process, one metrics port: the control plane's serves both planes' metrics.
+  const worker = await orClose(() => startWorker({ database, config: { ...config, METRICS_PORT: undefined }, providers: createProviders(config), log: log.child({ worker_id: config.WORKER_ID }) }), cp, database);
   // The token rides in the fragment: browsers never send it to the server, so no access log holds it.
   const signIn = await issueSignInToken(database.db, boot.principalId);
   console.log(
@@ -32,6 +33,7 @@ export async function devCommand(args: string[]): Promise<number> {
       `               (one-time sign-in link, valid ${signInTokenSeconds / 60} minutes; after that, sign in with the key below)`,
       `  REST + SSE   ${cp.restUrl}        docs: ${cp.restUrl}/docs`,
       `  gRPC         ${cp.grpcUrl}        (gRPC, gRPC-Web, Connect; reflection on)`,
+      ...(cp.metricsUrl ? [`  metrics      ${cp.metricsUrl}/metrics`] : []),
       `  organization ${boot.organizationId}`,
       `  API key      ${boot.apiKey}`,
       ``,

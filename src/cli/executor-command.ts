@@ -13,7 +13,7 @@ export async function executorCommand(args: string[]): Promise<number> {
   const database = await openDatabase({ ...databaseOptions(config, log), migrate: false });
   await refuseOutdatedSchema(database);
   const worker = await orClose(() => startWorker({ database, config, providers: createProviders(config), log: log.child({ worker_id: config.WORKER_ID }) }), database);
-  log.info("executor started", { concurrency: config.WORKER_CONCURRENCY, lease_seconds: config.WORKER_LEASE_SECONDS, run_id: config.RUN_ID });
+  log.info("executor started", { concurrency: config.WORKER_CONCURRENCY, lease_seconds: config.WORKER_LEASE_SECONDS, run_id: config.RUN_ID, metrics: worker.metricsUrl });
   await Promise.race([untilSignal(), worker.done]);
   await worker.stop();
   await database.close();

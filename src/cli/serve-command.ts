@@ -15,7 +15,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   if (!migrate) await refuseOutdatedSchema(database);
   if (database.kind === "pglite") log.warn("no DATABASE_URL: serving from the embedded database, which no separate executor can reach — use `fabric dev` for a single process");
   const cp = await orClose(() => startControlPlane({ config, database, log, providers: createProviders(config) }), database);
-  log.info("control plane listening", { rest: cp.restUrl, grpc: cp.grpcUrl, console: `${cp.restUrl}/` });
+  log.info("control plane listening", { rest: cp.restUrl, grpc: cp.grpcUrl, console: `${cp.restUrl}/`, metrics: cp.metricsUrl });
   await untilSignal();
   await cp.close();
   await database.close();

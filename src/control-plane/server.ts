@@ -41,10 +41,17 @@ import { createCallStep } from "./call-step.js";
 import { jsonOptions } from "./contract.js";
 import { createGuard } from "./guard.js";
 import type { ServiceImpls } from "./service-impls.js";
+import { budgetUtilization, readyQueueStats, webhookBacklog } from "../db/sampled-gauges.js";
+import { startRunOutcomeMetrics } from "../delivery/run-outcomes.js";
+import { cachedSample, metrics, onScrape } from "../telemetry/metrics.js";
+import { startMetricsServer } from "../telemetry/metrics-server.js";
+import { currentTraceId, startTracing, withServerSpan } from "../telemetry/tracing.js";
 
 export interface ControlPlane {
   readonly restUrl: string;
   readonly grpcUrl: string;
+  /** The metrics port's base URL (`/metrics`, `/healthz`, `/readyz`) when METRICS_PORT is set. */
+  readonly metricsUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -53,7 +60,8 @@ export async function startControlPlane(deps: {
     Partial<Pick<Config, "FABRIC_ROUTING_STRATEGY" | "FABRIC_AUTH_ATTEMPTS_PER_MINUTE" | "FABRIC_AUTH_ATTEMPTS_PER_MINUTE_PER_ADDRESS">> &
     Partial<Pick<Config, "FABRIC_EVENT_GAP_TIMEOUT_MS">> &
     Partial<Pick<Config, "FABRIC_MAX_NODE_OUTPUT_BYTES" | "FABRIC_MAX_RUN_CONTEXT_BYTES" | "FABRIC_MAX_EVENT_PAYLOAD_BYTES" | "FABRIC_MAX_RUN_INPUT_BYTES" | "FABRIC_MAX_TEXT_OUTPUT_BYTES">> &
-    Partial<Pick<Config, "FABRIC_CORS_ORIGINS">>;
+    Partial<Pick<Config, "FABRIC_CORS_ORIGINS">> &
+    Partial<Pick<Config, "METRICS_PORT" | "OTEL_TRACES_EXPORTER" | "OTEL_EXPORTER_OTLP_ENDPOINT" | "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" | "OTEL_SERVICE_NAME">>;
   database: Database;
   log: Logger;
   /** How often a live event stream re-checks its API key (revocation). Default 15 s. */
@@ -66,6 +74,7 @@ export async function startControlPlane(deps: {
   consoleDir?: string;
 }): Promise<ControlPlane> {
   const { config, database, log } = deps;
+  const stopTracing = startTracing(config, "fabric-control-plane");
   const db = database.db;
   const hub = await startEventHub(database, log, { gapTimeoutMs: config.FABRIC_EVENT_GAP_TIMEOUT_MS });
   const workflows = createWorkflowCache();
@@ -97,7 +106,8 @@ export async function startControlPlane(deps: {
   };
   const callStep = createCallStep({ authenticator: createAuthenticator(db, { development: config.FABRIC_ENV === "development", jwtSecret }), guard: createGuard(db) });
 
-  const app = createRestApp({ services, callStep, log, maxBodyBytes: config.FABRIC_MAX_BODY_BYTES, consoleDir: deps.consoleDir, cors: createCorsPolicy(config.FABRIC_CORS_ORIGINS, restCorsHeaders), ready: () => readiness(database) });
+  const ready = () => readiness(database);
+  const app = createRestApp({ services, callStep, log, maxBodyBytes: config.FABRIC_MAX_BODY_BYTES, consoleDir: deps.consoleDir, cors: createCorsPolicy(config.FABRIC_CORS_ORIGINS, restCorsHeaders), ready, traced: withServerSpan, traceIdOf: currentTraceId });
   const rest = await new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s));
     s.once("error", reject);
@@ -105,18 +115,36 @@ export async function startControlPlane(deps: {
   const restPort = (rest.address() as { port: number }).port;
 
   const handler = connectNodeAdapter({
-    routes: createGrpcRoutes({ services, callStep, log }),
+    routes: createGrpcRoutes({ services, callStep, log, traced: (rpc, headers, fn) => withServerSpan(rpc, (name) => headers.get(name), fn), traceIdOf: currentTraceId, ready }),
     contextValues: (req) => createContextValues().set(clientAddressKey, req.socket?.remoteAddress ?? ""),
     readMaxBytes: config.FABRIC_MAX_BODY_BYTES,
     jsonOptions: { ...jsonOptions, ignoreUnknownFields: false },
   });
   const grpc = await listenHttp1And2(withCors(handler, createCorsPolicy(config.FABRIC_CORS_ORIGINS, grpcCorsHeaders)), config.GRPC_PORT, config.HOST);
 
+  // Metrics: finished runs from the event stream, and the gauges sampled on scrape.
+  const runOutcomes = startRunOutcomeMetrics({ db, hub, log });
+  const stopSampling = onScrape(
+    cachedSample(async () => {
+      const [queue, backlog, budgets] = await Promise.all([readyQueueStats(db), webhookBacklog(db), budgetUtilization(db)]);
+      metrics.readyQueueDepth.set(queue.depth);
+      metrics.readyQueueOldestAge.set(queue.oldestAgeSeconds);
+      metrics.webhookBacklog.set(backlog);
+      metrics.budgetMaxUtilization.set(budgets.maxRatio);
+      metrics.budgetsNearCap.set(budgets.nearCap);
+    }),
+  );
+  const metricsServer = config.METRICS_PORT !== undefined ? await startMetricsServer({ port: config.METRICS_PORT, host: config.HOST, ready }) : undefined;
+
   const display = config.HOST === "0.0.0.0" || config.HOST === "::" ? "127.0.0.1" : config.HOST;
   return {
     restUrl: `http://${display}:${restPort}`,
     grpcUrl: `http://${display}:${grpc.port}`,
+    metricsUrl: metricsServer?.url,
     async close() {
+      stopSampling();
+      await metricsServer?.close();
+      await runOutcomes.close();
       await dispatcher.close();
       await gateway.close();
       await hub.close(); // ends live streams so their connections can drain
@@ -128,6 +156,7 @@ export async function startControlPlane(deps: {
         }),
         grpc.close(),
       ]);
+      await stopTracing();
     },
   };
 }

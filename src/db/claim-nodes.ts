@@ -32,6 +32,10 @@ export interface ClaimedNode {
   teamId: string | null;
   createdBy: string | null;
   apiKeyId: string | null;
+  /** The run's W3C `traceparent`, continued by the node's span; null without tracing. */
+  traceContext: string | null;
+  /** Seconds the node waited ready and due before this claim. */
+  queueWaitSeconds: number;
 }
 
 export async function claimNodes(ex: Executor, opts: { workerId: string; limit: number; leaseSeconds: number; runId?: string }): Promise<ClaimedNode[]> {
@@ -50,7 +54,8 @@ export async function claimNodes(ex: Executor, opts: { workerId: string; limit: 
       SET status = 'running', attempt = n.attempt + 1, lease_owner = ${opts.workerId},
           lease_expires_at = now() + make_interval(secs => ${opts.leaseSeconds}), started_at = now()
       FROM candidates c WHERE n.id = c.id
-      RETURNING n.id, n.run_id, n.organization_id, n.node_key, n.operation, n.attempt, n.max_attempts, n.lease_expires_at
+      RETURNING n.id, n.run_id, n.organization_id, n.node_key, n.operation, n.attempt, n.max_attempts, n.lease_expires_at,
+                extract(epoch from now() - n.available_at)::float8 AS queue_wait
     ), started AS (
       UPDATE workflow_runs r SET status = 'running', started_at = now()
       WHERE r.id IN (
@@ -68,7 +73,7 @@ export async function claimNodes(ex: Executor, opts: { workerId: string; limit: 
       RETURNING id
     )
     SELECT c.id::float8 AS id, c.run_id, c.organization_id, c.node_key, c.operation, c.attempt, c.max_attempts,
-           r.workflow_id, r.context, r.team_id, r.created_by, r.api_key_id,
+           r.workflow_id, r.context, r.team_id, r.created_by, r.api_key_id, r.trace_context, c.queue_wait,
            (SELECT pg_notify('fabric_events', '') FROM (SELECT count(*) FROM ev) x) IS NULL AS notified
     FROM claimed c JOIN workflow_runs r ON r.id = c.run_id`,
   );
@@ -85,5 +90,7 @@ export async function claimNodes(ex: Executor, opts: { workerId: string; limit: 
     teamId: r.team_id ?? null,
     createdBy: r.created_by ?? null,
     apiKeyId: r.api_key_id ?? null,
+    traceContext: r.trace_context ?? null,
+    queueWaitSeconds: Math.max(0, Number(r.queue_wait) || 0),
   }));
 }

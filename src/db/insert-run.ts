@@ -39,6 +39,8 @@ export interface NewRun {
   apiKeyId: string | null;
   /** Recorded in `workflow.run.created`. */
   requestId: string;
+  /** W3C `traceparent` the run's nodes continue (telemetry/tracing.ts); null without tracing. */
+  traceContext?: string | null;
   /**
    * A new run: the caller's `state` (JSON, echoed in the terminal event) and deadline.
    * A rerun of a finished run: the source's state and the length of its deadline
@@ -75,6 +77,7 @@ export async function insertRun(tx: Tx, args: NewRun): Promise<{ run: RunRow; no
       nodesPending: pending,
       createdBy: args.createdBy,
       apiKeyId: args.apiKeyId,
+      traceContext: args.traceContext ?? null,
       ...stateAndDeadline(args.origin),
     })
     .onConflictDoNothing({ target: [workflowRuns.organizationId, workflowRuns.idempotencyKey], where: sql`idempotency_key IS NOT NULL` })

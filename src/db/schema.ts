@@ -126,6 +126,8 @@ export const workflowRuns = pgTable(
     createdBy: uuid("created_by"),
     apiKeyId: uuid("api_key_id"),
     deadlineAt: ts("deadline_at"),
+    /** W3C `traceparent` of the span that started the run (NULL without tracing); executors continue it. */
+    traceContext: text("trace_context"),
     createdAt: createdAt(),
     startedAt: ts("started_at"),
     finishedAt: ts("finished_at"),

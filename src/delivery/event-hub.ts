@@ -21,6 +21,7 @@ import { channels } from "../db/events.js";
 import { createOutageLog } from "../db/transient-errors.js";
 import { events } from "../db/schema.js";
 import type { Logger } from "../logger.js";
+import { metrics } from "../telemetry/metrics.js";
 
 export type EventRow = typeof events.$inferSelect;
 
@@ -135,6 +136,8 @@ export async function startEventHub(database: Database, log: Logger, opts: { gap
 
   function dispatch(batch: EventRow[]) {
     if (batch.length === 0) return;
+    metrics.eventHubLag.set(Math.max(0, (Date.now() - batch.at(-1)!.createdAt.getTime()) / 1000));
+    metrics.eventHubSubscribers.set(subs.size);
     for (const s of subs) {
       if (s.overflowed) continue;
       for (const e of batch) {

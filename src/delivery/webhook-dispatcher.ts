@@ -56,8 +56,10 @@ import type { Db } from "../db/database.js";
 import { emitEvents } from "../db/events.js";
 import { backoffMs, createOutageLog, errorSummary, isTransientDbError } from "../db/transient-errors.js";
 import { eventKindFilterEntries, matchesEventKinds } from "../domain/event-kind-filter.js";
-import { dispatchCursors, events, webhookDeliveries, webhooks } from "../db/schema.js";
+import { dispatchCursors, events, webhookDeliveries, webhooks, workflowRuns } from "../db/schema.js";
 import type { Logger } from "../logger.js";
+import { metrics } from "../telemetry/metrics.js";
+import { traceparentOf, tracingEnabled, withSpanFrom } from "../telemetry/tracing.js";
 import { SubscriberOverflow, type EventHub, type EventRow } from "./event-hub.js";
 import { decryptSecret, guardedLookup, hostOf, isPublicAddress, signatureHeader, standardSignature, type WebhookSettings } from "./webhook-security.js";
 
@@ -311,7 +313,7 @@ export function startWebhookDispatcher(deps: { db: Db; hub: EventHub; log: Logge
       if (secret !== null) {
         const body = webhookBody(event);
         const timestamp = Math.floor(Date.now() / 1000);
-        const headers = {
+        const headers: Record<string, string> = {
           // Standard Webhooks (docs/webhooks.md); the delivery id is the message id, the same on every retry.
           "webhook-id": d.id,
           "webhook-timestamp": String(timestamp),
@@ -322,7 +324,15 @@ export function startWebhookDispatcher(deps: { db: Db; hub: EventHub; log: Logge
           "fabric-webhook-timestamp": String(timestamp),
           "fabric-webhook-signature": signatureHeader(secret, timestamp, body),
         };
-        outcome = await post(new URL(hook.url), body, headers, settings.allowPrivate, o.timeoutMs, abort.signal);
+        // With tracing on, a delivery of a run's event is a span of the run's trace, and the receiver gets its traceparent.
+        const runTrace = tracingEnabled() && event.runId ? (await db.select({ tc: workflowRuns.traceContext }).from(workflowRuns).where(eq(workflowRuns.id, event.runId)))[0]?.tc : null;
+        outcome = await withSpanFrom(runTrace, "webhook.deliver", { "fabric.webhook_id": hook.id, "fabric.event_kind": event.kind, "fabric.delivery_attempt": d.attempts }, async (span) => {
+          const traceparent = span && traceparentOf(span);
+          if (traceparent) headers.traceparent = traceparent;
+          const result = await post(new URL(hook.url), body, headers, settings.allowPrivate, o.timeoutMs, abort.signal);
+          span?.setAttribute("http.response.status_code", result.status);
+          return result;
+        });
       } else outcome = outcome!;
     }
     if (closed && outcome.error.startsWith("network")) return; // aborted by shutdown: the lease expires and another process retries
@@ -342,6 +352,7 @@ export function startWebhookDispatcher(deps: { db: Db; hub: EventHub; log: Logge
       .where(and(eq(webhookDeliveries.id, d.id), eq(webhookDeliveries.attempts, d.attempts)))
       .returning({ id: webhookDeliveries.id });
     if (!updated) return; // redelivered meanwhile
+    metrics.webhookDeliveries.inc({ outcome: status === "pending" ? "retrying" : status });
     if (status === "succeeded") {
       if (hook.consecutiveFailures !== 0) await db.update(webhooks).set({ consecutiveFailures: 0 }).where(eq(webhooks.id, hook.id));
     } else if (status === "failed" && outcome.error !== "webhook_disabled") {

@@ -9,6 +9,7 @@
  * the node's guard no longer holds and the retry reports `lost`, writing nothing.
  */
 import type { Db } from "../db/database.js";
+import { metrics } from "../telemetry/metrics.js";
 import { completeNodes, type CompletionOutcome, type NodeCompletion } from "../db/complete-nodes.js";
 import { defaultSizeLimits, type SizeLimits } from "../domain/size-limits.js";
 import { retryWhileTransient } from "../db/transient-errors.js";
@@ -29,6 +30,7 @@ export function createCompletionBatcher(db: Db, limits: SizeLimits = defaultSize
       while (queue.length) {
         const batch = queue.slice(0, maxBatch);
         queue = queue.slice(maxBatch);
+        metrics.completionBatchSize.observe(batch.length);
         try {
           const outcomes = await completeNodes(db, batch.map((b) => b.item), limits);
           batch.forEach((b, i) => b.resolve(outcomes[i]!));

@@ -35,6 +35,11 @@ import { createNativeRuntime } from "./native-runtime.js";
 import { createProviderRuntime } from "./provider-runtime.js";
 import { createProviderGateway } from "../gateway/index.js";
 import { StepError, type Runtime, type StepResult } from "./step.js";
+import { cachedSample, boundedLabel, metrics, onScrape, startTimer } from "../telemetry/metrics.js";
+import { currentTraceId, startTracing, withSpanFrom } from "../telemetry/tracing.js";
+import { readyQueueStats } from "../db/sampled-gauges.js";
+import { pingDatabase } from "../db/ping.js";
+import { startMetricsServer } from "../telemetry/metrics-server.js";
 
 export type WorkerConfig = Pick<Config, "WORKER_ID" | "WORKER_CONCURRENCY" | "WORKER_POLL_INTERVAL" | "WORKER_LEASE_SECONDS" | "WORKER_MAX_RETRIES" | "WORKER_SHUTDOWN_GRACE" | "RUN_ID"> &
   Partial<
@@ -48,6 +53,12 @@ export type WorkerConfig = Pick<Config, "WORKER_ID" | "WORKER_CONCURRENCY" | "WO
       | "FABRIC_MAX_TEXT_OUTPUT_BYTES"
       | "WORKER_MAX_HEAP_MB"
       | "WORKER_QUARANTINE_AFTER"
+      | "METRICS_PORT"
+      | "HOST"
+      | "OTEL_TRACES_EXPORTER"
+      | "OTEL_EXPORTER_OTLP_ENDPOINT"
+      | "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+      | "OTEL_SERVICE_NAME"
     >
   >;
 
@@ -55,6 +66,8 @@ export interface Worker {
   readonly id: string;
   /** Resolves when the worker has stopped (after stop(), or when RUN_ID's run ended). */
   readonly done: Promise<void>;
+  /** The metrics port's base URL (`/metrics`, `/healthz`, `/readyz`) when METRICS_PORT is set. */
+  readonly metricsUrl: string | undefined;
   stop(): Promise<void>;
 }
 
@@ -68,6 +81,7 @@ type AbortReason = "timeout" | "cancelled" | "lease_lost" | "shutdown";
 
 export async function startWorker(deps: { database: Database; config: WorkerConfig; providers: readonly Provider[]; log: Logger; workflows?: WorkflowCache }): Promise<Worker> {
   const { database, config, log } = deps;
+  const stopTracing = startTracing(config, "fabric-executor");
   const db = database.db;
   const workflows = deps.workflows ?? createWorkflowCache();
   const gateway = createProviderGateway({ db, providers: deps.providers, listen: (channel, fn) => database.listen(channel, fn) }, { strategy: config.FABRIC_ROUTING_STRATEGY, log });
@@ -110,6 +124,12 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
     for (const f of inFlight.values()) if (f.claim.runId === runId) f.controller.abort("cancelled" satisfies AbortReason);
   });
 
+  const stopQueueSample = onScrape(cachedSample(() => sampleReadyQueue(db)));
+  const metricsServer =
+    config.METRICS_PORT !== undefined
+      ? await startMetricsServer({ port: config.METRICS_PORT, host: config.HOST ?? "127.0.0.1", ready: () => pingDatabase(db) })
+      : undefined;
+
   const heartbeat = setInterval(() => void beat(), Math.max(200, Math.floor(leaseMs / 3)));
   const reaper = setInterval(() => void reap(), Math.max(250, Math.min(1000, Math.floor(leaseMs / 2))));
   heartbeat.unref();
@@ -148,7 +168,11 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
         const maxAttempts = n.maxAttempts || config.WORKER_MAX_RETRIES;
         const retry = !waiting && !quarantined && n.attempt < maxAttempts && isRetryable(node.spec.policy, "lease_expired");
         const outcome = await failNodeAttempt(db, { runId: n.runId, workflow: wf, node, guard: { expired: true }, attempt: n.attempt, failure, retryDelayMs: retry ? 0 : null });
-        if (outcome !== "lost") log.info("reaped expired lease", { run_id: n.runId, node: n.nodeKey, attempt: n.attempt, outcome });
+        if (outcome !== "lost") {
+          if (!waiting) metrics.leaseExpirations.inc();
+          metrics.reaperRecoveries.inc({ outcome });
+          log.info("reaped expired lease", { run_id: n.runId, node_key: n.nodeKey, attempt: n.attempt, outcome });
+        }
       }
       for (const runId of await findOverdueRuns(db, 20)) await failOverdueRun(db, runId);
       reaperLog.ok();
@@ -160,6 +184,16 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
   }
 
   async function execute(claim: ClaimedNode) {
+    // The attempt continues the run's trace (the span its start opened, in the control plane).
+    return withSpanFrom(claim.traceContext, "fabric.node", { "fabric.run_id": claim.runId, "fabric.node_key": claim.nodeKey, "fabric.operation": claim.operation, "fabric.attempt": claim.attempt, "fabric.worker_id": config.WORKER_ID }, (span) =>
+      executeAttempt(claim, span && log.child({ trace_id: currentTraceId() })),
+    );
+  }
+
+  async function executeAttempt(claim: ClaimedNode, traceLog: Logger | undefined) {
+    const operation = boundedLabel("operation", claim.operation);
+    const elapsed = startTimer();
+    const log = (traceLog ?? deps.log).child({ run_id: claim.runId, node_key: claim.nodeKey, attempt: claim.attempt });
     const controller = new AbortController();
     inFlight.set(claim.id, { claim, controller });
     let timer: NodeJS.Timeout | undefined;
@@ -179,7 +213,7 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
         const context = claim.context as JsonObject;
         const progress = (payload: JsonObject) =>
           emitProgress(db, { organizationId: claim.organizationId, runId: claim.runId, nodeKey: claim.nodeKey, owner: config.WORKER_ID, attempt: claim.attempt, payload }).catch((err) =>
-            log.warn("could not write progress", { run_id: claim.runId, node: claim.nodeKey, error: String(err) }),
+            log.warn("could not write progress", { error: String(err) }),
           );
         const step = { runId: claim.runId, organizationId: claim.organizationId, teamId: claim.teamId, principalId: claim.createdBy, apiKeyId: claim.apiKeyId, node, attempt: claim.attempt, inputs: resolveInputs(node.spec.inputs, context), context, config: (node.spec.config ?? {}) as JsonObject, signal: controller.signal, db, progress };
         result = await raceAbort(runtime.execute(step), controller.signal);
@@ -199,29 +233,39 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
         const reason = controller.signal.aborted ? (controller.signal.reason as AbortReason) : undefined;
         if (reason === "cancelled" || reason === "lease_lost" || reason === "shutdown") return; // nothing to write: someone else owns the outcome
         failure = reason === "timeout" ? { code: "timeout", message: `the step exceeded its timeout of ${timeoutMs} ms`, class: "timeout" } : toFailure(err);
-        if (failure.class === "error") log.warn("step failed", { run_id: claim.runId, node: claim.nodeKey, error: String(err) });
+        if (failure.class === "error") log.warn("step failed", { error: String(err) });
       }
 
       if (failure) {
         const retry = claim.attempt < maxAttempts && isRetryable(node.spec.policy, failure.class as ErrorClass);
         const delay = retry ? backoffDelayMs(node.spec.policy, claim.attempt) : null;
         const outcome = await retryWhileTransient(() => failNodeAttempt(db, { runId: claim.runId, workflow: wf, node, guard, attempt: claim.attempt, failure, retryDelayMs: delay }), { maxMs: commitRetryMs });
+        metrics.stepsFailed.inc({ operation, class: failure.class });
+        metrics.stepDuration.observe({ operation, outcome: "failed" }, elapsed());
+        if (outcome === "retrying") metrics.stepsRetried.inc({ operation });
         if (outcome === "retrying" && delay) setTimeout(nudge, delay).unref();
       } else if (result && "wait" in result) {
         await retryWhileTransient(() => parkWaitingNode(db, { runId: claim.runId, nodeKey: claim.nodeKey, guard, timeoutMs: result.wait.timeoutMs }), { maxMs: commitRetryMs });
+        metrics.stepDuration.observe({ operation, outcome: "waiting" }, elapsed());
       } else if (result) {
         const outcome = await completions.submit({ runId: claim.runId, node, guard, output: result.output, eventPayload: { attempt: claim.attempt } });
         if (typeof outcome === "object") {
           // Refused where it is stored (the run's context would grow past its limit): fail the node, not the process.
           await failNodeAttempt(db, { runId: claim.runId, workflow: wf, node, guard, attempt: claim.attempt, failure: { code: outcome.tooLarge.code, message: outcome.tooLarge.message, class: "invalid_input" }, retryDelayMs: null });
+          metrics.stepsFailed.inc({ operation, class: "invalid_input" });
+          metrics.stepDuration.observe({ operation, outcome: "failed" }, elapsed());
+        } else {
+          metrics.stepsCompleted.inc({ operation });
+          metrics.stepDuration.observe({ operation, outcome: "succeeded" }, elapsed());
         }
       }
     } catch (err) {
       // A database error while committing (retried above while transient, for about a
       // lease): the lease expires and the reaper gives the node to another attempt.
-      if (isTransientDbError(err)) log.warn("could not commit step; its lease will expire and it runs again", { run_id: claim.runId, node: claim.nodeKey, cause: errorSummary(err) });
-      else log.error("could not commit step", { run_id: claim.runId, node: claim.nodeKey, error: errorSummary(err) });
+      if (isTransientDbError(err)) log.warn("could not commit step; its lease will expire and it runs again", { cause: errorSummary(err) });
+      else log.error("could not commit step", { error: errorSummary(err) });
     } finally {
+      log.debug("step attempt ended", { operation: claim.operation, duration_ms: Math.round(elapsed() * 1000) });
       clearTimeout(timer);
       inFlight.delete(claim.id);
       nudge();
@@ -241,8 +285,14 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
       nudged = false;
       if (capacity > 0) {
         try {
+          const claimTime = startTimer();
           claimed = await claimNodes(db, { workerId: config.WORKER_ID, limit: capacity, leaseSeconds: config.WORKER_LEASE_SECONDS, runId: config.RUN_ID });
           claimLog.ok();
+          metrics.claimDuration.observe(claimTime());
+          for (const c of claimed) {
+            metrics.stepsClaimed.inc({ operation: boundedLabel("operation", c.operation) });
+            metrics.stepQueueWait.observe({ operation: boundedLabel("operation", c.operation) }, c.queueWaitSeconds);
+          }
         } catch (err) {
           if (stopping) break;
           claimLog.failed(err);
@@ -281,11 +331,15 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
     await unlistenWork().catch(() => {});
     await unlistenCancel().catch(() => {});
     await gateway.close().catch(() => {});
+    stopQueueSample();
+    await metricsServer?.close();
+    await stopTracing();
   })();
 
   return {
     id: config.WORKER_ID,
     done,
+    metricsUrl: metricsServer?.url,
     async stop() {
       stopping = true;
       nudge();
@@ -307,4 +361,11 @@ function toFailure(err: unknown): NodeFailure {
   if (err instanceof StepError) return { code: err.code, message: err.message, class: err.errorClass };
   // Unexpected errors: retryable class `error`, with a message but no stack.
   return { code: "step_error", message: err instanceof Error ? err.message : String(err), class: "error" };
+}
+
+/** The ready-queue gauges, from the database (db/sampled-gauges.ts); the control plane samples them too. */
+export async function sampleReadyQueue(db: Database["db"]): Promise<void> {
+  const stats = await readyQueueStats(db);
+  metrics.readyQueueDepth.set(stats.depth);
+  metrics.readyQueueOldestAge.set(stats.oldestAgeSeconds);
 }

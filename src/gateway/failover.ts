@@ -10,6 +10,7 @@
  * cost is unknown, and the reservation must stay charged at its estimate.
  */
 import { DomainError } from "../domain/errors.js";
+import { observeAttempt } from "./call-telemetry.js";
 import type { CircuitBreakers } from "../domain/circuit-breaker.js";
 import type { ProviderCallRequest } from "../domain/provider-call.js";
 import { candidateKey, updateLatencyEwma, type Candidate } from "../domain/routing.js";
@@ -94,7 +95,12 @@ export async function tryCandidates(
     }
     const t0 = now();
     try {
-      const answer = await invoke(deps.providers.get(candidate.provider)!, candidate.model, req, signal, args.stream, streamState, args.onDelta);
+      const answer = await observeAttempt({ provider: candidate.provider, model: candidate.model, request: req, stream: args.stream }, (onFirstDelta) =>
+        invoke(deps.providers.get(candidate.provider)!, candidate.model, req, signal, args.stream, streamState, (text) => {
+          onFirstDelta();
+          args.onDelta?.(text);
+        }),
+      );
       breakers.recordSuccess(candidate.provider, candidate.model);
       const key = candidateKey(candidate.provider, candidate.model);
       latencyMs[key] = updateLatencyEwma(latencyMs[key], Math.max(0, now() - t0));

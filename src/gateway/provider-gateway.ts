@@ -27,6 +27,8 @@ import { candidatesToTry, estimateOf, failedSettlement, reserveBudget, settleCal
 import { createCallRouter } from "./call-routing.js";
 import { tryCandidates, type CallAttempt } from "./failover.js";
 import { createRulesCache, type Prepared } from "./rules-cache.js";
+import { DomainError } from "../domain/errors.js";
+import { boundedLabel, metrics, onScrape } from "../telemetry/metrics.js";
 
 export interface CallResult {
   provider: string;
@@ -88,13 +90,22 @@ export function createProviderGateway(deps: { db: Database["db"]; providers: rea
   const rules = createRulesCache({ db, ...(deps.listen ? { listen: deps.listen } : {}) }, { ttlMs: options.rulesCacheMs ?? 5_000, basePrices: options.prices ?? DEFAULT_PRICE_TABLE, ...(log ? { log } : {}) });
   const router = createCallRouter(providers, { strategy: deploymentStrategy, ...(options.breakers ? { breakers: options.breakers } : {}) });
   const failover = { providers: new Map(providers.map((p) => [p.name, p])), breakers: router.breakers, latencyMs: router.latencyMs, now };
+  // The breaker gauge shows this process's breakers as they are at scrape time.
+  const stopBreakerGauge = onScrape(() => {
+    for (const b of router.breakers.snapshot()) {
+      metrics.providerBreakerState.set({ provider: boundedLabel("provider", b.provider), model: boundedLabel("model", b.model) }, breakerLevel[b.state]);
+    }
+  });
 
   return {
     providers,
     candidates: router.candidates,
     breakers: router.breakers,
     invalidate: rules.invalidate,
-    close: rules.close,
+    close: async () => {
+      stopBreakerGauge();
+      await rules.close();
+    },
     latencies: (): Record<string, number> => ({ ...router.latencyMs }),
     deploymentStrategy,
     prepare: rules.prepare,
@@ -116,7 +127,10 @@ export function createProviderGateway(deps: { db: Database["db"]; providers: rea
     async admit(apiKeyId: string | undefined, attribution: Pick<Attribution, "organizationId" | "teamId" | "runId">): Promise<Prepared> {
       const prepared = await rules.prepare(attribution);
       const limit = prepared.rules.requestsPerMinutePerKey;
-      if (limit !== null && apiKeyId && !(await countRequest(db, `api_key:${apiKeyId}`, limit))) throw rateLimitRefusal(`this API key may make ${limit} provider requests per minute`);
+      if (limit !== null && apiKeyId && !(await countRequest(db, `api_key:${apiKeyId}`, limit))) {
+        metrics.providerRefusals.inc({ reason: "rate_limited" });
+        throw rateLimitRefusal(`this API key may make ${limit} provider requests per minute`);
+      }
       return prepared;
     },
 
@@ -125,8 +139,10 @@ export function createProviderGateway(deps: { db: Database["db"]; providers: rea
       const { request, attribution } = args;
       const started = now();
       const prepared = args.prepared ?? (await rules.prepare(attribution));
-      const { decision, advisoryBreaker } = router.decide(request, prepared);
-      const hold = await reserveBudget(db, { request, attribution, prepared, decision }, log);
+      const { decision, advisoryBreaker, hold } = await countRefusal(async () => {
+        const routed = router.decide(request, prepared);
+        return { ...routed, hold: await reserveBudget(db, { request, attribution, prepared, decision: routed.decision }, log) };
+      });
       const outcome = await tryCandidates(failover, { candidates: hold.candidates, request, signal: args.signal, stream: args.stream === true, advisoryBreaker, ...(args.onDelta ? { onDelta: args.onDelta } : {}) });
       const settle = (settlement: Parameters<typeof settleCall>[1]["settlement"]) => settleCall(db, { hold, request, attribution, prepared, candidate: outcome.candidate, settlement }, log);
       if (!outcome.ok) {
@@ -137,6 +153,7 @@ export function createProviderGateway(deps: { db: Database["db"]; providers: rea
       const model = answer.model || candidate.model;
       const actual = priceOf(candidate.provider, model, answer.usage, prepared.prices);
       const usageRecordId = await settle(succeededSettlement({ provider: candidate.provider, model }, answer.usage, actual, now() - started, outcome.maybeBilled));
+      recordCallOutcome(candidate.provider, model, actual, outcome.attempts);
       return {
         provider: candidate.provider,
         model,
@@ -162,4 +179,22 @@ function priceOf(provider: string, model: string, usage: Usage, prices: PriceTab
   } catch (err) {
     return { status: "error", reason: err instanceof Error ? err.message : String(err) };
   }
+}
+
+const breakerLevel = { closed: 0, half_open: 1, open: 2 } as const;
+
+/** Refusals before any provider is called (policy, budget, rate limit) counted by their stable code. */
+async function countRefusal<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof DomainError && (err.kind === "resource_exhausted" || err.kind === "permission_denied")) metrics.providerRefusals.inc({ reason: boundedLabel("refusal", err.code) });
+    throw err;
+  }
+}
+
+/** Cost of an answered call, and a fallback for each provider that failed before it answered. */
+function recordCallOutcome(provider: string, model: string, actual: Cost | { status: "error" }, attempts: readonly CallAttempt[]): void {
+  if ("totalNanoUsd" in actual) metrics.providerCostUsd.inc({ provider: boundedLabel("provider", provider), model: boundedLabel("model", model) }, Number(actual.totalNanoUsd) / 1e9);
+  for (const a of attempts) if (a.error && !a.error.startsWith("skipped")) metrics.providerFallbacks.inc({ provider: boundedLabel("provider", a.provider) });
 }

@@ -26,7 +26,7 @@ export const layers: readonly Layer[] = [
   // Locates the package's own files (migrations, contract, console build): fs only.
   { name: "package-files", rank: 0, paths: ["src/package-files.ts"] },
   { name: "db", rank: 1, paths: ["src/db/"] },
-  { name: "platform", rank: 1, paths: ["src/config.ts", "src/logger.ts"] },
+  { name: "platform", rank: 1, paths: ["src/config.ts", "src/logger.ts", "src/telemetry/"] },
   { name: "providers", rank: 2, paths: ["src/providers/"] },
   { name: "gateway", rank: 3, paths: ["src/gateway/"] },
   { name: "delivery", rank: 3, paths: ["src/delivery/"] },

@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import { loadConfig } from "../../src/config.js";
 import { startControlPlane, type ControlPlane } from "../../src/control-plane/server.js";
 import { startWorker, type Worker, type WorkerConfig } from "../../src/executor/worker.js";
-import { createLogger } from "../../src/logger.js";
+import { createLogger, type Logger } from "../../src/logger.js";
 import { createProviders } from "../../src/providers/registry.js";
 import { apiKeys, memberships, organizations, principals } from "../../src/db/schema.js";
 import { newApiKey } from "../../src/services/identity/authenticator.js";
@@ -63,6 +63,10 @@ export async function startTestFabric(
     eventGapTimeoutMs?: number;
     /** FABRIC_CORS_ORIGINS: browser origins allowed on both ports (default: none). */
     corsOrigins?: string[];
+    /** The logger of the control plane and the workers (default: `testLog`). */
+    log?: Logger;
+    /** The control plane's METRICS_PORT (0: a free port); none by default. */
+    metricsPort?: number;
   } = {},
 ): Promise<TestFabric> {
   const providerSettings = loadConfig(opts.env ?? {});
@@ -81,9 +85,10 @@ export async function startTestFabric(
       FABRIC_AUTH_ATTEMPTS_PER_MINUTE_PER_ADDRESS: opts.authAttempts?.perAddress ?? 100_000,
       FABRIC_EVENT_GAP_TIMEOUT_MS: opts.eventGapTimeoutMs,
       FABRIC_CORS_ORIGINS: opts.corsOrigins,
+      METRICS_PORT: opts.metricsPort,
     },
     database,
-    log: testLog,
+    log: opts.log ?? testLog,
     streamRecheckMs: 300,
     webhooks: opts.webhooks,
     providers: createProviders(providerSettings),
@@ -91,7 +96,7 @@ export async function startTestFabric(
   });
   const workers: Worker[] = [];
   const start = async (overrides: Partial<WorkerConfig> = {}) => {
-    const w = await startWorker({ database, config: testWorkerConfig(overrides), providers: createProviders(providerSettings), log: testLog });
+    const w = await startWorker({ database, config: testWorkerConfig(overrides), providers: createProviders(providerSettings), log: opts.log ?? testLog });
     workers.push(w);
     return w;
   };

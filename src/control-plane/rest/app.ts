@@ -9,18 +9,21 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
+import { routePath } from "hono/route";
 import { streamSSE } from "hono/streaming";
 import { fromJson, toJson, type DescMethod, type JsonValue, type Message } from "@bufbuild/protobuf";
 import { EventSchema, type Event } from "../../../gen/proto/fabric/v1/run_pb.js";
 import { DomainError, invalidArgument } from "../../domain/errors.js";
 import type { CallContext } from "../../services/call-context.js";
 import type { Logger } from "../../logger.js";
+import { recordCall } from "../access-log.js";
 import { requestIdOf, type CallStep, type IncomingCall } from "../call-step.js";
 import { jsonOptions, openApiDocument, openApiPath, restOperations, type RestOperation } from "../contract.js";
 import { logFailure, problem, toDomainError } from "../error-mapping.js";
 import { checkRequiredFields } from "../required-fields.js";
 import { useCaseOf, wrapsEvent, type ServiceImpls } from "../service-impls.js";
 import type { CorsPolicy } from "../cors.js";
+import { metrics } from "../../telemetry/metrics.js";
 import { createConsoleAssets, isApiPath } from "./console-assets.js";
 import { corsMiddleware } from "./cors.js";
 import { locationOf, locationTemplate } from "./location.js";
@@ -39,9 +42,13 @@ export interface RestAppOptions {
   consoleDir?: string;
   /** Cross-origin browser access (FABRIC_CORS_ORIGINS). Default: none. */
   cors?: CorsPolicy;
+  /** Runs a request inside a server span continuing its `traceparent` (telemetry/tracing.ts); absent without tracing. */
+  traced?: <T>(name: string, header: (name: string) => string | undefined, fn: (span?: { updateName(name: string): unknown; setAttribute(key: string, value: number): unknown }) => Promise<T>) => Promise<T>;
+  /** The current trace id, for the access log (absent without tracing). */
+  traceIdOf?: () => string | undefined;
 }
 
-type Env = { Variables: { requestId: string } };
+type Env = { Variables: { requestId: string; operation?: string; caller?: CallContext["caller"] } };
 
 /** The document in OpenAPI 3.0, derived at codegen (scripts/openapi-30.ts). */
 const openApi30Text = readFileSync(join(dirname(openApiPath), "openapi-3.0.json"), "utf8");
@@ -58,7 +65,16 @@ export function createRestApp(opts: RestAppOptions) {
     const id = requestIdOf(c.req.header("x-request-id"));
     c.set("requestId", id);
     c.header("X-Request-Id", id);
-    await next();
+    const started = performance.now();
+    const call = async (span?: { updateName(name: string): unknown; setAttribute(key: string, value: number): unknown }) => {
+      await next();
+      const operation = c.get("operation") ?? `${c.req.method} ${routePath(c, -1)}`;
+      span?.updateName(operation);
+      span?.setAttribute("http.response.status_code", c.res.status);
+      // SSE responses are logged when the stream starts.
+      recordCall(opts.log, { transport: "rest", operation, status: c.res.status, durationSeconds: (performance.now() - started) / 1000, requestId: id, caller: c.get("caller"), traceId: opts.traceIdOf?.() });
+    };
+    await (opts.traced ? opts.traced(`${c.req.method} ${c.req.path.startsWith("/v1/") ? "api" : "page"}`, (name) => c.req.header(name), call) : call());
   });
 
   app.onError((err, c) => {
@@ -135,7 +151,9 @@ export function createRestApp(opts: RestAppOptions) {
       // Authorize on what the URL says (the organization is always in the path or the
       // query) before reading the body: a caller without the permission learns nothing
       // about what a valid body would be.
+      c.set("operation", op.rpc!);
       const ctx = await opts.callStep.begin(op.rpc!, incomingCall(c), urlFields(c, op));
+      c.set("caller", ctx.caller);
       const request = await buildRequest(c, op, op.protoMethod!, validators);
       if (takesIdempotencyKey) applyIdempotencyKeyHeader(c.req.header("idempotency-key"), request as Message & { idempotencyKey?: string });
       checkRequiredFields(op.protoMethod!.input, request);
@@ -175,6 +193,7 @@ export function createRestApp(opts: RestAppOptions) {
       c.header("X-Accel-Buffering", "no");
       return streamSSE(c, async (stream) => {
         stream.onAbort(() => abort.abort());
+        metrics.streamSubscribers.inc({ transport: "rest" });
         const ping = setInterval(() => void stream.write(": ping\n\n").catch(() => abort.abort()), heartbeatMs);
         try {
           let r = await events.next();
@@ -186,6 +205,7 @@ export function createRestApp(opts: RestAppOptions) {
           opts.log.warn("event stream ended with an error", { request_id: ctx.requestId, error: String(err) });
           await stream.writeSSE({ event: "error", data: JSON.stringify(problem(toDomainError(err), ctx.requestId)) }).catch(() => {});
         } finally {
+          metrics.streamSubscribers.dec({ transport: "rest" });
           clearInterval(ping);
           abort.abort();
           c.req.raw.signal.removeEventListener("abort", onClientGone);

@@ -35,6 +35,8 @@ import {
 import type { Db, Tx } from "../../db/database.js";
 import { completeNodes } from "../../db/complete-nodes.js";
 import { insertRun as insertRunRows } from "../../db/insert-run.js";
+import { boundedLabel, metrics } from "../../telemetry/metrics.js";
+import { markSpan } from "../../telemetry/tracing.js";
 import { pauseRun, resumeRun } from "../../db/pause-run.js";
 import { runEndedBy } from "../../db/run-events.js";
 import { activeRunStatuses, finishRun, lockRun, terminalRunEventKinds, type LockedRun } from "../../db/run-state.js";
@@ -97,7 +99,10 @@ export async function insertRun(
   },
 ) {
   const { def, wf, req } = args;
+  // The run's own span, under the request's: every node attempt of the run continues it.
+  const traceContext = markSpan("fabric.run", { "fabric.workflow": def.name, "fabric.workflow_version": def.version, "fabric.organization_id": ctx.caller.organizationId });
   const inserted = await insertRunRows(tx, {
+    traceContext,
     organizationId: ctx.caller.organizationId,
     teamId: args.teamId !== undefined ? args.teamId : def.teamId,
     workflow: def,
@@ -113,6 +118,7 @@ export async function insertRun(
     requestId: ctx.requestId,
     origin: args.rerunOf ? { rerunOf: args.rerunOf.id, reuse: args.reuse ?? new Map() } : { state: req.state ? toJson(ValueSchema, req.state) : null, deadline: args.deadline },
   });
+  if (inserted) metrics.runsCreated.inc({ workflow: boundedLabel("workflow", def.name) });
   return inserted && runMessage(inserted.run, inserted.nodes);
 }
 

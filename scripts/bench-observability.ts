@@ -1,0 +1,255 @@
+/**
+ * What observability costs the execution plane: the same workload with telemetry off
+ * (no METRICS_PORT, no tracing) and on (METRICS_PORT scraped every second, like
+ * Prometheus, and OTLP tracing exported to a local receiver), in alternating rounds of
+ * one invocation, so machine load hits both alike. Prints each round, the medians and
+ * the on/off ratios:
+ *   - no-op step throughput (steps/s, database clock), executors as separate processes
+ *     on Postgres (PGlite: one in-process executor);
+ *   - dispatch latency p50 (run created → first node started), one run at a time into an
+ *     idle executor; the runs are started in this process, traced too when on.
+ *
+ * Metric recording itself cannot be switched off (it is a few counter increments on each
+ * path); "off" leaves nothing to scrape and no spans.
+ *
+ *   npm run bench:observability                      # Postgres
+ *   npm run bench:observability -- --engine pglite   # --runs N --chain N --rounds N --samples N
+ */
+import { randomUUID } from "node:crypto";
+import { createServer, type Server } from "node:http";
+import { parseArgs } from "node:util";
+import { create } from "@bufbuild/protobuf";
+import { sql } from "drizzle-orm";
+import { WorkflowSpecSchema } from "../gen/proto/fabric/v1/workflow_pb.js";
+import { query, type Database } from "../src/db/database.js";
+import { createWorkflowCache } from "../src/db/workflow-specs.js";
+import { startEventHub } from "../src/delivery/event-hub.js";
+import { startWorker } from "../src/executor/worker.js";
+import { createLogger } from "../src/logger.js";
+import { createProviders } from "../src/providers/registry.js";
+import { loadPermissions } from "../src/services/access/permission-checks.js";
+import type { CallContext } from "../src/services/call-context.js";
+import { createRunService } from "../src/services/runs/run-service.js";
+import { createWorkflowService } from "../src/services/runs/workflow-service.js";
+import { bootstrapDevOrganization } from "../src/services/tenancy/dev-organization.js";
+import { startTracing } from "../src/telemetry/tracing.js";
+import { createTestDatabase, type Engine } from "../tests/helpers/database.js";
+import { spawnExecutor } from "../tests/helpers/processes.js";
+
+const { values } = parseArgs({
+  options: {
+    engine: { type: "string", default: "postgres" },
+    runs: { type: "string", default: "300" },
+    chain: { type: "string", default: "10" },
+    rounds: { type: "string", default: "2" },
+    samples: { type: "string", default: "100" },
+    concurrency: { type: "string", default: "64" },
+  },
+});
+const engine = values.engine as Engine;
+const RUNS = Number(values.runs);
+const CHAIN = Number(values.chain);
+const ROUNDS = Number(values.rounds);
+const SAMPLES = Number(values.samples);
+const CONCURRENCY = Number(values.concurrency);
+const log = createLogger("warn");
+
+/** A local OTLP/HTTP receiver that parses what it gets and counts the spans. */
+async function startReceiver() {
+  let spans = 0;
+  const server: Server = createServer((req, res) => {
+    let body = "";
+    req.setEncoding("utf8");
+    req.on("data", (c) => (body += c));
+    req.on("end", () => {
+      try {
+        for (const rs of JSON.parse(body).resourceSpans ?? []) for (const ss of rs.scopeSpans ?? []) spans += (ss.spans ?? []).length;
+      } catch {
+        /* not JSON */
+      }
+      res.writeHead(200, { "content-type": "application/json" }).end("{}");
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, spans: () => spans, close: () => new Promise<void>((r) => server.close(() => r())) };
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+interface Setup {
+  database: Database & { url?: string };
+  ctx: CallContext;
+  runs: ReturnType<typeof createRunService>;
+  workflowId: string;
+  close(): Promise<void>;
+}
+
+async function setup(chain: number): Promise<Setup> {
+  const database = await createTestDatabase({ engine, poolMax: 8 });
+  const boot = await bootstrapDevOrganization(database.db);
+  const ctx: CallContext = {
+    caller: { principalId: boot.principalId, organizationId: boot.organizationId, via: "api_key", scopes: [] },
+    requestId: "bench",
+    signal: new AbortController().signal,
+    clientAddress: "bench",
+    permissions: (await loadPermissions(database.db, boot.principalId, boot.organizationId, [])) ?? undefined,
+  };
+  const hub = await startEventHub(database, log);
+  const runs = createRunService({ db: database.db, workflows: createWorkflowCache(), hub });
+  const spec = create(WorkflowSpecSchema, { name: "bench-obs", nodes: Array.from({ length: chain }, (_, i) => ({ key: `n${i}`, operation: "workflow.noop", dependsOn: i ? [`n${i - 1}`] : [], inputs: { i } })) });
+  const wf = await createWorkflowService(database.db).upsertWorkflow(ctx, { spec } as any);
+  return {
+    database,
+    ctx,
+    runs,
+    workflowId: wf.workflow!.id,
+    async close() {
+      await hub.close();
+      await database.close();
+    },
+  };
+}
+
+type Mode = "off" | "on";
+
+/** Executors (a process on Postgres, in-process on PGlite) with telemetry per `mode`, and a scraper when on. */
+async function startExecutor(s: Setup, mode: Mode, receiverUrl: string, concurrency: number, poll: number) {
+  const port = mode === "on" ? await freePort() : undefined;
+  let stop: () => Promise<void>;
+  if (engine === "postgres") {
+    const env: Record<string, string> = { DATABASE_URL: s.database.url!, WORKER_CONCURRENCY: String(concurrency), WORKER_POLL_INTERVAL: `${poll}ms`, DATABASE_POOL_MAX: String(Math.min(concurrency, 20)) };
+    if (mode === "on") Object.assign(env, { METRICS_PORT: String(port), OTEL_EXPORTER_OTLP_ENDPOINT: receiverUrl });
+    const p = spawnExecutor(env, `bench-obs-${mode}-${randomUUID().slice(0, 4)}`);
+    stop = async () => {
+      p.child.kill("SIGTERM");
+      await p.exited;
+    };
+    await new Promise((r) => setTimeout(r, 3000)); // start-up (tsx)
+  } else {
+    const w = await startWorker({
+      database: s.database,
+      config: { WORKER_ID: randomUUID(), WORKER_CONCURRENCY: concurrency, WORKER_POLL_INTERVAL: poll, WORKER_LEASE_SECONDS: 30, WORKER_MAX_RETRIES: 3, WORKER_SHUTDOWN_GRACE: 5000, RUN_ID: undefined, ...(mode === "on" ? { METRICS_PORT: port, HOST: "127.0.0.1" } : {}) },
+      providers: createProviders({}),
+      log,
+    });
+    stop = () => w.stop();
+  }
+  let scrapes = 0;
+  const scraper =
+    mode === "on"
+      ? setInterval(() => {
+          fetch(`http://127.0.0.1:${port}/metrics`).then(
+            async (r) => {
+              await r.text();
+              if (r.ok) scrapes++;
+            },
+            () => {},
+          );
+        }, 1000)
+      : undefined;
+  return {
+    scrapes: () => scrapes,
+    async stop() {
+      clearInterval(scraper);
+      await stop();
+    },
+  };
+}
+
+async function waitIdle(db: Database["db"]) {
+  for (;;) {
+    const [r] = await query<{ n: number }>(db, sql`SELECT count(*)::int AS n FROM workflow_runs WHERE status IN ('pending', 'running')`);
+    if (r!.n === 0) return;
+    await new Promise((res) => setTimeout(res, 50));
+  }
+}
+
+async function throughput(mode: Mode, receiverUrl: string): Promise<{ rate: number; scrapes: number }> {
+  const s = await setup(CHAIN);
+  try {
+    for (let i = 0; i < RUNS; i += 50) await Promise.all(Array.from({ length: Math.min(50, RUNS - i) }, () => s.runs.startRun(s.ctx, { workflowId: s.workflowId, input: {} } as any)));
+    const ex = await startExecutor(s, mode, receiverUrl, CONCURRENCY, 100);
+    await waitIdle(s.database.db);
+    const scrapes = ex.scrapes();
+    await ex.stop();
+    const [r] = await query<{ steps: number; seconds: number }>(
+      s.database.db,
+      sql`SELECT count(*) FILTER (WHERE kind = 'workflow.node.completed')::int AS steps,
+                 extract(epoch FROM max(created_at) FILTER (WHERE kind = 'workflow.node.completed') - min(created_at) FILTER (WHERE kind = 'workflow.node.started'))::float8 AS seconds
+          FROM events`,
+    );
+    return { rate: r!.steps / r!.seconds, scrapes };
+  } finally {
+    await s.close();
+  }
+}
+
+async function dispatchP50(mode: Mode, receiverUrl: string): Promise<number> {
+  const s = await setup(1);
+  const ex = await startExecutor(s, mode, receiverUrl, 4, 500);
+  try {
+    // A warm-up run: the executor is up and idle before the first sample.
+    const warm = (await s.runs.startRun(s.ctx, { workflowId: s.workflowId, input: {} } as any)).run!.id;
+    await waitIdle(s.database.db);
+    for (let i = 0; i < SAMPLES; i++) {
+      await s.runs.startRun(s.ctx, { workflowId: s.workflowId, input: {} } as any);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    await waitIdle(s.database.db);
+    const rows = await query<{ ms: number }>(
+      s.database.db,
+      sql`SELECT extract(epoch FROM (min(e.created_at) - r.created_at)) * 1000 AS ms
+          FROM workflow_runs r JOIN events e ON e.run_id = r.id AND e.kind = 'workflow.node.started'
+          WHERE r.id <> ${warm} GROUP BY r.id, r.created_at`,
+    );
+    return median(rows.map((r) => Number(r.ms)));
+  } finally {
+    await ex.stop();
+    await s.close();
+  }
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+async function main() {
+  const receiver = await startReceiver();
+  console.log(`Observability overhead (${engine}) — ${RUNS} runs × ${CHAIN}-node no-op chain per round, ${ROUNDS} rounds per mode, alternating; dispatch: ${SAMPLES} runs one at a time`);
+  console.log(`  off: no METRICS_PORT, no tracing.  on: METRICS_PORT scraped every 1 s + OTLP/HTTP traces to a local receiver (${receiver.url})\n`);
+  const rates: Record<Mode, number[]> = { off: [], on: [] };
+  const p50s: Record<Mode, number[]> = { off: [], on: [] };
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const mode of (round % 2 ? ["off", "on"] : ["on", "off"]) as Mode[]) {
+      // This process starts the runs: traced when on, like a control plane would.
+      const stopTracing = mode === "on" ? startTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url }, "fabric-bench") : async () => {};
+      const before = receiver.spans();
+      const t = await throughput(mode, receiver.url);
+      const d = await dispatchP50(mode, receiver.url);
+      await stopTracing();
+      await new Promise((r) => setTimeout(r, 1500)); // the executors' last span batches
+      rates[mode].push(t.rate);
+      p50s[mode].push(d);
+      console.log(`  round ${round} ${mode.padEnd(3)}: throughput ${t.rate.toFixed(0)} steps/s, dispatch p50 ${d.toFixed(2)} ms${mode === "on" ? ` (${t.scrapes} scrapes, ${receiver.spans() - before} spans received)` : ""}`);
+    }
+  }
+  const [rOff, rOn, dOff, dOn] = [median(rates.off), median(rates.on), median(p50s.off), median(p50s.on)];
+  console.log(`\n  median throughput: off ${rOff.toFixed(0)} steps/s, on ${rOn.toFixed(0)} steps/s → on/off ${(rOn / rOff).toFixed(3)} (${((1 - rOn / rOff) * 100).toFixed(1)} % loss)`);
+  console.log(`  median dispatch p50: off ${dOff.toFixed(2)} ms, on ${dOn.toFixed(2)} ms → on/off ${(dOn / dOff).toFixed(3)}`);
+  await receiver.close();
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
