@@ -63,6 +63,8 @@ export async function startTestFabric(
     eventGapTimeoutMs?: number;
     /** FABRIC_CORS_ORIGINS: browser origins allowed on both ports (default: none). */
     corsOrigins?: string[];
+    /** WebSocket stream tuning (heartbeat, per-principal limit). */
+    webSockets?: Parameters<typeof startControlPlane>[0]["webSockets"];
   } = {},
 ): Promise<TestFabric> {
   const providerSettings = loadConfig(opts.env ?? {});
@@ -88,6 +90,7 @@ export async function startTestFabric(
     webhooks: opts.webhooks,
     providers: createProviders(providerSettings),
     consoleDir: opts.consoleDir,
+    webSockets: opts.webSockets,
   });
   const workers: Worker[] = [];
   const start = async (overrides: Partial<WorkerConfig> = {}) => {
