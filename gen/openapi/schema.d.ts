@@ -1967,6 +1967,8 @@ export interface components {
             merge: "replace" | "deep_merge" | "append";
             /** @description Retries and timeout. */
             policy?: components["schemas"]["NodePolicy"];
+            /** @description A condition: a CEL expression over the run's `context` (e.g. `context.tier == "gold"`), evaluated when the node is claimed. False: the node is skipped (its outputs stay absent); an expression that fails to evaluate fails the node. Empty: always run. */
+            when: string;
         };
         /** @description One node of a workflow. */
         NodeSpecInput: {
@@ -2000,6 +2002,8 @@ export interface components {
             merge?: "replace" | "deep_merge" | "append";
             /** @description Retries and timeout. */
             policy?: components["schemas"]["NodePolicyInput"];
+            /** @description A condition: a CEL expression over the run's `context` (e.g. `context.tier == "gold"`), evaluated when the node is claimed. False: the node is skipped (its outputs stay absent); an expression that fails to evaluate fails the node. Empty: always run. */
+            when?: string;
         };
         /** @description The definition a client writes. */
         WorkflowSpec: {
