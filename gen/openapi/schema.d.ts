@@ -2724,6 +2724,7 @@ export interface operations {
             /** @description Switching protocols; then one text message per event. */
             101: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -4079,6 +4080,7 @@ export interface operations {
             /** @description Switching protocols; then one text message per event. */
             101: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
                     [name: string]: unknown;
                 };
                 content?: never;
