@@ -293,6 +293,37 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/workflow-runs/{id}/events/ws": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stream a run's events over a WebSocket
+         * @description The run stream of `GET /v1/workflow-runs/{id}/events` over a WebSocket: the same
+         *     permission (`run.read` on the run's team), replay after `after_id`, live follow,
+         *     and the same end — the server closes with code 1000 after the run's terminal
+         *     event (at once when resuming after it). Send `Upgrade: websocket`; a plain GET is
+         *     refused with 426. Each text message is the proto3 JSON of `WatchRunResponse`
+         *     (`{"event": Event}`); a failure after the upgrade is one `{"error": Problem}`
+         *     message, then a close (1008 credentials revoked, 1013 fell behind or shutting
+         *     down, 1011 internal). Credentials: the `Authorization` header, or (browsers) the
+         *     subprotocols `fabric.v1` and `fabric.bearer.<token>`. The server pings every
+         *     15 s and drops a client that does not answer; client messages are ignored and
+         *     limited to 4 KiB. Refusals before the upgrade are problem+json like every other
+         *     operation (401, 404, 429 `too_many_streams` past the per-principal limit).
+         */
+        get: operations["watchRunWebSocket"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/auth/signup": {
         parameters: {
             query?: never;
@@ -841,6 +872,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/events/ws": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stream the organization's events you may see over a WebSocket
+         * @description `GET /v1/events/stream` over a WebSocket: the same events, visibility rules and
+         *     filters (`kinds`, `run_id`, `team_id`), replay after `after_id`, and a key
+         *     revoked mid-stream ends it. Each text message is the proto3 JSON of
+         *     `StreamEventsResponse` (`{"event": Event}`); framing, credentials, liveness,
+         *     limits and close codes as for `GET /v1/workflow-runs/{id}/events/ws`.
+         */
+        get: operations["streamEventsWebSocket"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/providers": {
         parameters: {
             query?: never;
@@ -1233,6 +1288,12 @@ export interface components {
             };
             /** Format: date-time */
             create_time?: string;
+        };
+        WatchRunResponse: {
+            event: components["schemas"]["Event"];
+        };
+        StreamEventsResponse: {
+            event: components["schemas"]["Event"];
         };
         /** @description A user or a service account. */
         Principal: {
@@ -1906,6 +1967,8 @@ export interface components {
             merge: "replace" | "deep_merge" | "append";
             /** @description Retries and timeout. */
             policy?: components["schemas"]["NodePolicy"];
+            /** @description A condition: a CEL expression over the run's `context` (e.g. `context.tier == "gold"`), evaluated when the node is claimed. False: the node is skipped (its outputs stay absent); an expression that fails to evaluate fails the node. Empty: always run. */
+            when: string;
         };
         /** @description One node of a workflow. */
         NodeSpecInput: {
@@ -1939,6 +2002,8 @@ export interface components {
             merge?: "replace" | "deep_merge" | "append";
             /** @description Retries and timeout. */
             policy?: components["schemas"]["NodePolicyInput"];
+            /** @description A condition: a CEL expression over the run's `context` (e.g. `context.tier == "gold"`), evaluated when the node is claimed. False: the node is skipped (its outputs stay absent); an expression that fails to evaluate fails the node. Empty: always run. */
+            when?: string;
         };
         /** @description The definition a client writes. */
         WorkflowSpec: {
@@ -2637,6 +2702,32 @@ export interface operations {
                 content: {
                     "text/event-stream": string;
                 };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    watchRunWebSocket: {
+        parameters: {
+            query?: {
+                /** @description Replay only events after this id (the SSE Last-Event-ID). */
+                after_id?: string | number;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Switching protocols; then one text message per event. */
+            101: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             "4XX": components["responses"]["Problem"];
             "5XX": components["responses"]["Problem"];
@@ -3963,6 +4054,36 @@ export interface operations {
                 content: {
                     "text/event-stream": string;
                 };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    streamEventsWebSocket: {
+        parameters: {
+            query?: {
+                /** @description Comma-separated kinds; a trailing `*` matches a prefix, e.g. `workflow.run.*,api_key.*`. */
+                kinds?: string;
+                /** @description Only this run's events. */
+                run_id?: string;
+                /** @description Only events of runs of this team. */
+                team_id?: string;
+                /** @description Replay events after this id first (the SSE Last-Event-ID). 0: live only. */
+                after_id?: string | number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Switching protocols; then one text message per event. */
+            101: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             "4XX": components["responses"]["Problem"];
             "5XX": components["responses"]["Problem"];

@@ -57,7 +57,7 @@ export interface RestOperation {
   body?: string;
   /** Which response field becomes `data` (`*` = the whole response). */
   data?: string;
-  stream?: "sse";
+  stream?: "sse" | "websocket";
   /** Success status codes the document lists, lowest first. */
   successStatuses: number[];
 }

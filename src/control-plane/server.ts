@@ -4,6 +4,7 @@
  * close() stops accepting, lets requests finish within the grace period, then ends
  * streams and releases the database listeners.
  */
+import type { Server as HttpServer } from "node:http";
 import { serve, type ServerType } from "@hono/node-server";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { sizeLimitsFrom, type Config } from "../config.js";
@@ -37,6 +38,7 @@ import { withCors } from "./grpc/cors.js";
 import { listenHttp1And2 } from "./grpc/listener.js";
 import { clientAddressKey, createGrpcRoutes } from "./grpc/routes.js";
 import { createRestApp } from "./rest/app.js";
+import { createWebSocketStreams, type WebSocketStreamOptions } from "./rest/websocket-streams.js";
 import { createCallStep } from "./call-step.js";
 import { jsonOptions } from "./contract.js";
 import { createGuard } from "./guard.js";
@@ -72,6 +74,8 @@ export async function startControlPlane(deps: {
   providers?: readonly Provider[];
   /** The console build served at `/`. Default: `dist/console` of this checkout. */
   consoleDir?: string;
+  /** WebSocket stream tuning (tests: a short heartbeat, a small per-principal limit). */
+  webSockets?: Omit<WebSocketStreamOptions, "log">;
 }): Promise<ControlPlane> {
   const { config, database, log } = deps;
   const stopTracing = startTracing(config, "fabric-control-plane");
@@ -107,12 +111,14 @@ export async function startControlPlane(deps: {
   const callStep = createCallStep({ authenticator: createAuthenticator(db, { development: config.FABRIC_ENV === "development", jwtSecret }), guard: createGuard(db) });
 
   const ready = () => readiness(database);
-  const app = createRestApp({ services, callStep, log, maxBodyBytes: config.FABRIC_MAX_BODY_BYTES, consoleDir: deps.consoleDir, cors: createCorsPolicy(config.FABRIC_CORS_ORIGINS, restCorsHeaders), ready, traced: withServerSpan, traceIdOf: currentTraceId });
+  const webSockets = createWebSocketStreams({ log, ...deps.webSockets });
+  const app = createRestApp({ services, callStep, log, maxBodyBytes: config.FABRIC_MAX_BODY_BYTES, consoleDir: deps.consoleDir, cors: createCorsPolicy(config.FABRIC_CORS_ORIGINS, restCorsHeaders), webSockets, ready, traced: withServerSpan, traceIdOf: currentTraceId });
   const rest = await new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s));
     s.once("error", reject);
   });
   const restPort = (rest.address() as { port: number }).port;
+  webSockets.attach(rest as HttpServer, app.fetch); // serve() without options makes an HTTP/1.1 server
 
   const handler = connectNodeAdapter({
     routes: createGrpcRoutes({ services, callStep, log, traced: (rpc, headers, fn) => withServerSpan(rpc, (name) => headers.get(name), fn), traceIdOf: currentTraceId, ready }),
@@ -147,6 +153,7 @@ export async function startControlPlane(deps: {
       await runOutcomes.close();
       await dispatcher.close();
       await gateway.close();
+      await webSockets.close(); // 1001 to WebSocket clients, before the hub ends their streams
       await hub.close(); // ends live streams so their connections can drain
       await Promise.all([
         new Promise<void>((resolve) => {

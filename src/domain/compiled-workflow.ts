@@ -5,6 +5,7 @@
  */
 import type { NodeSpec, WorkflowSpec } from "../../gen/proto/fabric/v1/workflow_pb.js";
 import type { MergePolicy } from "./context.js";
+import { compileCondition, type NodeCondition } from "./node-condition.js";
 import { dependentsOf } from "./workflow-spec.js";
 
 export interface CompiledNode {
@@ -12,6 +13,8 @@ export interface CompiledNode {
   position: number;
   dependents: string[];
   merge: MergePolicy;
+  /** The node's `when`, compiled; absent when the node always runs. */
+  when?: NodeCondition;
 }
 
 export interface CompiledWorkflow {
@@ -22,7 +25,7 @@ export interface CompiledWorkflow {
 export function compileWorkflow(spec: WorkflowSpec): CompiledWorkflow {
   const deps = dependentsOf(spec.nodes);
   const nodes = new Map<string, CompiledNode>();
-  spec.nodes.forEach((n, position) => nodes.set(n.key, { spec: n, position, dependents: deps.get(n.key) ?? [], merge: (n.merge || "replace") as MergePolicy }));
+  spec.nodes.forEach((n, position) => nodes.set(n.key, { spec: n, position, dependents: deps.get(n.key) ?? [], merge: (n.merge || "replace") as MergePolicy, when: n.when ? compileCondition(n.when) : undefined }));
   return { spec, nodes };
 }
 

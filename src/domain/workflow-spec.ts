@@ -5,6 +5,7 @@
 import type { NodeSpec, WorkflowSpec } from "../../gen/proto/fabric/v1/workflow_pb.js";
 import type { Issue } from "./errors.js";
 import { isBindingLike, mergePolicies, parseBinding } from "./context.js";
+import { conditionIssues } from "./node-condition.js";
 import { nodeOperations, textOps } from "./node-operations.js";
 
 export const limits = {
@@ -88,6 +89,7 @@ function validateNode(node: NodeSpec, at: string, add: (path: string, code: stri
     else if (path.length === 0 && node.merge !== "deep_merge") add(`${at}/outputs/${field}`, "malformed_binding", `output ${JSON.stringify(field)}: writing the whole $context needs merge "deep_merge"`);
     if (field !== "*" && !/^[A-Za-z0-9_-]+$/.test(field)) add(`${at}/outputs/${field}`, "invalid_value", `output field ${JSON.stringify(field)} must be a field name or "*"`);
   }
+  if (node.when) for (const issue of conditionIssues(node.when, `${at}/when`)) add(issue.path, issue.code, issue.message);
   if (node.merge && !(mergePolicies as readonly string[]).includes(node.merge)) add(`${at}/merge`, "invalid_value", `merge must be one of ${mergePolicies.join(", ")}`);
 
   const p = node.policy;

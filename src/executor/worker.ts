@@ -23,9 +23,11 @@ import { activeRunStatuses } from "../db/run-state.js";
 import { readRunStatus } from "../db/run-status.js";
 import { emitProgress } from "../db/progress.js";
 import { parkWaitingNode } from "../db/wait-node.js";
+import { skipNodeByCondition } from "../db/skip-node.js";
 import { createWorkflowCache, type WorkflowCache } from "../db/workflow-specs.js";
 import { createOutageLog, errorSummary, isTransientDbError, retryWhileTransient } from "../db/transient-errors.js";
 import { resolveInputs, type JsonObject } from "../domain/context.js";
+import { ConditionError } from "../domain/node-condition.js";
 import { backoffDelayMs, isRetryable, type ErrorClass } from "../domain/retry-policy.js";
 import { nodeOperations } from "../domain/node-operations.js";
 import type { Provider } from "../providers/provider.js";
@@ -208,25 +210,30 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
 
       let result: StepResult | undefined;
       let failure: NodeFailure | undefined;
+      let skip = false;
       try {
         const runtime = runtimes[nodeOperations[node.spec.operation]?.runtime ?? "native"]!;
         const context = claim.context as JsonObject;
-        const progress = (payload: JsonObject) =>
-          emitProgress(db, { organizationId: claim.organizationId, runId: claim.runId, nodeKey: claim.nodeKey, owner: config.WORKER_ID, attempt: claim.attempt, payload }).catch((err) =>
-            log.warn("could not write progress", { error: String(err) }),
-          );
-        const step = { runId: claim.runId, organizationId: claim.organizationId, teamId: claim.teamId, principalId: claim.createdBy, apiKeyId: claim.apiKeyId, node, attempt: claim.attempt, inputs: resolveInputs(node.spec.inputs, context), context, config: (node.spec.config ?? {}) as JsonObject, signal: controller.signal, db, progress };
-        result = await raceAbort(runtime.execute(step), controller.signal);
-        const heap = getHeapStatistics().used_heap_size;
-        if (heap > heapBudget) {
-          result = undefined;
-          throw new StepError("memory_exceeded", `the step left the executor's heap at ${Math.round(heap / 1048576)} MiB, over its budget of ${Math.round(heapBudget / 1048576)} MiB`, "invalid_input");
-        }
-        if (result && "output" in result) {
-          const bytes = jsonBytes(result.output);
-          if (bytes > limits.nodeOutputBytes) {
+        // The condition reads the context as of the claim: every dependency's outputs are in it.
+        skip = !!node.when && !evaluateCondition(node.when, context);
+        if (!skip) {
+          const progress = (payload: JsonObject) =>
+            emitProgress(db, { organizationId: claim.organizationId, runId: claim.runId, nodeKey: claim.nodeKey, owner: config.WORKER_ID, attempt: claim.attempt, payload }).catch((err) =>
+              log.warn("could not write progress", { error: String(err) }),
+            );
+          const step = { runId: claim.runId, organizationId: claim.organizationId, teamId: claim.teamId, principalId: claim.createdBy, apiKeyId: claim.apiKeyId, node, attempt: claim.attempt, inputs: resolveInputs(node.spec.inputs, context), context, config: (node.spec.config ?? {}) as JsonObject, signal: controller.signal, db, progress };
+          result = await raceAbort(runtime.execute(step), controller.signal);
+          const heap = getHeapStatistics().used_heap_size;
+          if (heap > heapBudget) {
             result = undefined;
-            throw new StepError(outputTooLargeCode, `the node's output is ${bytes} bytes, over the limit of ${limits.nodeOutputBytes} bytes (FABRIC_MAX_NODE_OUTPUT_BYTES)`, "invalid_input");
+            throw new StepError("memory_exceeded", `the step left the executor's heap at ${Math.round(heap / 1048576)} MiB, over its budget of ${Math.round(heapBudget / 1048576)} MiB`, "invalid_input");
+          }
+          if (result && "output" in result) {
+            const bytes = jsonBytes(result.output);
+            if (bytes > limits.nodeOutputBytes) {
+              result = undefined;
+              throw new StepError(outputTooLargeCode, `the node's output is ${bytes} bytes, over the limit of ${limits.nodeOutputBytes} bytes (FABRIC_MAX_NODE_OUTPUT_BYTES)`, "invalid_input");
+            }
           }
         }
       } catch (err) {
@@ -236,7 +243,9 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
         if (failure.class === "error") log.warn("step failed", { error: String(err) });
       }
 
-      if (failure) {
+      if (skip) {
+        await skipNodeByCondition(db, { runId: claim.runId, workflow: wf, nodeKey: claim.nodeKey, guard, attempt: claim.attempt });
+      } else if (failure) {
         const retry = claim.attempt < maxAttempts && isRetryable(node.spec.policy, failure.class as ErrorClass);
         const delay = retry ? backoffDelayMs(node.spec.policy, claim.attempt) : null;
         const outcome = await retryWhileTransient(() => failNodeAttempt(db, { runId: claim.runId, workflow: wf, node, guard, attempt: claim.attempt, failure, retryDelayMs: delay }), { maxMs: commitRetryMs });
@@ -346,6 +355,16 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
       await done;
     },
   };
+}
+
+function evaluateCondition(when: { evaluate(context: JsonObject): boolean }, context: JsonObject): boolean {
+  try {
+    return when.evaluate(context);
+  } catch (err) {
+    // A condition that cannot be evaluated fails the node; retrying would not change it.
+    if (err instanceof ConditionError) throw new StepError("condition_error", err.message, "invalid_input");
+    throw err;
+  }
 }
 
 function raceAbort<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {

@@ -67,6 +67,8 @@ export async function startTestFabric(
     log?: Logger;
     /** The control plane's METRICS_PORT (0: a free port); none by default. */
     metricsPort?: number;
+    /** WebSocket stream tuning (heartbeat, per-principal limit). */
+    webSockets?: Parameters<typeof startControlPlane>[0]["webSockets"];
   } = {},
 ): Promise<TestFabric> {
   const providerSettings = loadConfig(opts.env ?? {});
@@ -93,6 +95,7 @@ export async function startTestFabric(
     webhooks: opts.webhooks,
     providers: createProviders(providerSettings),
     consoleDir: opts.consoleDir,
+    webSockets: opts.webSockets,
   });
   const workers: Worker[] = [];
   const start = async (overrides: Partial<WorkerConfig> = {}) => {

@@ -28,6 +28,7 @@ import { createConsoleAssets, isApiPath } from "./console-assets.js";
 import { corsMiddleware } from "./cors.js";
 import { locationOf, locationTemplate } from "./location.js";
 import { ajvIssues, createOpenApiValidator } from "./openapi-validator.js";
+import { bearerFromSubprotocols, type WebSocketStreams } from "./websocket-streams.js";
 
 export interface RestAppOptions {
   services: ServiceImpls;
@@ -46,6 +47,8 @@ export interface RestAppOptions {
   traced?: <T>(name: string, header: (name: string) => string | undefined, fn: (span?: { updateName(name: string): unknown; setAttribute(key: string, value: number): unknown }) => Promise<T>) => Promise<T>;
   /** The current trace id, for the access log (absent without tracing). */
   traceIdOf?: () => string | undefined;
+  /** Serves the `x-fabric-stream: websocket` operations; without it they answer 426. */
+  webSockets?: WebSocketStreams;
 }
 
 type Env = { Variables: { requestId: string; operation?: string; caller?: CallContext["caller"] } };
@@ -88,6 +91,7 @@ export function createRestApp(opts: RestAppOptions) {
     // The unread rest of an oversized body would poison a kept-alive connection.
     if (body.status === 413) c.header("Connection", "close");
     if ((err as any).allow) c.header("Allow", (err as any).allow);
+    if (body.status === 426) c.header("Upgrade", "websocket");
     return c.body(JSON.stringify(body), body.status as any, { "Content-Type": "application/problem+json" });
   });
 
@@ -147,6 +151,12 @@ export function createRestApp(opts: RestAppOptions) {
     const location = locationTemplate(op, restOperations);
     const takesIdempotencyKey = op.method === "POST" && op.protoMethod.input.fields.some((f) => f.name === "idempotency_key");
 
+    if (op.stream === "websocket") {
+      if (!wrapsEvent(op.protoMethod)) throw new Error(`${op.rpc}: a WebSocket stream must stream Events`);
+      app.on(op.method, honoPath, (c) => webSocket(c, op, useCase, validators));
+      continue;
+    }
+
     const handler = async (c: Context<Env>) => {
       // Authorize on what the URL says (the organization is always in the path or the
       // query) before reading the body: a caller without the permission learns nothing
@@ -174,6 +184,33 @@ export function createRestApp(opts: RestAppOptions) {
   function incomingCall(c: Context<Env>): IncomingCall {
     const incoming = (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming;
     return { requestId: c.get("requestId"), header: (name) => c.req.header(name), signal: c.req.raw.signal, clientAddress: incoming?.socket?.remoteAddress ?? "" };
+  }
+
+  /**
+   * An event stream over a WebSocket: the same call step and use case as its SSE twin
+   * (same path without `/ws`), only the framing differs — each item is the proto3 JSON of
+   * the RPC's response message (`{"event": …}`). See websocket-streams.ts.
+   */
+  async function webSocket(c: Context<Env>, op: RestOperation, useCase: (ctx: CallContext, req: unknown) => Promise<unknown>, validators: ReturnType<ReturnType<typeof createOpenApiValidator>["forOperation"]>) {
+    const call = incomingCall(c);
+    const fromSubprotocol = bearerFromSubprotocols(c.req.header("sec-websocket-protocol"));
+    // Authenticate first, as every operation does: no credentials is a 401 whatever else is wrong.
+    const ctx = await opts.callStep.begin(op.rpc!, { ...call, header: (name) => call.header(name) ?? (name.toLowerCase() === "authorization" ? fromSubprotocol : undefined) }, urlFields(c, op));
+    const ws = opts.webSockets;
+    if (!ws?.isUpgrade(c.env)) throw httpError(426, new DomainError("failed_precondition", `${op.path} is a WebSocket: send Upgrade: websocket`, { code: "upgrade_required" }));
+    ws.checkHandshake((name) => c.req.header(name));
+    const request = await buildRequest(c, op, op.protoMethod!, validators);
+    const release = ws.reserve(ctx.caller.principalId);
+    const abort = new AbortController();
+    try {
+      // The service checks the run before resolving: a missing run is a 404 before the upgrade.
+      const items = ((await useCase({ ...ctx, signal: abort.signal }, request)) as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+      return ws.accept(c.env, { items, abort, release, requestId: ctx.requestId, format: (item) => `{"event":${eventText(item as Event)}}` });
+    } catch (err) {
+      abort.abort();
+      release();
+      throw err;
+    }
   }
 
   function sse(c: Context<Env>, ctx: CallContext, useCase: (ctx: CallContext, req: unknown) => Promise<unknown>, request: Message & { afterId?: bigint }, method: DescMethod) {

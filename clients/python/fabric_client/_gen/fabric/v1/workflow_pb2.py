@@ -15,7 +15,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66\x61\x62ric/v1/workflow.proto\x12\tfabric.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb3\x01\n\x07\x42\x61\x63koff\x12\"\n\ninitial_ms\x18\x01 \x01(\x05H\x00R\tinitialMs\x88\x01\x01\x12\x1b\n\x06\x66\x61\x63tor\x18\x02 \x01(\x01H\x01R\x06\x66\x61\x63tor\x88\x01\x01\x12\x1a\n\x06max_ms\x18\x03 \x01(\x05H\x02R\x05maxMs\x88\x01\x01\x12\x1b\n\x06jitter\x18\x04 \x01(\x01H\x03R\x06jitter\x88\x01\x01\x42\r\n\x0b_initial_msB\t\n\x07_factorB\t\n\x07_max_msB\t\n\x07_jitter\"\xd2\x01\n\nNodePolicy\x12\"\n\ntimeout_ms\x18\x01 \x01(\x05H\x00R\ttimeoutMs\x88\x01\x01\x12&\n\x0cmax_attempts\x18\x02 \x01(\x05H\x01R\x0bmaxAttempts\x88\x01\x01\x12\x31\n\x07\x62\x61\x63koff\x18\x03 \x01(\x0b\x32\x12.fabric.v1.BackoffH\x02R\x07\x62\x61\x63koff\x88\x01\x01\x12\x19\n\x08retry_on\x18\x04 \x03(\tR\x07retryOnB\r\n\x0b_timeout_msB\x0f\n\r_max_attemptsB\n\n\x08_backoff\"\x92\x03\n\x08NodeSpec\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n\toperation\x18\x02 \x01(\tR\toperation\x12\x18\n\x07runtime\x18\x03 \x01(\tR\x07runtime\x12/\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x63onfig\x12/\n\x06inputs\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructR\x06inputs\x12:\n\x07outputs\x18\x06 \x03(\x0b\x32 .fabric.v1.NodeSpec.OutputsEntryR\x07outputs\x12\x1d\n\ndepends_on\x18\x07 \x03(\tR\tdependsOn\x12\x14\n\x05merge\x18\x08 \x01(\tR\x05merge\x12-\n\x06policy\x18\t \x01(\x0b\x32\x15.fabric.v1.NodePolicyR\x06policy\x1a:\n\x0cOutputsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\xc6\x01\n\x0cWorkflowSpec\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12 \n\x0b\x64\x65scription\x18\x02 \x01(\tR\x0b\x64\x65scription\x12)\n\x05nodes\x18\x03 \x03(\x0b\x32\x13.fabric.v1.NodeSpecR\x05nodes\x12)\n\x0erun_timeout_ms\x18\x04 \x01(\x05H\x00R\x0crunTimeoutMs\x88\x01\x01\x12\x17\n\x07team_id\x18\x05 \x01(\tR\x06teamIdB\x11\n\x0f_run_timeout_ms\"\x8f\x02\n\x12WorkflowDefinition\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\'\n\x0forganization_id\x18\x02 \x01(\tR\x0eorganizationId\x12\x12\n\x04name\x18\x03 \x01(\tR\x04name\x12\x18\n\x07version\x18\x04 \x01(\x05R\x07version\x12+\n\x04spec\x18\x05 \x01(\x0b\x32\x17.fabric.v1.WorkflowSpecR\x04spec\x12;\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12\x1c\n\x07team_id\x18\x07 \x01(\tH\x00R\x06teamId\x88\x01\x01\x42\n\n\x08_team_id\"S\n\x0fValidationIssue\x12\x12\n\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n\x04\x63ode\x18\x02 \x01(\tR\x04\x63ode\x12\x18\n\x07message\x18\x03 \x01(\tR\x07message\"D\n\x15UpsertWorkflowRequest\x12+\n\x04spec\x18\x01 \x01(\x0b\x32\x17.fabric.v1.WorkflowSpecR\x04spec\"m\n\x16UpsertWorkflowResponse\x12\x39\n\x08workflow\x18\x01 \x01(\x0b\x32\x1d.fabric.v1.WorkflowDefinitionR\x08workflow\x12\x18\n\x07\x63reated\x18\x02 \x01(\x08R\x07\x63reated\"$\n\x12GetWorkflowRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\"P\n\x13GetWorkflowResponse\x12\x39\n\x08workflow\x18\x01 \x01(\x0b\x32\x1d.fabric.v1.WorkflowDefinitionR\x08workflow\"f\n\x14ListWorkflowsRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"|\n\x15ListWorkflowsResponse\x12;\n\tworkflows\x18\x01 \x03(\x0b\x32\x1d.fabric.v1.WorkflowDefinitionR\tworkflows\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"F\n\x17ValidateWorkflowRequest\x12+\n\x04spec\x18\x01 \x01(\x0b\x32\x17.fabric.v1.WorkflowSpecR\x04spec\"d\n\x18ValidateWorkflowResponse\x12\x14\n\x05valid\x18\x01 \x01(\x08R\x05valid\x12\x32\n\x06issues\x18\x02 \x03(\x0b\x32\x1a.fabric.v1.ValidationIssueR\x06issues2\xe7\x02\n\x0fWorkflowService\x12U\n\x0eUpsertWorkflow\x12 .fabric.v1.UpsertWorkflowRequest\x1a!.fabric.v1.UpsertWorkflowResponse\x12L\n\x0bGetWorkflow\x12\x1d.fabric.v1.GetWorkflowRequest\x1a\x1e.fabric.v1.GetWorkflowResponse\x12R\n\rListWorkflows\x12\x1f.fabric.v1.ListWorkflowsRequest\x1a .fabric.v1.ListWorkflowsResponse\x12[\n\x10ValidateWorkflow\x12\".fabric.v1.ValidateWorkflowRequest\x1a#.fabric.v1.ValidateWorkflowResponseBk\n\rdev.fabric.v1B\rWorkflowProtoP\x01Z$fabric.dev/gen/go/fabric/v1;fabricv1\xaa\x02\tFabric.V1\xca\x02\tFabric\\V1\xea\x02\nFabric::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66\x61\x62ric/v1/workflow.proto\x12\tfabric.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb3\x01\n\x07\x42\x61\x63koff\x12\"\n\ninitial_ms\x18\x01 \x01(\x05H\x00R\tinitialMs\x88\x01\x01\x12\x1b\n\x06\x66\x61\x63tor\x18\x02 \x01(\x01H\x01R\x06\x66\x61\x63tor\x88\x01\x01\x12\x1a\n\x06max_ms\x18\x03 \x01(\x05H\x02R\x05maxMs\x88\x01\x01\x12\x1b\n\x06jitter\x18\x04 \x01(\x01H\x03R\x06jitter\x88\x01\x01\x42\r\n\x0b_initial_msB\t\n\x07_factorB\t\n\x07_max_msB\t\n\x07_jitter\"\xd2\x01\n\nNodePolicy\x12\"\n\ntimeout_ms\x18\x01 \x01(\x05H\x00R\ttimeoutMs\x88\x01\x01\x12&\n\x0cmax_attempts\x18\x02 \x01(\x05H\x01R\x0bmaxAttempts\x88\x01\x01\x12\x31\n\x07\x62\x61\x63koff\x18\x03 \x01(\x0b\x32\x12.fabric.v1.BackoffH\x02R\x07\x62\x61\x63koff\x88\x01\x01\x12\x19\n\x08retry_on\x18\x04 \x03(\tR\x07retryOnB\r\n\x0b_timeout_msB\x0f\n\r_max_attemptsB\n\n\x08_backoff\"\xa6\x03\n\x08NodeSpec\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x1c\n\toperation\x18\x02 \x01(\tR\toperation\x12\x18\n\x07runtime\x18\x03 \x01(\tR\x07runtime\x12/\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x63onfig\x12/\n\x06inputs\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructR\x06inputs\x12:\n\x07outputs\x18\x06 \x03(\x0b\x32 .fabric.v1.NodeSpec.OutputsEntryR\x07outputs\x12\x1d\n\ndepends_on\x18\x07 \x03(\tR\tdependsOn\x12\x14\n\x05merge\x18\x08 \x01(\tR\x05merge\x12-\n\x06policy\x18\t \x01(\x0b\x32\x15.fabric.v1.NodePolicyR\x06policy\x12\x12\n\x04when\x18\n \x01(\tR\x04when\x1a:\n\x0cOutputsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\xc6\x01\n\x0cWorkflowSpec\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12 \n\x0b\x64\x65scription\x18\x02 \x01(\tR\x0b\x64\x65scription\x12)\n\x05nodes\x18\x03 \x03(\x0b\x32\x13.fabric.v1.NodeSpecR\x05nodes\x12)\n\x0erun_timeout_ms\x18\x04 \x01(\x05H\x00R\x0crunTimeoutMs\x88\x01\x01\x12\x17\n\x07team_id\x18\x05 \x01(\tR\x06teamIdB\x11\n\x0f_run_timeout_ms\"\x8f\x02\n\x12WorkflowDefinition\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\'\n\x0forganization_id\x18\x02 \x01(\tR\x0eorganizationId\x12\x12\n\x04name\x18\x03 \x01(\tR\x04name\x12\x18\n\x07version\x18\x04 \x01(\x05R\x07version\x12+\n\x04spec\x18\x05 \x01(\x0b\x32\x17.fabric.v1.WorkflowSpecR\x04spec\x12;\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12\x1c\n\x07team_id\x18\x07 \x01(\tH\x00R\x06teamId\x88\x01\x01\x42\n\n\x08_team_id\"S\n\x0fValidationIssue\x12\x12\n\x04path\x18\x01 \x01(\tR\x04path\x12\x12\n\x04\x63ode\x18\x02 \x01(\tR\x04\x63ode\x12\x18\n\x07message\x18\x03 \x01(\tR\x07message\"D\n\x15UpsertWorkflowRequest\x12+\n\x04spec\x18\x01 \x01(\x0b\x32\x17.fabric.v1.WorkflowSpecR\x04spec\"m\n\x16UpsertWorkflowResponse\x12\x39\n\x08workflow\x18\x01 \x01(\x0b\x32\x1d.fabric.v1.WorkflowDefinitionR\x08workflow\x12\x18\n\x07\x63reated\x18\x02 \x01(\x08R\x07\x63reated\"$\n\x12GetWorkflowRequest\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\"P\n\x13GetWorkflowResponse\x12\x39\n\x08workflow\x18\x01 \x01(\x0b\x32\x1d.fabric.v1.WorkflowDefinitionR\x08workflow\"f\n\x14ListWorkflowsRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n\tpage_size\x18\x02 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x03 \x01(\tR\tpageToken\"|\n\x15ListWorkflowsResponse\x12;\n\tworkflows\x18\x01 \x03(\x0b\x32\x1d.fabric.v1.WorkflowDefinitionR\tworkflows\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"F\n\x17ValidateWorkflowRequest\x12+\n\x04spec\x18\x01 \x01(\x0b\x32\x17.fabric.v1.WorkflowSpecR\x04spec\"d\n\x18ValidateWorkflowResponse\x12\x14\n\x05valid\x18\x01 \x01(\x08R\x05valid\x12\x32\n\x06issues\x18\x02 \x03(\x0b\x32\x1a.fabric.v1.ValidationIssueR\x06issues2\xe7\x02\n\x0fWorkflowService\x12U\n\x0eUpsertWorkflow\x12 .fabric.v1.UpsertWorkflowRequest\x1a!.fabric.v1.UpsertWorkflowResponse\x12L\n\x0bGetWorkflow\x12\x1d.fabric.v1.GetWorkflowRequest\x1a\x1e.fabric.v1.GetWorkflowResponse\x12R\n\rListWorkflows\x12\x1f.fabric.v1.ListWorkflowsRequest\x1a .fabric.v1.ListWorkflowsResponse\x12[\n\x10ValidateWorkflow\x12\".fabric.v1.ValidateWorkflowRequest\x1a#.fabric.v1.ValidateWorkflowResponseBk\n\rdev.fabric.v1B\rWorkflowProtoP\x01Z$fabric.dev/gen/go/fabric/v1;fabricv1\xaa\x02\tFabric.V1\xca\x02\tFabric\\V1\xea\x02\nFabric::V1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fabric.v1.workflow_pb2', globals())
@@ -30,31 +30,31 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _NODEPOLICY._serialized_start=285
   _NODEPOLICY._serialized_end=495
   _NODESPEC._serialized_start=498
-  _NODESPEC._serialized_end=900
-  _NODESPEC_OUTPUTSENTRY._serialized_start=842
-  _NODESPEC_OUTPUTSENTRY._serialized_end=900
-  _WORKFLOWSPEC._serialized_start=903
-  _WORKFLOWSPEC._serialized_end=1101
-  _WORKFLOWDEFINITION._serialized_start=1104
-  _WORKFLOWDEFINITION._serialized_end=1375
-  _VALIDATIONISSUE._serialized_start=1377
-  _VALIDATIONISSUE._serialized_end=1460
-  _UPSERTWORKFLOWREQUEST._serialized_start=1462
-  _UPSERTWORKFLOWREQUEST._serialized_end=1530
-  _UPSERTWORKFLOWRESPONSE._serialized_start=1532
-  _UPSERTWORKFLOWRESPONSE._serialized_end=1641
-  _GETWORKFLOWREQUEST._serialized_start=1643
-  _GETWORKFLOWREQUEST._serialized_end=1679
-  _GETWORKFLOWRESPONSE._serialized_start=1681
-  _GETWORKFLOWRESPONSE._serialized_end=1761
-  _LISTWORKFLOWSREQUEST._serialized_start=1763
-  _LISTWORKFLOWSREQUEST._serialized_end=1865
-  _LISTWORKFLOWSRESPONSE._serialized_start=1867
-  _LISTWORKFLOWSRESPONSE._serialized_end=1991
-  _VALIDATEWORKFLOWREQUEST._serialized_start=1993
-  _VALIDATEWORKFLOWREQUEST._serialized_end=2063
-  _VALIDATEWORKFLOWRESPONSE._serialized_start=2065
-  _VALIDATEWORKFLOWRESPONSE._serialized_end=2165
-  _WORKFLOWSERVICE._serialized_start=2168
-  _WORKFLOWSERVICE._serialized_end=2527
+  _NODESPEC._serialized_end=920
+  _NODESPEC_OUTPUTSENTRY._serialized_start=862
+  _NODESPEC_OUTPUTSENTRY._serialized_end=920
+  _WORKFLOWSPEC._serialized_start=923
+  _WORKFLOWSPEC._serialized_end=1121
+  _WORKFLOWDEFINITION._serialized_start=1124
+  _WORKFLOWDEFINITION._serialized_end=1395
+  _VALIDATIONISSUE._serialized_start=1397
+  _VALIDATIONISSUE._serialized_end=1480
+  _UPSERTWORKFLOWREQUEST._serialized_start=1482
+  _UPSERTWORKFLOWREQUEST._serialized_end=1550
+  _UPSERTWORKFLOWRESPONSE._serialized_start=1552
+  _UPSERTWORKFLOWRESPONSE._serialized_end=1661
+  _GETWORKFLOWREQUEST._serialized_start=1663
+  _GETWORKFLOWREQUEST._serialized_end=1699
+  _GETWORKFLOWRESPONSE._serialized_start=1701
+  _GETWORKFLOWRESPONSE._serialized_end=1781
+  _LISTWORKFLOWSREQUEST._serialized_start=1783
+  _LISTWORKFLOWSREQUEST._serialized_end=1885
+  _LISTWORKFLOWSRESPONSE._serialized_start=1887
+  _LISTWORKFLOWSRESPONSE._serialized_end=2011
+  _VALIDATEWORKFLOWREQUEST._serialized_start=2013
+  _VALIDATEWORKFLOWREQUEST._serialized_end=2083
+  _VALIDATEWORKFLOWRESPONSE._serialized_start=2085
+  _VALIDATEWORKFLOWRESPONSE._serialized_end=2185
+  _WORKFLOWSERVICE._serialized_start=2188
+  _WORKFLOWSERVICE._serialized_end=2547
 # @@protoc_insertion_point(module_scope)

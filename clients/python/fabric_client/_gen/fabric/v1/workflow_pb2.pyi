@@ -62,7 +62,7 @@ class NodePolicy(_message.Message):
     def __init__(self, timeout_ms: _Optional[int] = ..., max_attempts: _Optional[int] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., retry_on: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class NodeSpec(_message.Message):
-    __slots__ = ["config", "depends_on", "inputs", "key", "merge", "operation", "outputs", "policy", "runtime"]
+    __slots__ = ["config", "depends_on", "inputs", "key", "merge", "operation", "outputs", "policy", "runtime", "when"]
     class OutputsEntry(_message.Message):
         __slots__ = ["key", "value"]
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -79,6 +79,7 @@ class NodeSpec(_message.Message):
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     POLICY_FIELD_NUMBER: _ClassVar[int]
     RUNTIME_FIELD_NUMBER: _ClassVar[int]
+    WHEN_FIELD_NUMBER: _ClassVar[int]
     config: _struct_pb2.Struct
     depends_on: _containers.RepeatedScalarFieldContainer[str]
     inputs: _struct_pb2.Struct
@@ -88,7 +89,8 @@ class NodeSpec(_message.Message):
     outputs: _containers.ScalarMap[str, str]
     policy: NodePolicy
     runtime: str
-    def __init__(self, key: _Optional[str] = ..., operation: _Optional[str] = ..., runtime: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., outputs: _Optional[_Mapping[str, str]] = ..., depends_on: _Optional[_Iterable[str]] = ..., merge: _Optional[str] = ..., policy: _Optional[_Union[NodePolicy, _Mapping]] = ...) -> None: ...
+    when: str
+    def __init__(self, key: _Optional[str] = ..., operation: _Optional[str] = ..., runtime: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., outputs: _Optional[_Mapping[str, str]] = ..., depends_on: _Optional[_Iterable[str]] = ..., merge: _Optional[str] = ..., policy: _Optional[_Union[NodePolicy, _Mapping]] = ..., when: _Optional[str] = ...) -> None: ...
 
 class UpsertWorkflowRequest(_message.Message):
     __slots__ = ["spec"]
