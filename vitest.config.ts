@@ -8,8 +8,10 @@ export default defineConfig({
     globalSetup: ["tests/global-setup.ts"],
     // Two cores here: two test files at a time keeps multi-process tests honest.
     maxWorkers: 2,
-    testTimeout: 30_000,
-    hookTimeout: 60_000,
+    // Ceilings, not expectations: a test waits on conditions and events, and these only end
+    // one that would never finish. Generous, so that a loaded machine is slow, not red.
+    testTimeout: 120_000,
+    hookTimeout: 180_000,
     reporters: process.env.CI ? ["default"] : ["default"],
   },
 });

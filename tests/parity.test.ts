@@ -20,7 +20,7 @@ import { methodsByRpc, restOperations, services } from "../src/control-plane/con
 import { ValidationIssueSchema } from "../gen/proto/fabric/v1/workflow_pb.js";
 import { eventually, smokeWorkflow, startTestFabric, type TestFabric } from "./helpers/fabric.js";
 import { webhookDeliveries } from "../src/db/schema.js";
-import { insertKey, insertMembership, insertUser, setup } from "./parity/fixtures.js";
+import { insertKey, insertMembership, insertUser, setup } from "./helpers/fixtures.js";
 import { issueSignInToken } from "../src/services/identity/sign-in-tokens.js";
 
 type Side = "rest" | "grpc";
@@ -1095,9 +1095,9 @@ beforeAll(async () => {
   // Identity, tenancy and access: a viewer in our organization, a shared team, and per side a
   // signed-up user (access token, refresh tokens) owning two organizations, teams, members,
   // keys and invitations of our organization to act on.
-  const viewer = await insertUser(fabric, "parity-viewer@parity.test");
+  const viewer = (await insertUser(fabric, "parity-viewer@parity.test")).principalId;
   await insertMembership(fabric, st.orgId, viewer, "viewer");
-  st.viewerKey = (await insertKey(fabric, st.orgId, viewer, "parity viewer")).key;
+  st.viewerKey = (await insertKey(fabric, st.orgId, viewer, { name: "parity viewer" })).key;
   sharedIds.add(viewer).add(fabric.principalId);
   st.team = (await setup(fabric, "POST", orgPath("/teams"), { slug: "parity-shared", name: "Shared" }, 201)).id;
   sharedIds.add(st.team);
@@ -1128,13 +1128,13 @@ beforeAll(async () => {
     a.archOrg = (await setup(fabric, "POST", "/v1/organizations", { slug: `p-arch-${lc(s)}`, name: `Arch ${tag(s)}` }, 201, a.token)).id;
     a.updTeam = (await setup(fabric, "POST", orgPath("/teams"), { slug: `p-upd-${lc(s)}`, name: `Upd ${tag(s)}` }, 201)).id;
     a.delTeam = (await setup(fabric, "POST", orgPath("/teams"), { slug: `p-del-${lc(s)}`, name: `Del ${tag(s)}` }, 201)).id;
-    a.plain = await insertUser(fabric, `plain-${lc(s)}@parity.test`);
-    a.m1 = await insertUser(fabric, `m1-${lc(s)}@parity.test`);
+    a.plain = (await insertUser(fabric, `plain-${lc(s)}@parity.test`)).principalId;
+    a.m1 = (await insertUser(fabric, `m1-${lc(s)}@parity.test`)).principalId;
     a.updMember = await insertMembership(fabric, st.orgId, a.m1, "member");
-    a.m2 = await insertUser(fabric, `m2-${lc(s)}@parity.test`);
+    a.m2 = (await insertUser(fabric, `m2-${lc(s)}@parity.test`)).principalId;
     a.rmMember = await insertMembership(fabric, st.orgId, a.m2, "member");
-    a.rotKey = (await insertKey(fabric, st.orgId, fabric.principalId, `Rotate ${tag(s)}`)).id;
-    a.revKey = (await insertKey(fabric, st.orgId, fabric.principalId, `Revoke ${tag(s)}`)).id;
+    a.rotKey = (await insertKey(fabric, st.orgId, fabric.principalId, { name: `Rotate ${tag(s)}` })).id;
+    a.revKey = (await insertKey(fabric, st.orgId, fabric.principalId, { name: `Revoke ${tag(s)}` })).id;
     a.revInv = (await setup(fabric, "POST", orgPath("/invitations"), { email: `revoked-${lc(s)}@parity.test`, role: "member" }, 201)).invitation.id;
     const inv = await setup(fabric, "POST", orgPath("/invitations"), { email, role: "member" }, 201);
     a.accInv = inv.invitation.id;

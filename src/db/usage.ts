@@ -127,17 +127,9 @@ export async function reserve(db: Db, args: { attribution: Attribution; facts: U
     if (err !== refused) throw err;
   }
   // Which budget refused (for the message and the event): the first whose room is too small now.
-  const current = await query<{ scope_key: string; period: string; period_start: string; committed: number }>(
-    db,
-    sql`SELECT scope_key, period, period_start, committed_nano_usd::float8 AS committed FROM budget_ledger
-        WHERE (scope_key, period, period_start) IN (${sql.join(
-          charges.map((c) => sql`(${c.scopeKey}, ${c.period}, ${c.periodStart})`),
-          sql`, `,
-        )})`,
-  );
-  const committedOf = (c: Charge) => Number(current.find((x) => x.scope_key === c.scopeKey && x.period === c.period && x.period_start === c.periodStart)?.committed ?? 0);
-  const charge = charges.find((c) => committedOf(c) + est > c.limitNanoUsd) ?? charges[0]!;
-  return { ok: false, charge, committedNanoUsd: committedOf(charge) };
+  const current = await committedNanoUsd(db, charges);
+  const i = Math.max(0, charges.findIndex((c, j) => current[j]! + est > c.limitNanoUsd));
+  return { ok: false, charge: charges[i]!, committedNanoUsd: current[i]! };
 }
 
 class RefusedCharge {}
@@ -262,4 +254,24 @@ export async function rebaseLedgers(
       )
       WHERE scope_key = ${args.scopeKey} AND period = ${p.period} AND period_start = ${p.start}`);
   }
+}
+
+/**
+ * What budgets have committed so far — for showing and estimating (GetBudget, EstimateCost)
+ * and for naming the budget that refused a reservation. A plain read without locks: the
+ * answer is a snapshot that a concurrent reservation may change at once; only `reserve`
+ * decides whether a call fits, under the ledger row's lock. The committed nano-USD of each
+ * ledger row in `keys`, in the same order; 0 for a row not written yet.
+ */
+export async function committedNanoUsd(ex: Executor, keys: readonly LedgerKey[]): Promise<number[]> {
+  if (keys.length === 0) return [];
+  const rows = await query<{ scope_key: string; period: string; period_start: string; committed: number }>(
+    ex,
+    sql`SELECT scope_key, period, period_start, committed_nano_usd::float8 AS committed FROM budget_ledger
+        WHERE (scope_key, period, period_start) IN (${sql.join(
+          keys.map((k) => sql`(${k.scopeKey}, ${k.period}, ${k.periodStart})`),
+          sql`, `,
+        )})`,
+  );
+  return keys.map((k) => Number(rows.find((r) => r.scope_key === k.scopeKey && r.period === k.period && r.period_start === k.periodStart)?.committed ?? 0));
 }

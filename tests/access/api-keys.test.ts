@@ -11,7 +11,8 @@ import { query } from "../../src/db/database.js";
 import { apiKeys } from "../../src/db/schema.js";
 import { hashSecret, parseApiKey } from "../../src/services/identity/authenticator.js";
 import { startTestFabric, type TestFabric } from "../helpers/fabric.js";
-import { auditFor, client, expectNoAudit, expectOneAudit, insertKey, insertUser, member, transports, type Actor, type Client } from "./support.js";
+import { client, transports, type Actor, type Client } from "../helpers/calls.js";
+import { auditFor, expectNoAudit, expectOneAudit, insertKey, insertUser, member } from "../helpers/fixtures.js";
 
 let fabric: TestFabric;
 let org: string;
@@ -166,7 +167,7 @@ describe.each(transports)("over %s", (via) => {
     await c().fails("ApiKeyService/RotateApiKey", { organization_id: org, id: (await insertKey(fabric, org, fabric.principalId)).id }, admin.actor, 403, "permission_denied");
 
     // Not a member here (or no such principal): not found, alike.
-    const outsider = await insertUser(fabric);
+    const outsider = (await insertUser(fabric)).principalId;
     const a = await c().fails("ApiKeyService/CreateApiKey", { organization_id: org, name: "x", principal_id: outsider }, owner, 404, "not_found");
     const b = await c().fails("ApiKeyService/CreateApiKey", { organization_id: org, name: "x", principal_id: randomUUID() }, owner, 404, "not_found");
     expect(a.detail.replace(outsider, "")).toBe(b.detail.replace(/"[^"]+"/, `""`));

@@ -10,7 +10,8 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { query } from "../../src/db/database.js";
 import { eventually, startTestFabric, type TestFabric } from "../helpers/fabric.js";
-import { client, expectNoAudit, expectOneAudit, insertOrganization, member, transports, type Actor, type Client } from "./support.js";
+import { client, transports, type Actor, type Client } from "../helpers/calls.js";
+import { expectNoAudit, expectOneAudit, insertOrganization, member } from "../helpers/fixtures.js";
 
 let fabric: TestFabric;
 let org: string;

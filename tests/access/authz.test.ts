@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiKeys, invitations, workflowDefinitions, workflowRuns } from "../../src/db/schema.js";
 import { hashSecret } from "../../src/services/identity/authenticator.js";
 import { startTestFabric, type TestFabric } from "../helpers/fabric.js";
-import { client, insertKey, insertMembership, insertOrganization, insertTeam, member, transports, type Actor, type Client } from "./support.js";
+import { client, transports, type Actor, type Client } from "../helpers/calls.js";
+import { insertKey, insertMembership, insertOrganization, insertTeam, member } from "../helpers/fixtures.js";
 
 let fabric: TestFabric;
 let org: string;

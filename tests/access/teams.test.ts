@@ -7,7 +7,8 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { eventually, startTestFabric, type TestFabric } from "../helpers/fabric.js";
-import { client, insertTeam, member, transports, type Actor, type Client } from "./support.js";
+import { client, transports, type Actor, type Client } from "../helpers/calls.js";
+import { insertTeam, member } from "../helpers/fixtures.js";
 
 let fabric: TestFabric;
 let org: string;

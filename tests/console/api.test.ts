@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signInTokens } from "../../src/db/schema.js";
 import { issueSignInToken } from "../../src/services/identity/sign-in-tokens.js";
 import { FabricClient, FabricError } from "../../src/sdk/index.js";
-import { client, insertTeam, transports } from "../access/support.js";
+import { client, transports } from "../helpers/calls.js";
+import { insertTeam } from "../helpers/fixtures.js";
 import { engine } from "../helpers/database.js";
 import { eventually, smokeWorkflow, startTestFabric, type TestFabric } from "../helpers/fabric.js";
 

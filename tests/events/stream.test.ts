@@ -3,14 +3,12 @@
  * live delivery, filters, replay with Last-Event-ID, per-event visibility by team and
  * organization, and a revoked key ending the stream.
  */
-import { randomUUID } from "node:crypto";
 import { createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventService } from "../../gen/proto/fabric/v1/events_pb.js";
-import { apiKeys, memberships, principals, teams } from "../../src/db/schema.js";
-import { newApiKey } from "../../src/services/identity/authenticator.js";
 import { smokeWorkflow, startTestFabric, type TestFabric } from "../helpers/fabric.js";
+import { insertKey, insertTeam, member } from "../helpers/fixtures.js";
 import { openSse, readUntil, type SseMessage } from "../rest/sse.js";
 
 describe("organization event stream", () => {
@@ -22,15 +20,8 @@ describe("organization event stream", () => {
 
   beforeAll(async () => {
     fabric = await startTestFabric();
-    const db = fabric.database.db;
-    const [team] = await db.insert(teams).values({ id: randomUUID(), organizationId: fabric.organizationId, slug: "streamers", name: "Streamers" }).returning();
-    teamId = team!.id;
-    const pid = randomUUID();
-    await db.insert(principals).values({ id: pid, kind: "user", email: `${pid}@stream.test`, displayName: "team member" });
-    await db.insert(memberships).values({ id: randomUUID(), organizationId: fabric.organizationId, principalId: pid, teamId, role: "member" });
-    const k = newApiKey();
-    await db.insert(apiKeys).values({ id: randomUUID(), organizationId: fabric.organizationId, principalId: pid, name: "team", prefix: k.prefix, secretHash: k.secretHash });
-    teamMemberKey = k.raw;
+    teamId = await insertTeam(fabric, fabric.organizationId, { slugPrefix: "streamers", name: "Streamers" });
+    teamMemberKey = (await member(fabric, fabric.organizationId, null, { teamId, role: "member" })).key;
     const up = async (spec: object) => (((await (await fabric.rest("/v1/workflows", { method: "POST", json: spec })).json()) as any).data.id as string);
     orgWorkflowId = await up({ ...smokeWorkflow, name: "stream-org" });
     teamWorkflowId = await up({ ...smokeWorkflow, name: "stream-team", team_id: teamId });
@@ -116,10 +107,8 @@ describe("organization event stream", () => {
   });
 
   it("ends the stream when its API key is revoked", async () => {
-    const k = newApiKey();
-    const keyId = randomUUID();
-    await fabric.database.db.insert(apiKeys).values({ id: keyId, organizationId: fabric.organizationId, principalId: fabric.principalId, name: "short-lived", prefix: k.prefix, secretHash: k.secretHash });
-    const s = await stream(k.raw);
+    const { id: keyId, key } = await insertKey(fabric, fabric.organizationId, fabric.principalId, { name: "short-lived" });
+    const s = await stream(key);
     expect(s.response.status).toBe(200);
     await fabric.rest(`/v1/organizations/${fabric.organizationId}/api-keys/${keyId}/revoke`, { method: "POST", json: {} });
     const tail: SseMessage[] = [];

@@ -10,7 +10,7 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { query } from "../../src/db/database.js";
 import { startTestFabric, type TestFabric } from "../helpers/fabric.js";
-import { defineWorkflow, expectRejected, grpcRunClient, kindsOf, nodeOf, ofKind, runControl, runEvents, statuses, transports, waitForRun, type EventRow } from "./harness.js";
+import { defineWorkflow, expectProgressWithinStep, expectRejected, grpcRunClient, kindsOf, nodeOf, ofKind, runControl, runEvents, statuses, transports, waitForRun, type EventRow } from "./harness.js";
 
 let fabric: TestFabric;
 beforeAll(async () => {
@@ -88,6 +88,9 @@ describe.each(transports)("a DAG started over %s", (via) => {
       // Root nodes are ready at creation; the others become ready once, then run once.
       expect(kindsOf(events, n.key), n.key).toEqual(["workflow.node.ready", "workflow.node.started", "workflow.node.completed"]);
     }
+    // The generation streams: a slow machine may report progress, always inside the step.
+    expectProgressWithinStep(events, "gen", c.answer);
+    expect(events.filter((e) => e.kind === "workflow.node.progress" && e.node_key !== "gen")).toEqual([]);
     expect(ofKind(events, "workflow.node.completed", "greet")[0]!.payload).toEqual({ output: { text: c.greeting }, attempt: 1 });
     const done = ofKind(events, "workflow.run.completed")[0]!;
     expect(done.payload).toEqual({ status: "completed", error: null, state: { via } });

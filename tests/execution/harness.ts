@@ -152,7 +152,22 @@ export async function runEvents(fabric: TestFabric, runId: string): Promise<Even
   return rows.map((r) => ({ id: Number(r.id), kind: r.kind, node_key: r.node_key, payload: r.payload, created_at: new Date(r.created_at) }));
 }
 
-export const kindsOf = (events: EventRow[], nodeKey?: string | null) => events.filter((e) => nodeKey === undefined || e.node_key === nodeKey).map((e) => e.kind);
+/**
+ * The kinds of the state transitions of a node (or with `null`, of the run), in order.
+ * `workflow.node.progress` is left out: it is not a transition, and whether a streaming step
+ * writes any depends on how fast its tokens arrive (executor/provider-runtime.ts reports at
+ * most once per interval, none when every token lands within one) — `progressOf` reads it.
+ */
+export const kindsOf = (events: EventRow[], nodeKey?: string | null) =>
+  events.filter((e) => (nodeKey === undefined || e.node_key === nodeKey) && e.kind !== "workflow.node.progress").map((e) => e.kind);
+/** A node's progress events, if it wrote any: each after its start and before its completion, the deltas concatenating to exactly its text. */
+export function expectProgressWithinStep(events: EventRow[], nodeKey: string, finalText: string) {
+  const progress = ofKind(events, "workflow.node.progress", nodeKey);
+  const started = ofKind(events, "workflow.node.started", nodeKey).at(-1)!;
+  const completed = ofKind(events, "workflow.node.completed", nodeKey)[0]!;
+  for (const p of progress) expect(p.id > started.id && p.id < completed.id, `${nodeKey}: progress ${p.id} within ${started.id}..${completed.id}`).toBe(true);
+  if (progress.length) expect(progress.map((p) => p.payload.delta).join(""), `${nodeKey}: progress deltas`).toBe(finalText);
+}
 export const ofKind = (events: EventRow[], kind: string, nodeKey?: string) => events.filter((e) => e.kind === kind && (nodeKey === undefined || e.node_key === nodeKey));
 
 export const terminal = ["completed", "failed", "cancelled"];

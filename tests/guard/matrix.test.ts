@@ -15,11 +15,10 @@ import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { restOperations, services } from "../../src/control-plane/contract.js";
-import { apiKeys, memberships, principals, teams } from "../../src/db/schema.js";
 import { organizationRoleGrants, scopeAllows, teamRoleGrants, type Action } from "../../src/domain/permissions.js";
-import { newApiKey } from "../../src/services/identity/authenticator.js";
 import { operationRules, type OperationRule } from "../../src/control-plane/operation-rules.js";
 import { startTestFabric, type TestFabric } from "../helpers/fabric.js";
+import { insertKey, insertMembership, insertTeam, insertUser } from "../helpers/fixtures.js";
 
 type Verdict = "allowed" | "denied" | "hidden" | "unauthenticated";
 
@@ -55,32 +54,24 @@ describe("permission matrix: operation × caller × transport", () => {
 
   beforeAll(async () => {
     fabric = await startTestFabric({ worker: false });
-    const db = fabric.database.db;
     const org = fabric.organizationId;
-    const [team] = await db.insert(teams).values({ id: randomUUID(), organizationId: org, slug: "matrix", name: "Matrix" }).returning();
+    const teamId = await insertTeam(fabric, org, { slugPrefix: "matrix", name: "Matrix" });
     const other = await fabric.otherOrg();
 
-    const keyFor = async (principalId: string, opts: { scopes?: string[]; revoked?: boolean; expired?: boolean; organizationId?: string } = {}) => {
-      const k = newApiKey();
-      await db.insert(apiKeys).values({
-        id: randomUUID(),
-        organizationId: opts.organizationId ?? org,
-        principalId,
-        name: "matrix",
-        prefix: k.prefix,
-        secretHash: k.secretHash,
-        scopes: opts.scopes ?? [],
-        revokedAt: opts.revoked ? new Date() : null,
-        expiresAt: opts.expired ? new Date(Date.now() - 1000) : null,
-      });
-      return k.raw;
-    };
+    const keyFor = async (principalId: string, opts: { scopes?: string[]; revoked?: boolean; expired?: boolean; organizationId?: string } = {}) =>
+      (
+        await insertKey(fabric, opts.organizationId ?? org, principalId, {
+          name: "matrix",
+          scopes: opts.scopes ?? [],
+          revoked: opts.revoked ?? false,
+          ...(opts.expired ? { expiresAt: new Date(Date.now() - 1000) } : {}),
+        })
+      ).key;
     const principal = async (role: string | null, teamRole?: string) => {
-      const id = randomUUID();
-      await db.insert(principals).values({ id, kind: "user", email: `${id}@matrix.test`, displayName: role ?? "team-only" });
-      if (role) await db.insert(memberships).values({ id: randomUUID(), organizationId: org, principalId: id, role });
-      if (teamRole) await db.insert(memberships).values({ id: randomUUID(), organizationId: org, principalId: id, teamId: team!.id, role: teamRole });
-      return id;
+      const { principalId } = await insertUser(fabric);
+      if (role) await insertMembership(fabric, org, principalId, role);
+      if (teamRole) await insertMembership(fabric, org, principalId, teamRole, teamId);
+      return principalId;
     };
 
     callers.push({ name: "owner", key: fabric.apiKey, expect: byGrants(grantsOf("owner")) });

@@ -9,11 +9,10 @@ import { startControlPlane, type ControlPlane } from "../../src/control-plane/se
 import { startWorker, type Worker, type WorkerConfig } from "../../src/executor/worker.js";
 import { createLogger, type Logger } from "../../src/logger.js";
 import { createProviders } from "../../src/providers/registry.js";
-import { apiKeys, memberships, organizations, principals } from "../../src/db/schema.js";
-import { newApiKey } from "../../src/services/identity/authenticator.js";
 import { bootstrapDevOrganization } from "../../src/services/tenancy/dev-organization.js";
 import type { WebhookDispatcherOptions } from "../../src/delivery/webhook-dispatcher.js";
 import { createTestDatabase, type Engine, type TestDatabase } from "./database.js";
+import { insertOrganization, member } from "./fixtures.js";
 
 export interface TestFabric {
   database: TestDatabase;
@@ -115,14 +114,9 @@ export async function startTestFabric(
     worker,
     startWorker: start,
     async otherOrg() {
-      const orgId = randomUUID();
-      const principalId = randomUUID();
-      await database.db.insert(organizations).values({ id: orgId, slug: `other-${orgId.slice(0, 8)}`, name: "Other" });
-      await database.db.insert(principals).values({ id: principalId, kind: "user", email: `${principalId}@other.test`, displayName: "Other" });
-      await database.db.insert(memberships).values({ id: randomUUID(), organizationId: orgId, principalId, role: "owner" });
-      const key = newApiKey();
-      await database.db.insert(apiKeys).values({ id: randomUUID(), organizationId: orgId, principalId, name: "other", prefix: key.prefix, secretHash: key.secretHash });
-      return { apiKey: key.raw, organizationId: orgId };
+      const organizationId = await insertOrganization({ database }, { slugPrefix: "other", name: "Other" });
+      const owner = await member({ database }, organizationId, "owner");
+      return { apiKey: owner.key, organizationId };
     },
     rest(path, init = {}) {
       const headers = new Headers(init.headers);
@@ -144,8 +138,12 @@ export async function startTestFabric(
   return fabric;
 }
 
-/** Polls until `check` returns a value (not undefined), or fails after `timeoutMs`. */
-export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 10_000, what = "condition"): Promise<T> {
+/**
+ * Polls until `check` returns a value (not undefined), or fails after `timeoutMs`. The
+ * default ceiling is generous on purpose: it only matters when the condition never comes,
+ * and on a loaded machine a condition that comes late must not fail the test.
+ */
+export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 60_000, what = "condition"): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await check();
@@ -155,7 +153,7 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
   }
 }
 
-/** The smoke workflow of the foundation issue's acceptance case. */
+/** The smoke workflow (tests/smoke.test.ts): upper-case the topic, then echo it through a provider node. */
 export const smokeWorkflow = {
   name: "smoke",
   nodes: [

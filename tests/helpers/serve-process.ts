@@ -27,7 +27,13 @@ export async function spawnServe(env: Record<string, string>, opts: { timeoutMs?
   let pending = "";
   const exited = new Promise<number | string>((resolve) => child.on("exit", (code, signal) => resolve(code ?? signal ?? -1)));
   const urls = new Promise<{ rest: string; grpc: string }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`fabric serve did not report its URLs within ${opts.timeoutMs ?? 20_000} ms:\n${err}`)), opts.timeoutMs ?? 20_000);
+    // A ceiling for a process that never comes up (a loaded machine takes many seconds to
+    // start one); on it the process is killed, so a failed start leaves nothing running.
+    const ceiling = opts.timeoutMs ?? 150_000;
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`fabric serve did not report its URLs within ${ceiling} ms:\n${err}`));
+    }, ceiling);
     child.stderr!.on("data", (d: Buffer) => {
       const text = d.toString();
       err = (err + text).slice(-50_000);

@@ -25,12 +25,13 @@ import {
 } from "../../gen/proto/fabric/v1/identity_pb.js";
 import { WorkflowService } from "../../gen/proto/fabric/v1/workflow_pb.js";
 import { query } from "../../src/db/database.js";
-import { apiKeys, memberships, organizations, principals, refreshTokens, teams } from "../../src/db/schema.js";
+import { apiKeys, principals, refreshTokens } from "../../src/db/schema.js";
 import { organizationRoleGrants, teamRoleGrants } from "../../src/domain/permissions.js";
-import { newApiKey, parseApiKey } from "../../src/services/identity/authenticator.js";
+import { parseApiKey } from "../../src/services/identity/authenticator.js";
 import { jsonOptions } from "../../src/control-plane/contract.js";
 import { engine } from "../helpers/database.js";
 import { startTestFabric, type TestFabric } from "../helpers/fabric.js";
+import { insertKey, insertMembership, insertOrganization, insertTeam } from "../helpers/fixtures.js";
 
 // The control plane runs in this process with a random development JWT secret: keep a copy,
 // to sign tokens the server accepts (the ones from before sessions, without `sid`).
@@ -190,22 +191,6 @@ async function failure(p: Promise<unknown>, code: string): Promise<CallFailed> {
 const password = "correct horse battery staple";
 const newEmail = (tag: string) => `${tag}-${randomUUID().slice(0, 8)}@example.com`;
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
-
-async function newOrganization(name: string): Promise<string> {
-  const id = randomUUID();
-  await fabric.database.db.insert(organizations).values({ id, slug: `${name}-${id.slice(0, 8)}`, name });
-  return id;
-}
-
-async function newTeam(organizationId: string, name: string): Promise<string> {
-  const id = randomUUID();
-  await fabric.database.db.insert(teams).values({ id, organizationId, slug: `${name}-${id.slice(0, 8)}`, name });
-  return id;
-}
-
-async function addMembership(principalId: string, organizationId: string, role: string, teamId: string | null = null) {
-  await fabric.database.db.insert(memberships).values({ id: randomUUID(), organizationId, principalId, teamId, role });
-}
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -649,20 +634,20 @@ describe.each(transports)("identity over %s", (via) => {
     const user = await client.signUp({ email: newEmail(`grace-${via}`), password });
     const me = user.principal.id as string;
     const token = user.tokens.access_token;
-    const orgA = await newOrganization("alpha");
-    const orgB = await newOrganization("beta");
-    const orgC = await newOrganization("gamma");
+    const orgA = await insertOrganization(fabric, { slugPrefix: "alpha", name: "alpha" });
+    const orgB = await insertOrganization(fabric, { slugPrefix: "beta", name: "beta" });
+    const orgC = await insertOrganization(fabric, { slugPrefix: "gamma", name: "gamma" });
 
     // No organization at all: organization-scoped calls need one.
     await failure(client.listWorkflows({ token }), "invalid_argument");
 
     // One organization: it is the one the call acts in, header or not.
-    await addMembership(me, orgA, "member");
+    await insertMembership(fabric, orgA, me, "member");
     expect(await client.listWorkflows({ token })).toEqual([]);
     expect((await client.me({ token })).organization_id).toBe(orgA);
 
     // Two: without the header an organization-scoped call is refused with 400.
-    await addMembership(me, orgB, "viewer");
+    await insertMembership(fabric, orgB, me, "viewer");
     const refused = await failure(client.listWorkflows({ token }), "invalid_argument");
     expect(refused.detail).toMatch(/X-Organization-Id/);
     expect(await client.listWorkflows({ token, org: orgA })).toEqual([]);
@@ -678,10 +663,10 @@ describe.each(transports)("identity over %s", (via) => {
     await failure(client.me({ token, org: "not-a-uuid" }), "not_found");
 
     // Team-only membership in a third organization; a team in the first.
-    const teamA = await newTeam(orgA, "builders");
-    const teamC = await newTeam(orgC, "ops");
-    await addMembership(me, orgA, "member", teamA);
-    await addMembership(me, orgC, "maintainer", teamC);
+    const teamA = await insertTeam(fabric, orgA, { slugPrefix: "builders", name: "builders" });
+    const teamC = await insertTeam(fabric, orgC, { slugPrefix: "ops", name: "ops" });
+    await insertMembership(fabric, orgA, me, "member", teamA);
+    await insertMembership(fabric, orgC, me, "maintainer", teamC);
 
     const orgs = await client.organizations({ token });
     const byId = Object.fromEntries(orgs.map((o) => [o.id, o]));
@@ -719,10 +704,8 @@ describe.each(transports)("identity over %s", (via) => {
     await failure(client.permissions({ token }, fabric.organizationId), "not_found");
 
     // An API key of this user, scoped to workflows:read in A: only A exists for it, narrowed.
-    const key = newApiKey();
-    const keyId = randomUUID();
-    await fabric.database.db.insert(apiKeys).values({ id: keyId, organizationId: orgA, principalId: me, name: "narrow", prefix: key.prefix, secretHash: key.secretHash, scopes: ["workflows:read"] });
-    const viaKey = { token: key.raw };
+    const { id: keyId, key } = await insertKey(fabric, orgA, me, { name: "narrow", scopes: ["workflows:read"] });
+    const viaKey = { token: key };
     expect(await client.me(viaKey)).toMatchObject({ organization_id: orgA, api_key_id: keyId });
     expect((await client.organizations(viaKey)).map((o) => o.id)).toEqual([orgA]);
     expect((await client.teams(viaKey)).map((t) => t.id)).toEqual([teamA]);

@@ -12,11 +12,11 @@ import { and, count, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { JobService, type Job } from "../../gen/proto/fabric/v1/jobs_pb.js";
 import { ValidationIssueSchema, WorkflowService, WorkflowSpecSchema } from "../../gen/proto/fabric/v1/workflow_pb.js";
-import { apiKeys, auditLog, policies, teams, workflowDefinitions, workflowRuns } from "../../src/db/schema.js";
+import { apiKeys, auditLog, policies, workflowDefinitions, workflowRuns } from "../../src/db/schema.js";
 import { parseApiKey } from "../../src/services/identity/authenticator.js";
 import { eventually, startTestFabric, type TestFabric } from "../helpers/fabric.js";
 import { expectValid } from "../helpers/openapi.js";
-import { insertKey, insertMembership, insertUser } from "../parity/fixtures.js";
+import { insertKey, insertMembership, insertTeam, insertUser } from "../helpers/fixtures.js";
 import { openSse, readAll } from "../rest/sse.js";
 
 let fabric: TestFabric;
@@ -112,17 +112,11 @@ const runCount = async (organizationId = fabric.organizationId) =>
 const definitionCount = async (organizationId: string) =>
   (await fabric.database.db.select({ n: count() }).from(workflowDefinitions).where(eq(workflowDefinitions.organizationId, organizationId)))[0]!.n;
 
-async function insertTeam(organizationId: string, slug: string): Promise<string> {
-  const id = randomUUID();
-  await fabric.database.db.insert(teams).values({ id, organizationId, slug: `${slug}-${id.slice(0, 6)}`, name: slug });
-  return id;
-}
-
 /** A user with only a team membership (team role `member`) and an API key. */
 async function teamMember(teamId: string): Promise<{ principalId: string; key: string }> {
-  const principalId = await insertUser(fabric, `${randomUUID()}@jobs.test`);
+  const { principalId } = await insertUser(fabric, `${randomUUID()}@jobs.test`);
   await insertMembership(fabric, fabric.organizationId, principalId, "member", teamId);
-  const { key } = await insertKey(fabric, fabric.organizationId, principalId, "team key");
+  const { key } = await insertKey(fabric, fabric.organizationId, principalId, { name: "team key" });
   return { principalId, key };
 }
 
@@ -224,7 +218,7 @@ describe("CreateJob / GetJob", () => {
   });
 
   it("the job's team is the run's team; a job with team_id is billed to it", async () => {
-    const teamId = await insertTeam(fabric.organizationId, "billing");
+    const teamId = await insertTeam(fabric, fabric.organizationId, { slugPrefix: "billing", name: "billing" });
     const job = await createdJob({ modality: "text", input: { prompt: "team call" }, team_id: teamId });
     expect(job.team_id).toBe(teamId);
     await finished(job.id);
@@ -356,7 +350,7 @@ describe("validation: every bad field is a 400 naming its path, and nothing is w
   it("team_id must name a team of the caller's organization (404), checked before anything is written", async () => {
     const before = await runCount();
     const other = await fabric.otherOrg();
-    const foreignTeam = await insertTeam(other.organizationId, "foreign");
+    const foreignTeam = await insertTeam(fabric, other.organizationId, { slugPrefix: "foreign", name: "foreign" });
     for (const team_id of [randomUUID(), "not-a-uuid", foreignTeam]) {
       await expectProblem(await createJob({ ...ok, team_id }), "/v1/jobs", "post", 404, "not_found");
     }
@@ -428,7 +422,7 @@ describe("anything but a visible job is not_found", () => {
 
 describe("ListJobs", () => {
   it("newest first with keyset pagination, filtered by team and status, the same over gRPC", async () => {
-    const teamId = await insertTeam(fabric.organizationId, "listing");
+    const teamId = await insertTeam(fabric, fabric.organizationId, { slugPrefix: "listing", name: "listing" });
     const created: string[] = [];
     for (let i = 0; i < 5; i++) created.push((await createdJob({ modality: i % 2 ? "embedding" : "text", input: i % 2 ? { input: `e${i}` } : { prompt: `p${i}` }, team_id: teamId })).id);
     for (const id of created) await finished(id);
@@ -568,8 +562,8 @@ describe("WatchJob", () => {
 
 describe("team visibility", () => {
   it("a team job is visible to its team's members, not to another team's", async () => {
-    const teamA = await insertTeam(fabric.organizationId, "team-a");
-    const teamB = await insertTeam(fabric.organizationId, "team-b");
+    const teamA = await insertTeam(fabric, fabric.organizationId, { slugPrefix: "team-a", name: "team-a" });
+    const teamB = await insertTeam(fabric, fabric.organizationId, { slugPrefix: "team-b", name: "team-b" });
     const alice = await teamMember(teamA);
     const bob = await teamMember(teamB);
 
@@ -598,7 +592,7 @@ describe("team visibility", () => {
     expect((await getJob(job.id)).team_id).toBe(teamA);
   });
   it("rerunning a failed team job (RunService) keeps the job's team", async () => {
-    const teamId = await insertTeam(fabric.organizationId, "rerun");
+    const teamId = await insertTeam(fabric, fabric.organizationId, { slugPrefix: "rerun", name: "rerun" });
     const job = await createdJob({ modality: "text", input: { prompt: "x" }, params: { provider: "no-such-provider" }, team_id: teamId });
     expect((await finished(job.id)).status).toBe("failed");
     const res = await fabric.rest(`/v1/workflow-runs/${job.id}/rerun`, { method: "POST", json: {} });

@@ -4,7 +4,9 @@
  * control planes (SSE and gRPC WatchRun) watch a multi-node fan-out/fan-in run; every
  * event of the run arrives exactly once, in increasing id order, at every subscriber, and
  * equals the events table. A subscriber dropped mid-run resumes on the OTHER control plane
- * with Last-Event-ID with no gap and no duplicate. Another organization sees nothing.
+ * with Last-Event-ID with no gap and no duplicate. Another organization sees nothing of
+ * the run — and its own stream, open all along, proves it was alive by delivering the other
+ * organization's own event, emitted after the run's last one.
  */
 import { randomUUID } from "node:crypto";
 import { asc, eq } from "drizzle-orm";
@@ -12,11 +14,11 @@ import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RunService } from "../../gen/proto/fabric/v1/run_pb.js";
-import { apiKeys, events, memberships, organizations, principals } from "../../src/db/schema.js";
-import { newApiKey } from "../../src/services/identity/authenticator.js";
+import { events } from "../../src/db/schema.js";
 import { bootstrapDevOrganization } from "../../src/services/tenancy/dev-organization.js";
 import { createTestDatabase, engine, type TestDatabase } from "../helpers/database.js";
 import { eventually } from "../helpers/fabric.js";
+import { insertOrganization, member } from "../helpers/fixtures.js";
 import { spawnExecutor, type ExecutorProcess } from "../helpers/processes.js";
 import { spawnServe, type ServeProcess } from "../helpers/serve-process.js";
 import { openSse, type SseStream } from "../rest/sse.js";
@@ -35,13 +37,13 @@ const terminal = new Set(["workflow.run.completed", "workflow.run.failed", "work
 const workflow = (name: string) => ({
   name,
   nodes: [
-    { key: "gate", operation: "workflow.wait_signal", config: { timeout_ms: 120_000 }, outputs: { "*": "$context.signal" } },
+    { key: "gate", operation: "workflow.wait_signal", config: { timeout_ms: 600_000 }, outputs: { "*": "$context.signal" } },
     { key: "up", operation: "text.transform_basic", config: { op: "upper" }, depends_on: ["gate"], inputs: { text: "$context.signal.word" }, outputs: { text: "$context.up" } },
     { key: "low", operation: "text.transform_basic", config: { op: "lower" }, depends_on: ["gate"], inputs: { text: "$context.signal.word" }, outputs: { text: "$context.low" } },
     { key: "trim", operation: "text.transform_basic", config: { op: "trim" }, depends_on: ["gate"], inputs: { text: "$context.signal.word" }, outputs: { text: "$context.trimmed" } },
     { key: "copy", operation: "workflow.noop", depends_on: ["gate"], inputs: { v: "$context.signal.word" }, outputs: { v: "$context.copy" } },
     { key: "join", operation: "workflow.fan_in", depends_on: ["up", "low", "trim", "copy"], outputs: { by_key: "$context.joined" } },
-    { key: "gate2", operation: "workflow.wait_signal", config: { timeout_ms: 120_000 }, depends_on: ["join"], outputs: { "*": "$context.signal2" } },
+    { key: "gate2", operation: "workflow.wait_signal", config: { timeout_ms: 600_000 }, depends_on: ["join"], outputs: { "*": "$context.signal2" } },
     { key: "tail", operation: "workflow.noop", depends_on: ["gate2"], inputs: { v: "$context.up" }, outputs: { v: "$context.tail" } },
   ],
 });
@@ -50,6 +52,7 @@ describe.skipIf(engine !== "postgres")("events across processes: two control pla
   let database: TestDatabase;
   let apiKey: string;
   let otherKey: string;
+  let otherOrgId: string;
   const planes: ServeProcess[] = [];
   let executor: ExecutorProcess | undefined;
   const sessions: Http2SessionManager[] = [];
@@ -59,19 +62,13 @@ describe.skipIf(engine !== "postgres")("events across processes: two control pla
     database = await createTestDatabase({ engine: "postgres" });
     apiKey = (await bootstrapDevOrganization(database.db)).apiKey;
     // Another organization with its own owner key.
-    const orgId = randomUUID();
-    const principalId = randomUUID();
-    await database.db.insert(organizations).values({ id: orgId, slug: `other-${orgId.slice(0, 8)}`, name: "Other" });
-    await database.db.insert(principals).values({ id: principalId, kind: "user", email: `${principalId}@other.test`, displayName: "Other" });
-    await database.db.insert(memberships).values({ id: randomUUID(), organizationId: orgId, principalId, role: "owner" });
-    const key = newApiKey();
-    await database.db.insert(apiKeys).values({ id: randomUUID(), organizationId: orgId, principalId, name: "other", prefix: key.prefix, secretHash: key.secretHash });
-    otherKey = key.raw;
+    otherOrgId = await insertOrganization({ database }, { slugPrefix: "other", name: "Other" });
+    otherKey = (await member({ database }, otherOrgId, "owner")).key;
 
     const env = { DATABASE_URL: database.url!, DATABASE_POOL_MAX: "4" };
     planes.push(...(await Promise.all([spawnServe(env), spawnServe(env)])));
     executor = spawnExecutor({ ...env, WORKER_CONCURRENCY: "4", WORKER_POLL_INTERVAL: "100ms" }, `events-exec-${randomUUID().slice(0, 6)}`);
-  }, 60_000);
+  }, 300_000);
 
   afterAll(async () => {
     for (const s of streams) s.close();
@@ -141,7 +138,7 @@ describe.skipIf(engine !== "postgres")("events across processes: two control pla
     const client = createClient(RunService, createGrpcTransport({ baseUrl: base, sessionManager: sm, interceptors: [auth] }));
     const got: Ev[] = [];
     const done = (async () => {
-      for await (const res of client.watchRun({ id: runId }, { timeoutMs: 90_000 })) {
+      for await (const res of client.watchRun({ id: runId }, { timeoutMs: 500_000 })) {
         const e = res.event!;
         got.push({ id: String(e.id), kind: e.kind, node_key: e.nodeKey ?? "", payload: e.payload ?? {} });
       }
@@ -167,7 +164,7 @@ describe.skipIf(engine !== "postgres")("events across processes: two control pla
       const runId: string = started.body.data.id;
 
       // The executor claims the gate and the run waits for our signal.
-      await eventually(async () => ((await tableEvents(runId)).some((e) => e.kind === "workflow.node.waiting" && e.node_key === "gate") ? true : undefined), 20_000, "the run to wait at gate");
+      await eventually(async () => ((await tableEvents(runId)).some((e) => e.kind === "workflow.node.waiting" && e.node_key === "gate") ? true : undefined), 120_000, "the run to wait at gate");
 
       // Subscribers on both planes: SSE on A and B, gRPC on A and B, and one SSE on A that drops at gate2.
       const sseA = await sseSubscriber(A.restUrl, runId);
@@ -186,7 +183,7 @@ describe.skipIf(engine !== "postgres")("events across processes: two control pla
         sessions.push(sm);
         const other = createClient(RunService, createGrpcTransport({ baseUrl: base, sessionManager: sm, interceptors: [(next) => (req) => (req.header.set("authorization", `Bearer ${otherKey}`), next(req))] }));
         const err = await (async () => {
-          for await (const _ of other.watchRun({ id: runId }, { timeoutMs: 10_000 })) void _;
+          for await (const _ of other.watchRun({ id: runId }, { timeoutMs: 120_000 })) void _;
         })().then(
           () => null,
           (e) => e,
@@ -195,16 +192,22 @@ describe.skipIf(engine !== "postgres")("events across processes: two control pla
         expect((err as ConnectError).code).toBe(Code.NotFound);
       }
       // The other organization's firehose, on B, for the whole run: none of this run's events.
+      // Everything it delivers is kept, errors included, so that a broken or silent stream fails
+      // the positive control below instead of passing as "saw nothing".
       const otherFirehose = await openSse(B.restUrl + "/v1/events/stream", { authorization: `Bearer ${otherKey}` });
       streams.push(otherFirehose);
+      expect(otherFirehose.response.status).toBe(200);
       const otherSeen: Ev[] = [];
+      const otherErrors: string[] = [];
       const otherDone = (async () => {
-        if (otherFirehose.response.status !== 200) return;
-        for await (const m of otherFirehose.messages) if (m.data && m.event !== "error") otherSeen.push(fromSse(m.data));
-      })().catch(() => {});
+        for await (const m of otherFirehose.messages) {
+          if (m.event === "error") otherErrors.push(m.data);
+          else if (m.data) otherSeen.push(fromSse(m.data));
+        }
+      })();
 
       // Every subscriber has the replayed history before the run moves on.
-      await eventually(async () => ([sseA.got, sseB.got, grpcA.got, grpcB.got, dropper.got].every((g) => g.some((e) => e.kind === "workflow.node.waiting")) ? true : undefined), 15_000, "subscribers to replay the history");
+      await eventually(async () => ([sseA.got, sseB.got, grpcA.got, grpcB.got, dropper.got].every((g) => g.some((e) => e.kind === "workflow.node.waiting")) ? true : undefined), 120_000, "subscribers to replay the history");
 
       // Signal gate on plane B: the fan-out/fan-in runs on the executor; the run waits again at gate2.
       const s1 = await rest(B.restUrl, `/v1/workflow-runs/${runId}/signal`, { method: "POST", json: { node_key: "gate", payload: { word: "  Fabric  " } } });
@@ -220,7 +223,7 @@ describe.skipIf(engine !== "postgres")("events across processes: two control pla
       expect(s2.status, JSON.stringify(s2.body)).toBe(200);
 
       const timeout = <T>(p: Promise<T>, what: string) =>
-        Promise.race([p, new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`timed out: ${what}`)), 30_000))]);
+        Promise.race([p, new Promise<never>((_, rej) => setTimeout(() => rej(new Error(`timed out: ${what}`)), 180_000))]);
       await timeout(Promise.all([sseA.done, sseB.done, grpcA.done, grpcB.done, resumed.done]), "all streams to end after the terminal event");
 
       const table = await tableEvents(runId);
@@ -240,9 +243,17 @@ describe.skipIf(engine !== "postgres")("events across processes: two control pla
       expect(BigInt(resumed.got[0]!.id) > BigInt(lastSeen)).toBe(true);
       expectExactlyOnceInOrder("dropped on A + resumed on B", [...dropped, ...resumed.got], table);
 
+      // Positive control: the other organization creates a team (on plane A) after the run's
+      // last event; its firehose on B must deliver that event. Events arrive in id order, so
+      // receiving it proves the stream was live across every id the run used.
+      const team = await rest(A.restUrl, `/v1/organizations/${otherOrgId}/teams`, { method: "POST", json: { slug: `other-${randomUUID().slice(0, 6)}`, name: "Other team" }, key: otherKey });
+      expect(team.status, JSON.stringify(team.body)).toBe(201);
+      const teamId: string = team.body.data.id;
+      const own = await eventually(async () => otherSeen.find((e) => e.kind === "team.created" && (e.payload as { team_id?: string }).team_id === teamId), 120_000, "the other organization's own event on its stream");
+      expect(BigInt(own.id) > BigInt(table.at(-1)!.id)).toBe(true);
       otherFirehose.close();
       await otherDone;
-      expect(otherFirehose.response.status).toBe(200);
+      expect(otherErrors).toEqual([]);
       expect(otherSeen.filter((e) => table.some((t) => t.id === e.id))).toEqual([]);
 
       // And the run's result is right (the executor did the work).
@@ -250,6 +261,7 @@ describe.skipIf(engine !== "postgres")("events across processes: two control pla
       expect(run.body.data.status).toBe("completed");
       console.log(`events test: ${table.length} events, delivered to 4 live subscribers on 2 control planes + 1 resumed across planes after event ${lastSeen}`);
     },
-    90_000,
+    // Ceilings, all of them: on a loaded machine three processes and six streams are slow.
+    600_000,
   );
 });

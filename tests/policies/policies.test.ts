@@ -12,7 +12,7 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { query } from "../../src/db/database.js";
 import { actualCost, estimateCost, formatUsd, parseUsd, PRICE_TABLE_VERSION } from "../../src/domain/pricing.js";
-import { insertTeam, member } from "../access/support.js";
+import { insertTeam, member } from "../helpers/fixtures.js";
 import { freshMinute, secondsToUtcMidnight, startProviderFabric, tokens, transports, usageRecord, usageRows, type ProviderFabric, type Via } from "../usage/support.js";
 
 type Member = Awaited<ReturnType<typeof member>>;

@@ -144,7 +144,7 @@ describe("anthropic adapter through the @anthropic-ai/sdk", () => {
   });
 
   it("abort cancels an in-flight slow request and the server sees the connection close", async () => {
-    fake.script([{ delayMs: 5000 }]);
+    fake.script([{ delayMs: 600_000 }]); // pending until the client gives up (the fake stops waiting when the connection closes)
     const ac = new AbortController();
     const pending = anthropic.generate({ prompt: "slow", signal: ac.signal });
     await waitFor(() => fake.requests.length === 1);

@@ -7,8 +7,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { Code } from "@connectrpc/connect";
 import { actualCost, DEFAULT_PRICE_TABLE, estimateCost, formatUsdPerMTok, parseUsd, PRICE_TABLE_VERSION } from "../../src/domain/pricing.js";
 import { OPENAI_EMBEDDING_MODELS, OPENAI_MODELS } from "../../src/providers/openai/index.js";
-import { insertTeam, member } from "../access/support.js";
-import type { Actor } from "../helpers/actors.js";
+import { type Actor } from "../helpers/calls.js";
+import { insertTeam, member } from "../helpers/fixtures.js";
 import { startProviderFabric, tokens, transports, usageCount, usageRecord, usageRows, type ProviderFabric } from "../usage/support.js";
 
 let pf: ProviderFabric;

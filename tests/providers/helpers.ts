@@ -35,7 +35,8 @@ export async function failure(p: Promise<unknown>): Promise<ProviderError> {
   throw new Error("expected the call to fail");
 }
 
-export async function waitFor(cond: () => boolean, timeoutMs = 2000): Promise<void> {
+/** Waits until `cond` holds; the ceiling only ends a wait that would never finish. */
+export async function waitFor(cond: () => boolean, timeoutMs = 60_000): Promise<void> {
   const start = Date.now();
   while (!cond()) {
     if (Date.now() - start > timeoutMs) throw new Error("waitFor timed out");

@@ -101,7 +101,7 @@ describe("ollama adapter over plain fetch", () => {
   });
 
   it("abort cancels an in-flight slow request and the server sees the connection close", async () => {
-    fake.script([{ delayMs: 5000 }]);
+    fake.script([{ delayMs: 600_000 }]); // pending until the client gives up (the fake stops waiting when the connection closes)
     const ac = new AbortController();
     const pending = ollama.generate({ prompt: "slow", signal: ac.signal });
     await waitFor(() => fake.requests.length === 1);
@@ -131,6 +131,27 @@ describe("ollama adapter over plain fetch", () => {
     expect(fake.requests[0]!.closedByClient).toBe(true);
   });
 
+  it("abort mid-stream yields no delta already buffered with the one that triggered it", async () => {
+    // Several lines in one read: what a slow consumer gets from a fast server. Deterministic,
+    // unlike chunk delays, which a loaded machine can merge into one read.
+    const lines = ["one ", "two ", "three "].map((t) => JSON.stringify({ model: "llama3.2", message: { role: "assistant", content: t }, done: false }) + "\n").join("");
+    const oneRead = createOllamaProvider({ baseURL: "http://ollama.invalid", fetch: async () => new Response(lines + JSON.stringify({ done: true }) + "\n") });
+    const ac = new AbortController();
+    const seen: string[] = [];
+    const err = await failure(
+      (async () => {
+        for await (const c of oneRead.stream({ prompt: "x", signal: ac.signal })) {
+          if (c.type === "delta") {
+            seen.push(c.text);
+            ac.abort();
+          }
+        }
+      })(),
+    );
+    expect(err.errorClass).toBe("aborted");
+    expect(seen).toEqual(["one "]);
+  });
+
   it("a consumer that stops reading early closes the connection", async () => {
     fake.script([{ chunkDelayMs: 30 }]);
     for await (const c of ollama.stream({ prompt: "one two three four five" })) {
@@ -142,7 +163,7 @@ describe("ollama adapter over plain fetch", () => {
 
   it("timeoutMs bounds the wait for response headers as a retryable timeout", async () => {
     const quick = createOllamaProvider({ baseURL: fake.url, timeoutMs: 100 });
-    fake.script([{ delayMs: 2000 }]);
+    fake.script([{ delayMs: 600_000 }]); // pending until the client gives up (the fake stops waiting when the connection closes)
     expect(await failure(quick.generate({ prompt: "x" }))).toMatchObject({ errorClass: "timeout", retryable: true });
     await fake.requests[0]!.closed;
     expect(fake.requests[0]!.closedByClient).toBe(true);

@@ -136,7 +136,7 @@ describe("openai adapter through the openai SDK", () => {
   });
 
   it("abort cancels an in-flight slow request and the server sees the connection close", async () => {
-    fake.script([{ delayMs: 5000 }]);
+    fake.script([{ delayMs: 600_000 }]); // pending until the client gives up (the fake stops waiting when the connection closes)
     const ac = new AbortController();
     const started = Date.now();
     const pending = openai.generate({ prompt: "slow", signal: ac.signal });
@@ -199,7 +199,7 @@ describe("openai adapter through the openai SDK", () => {
 
   it("the client timeout becomes a retryable timeout error", async () => {
     const quick = createOpenAIProvider({ apiKey: "sk-test", baseURL: fake.url, timeoutMs: 100 });
-    fake.script([{ delayMs: 2000 }]);
+    fake.script([{ delayMs: 600_000 }]); // pending until the client gives up (the fake stops waiting when the connection closes)
     expect(await failure(quick.generate({ prompt: "x" }))).toMatchObject({ errorClass: "timeout", retryable: true });
   });
 

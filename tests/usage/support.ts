@@ -14,12 +14,11 @@ import { ExecuteResponseSchema, ExecuteStreamRequestSchema, ProviderService } fr
 import { query } from "../../src/db/database.js";
 import { startFakeOpenAI, type FakeServer } from "../../src/providers/fakes/index.js";
 import { jsonOptions } from "../../src/control-plane/contract.js";
-import { headersOf, type Actor } from "../helpers/actors.js";
+import { client, failedFromConnect, failedFromRest, headersOf, type Actor, type Client, type Failed, type Via } from "../helpers/calls.js";
+export { transports, type Failed, type Ok, type Result, type Via } from "../helpers/calls.js";
 import { startTestFabric, type TestFabric } from "../helpers/fabric.js";
 
-import { client, failedFromConnect, failedFromRest, type Client, type Failed, type Via } from "../access/support.js";
 
-export { transports, type Failed, type Ok, type Result, type Via } from "../access/support.js";
 
 export interface ProviderFabric {
   fabric: TestFabric;

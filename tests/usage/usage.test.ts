@@ -14,7 +14,7 @@ import { effectivePermissions } from "../../src/domain/permissions.js";
 import { formatUsd, parseUsd } from "../../src/domain/pricing.js";
 import type { CallContext } from "../../src/services/call-context.js";
 import { createUsageService } from "../../src/services/usage/usage-service.js";
-import { insertMembership, insertTeam, insertUser, insertKey, member } from "../access/support.js";
+import { insertKey, insertMembership, insertTeam, insertUser, member } from "../helpers/fixtures.js";
 import { startProviderFabric, transports, usageRows, type ProviderFabric, type Via } from "./support.js";
 
 type Member = Awaited<ReturnType<typeof member>>;
@@ -280,7 +280,7 @@ describe("visibility", () => {
 
   it.each(transports)("shows a team-only member their team's usage and nothing else (%s)", async (via) => {
     // Team roles grant usage.read on their team (domain/permissions.ts).
-    const principalId = await insertUser(pf.fabric);
+    const { principalId } = await insertUser(pf.fabric);
     await insertMembership(pf.fabric, orgId, principalId, "maintainer", t1);
     const { key } = await insertKey(pf.fabric, orgId, principalId);
     const r = await pf.api[via].call("UsageService/QueryUsage", { organization_id: orgId, group_by: "team" }, { key });

@@ -15,7 +15,8 @@ import { Webhook as StandardWebhook, WebhookVerificationError } from "standardwe
 import { verifyWebhook, verifyWebhookSignature } from "../../src/sdk/index.js";
 import { encryptSecret, webhookSettingsFrom } from "../../src/delivery/webhook-security.js";
 import { eventually, smokeWorkflow, startTestFabric, type TestFabric } from "../helpers/fabric.js";
-import { client, expectOneAudit, transports, type Actor } from "../access/support.js";
+import { client, transports, type Actor } from "../helpers/calls.js";
+import { expectOneAudit } from "../helpers/fixtures.js";
 import { startReceiver } from "./receiver.js";
 
 let fabric: TestFabric;
@@ -142,13 +143,16 @@ describe("delivery", () => {
     receiver.plan["/flaky"] = [500, 500];
     const { webhook } = await createHook("/flaky", { event_filter: "team.created" });
     await createTeam();
-    const got = await eventually(async () => (receiver.at("/flaky").length >= 3 ? receiver.at("/flaky") : undefined), 10_000, "3 attempts");
+    const got = await eventually(async () => (receiver.at("/flaky").length >= 3 ? receiver.at("/flaky") : undefined), 60_000, "3 attempts");
     expect(new Set(got.map((r) => r.headers["fabric-webhook-id"])).size).toBe(1);
+    // The schedule grows: the wait before the second retry is at least 2 × 150 ms, longer than
+    // the first wait's scheduled delay can be (150 ms + 25 % jitter). Only lower bounds are
+    // checked: a loaded machine adds to every measured wait, so comparing two measured waits
+    // (or bounding one from above) would test the machine, not the schedule.
     const gap1 = got[1]!.at - got[0]!.at;
     const gap2 = got[2]!.at - got[1]!.at;
     expect(gap1).toBeGreaterThanOrEqual(140);
     expect(gap2).toBeGreaterThanOrEqual(290);
-    expect(gap2).toBeGreaterThan(gap1);
     const [d] = await eventually(async () => {
       const l = await deliveries(webhook.id);
       return l[0]?.status === "succeeded" ? l : undefined;

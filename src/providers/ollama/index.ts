@@ -152,6 +152,8 @@ export function createOllamaProvider(opts: OllamaProviderOptions = {}): Provider
         const res = await post("/api/chat", toChatBody(req, defaultModel, true), req.signal);
         if (!res.body) throw midStreamError("empty response body");
         for await (const line of ndjson(res.body)) {
+          // One read can hold several lines: after an abort, none of them is a delta any more.
+          throwIfAborted(NAME, req.signal);
           if (line.error) throw midStreamError(line.error);
           const delta = line.message?.content;
           if (delta) {

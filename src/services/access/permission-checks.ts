@@ -4,7 +4,8 @@
  * roles, narrowed by the API key's scopes). `requirePermission` checks one loaded resource
  * (a team's workflow, someone else's key); `mayRead` and `readableTeams` filter lists.
  */
-import { and, eq } from "drizzle-orm";
+import { and, eq, inArray, type SQL } from "drizzle-orm";
+import type { AnyPgColumn } from "drizzle-orm/pg-core";
 import type { Db } from "../../db/database.js";
 import { memberships } from "../../db/schema.js";
 import { DomainError } from "../../domain/errors.js";
@@ -47,4 +48,15 @@ export function mayRead(ctx: CallContext, action: Action, teamId: string | null)
 export function readableTeams(ctx: CallContext, action: Action): { all: true } | { all: false; teamIds: string[] } {
   if (mayRead(ctx, action, null)) return { all: true };
   return { all: false, teamIds: [...(ctx.permissions?.teams.keys() ?? [])].filter((t) => mayRead(ctx, action, t)) };
+}
+
+/**
+ * `readableTeams` as a list's condition on `teamColumn`: undefined when the caller may
+ * `action` organization-wide (no condition), `teamColumn IN (allowed teams)`, or null when
+ * no team is allowed (the list is empty; callers answer without a query).
+ */
+export function readableTeamsCondition(ctx: CallContext, action: Action, teamColumn: AnyPgColumn): SQL | undefined | null {
+  const visible = readableTeams(ctx, action);
+  if (visible.all) return undefined;
+  return visible.teamIds.length ? inArray(teamColumn, visible.teamIds) : null;
 }

@@ -22,7 +22,6 @@
  * that team like runs do. Anything that is not a job run of the caller's organization is
  * "job not found".
  */
-import { randomUUID } from "node:crypto";
 import { and, desc, eq, inArray } from "drizzle-orm";
 import { create, fromJson, type JsonObject } from "@bufbuild/protobuf";
 import {
@@ -48,7 +47,7 @@ import { DomainError, invalidArgument, notFound, type Issue } from "../../domain
 import { limits, validateWorkflowSpec } from "../../domain/workflow-spec.js";
 import { isProviderTier, parseProviderCallSettings, providerCallLimits, providerCallSettingNames } from "../../domain/provider-call.js";
 import { recordAudit } from "../access/record-audit.js";
-import { readableTeams, requirePermission } from "../access/permission-checks.js";
+import { readableTeamsCondition, requirePermission } from "../access/permission-checks.js";
 import { isUuid, type CallContext } from "../call-context.js";
 import type { EventHub } from "../../delivery/event-hub.js";
 import { runMessage, specJson } from "./run-messages.js";
@@ -227,8 +226,8 @@ export function createJobService(deps: { db: Db; workflows: WorkflowCache; hub: 
       const size = pageSize(req.pageSize);
       const cursor = decodeCursor(req.pageToken);
       if (req.teamId && !isUuid(req.teamId)) return create(ListJobsResponseSchema, {});
-      const visible = readableTeams(ctx, "job.read");
-      if (!visible.all && visible.teamIds.length === 0) return create(ListJobsResponseSchema, {});
+      const teamCondition = readableTeamsCondition(ctx, "job.read", workflowRuns.teamId);
+      if (teamCondition === null) return create(ListJobsResponseSchema, {});
       const t = workflowRuns;
       const rows = await db
         .select()
@@ -237,7 +236,7 @@ export function createJobService(deps: { db: Db; workflows: WorkflowCache; hub: 
           and(
             eq(t.organizationId, ctx.caller.organizationId),
             inArray(t.workflowName, jobNames),
-            visible.all ? undefined : inArray(t.teamId, visible.teamIds),
+            teamCondition,
             req.status ? eq(t.status, req.status as RunRow["status"]) : undefined,
             req.teamId ? eq(t.teamId, req.teamId.toLowerCase()) : undefined,
             olderThan(t.createdAt, t.id, cursor),

@@ -9,7 +9,7 @@
  * change writes one audit entry — named after its use case (`runAuditActions`) — in the
  * transaction that makes it.
  */
-import { and, asc, desc, eq, gt, gte, inArray, lt, lte, or, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, gte, lt, lte, or, sql } from "drizzle-orm";
 import { create, toJson, type JsonObject } from "@bufbuild/protobuf";
 import { timestampDate, ValueSchema } from "@bufbuild/protobuf/wkt";
 import {
@@ -48,7 +48,7 @@ import type { Action } from "../../domain/permissions.js";
 import { isReservedWorkflowName, limits } from "../../domain/workflow-spec.js";
 import { defaultSizeLimits, jsonBytes, type SizeLimits } from "../../domain/size-limits.js";
 import { recordAudit } from "../access/record-audit.js";
-import { readableTeams, requirePermission } from "../access/permission-checks.js";
+import { readableTeamsCondition, requirePermission } from "../access/permission-checks.js";
 import { isUuid, type CallContext } from "../call-context.js";
 import { SubscriberOverflow, type EventHub, type EventRow } from "../../delivery/event-hub.js";
 import { eventMessage, runMessage } from "./run-messages.js";
@@ -227,15 +227,15 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
       const t = workflowRuns;
       // An id that cannot exist matches nothing (as another organization's would).
       if ((req.workflowId && !isUuid(req.workflowId)) || (req.teamId && !isUuid(req.teamId))) return create(ListRunsResponseSchema, {});
-      const visible = readableTeams(ctx, "run.read");
-      if (!visible.all && visible.teamIds.length === 0) return create(ListRunsResponseSchema, {});
+      const teamCondition = readableTeamsCondition(ctx, "run.read", t.teamId);
+      if (teamCondition === null) return create(ListRunsResponseSchema, {});
       const rows = await db
         .select()
         .from(t)
         .where(
           and(
             eq(t.organizationId, ctx.caller.organizationId),
-            visible.all ? undefined : inArray(t.teamId, visible.teamIds),
+            teamCondition,
             req.status ? eq(t.status, req.status as RunRow["status"]) : undefined,
             req.workflowId ? eq(t.workflowId, req.workflowId) : undefined,
             req.workflowName ? eq(t.workflowName, req.workflowName) : undefined,

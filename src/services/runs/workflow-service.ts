@@ -9,7 +9,7 @@
  * caller may read. A new version is recorded in the audit log in its transaction.
  */
 import { createHash, randomUUID } from "node:crypto";
-import { and, desc, eq, inArray, sql } from "drizzle-orm";
+import { and, desc, eq, sql } from "drizzle-orm";
 import { create } from "@bufbuild/protobuf";
 import {
   GetWorkflowResponseSchema,
@@ -35,7 +35,7 @@ import { invalidArgument, notFound } from "../../domain/errors.js";
 import { nodeOperations } from "../../domain/node-operations.js";
 import { reservedNamePrefix, validateWorkflowSpec } from "../../domain/workflow-spec.js";
 import { recordAudit } from "../access/record-audit.js";
-import { readableTeams, requirePermission } from "../access/permission-checks.js";
+import { readableTeamsCondition, requirePermission } from "../access/permission-checks.js";
 import { isUuid, type CallContext } from "../call-context.js";
 import { specJson, workflowMessage } from "./run-messages.js";
 import { decodeCursor, olderThan, pageOf, pageSize } from "../pagination.js";
@@ -98,15 +98,15 @@ export function createWorkflowService(db: Db) {
       const size = pageSize(req.pageSize);
       const cursor = decodeCursor(req.pageToken);
       const t = workflowDefinitions;
-      const visible = readableTeams(ctx, "workflow.read");
-      if (!visible.all && visible.teamIds.length === 0) return create(ListWorkflowsResponseSchema, {});
+      const teamCondition = readableTeamsCondition(ctx, "workflow.read", t.teamId);
+      if (teamCondition === null) return create(ListWorkflowsResponseSchema, {});
       const rows = await db
         .select()
         .from(t)
         .where(
           and(
             eq(t.organizationId, ctx.caller.organizationId),
-            visible.all ? undefined : inArray(t.teamId, visible.teamIds),
+            teamCondition,
             // Built-ins (jobs' definitions) only when asked for by name: they are not the user's workflows.
             req.name ? eq(t.name, req.name) : sql`lower(${t.name}) NOT LIKE ${`${reservedNamePrefix}%`}`,
             olderThan(t.createdAt, t.id, cursor),

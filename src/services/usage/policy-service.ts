@@ -27,9 +27,8 @@ import {
   type SetBudgetRequest,
   type SetPolicyRequest,
 } from "../../../gen/proto/fabric/v1/usage_pb.js";
-import { committedNanoUsd } from "../../db/committed-budgets.js";
 import type { Db, Executor } from "../../db/database.js";
-import { rebaseLedgers } from "../../db/usage.js";
+import { committedNanoUsd, rebaseLedgers } from "../../db/usage.js";
 import { channels, emitEvents, notify } from "../../db/events.js";
 import { policies, teams } from "../../db/schema.js";
 import { DomainError, invalidArgument, notFound, type Issue } from "../../domain/errors.js";

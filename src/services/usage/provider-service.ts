@@ -28,9 +28,8 @@ import {
   type ProviderCall,
   type RoutingDecision,
 } from "../../../gen/proto/fabric/v1/providers_pb.js";
-import { committedNanoUsd } from "../../db/committed-budgets.js";
 import type { Db } from "../../db/database.js";
-import type { Attribution } from "../../db/usage.js";
+import { committedNanoUsd, type Attribution } from "../../db/usage.js";
 import { teams } from "../../db/schema.js";
 import { DomainError, invalidArgument, notFound, type Issue } from "../../domain/errors.js";
 import { formatUsd, formatUsdPerMTok, lookupPrice, type Cost } from "../../domain/pricing.js";

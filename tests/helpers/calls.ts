@@ -1,29 +1,39 @@
 /**
- * Shared by the access tests (API keys, authz checks, audit, team ownership): one call
- * helper for any RPC over either transport (answers normalised to REST's `data` JSON,
- * failures to status + code), principals/teams/keys created straight in the database,
- * and audit-log lookups by request id.
+ * Calling Fabric in tests over either transport: who a call acts as (`Actor`), how a gRPC
+ * status reads as an HTTP one, and one call helper for any RPC (`client`): answers
+ * normalised to REST's `data` JSON, failures to status + stable code + issues +
+ * Retry-After, so one test body checks both transports.
  */
 import { randomUUID } from "node:crypto";
 import { fromJson, toJson, type DescService, type JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { sql } from "drizzle-orm";
 import { expect } from "vitest";
 import { ValidationIssueSchema } from "../../gen/proto/fabric/v1/workflow_pb.js";
 import { jsonOptions, restOperations, services } from "../../src/control-plane/contract.js";
-import { query } from "../../src/db/database.js";
-import { apiKeys, memberships, organizations, principals, teams } from "../../src/db/schema.js";
-import { newApiKey } from "../../src/services/identity/authenticator.js";
-import { grpcStatus, headersOf, type Actor } from "../helpers/actors.js";
-import type { TestFabric } from "../helpers/fabric.js";
+import { connectCode, httpStatus } from "../../src/control-plane/error-mapping.js";
+import type { TestFabric } from "./fabric.js";
 
-export type { Actor };
+/** An API key, or (development) a principal id with an optional organization. */
+export type Actor = { key: string } | { principalId: string; organizationId?: string };
+
+/** The HTTP status REST answers for the domain error a gRPC code stands for (the servers' own mapping). */
+export const grpcStatus: Partial<Record<Code, number>> = Object.fromEntries(
+  (Object.keys(connectCode) as (keyof typeof connectCode)[]).map((k) => [connectCode[k], httpStatus[k]]),
+);
+
+export function headersOf(actor: Actor, requestId: string): Record<string, string> {
+  const h: Record<string, string> = { "x-request-id": requestId };
+  if ("key" in actor) h["authorization"] = `Bearer ${actor.key}`;
+  else {
+    h["x-principal-id"] = actor.principalId;
+    if (actor.organizationId) h["x-organization-id"] = actor.organizationId;
+  }
+  return h;
+}
 
 export type Via = "rest" | "grpc";
 export const transports: readonly Via[] = ["rest", "grpc"];
-
-/** Who calls: an API key, or (development) a principal id with an optional organization header. */
 
 export type Ok = { ok: true; status: number; data: any; json: any; requestId: string; headers: Headers };
 export type Failed = {
@@ -62,8 +72,6 @@ export async function failedFromRest(res: Response, requestId = ""): Promise<Fai
   const json: any = await res.json();
   return { ok: false, status: res.status, code: json.code, detail: json.detail, requestId, issues: (json.issues ?? []).map((i: any) => ({ path: i.path, code: i.code })), retryAfter: res.headers.get("retry-after") };
 }
-
-
 
 export interface Client {
   readonly via: Via;
@@ -144,97 +152,4 @@ export async function probe(fabric: TestFabric, key: string, method: "GET" | "PO
   const res = await fabric.rest("/v1/workflows", method === "GET" ? { key } : { key, method: "POST", json: { name: `probe-${randomUUID().slice(0, 8)}`, nodes: [{ key: "a", operation: "workflow.noop" }] } });
   await res.body?.cancel();
   return res.status;
-}
-
-// ─── Database fixtures ──────────────────────────────────────────────────────────────────
-
-export async function insertUser(fabric: TestFabric): Promise<string> {
-  const id = randomUUID();
-  await fabric.database.db.insert(principals).values({ id, kind: "user", email: `${id}@access.test`, displayName: `user ${id.slice(0, 8)}` });
-  return id;
-}
-
-export async function insertMembership(fabric: TestFabric, organizationId: string, principalId: string, role: string, teamId: string | null = null): Promise<string> {
-  const id = randomUUID();
-  await fabric.database.db.insert(memberships).values({ id, organizationId, principalId, teamId, role });
-  return id;
-}
-
-export async function insertTeam(fabric: TestFabric, organizationId: string): Promise<string> {
-  const id = randomUUID();
-  await fabric.database.db.insert(teams).values({ id, organizationId, slug: `t-${id.slice(0, 8)}`, name: "Team" });
-  return id;
-}
-
-export async function insertOrganization(fabric: TestFabric): Promise<string> {
-  const id = randomUUID();
-  await fabric.database.db.insert(organizations).values({ id, slug: `org-${id.slice(0, 8)}`, name: "Fixture" });
-  return id;
-}
-
-export async function insertKey(
-  fabric: TestFabric,
-  organizationId: string,
-  principalId: string,
-  opts: { scopes?: string[]; expiresAt?: Date; revoked?: boolean } = {},
-): Promise<{ id: string; key: string }> {
-  const k = newApiKey();
-  const id = randomUUID();
-  await fabric.database.db.insert(apiKeys).values({
-    id,
-    organizationId,
-    principalId,
-    name: "access test",
-    prefix: k.prefix,
-    secretHash: k.secretHash,
-    scopes: opts.scopes ?? [],
-    expiresAt: opts.expiresAt ?? null,
-    revokedAt: opts.revoked ? new Date() : null,
-  });
-  return { id, key: k.raw };
-}
-
-/** A user with an organization role (and/or a team role) and an API key in `organizationId`. */
-export async function member(fabric: TestFabric, organizationId: string, role: string | null, team?: { teamId: string; role: string }, scopes?: string[]) {
-  const principalId = await insertUser(fabric);
-  const membershipId = role ? await insertMembership(fabric, organizationId, principalId, role) : undefined;
-  if (team) await insertMembership(fabric, organizationId, principalId, team.role, team.teamId);
-  const k = await insertKey(fabric, organizationId, principalId, { scopes });
-  return { principalId, membershipId, keyId: k.id, key: k.key, actor: { key: k.key } as Actor };
-}
-
-// ─── Audit log ──────────────────────────────────────────────────────────────────────────
-
-export interface AuditRow {
-  id: number;
-  organization_id: string;
-  actor_principal_id: string | null;
-  api_key_id: string | null;
-  action: string;
-  resource: string;
-  request_id: string;
-  client_address: string;
-  summary: Record<string, unknown>;
-}
-
-export async function auditFor(fabric: TestFabric, requestId: string): Promise<AuditRow[]> {
-  return query<AuditRow>(
-    fabric.database.db,
-    sql`SELECT id::float8 AS id, organization_id, actor_principal_id, api_key_id, action, resource, request_id, client_address, summary FROM audit_log WHERE request_id = ${requestId} ORDER BY id`,
-  );
-}
-
-/** Exactly one audit entry for the request, with this action (and resource when given). */
-export async function expectOneAudit(fabric: TestFabric, requestId: string, want: { action: string; resource?: string; organizationId?: string }): Promise<AuditRow> {
-  const rows = await auditFor(fabric, requestId);
-  expect(rows, `audit entries of ${requestId}`).toHaveLength(1);
-  const row = rows[0]!;
-  expect(row.action).toBe(want.action);
-  if (want.resource) expect(row.resource).toBe(want.resource);
-  if (want.organizationId) expect(row.organization_id).toBe(want.organizationId);
-  return row;
-}
-
-export async function expectNoAudit(fabric: TestFabric, requestId: string): Promise<void> {
-  expect(await auditFor(fabric, requestId), `audit entries of ${requestId}`).toHaveLength(0);
 }
