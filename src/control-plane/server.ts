@@ -10,6 +10,7 @@ import { sizeLimitsFrom, type Config } from "../config.js";
 import type { Database } from "../db/database.js";
 import { createWorkflowCache } from "../db/workflow-specs.js";
 import { pingDatabase } from "../db/ping.js";
+import { startRetentionPruner, type RetentionPruner } from "./retention-pruner.js";
 import type { Logger } from "../logger.js";
 import { createContextValues } from "@connectrpc/connect";
 import { createAuthenticator, jwtSecretFrom } from "../services/identity/authenticator.js";
@@ -45,6 +46,8 @@ import type { ServiceImpls } from "./service-impls.js";
 export interface ControlPlane {
   readonly restUrl: string;
   readonly grpcUrl: string;
+  /** The retention pruner (retention-pruner.ts); `pruneNow()` runs a tick at once. */
+  readonly retention: RetentionPruner;
   close(): Promise<void>;
 }
 
@@ -52,6 +55,7 @@ export async function startControlPlane(deps: {
   config: Pick<Config, "HOST" | "PORT" | "GRPC_PORT" | "FABRIC_ENV" | "FABRIC_MAX_BODY_BYTES" | "JWT_SECRET" | "FABRIC_SECRETS_KEY" | "FABRIC_WEBHOOKS_ALLOW_PRIVATE"> &
     Partial<Pick<Config, "FABRIC_ROUTING_STRATEGY" | "FABRIC_AUTH_ATTEMPTS_PER_MINUTE" | "FABRIC_AUTH_ATTEMPTS_PER_MINUTE_PER_ADDRESS">> &
     Partial<Pick<Config, "FABRIC_EVENT_GAP_TIMEOUT_MS">> &
+    Partial<Pick<Config, "FABRIC_RETENTION_SECONDS" | "FABRIC_RETENTION_INTERVAL_MS">> &
     Partial<Pick<Config, "FABRIC_MAX_NODE_OUTPUT_BYTES" | "FABRIC_MAX_RUN_CONTEXT_BYTES" | "FABRIC_MAX_EVENT_PAYLOAD_BYTES" | "FABRIC_MAX_RUN_INPUT_BYTES" | "FABRIC_MAX_TEXT_OUTPUT_BYTES">> &
     Partial<Pick<Config, "FABRIC_CORS_ORIGINS">>;
   database: Database;
@@ -73,6 +77,7 @@ export async function startControlPlane(deps: {
   const serviceDeps = { db, jwtSecret, log };
   const webhookSettings = webhookSettingsFrom(config);
   const dispatcher = startWebhookDispatcher({ db, hub, log, settings: webhookSettings, options: deps.webhooks });
+  const pruner = startRetentionPruner({ db, log }, { defaultRetentionSeconds: config.FABRIC_RETENTION_SECONDS ?? 0, intervalMs: config.FABRIC_RETENTION_INTERVAL_MS });
   const gateway = createProviderGateway({ db, providers: deps.providers ?? [createEchoProvider()], listen: (channel, fn) => database.listen(channel, fn) }, { strategy: config.FABRIC_ROUTING_STRATEGY, log });
   const services: ServiceImpls = {
     "fabric.v1.WorkflowService": createWorkflowService(db),
@@ -116,7 +121,9 @@ export async function startControlPlane(deps: {
   return {
     restUrl: `http://${display}:${restPort}`,
     grpcUrl: `http://${display}:${grpc.port}`,
+    retention: pruner,
     async close() {
+      await pruner.close();
       await dispatcher.close();
       await gateway.close();
       await hub.close(); // ends live streams so their connections can drain

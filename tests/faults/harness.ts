@@ -62,6 +62,14 @@ export async function setUpScene(pg: PrivatePostgres, opts: { executors?: number
   const planes = [await spawnServe(env, { timeoutMs: 60_000 })];
   const executors = Array.from({ length: opts.executors ?? 2 }, (_, i) => spawnExecutor(env, `fault-${dbName}-${i}`));
   const sql = postgres(url, { max: 1, onnotice: () => {} });
+  // Faults start only once every process is up (each holds its LISTEN connection).
+  const want = planes.length + executors.length;
+  for (const deadline = Date.now() + 60_000; ; ) {
+    const [r] = await sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = ${dbName} AND application_name = 'fabric-listen'`;
+    if (r!.n >= want) break;
+    if (Date.now() > deadline) throw new Error(`only ${r!.n} of ${want} processes came up:\n${executors.map((e) => e.stderr()).join("\n")}`);
+    await sleep(100);
+  }
   const scene: Scene = {
     dbName,
     url,
