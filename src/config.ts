@@ -82,6 +82,10 @@ const schema = z.object({
   FABRIC_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: int(0, 86_400_000).default(15_000),
   /** Postgres: how long opening a connection may take. */
   FABRIC_DB_CONNECT_TIMEOUT_MS: int(1000, 600_000).default(5000),
+  /** Finished runs (with their nodes, events, usage records) are deleted this long after they finished; 0 = kept forever. An organization's own setting wins. */
+  FABRIC_RETENTION_SECONDS: int(0, 100 * 365 * 86_400).default(0),
+  /** How often the retention pruner looks for expired runs. */
+  FABRIC_RETENTION_INTERVAL_MS: int(100, 86_400_000).default(60_000),
   WORKER_ID: z.string().min(1).max(200).default(() => randomUUID()),
   WORKER_CONCURRENCY: int(1, 1000).default(4),
   WORKER_POLL_INTERVAL: duration.default(500),

@@ -11,6 +11,7 @@ import { sizeLimitsFrom, type Config } from "../config.js";
 import type { Database } from "../db/database.js";
 import { createWorkflowCache } from "../db/workflow-specs.js";
 import { pingDatabase } from "../db/ping.js";
+import { startRetentionPruner, type RetentionPruner } from "./retention-pruner.js";
 import type { Logger } from "../logger.js";
 import { createContextValues } from "@connectrpc/connect";
 import { createAuthenticator, jwtSecretFrom } from "../services/identity/authenticator.js";
@@ -54,6 +55,8 @@ export interface ControlPlane {
   readonly grpcUrl: string;
   /** The metrics port's base URL (`/metrics`, `/healthz`, `/readyz`) when METRICS_PORT is set. */
   readonly metricsUrl: string | undefined;
+  /** The retention pruner (retention-pruner.ts); `pruneNow()` runs a tick at once. */
+  readonly retention: RetentionPruner;
   close(): Promise<void>;
 }
 
@@ -61,6 +64,7 @@ export async function startControlPlane(deps: {
   config: Pick<Config, "HOST" | "PORT" | "GRPC_PORT" | "FABRIC_ENV" | "FABRIC_MAX_BODY_BYTES" | "JWT_SECRET" | "FABRIC_SECRETS_KEY" | "FABRIC_WEBHOOKS_ALLOW_PRIVATE"> &
     Partial<Pick<Config, "FABRIC_ROUTING_STRATEGY" | "FABRIC_AUTH_ATTEMPTS_PER_MINUTE" | "FABRIC_AUTH_ATTEMPTS_PER_MINUTE_PER_ADDRESS">> &
     Partial<Pick<Config, "FABRIC_EVENT_GAP_TIMEOUT_MS">> &
+    Partial<Pick<Config, "FABRIC_RETENTION_SECONDS" | "FABRIC_RETENTION_INTERVAL_MS">> &
     Partial<Pick<Config, "FABRIC_MAX_NODE_OUTPUT_BYTES" | "FABRIC_MAX_RUN_CONTEXT_BYTES" | "FABRIC_MAX_EVENT_PAYLOAD_BYTES" | "FABRIC_MAX_RUN_INPUT_BYTES" | "FABRIC_MAX_TEXT_OUTPUT_BYTES">> &
     Partial<Pick<Config, "FABRIC_CORS_ORIGINS">> &
     Partial<Pick<Config, "METRICS_PORT" | "OTEL_TRACES_EXPORTER" | "OTEL_EXPORTER_OTLP_ENDPOINT" | "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" | "OTEL_SERVICE_NAME">>;
@@ -86,6 +90,7 @@ export async function startControlPlane(deps: {
   const serviceDeps = { db, jwtSecret, log };
   const webhookSettings = webhookSettingsFrom(config);
   const dispatcher = startWebhookDispatcher({ db, hub, log, settings: webhookSettings, options: deps.webhooks });
+  const pruner = startRetentionPruner({ db, log }, { defaultRetentionSeconds: config.FABRIC_RETENTION_SECONDS ?? 0, intervalMs: config.FABRIC_RETENTION_INTERVAL_MS });
   const gateway = createProviderGateway({ db, providers: deps.providers ?? [createEchoProvider()], listen: (channel, fn) => database.listen(channel, fn) }, { strategy: config.FABRIC_ROUTING_STRATEGY, log });
   const services: ServiceImpls = {
     "fabric.v1.WorkflowService": createWorkflowService(db),
@@ -147,7 +152,9 @@ export async function startControlPlane(deps: {
     restUrl: `http://${display}:${restPort}`,
     grpcUrl: `http://${display}:${grpc.port}`,
     metricsUrl: metricsServer?.url,
+    retention: pruner,
     async close() {
+      await pruner.close();
       stopSampling();
       await metricsServer?.close();
       await runOutcomes.close();

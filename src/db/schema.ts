@@ -14,6 +14,8 @@ export const organizations = pgTable("organizations", {
   slug: text("slug").notNull().unique(),
   name: text("name").notNull(),
   archivedAt: ts("archived_at"),
+  /** How long finished runs are kept (prune-runs.ts); NULL: the server's FABRIC_RETENTION_SECONDS; 0: forever. */
+  retentionSeconds: integer("retention_seconds"),
   createdAt: createdAt(),
 });
 
@@ -136,6 +138,8 @@ export const workflowRuns = pgTable(
     uniqueIndex("workflow_runs_idempotency").on(t.organizationId, t.idempotencyKey).where(sql`idempotency_key IS NOT NULL`),
     index("workflow_runs_org_created").on(t.organizationId, t.createdAt),
     index("workflow_runs_deadline").on(t.deadlineAt).where(sql`deadline_at IS NOT NULL AND status IN ('pending', 'running', 'paused', 'waiting')`),
+    // The pruner's scan: finished runs, oldest first (prune-runs.ts).
+    index("workflow_runs_finished").on(t.finishedAt).where(sql`status IN ('completed', 'failed', 'cancelled')`),
   ],
 );
 
@@ -313,6 +317,8 @@ export const webhookDeliveries = pgTable(
     unique("webhook_deliveries_once").on(t.webhookId, t.eventId),
     index("webhook_deliveries_webhook").on(t.webhookId, t.createdAt),
     index("webhook_deliveries_due").on(t.nextAttemptAt).where(sql`status = 'pending'`),
+    // The pruner deletes the deliveries of the events it deletes (prune-runs.ts).
+    index("webhook_deliveries_event").on(t.eventId),
   ],
 );
 

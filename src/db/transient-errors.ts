@@ -37,6 +37,7 @@ const transientCodes = new Set([
   "CONNECTION_ENDED",
   "CONNECTION_DESTROYED",
   "CONNECT_TIMEOUT",
+  "QUERY_DEADLINE",
 ]);
 
 function* chain(err: unknown): Generator<any> {
@@ -138,4 +139,25 @@ export function createOutageLog(log: { warn(msg: string, fields?: Record<string,
       suppressed = 0;
     },
   };
+}
+
+/**
+ * `work`, or a transient `QUERY_DEADLINE` error after `ms`. postgres.js can lose a query
+ * when its connection dies at the wrong moment (the promise never settles); a loop that
+ * awaits one must not stop for good, so it gives up waiting and tries again later. The
+ * lost query is abandoned, not cancelled: whatever it does on the server is guarded like
+ * any other concurrent write (leases, cursors).
+ */
+export async function withDeadline<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      work,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(Object.assign(new Error(`${what}: no answer within ${ms} ms`), { code: "QUERY_DEADLINE" })), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

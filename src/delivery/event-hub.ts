@@ -18,7 +18,7 @@
 import { asc, gt, max } from "drizzle-orm";
 import type { Database } from "../db/database.js";
 import { channels } from "../db/events.js";
-import { createOutageLog } from "../db/transient-errors.js";
+import { createOutageLog, withDeadline } from "../db/transient-errors.js";
 import { events } from "../db/schema.js";
 import type { Logger } from "../logger.js";
 import { metrics } from "../telemetry/metrics.js";
@@ -27,6 +27,9 @@ export type EventRow = typeof events.$inferSelect;
 
 /** How long a missing event id holds delivery back before it counts as rolled back (FABRIC_EVENT_GAP_TIMEOUT_MS). */
 export const defaultGapTimeoutMs = 5000;
+
+/** A read of the events table that has not answered by then is abandoned (and retried by the next poll). */
+const readDeadlineMs = 10_000;
 
 export interface Subscription {
   /** Watermark at subscription time: replay history up to here, live events follow it. */
@@ -83,7 +86,8 @@ export async function startEventHub(database: Database, log: Logger, opts: { gap
     try {
       do {
         again = false;
-        const rows = await db.select().from(events).where(gt(events.id, cursor)).orderBy(asc(events.id)).limit(1000);
+        // Bounded: a read lost with its connection must not leave `reading` set for good.
+        const rows = await withDeadline(db.select().from(events).where(gt(events.id, cursor)).orderBy(asc(events.id)).limit(1000), readDeadlineMs, "event hub read");
         const now = Date.now();
         const top = rows.length ? Number(rows.at(-1)!.id) : cursor;
         if (top > (sightings.at(-1)?.upTo ?? cursor)) sightings.push({ upTo: top, at: now });

@@ -25,7 +25,7 @@ import { emitProgress } from "../db/progress.js";
 import { parkWaitingNode } from "../db/wait-node.js";
 import { skipNodeByCondition } from "../db/skip-node.js";
 import { createWorkflowCache, type WorkflowCache } from "../db/workflow-specs.js";
-import { createOutageLog, errorSummary, isTransientDbError, retryWhileTransient } from "../db/transient-errors.js";
+import { createOutageLog, errorSummary, isTransientDbError, retryWhileTransient, withDeadline } from "../db/transient-errors.js";
 import { resolveInputs, type JsonObject } from "../domain/context.js";
 import { ConditionError } from "../domain/node-condition.js";
 import { backoffDelayMs, isRetryable, type ErrorClass } from "../domain/retry-policy.js";
@@ -141,7 +141,7 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
     const ids = [...inFlight.keys()];
     if (ids.length === 0) return;
     try {
-      const held = await extendLeases(db, config.WORKER_ID, ids, config.WORKER_LEASE_SECONDS);
+      const held = await withDeadline(extendLeases(db, config.WORKER_ID, ids, config.WORKER_LEASE_SECONDS), leaseMs, "heartbeat");
       for (const id of ids) if (!held.has(id)) inFlight.get(id)?.controller.abort("lease_lost" satisfies AbortReason);
       heartbeatLog.ok();
     } catch (err) {
@@ -154,29 +154,36 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
     if (reaping || stopping) return;
     reaping = true;
     try {
-      for (const n of await findExpiredNodes(db, 50)) {
-        const wf = await workflows.get(db, n.workflowId);
-        const node = wf.nodes.get(n.nodeKey);
-        if (!node) continue;
-        const waiting = n.status === "waiting";
-        // A poison step (one whose executors keep dying under it) is not handed to the next one.
-        const expirations = waiting ? 0 : 1 + (await countLeaseExpirations(db, n.runId, n.nodeKey));
-        const quarantined = expirations >= quarantineAfter;
-        const failure: NodeFailure = waiting
-          ? { code: "signal_timeout", message: "no signal arrived before the wait timed out", class: "timeout" }
-          : quarantined
-            ? { code: "quarantined", message: `the lease expired ${expirations} times (last held by worker ${n.leaseOwner}): the step is quarantined, not retried`, class: "lease_expired" }
-            : { code: "lease_expired", message: `the lease of worker ${n.leaseOwner} expired (attempt ${n.attempt})`, class: "lease_expired" };
-        const maxAttempts = n.maxAttempts || config.WORKER_MAX_RETRIES;
-        const retry = !waiting && !quarantined && n.attempt < maxAttempts && isRetryable(node.spec.policy, "lease_expired");
-        const outcome = await failNodeAttempt(db, { runId: n.runId, workflow: wf, node, guard: { expired: true }, attempt: n.attempt, failure, retryDelayMs: retry ? 0 : null });
-        if (outcome !== "lost") {
-          if (!waiting) metrics.leaseExpirations.inc();
-          metrics.reaperRecoveries.inc({ outcome });
-          log.info("reaped expired lease", { run_id: n.runId, node_key: n.nodeKey, attempt: n.attempt, outcome });
+      // Bounded: a query lost with its connection must not leave `reaping` set for good.
+      await withDeadline(
+        (async () => {
+        for (const n of await findExpiredNodes(db, 50)) {
+          const wf = await workflows.get(db, n.workflowId);
+          const node = wf.nodes.get(n.nodeKey);
+          if (!node) continue;
+          const waiting = n.status === "waiting";
+          // A poison step (one whose executors keep dying under it) is not handed to the next one.
+          const expirations = waiting ? 0 : 1 + (await countLeaseExpirations(db, n.runId, n.nodeKey));
+          const quarantined = expirations >= quarantineAfter;
+          const failure: NodeFailure = waiting
+            ? { code: "signal_timeout", message: "no signal arrived before the wait timed out", class: "timeout" }
+            : quarantined
+              ? { code: "quarantined", message: `the lease expired ${expirations} times (last held by worker ${n.leaseOwner}): the step is quarantined, not retried`, class: "lease_expired" }
+              : { code: "lease_expired", message: `the lease of worker ${n.leaseOwner} expired (attempt ${n.attempt})`, class: "lease_expired" };
+          const maxAttempts = n.maxAttempts || config.WORKER_MAX_RETRIES;
+          const retry = !waiting && !quarantined && n.attempt < maxAttempts && isRetryable(node.spec.policy, "lease_expired");
+          const outcome = await failNodeAttempt(db, { runId: n.runId, workflow: wf, node, guard: { expired: true }, attempt: n.attempt, failure, retryDelayMs: retry ? 0 : null });
+          if (outcome !== "lost") {
+            if (!waiting) metrics.leaseExpirations.inc();
+            metrics.reaperRecoveries.inc({ outcome });
+            log.info("reaped expired lease", { run_id: n.runId, node_key: n.nodeKey, attempt: n.attempt, outcome });
+          }
         }
-      }
-      for (const runId of await findOverdueRuns(db, 20)) await failOverdueRun(db, runId);
+        for (const runId of await findOverdueRuns(db, 20)) await failOverdueRun(db, runId);
+        })(),
+        Math.max(10_000, 4 * leaseMs),
+        "reaper",
+      );
       reaperLog.ok();
     } catch (err) {
       reaperLog.failed(err);
@@ -295,7 +302,9 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
       if (capacity > 0) {
         try {
           const claimTime = startTimer();
-          claimed = await claimNodes(db, { workerId: config.WORKER_ID, limit: capacity, leaseSeconds: config.WORKER_LEASE_SECONDS, runId: config.RUN_ID });
+          // Bounded: a claim lost with its connection must not stop the loop (rows it
+          // may have claimed anyway are leased to us and come back through the reaper).
+          claimed = await withDeadline(claimNodes(db, { workerId: config.WORKER_ID, limit: capacity, leaseSeconds: config.WORKER_LEASE_SECONDS, runId: config.RUN_ID }), leaseMs, "claim");
           claimLog.ok();
           metrics.claimDuration.observe(claimTime());
           for (const c of claimed) {

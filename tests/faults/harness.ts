@@ -62,6 +62,14 @@ export async function setUpScene(pg: PrivatePostgres, opts: { executors?: number
   const planes = [await spawnServe(env, { timeoutMs: 60_000 })];
   const executors = Array.from({ length: opts.executors ?? 2 }, (_, i) => spawnExecutor(env, `fault-${dbName}-${i}`));
   const sql = postgres(url, { max: 1, onnotice: () => {} });
+  // Faults start only once every process is up (each holds its LISTEN connection).
+  const want = planes.length + executors.length;
+  for (const deadline = Date.now() + 60_000; ; ) {
+    const [r] = await sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = ${dbName} AND application_name = 'fabric-listen'`;
+    if (r!.n >= want) break;
+    if (Date.now() > deadline) throw new Error(`only ${r!.n} of ${want} processes came up:\n${executors.map((e) => e.stderr()).join("\n")}`);
+    await sleep(100);
+  }
   const scene: Scene = {
     dbName,
     url,
@@ -253,7 +261,18 @@ export async function checkWatcher(scene: Scene, w: Watcher, afterId: number): P
   const rows = await scene.sql`SELECT id FROM events WHERE id > ${afterId} AND organization_id = ${scene.organizationId} ORDER BY id`;
   const want = rows.map((r) => Number(r.id));
   const got = new Set(w.ids);
-  return { lost: want.filter((id) => !got.has(id)).length, repeated: w.ids.length - got.size, received: w.ids.length };
+  const lost = want.filter((id) => !got.has(id));
+  if (lost.length) {
+    const ranges: string[] = [];
+    for (let i = 0; i < lost.length; i++) {
+      let j = i;
+      while (j + 1 < lost.length && want.indexOf(lost[j + 1]!) === want.indexOf(lost[j]!) + 1) j++;
+      ranges.push(lost[i] === lost[j] ? `${lost[i]}` : `${lost[i]}-${lost[j]}`);
+      i = j;
+    }
+    console.log(`[fault] ${w.name} lost ids ${ranges.slice(0, 20).join(", ")}; received ${w.ids.slice(0, 5).join(",")} … ${w.ids.slice(-5).join(",")}`);
+  }
+  return { lost: lost.length, repeated: w.ids.length - got.size, received: w.ids.length };
 }
 
 export async function maxEventId(scene: Scene): Promise<number> {

@@ -10,7 +10,7 @@ import { and, asc, eq, gt, lte } from "drizzle-orm";
 import type { StreamEventsRequest } from "../../../gen/proto/fabric/v1/events_pb.js";
 import type { Event } from "../../../gen/proto/fabric/v1/run_pb.js";
 import type { Db } from "../../db/database.js";
-import { isTransientDbError, retryWhileTransient } from "../../db/transient-errors.js";
+import { isTransientDbError, retryWhileTransient, withDeadline } from "../../db/transient-errors.js";
 import { apiKeys, events, workflowRuns } from "../../db/schema.js";
 import { DomainError, invalidArgument } from "../../domain/errors.js";
 import { eventKindFilterEntries, invalidEventKindEntry, matchesEventKinds } from "../../domain/event-kind-filter.js";
@@ -37,7 +37,11 @@ export function createEventService(deps: { db: Db; hub: EventHub; recheckMs?: nu
       const teamOf = async (runId: string): Promise<string | null | undefined> => {
         if (!teams.has(runId)) {
           // An outage holds the stream (its events wait in the subscription) rather than ending it.
-          const [r] = await retryWhileTransient(() => db.select({ teamId: workflowRuns.teamId }).from(workflowRuns).where(and(eq(workflowRuns.id, runId), eq(workflowRuns.organizationId, org))), { signal: ctx.signal });
+          // Each try is bounded: a query lost with its connection must not stall the stream for good.
+          const [r] = await retryWhileTransient(
+            () => withDeadline(db.select({ teamId: workflowRuns.teamId }).from(workflowRuns).where(and(eq(workflowRuns.id, runId), eq(workflowRuns.organizationId, org))), 5000, "the run's team"),
+            { signal: ctx.signal },
+          );
           if (!r) return undefined;
           teams.set(runId, r.teamId);
         }
@@ -61,7 +65,7 @@ export function createEventService(deps: { db: Db; hub: EventHub; recheckMs?: nu
         keyCheckedAt = Date.now();
         let k: { revokedAt: Date | null; expiresAt: Date | null } | undefined;
         try {
-          [k] = await db.select({ revokedAt: apiKeys.revokedAt, expiresAt: apiKeys.expiresAt }).from(apiKeys).where(eq(apiKeys.id, ctx.caller.apiKeyId));
+          [k] = await withDeadline(db.select({ revokedAt: apiKeys.revokedAt, expiresAt: apiKeys.expiresAt }).from(apiKeys).where(eq(apiKeys.id, ctx.caller.apiKeyId)), 5000, "the stream's key check");
         } catch (err) {
           if (isTransientDbError(err)) return; // the database is down: check again next period
           throw err;
