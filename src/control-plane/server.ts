@@ -20,6 +20,7 @@ import { createEventService } from "../services/events/event-service.js";
 import { createIdentityService, defaultAuthAttemptLimits } from "../services/identity/identity-service.js";
 import { createTenancyService } from "../services/tenancy/tenancy-service.js";
 import { startEventHub } from "../delivery/event-hub.js";
+import { startAccessWatch } from "../delivery/access-watch.js";
 import { createRunService } from "../services/runs/run-service.js";
 import { createWorkflowService } from "../services/runs/workflow-service.js";
 import { startWebhookDispatcher, type WebhookDispatcherOptions } from "../delivery/webhook-dispatcher.js";
@@ -56,7 +57,7 @@ export async function startControlPlane(deps: {
     Partial<Pick<Config, "FABRIC_CORS_ORIGINS">>;
   database: Database;
   log: Logger;
-  /** How often a live event stream re-checks its API key (revocation). Default 15 s. */
+  /** How often a live event stream re-checks its caller when no access change was notified (expiry). Default 15 s. */
   streamRecheckMs?: number;
   /** Webhook dispatcher tuning (tests: a fast retry schedule). */
   webhooks?: Partial<WebhookDispatcherOptions>;
@@ -68,6 +69,7 @@ export async function startControlPlane(deps: {
   const { config, database, log } = deps;
   const db = database.db;
   const hub = await startEventHub(database, log, { gapTimeoutMs: config.FABRIC_EVENT_GAP_TIMEOUT_MS });
+  const access = await startAccessWatch(database, log);
   const workflows = createWorkflowCache();
   const jwtSecret = jwtSecretFrom(config.JWT_SECRET);
   const serviceDeps = { db, jwtSecret, log };
@@ -76,7 +78,7 @@ export async function startControlPlane(deps: {
   const gateway = createProviderGateway({ db, providers: deps.providers ?? [createEchoProvider()], listen: (channel, fn) => database.listen(channel, fn) }, { strategy: config.FABRIC_ROUTING_STRATEGY, log });
   const services: ServiceImpls = {
     "fabric.v1.WorkflowService": createWorkflowService(db),
-    "fabric.v1.RunService": createRunService({ db, workflows, hub, limits: sizeLimitsFrom(config) }),
+    "fabric.v1.RunService": createRunService({ db, workflows, hub, limits: sizeLimitsFrom(config), access, recheckMs: deps.streamRecheckMs }),
     "fabric.v1.IdentityService": createIdentityService({
       ...serviceDeps,
       authAttempts: {
@@ -88,10 +90,10 @@ export async function startControlPlane(deps: {
     "fabric.v1.ApiKeyService": createApiKeyService(serviceDeps),
     "fabric.v1.AuthzService": createAuthzService(serviceDeps),
     "fabric.v1.AuditService": createAuditService(serviceDeps),
-    "fabric.v1.EventService": createEventService({ db, hub, recheckMs: deps.streamRecheckMs }),
+    "fabric.v1.EventService": createEventService({ db, hub, recheckMs: deps.streamRecheckMs, access }),
     "fabric.v1.WebhookService": createWebhookService({ db, settings: webhookSettings, kick: dispatcher.kick }),
     "fabric.v1.ProviderService": createProviderService({ db, gateway }),
-    "fabric.v1.JobService": createJobService({ db, workflows, hub, gateway }),
+    "fabric.v1.JobService": createJobService({ db, workflows, hub, gateway, access, recheckMs: deps.streamRecheckMs }),
     "fabric.v1.UsageService": createUsageService({ db }),
     "fabric.v1.PolicyService": createPolicyService({ db, onChange: gateway.invalidate }),
   };
@@ -120,6 +122,7 @@ export async function startControlPlane(deps: {
       await dispatcher.close();
       await gateway.close();
       await hub.close(); // ends live streams so their connections can drain
+      await access.close();
       await Promise.all([
         new Promise<void>((resolve) => {
           rest.close(() => resolve());

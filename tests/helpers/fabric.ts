@@ -63,6 +63,8 @@ export async function startTestFabric(
     eventGapTimeoutMs?: number;
     /** FABRIC_CORS_ORIGINS: browser origins allowed on both ports (default: none). */
     corsOrigins?: string[];
+    /** How often open streams re-check their caller without a notification (default 300 ms). */
+    streamRecheckMs?: number;
   } = {},
 ): Promise<TestFabric> {
   const providerSettings = loadConfig(opts.env ?? {});
@@ -84,7 +86,7 @@ export async function startTestFabric(
     },
     database,
     log: testLog,
-    streamRecheckMs: 300,
+    streamRecheckMs: opts.streamRecheckMs ?? 300,
     webhooks: opts.webhooks,
     providers: createProviders(providerSettings),
     consoleDir: opts.consoleDir,
