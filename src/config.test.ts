@@ -19,7 +19,7 @@ describe("loadConfig", () => {
   it("has defaults for everything", () => {
     const c = loadConfig({});
     expect(c).toMatchObject({
-      FABRIC_ENV: "development",
+      FABRIC_ENV: "production",
       HOST: "127.0.0.1",
       PORT: 3001,
       GRPC_PORT: 3002,

@@ -42,7 +42,8 @@ const baseUrl = z
   .optional();
 
 const schema = z.object({
-  FABRIC_ENV: z.enum(["development", "production"]).default("development"),
+  /** Production unless set: only `fabric dev` defaults to development (cli/main.ts). */
+  FABRIC_ENV: z.enum(["development", "production"]).default("production"),
   HOST: z.string().default("127.0.0.1"),
   PORT: int(0, 65535).default(3001),
   GRPC_PORT: int(0, 65535).default(3002),

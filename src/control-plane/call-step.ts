@@ -54,7 +54,7 @@ export function createCallStep(deps: { authenticator: Authenticator; guard: Guar
   async function begin(rpc: string, call: IncomingCall, request: unknown): Promise<CallContext> {
     const rule = operationRules[rpc];
     const anonymous = !!rule && "anonymous" in rule && rule.anonymous === true;
-    const credentials = { authorization: call.header("authorization"), principalId: call.header("x-principal-id"), organizationId: call.header("x-organization-id") };
+    const credentials = { authorization: call.header("authorization"), principalId: call.header("x-principal-id"), organizationId: call.header("x-organization-id"), clientAddress: call.clientAddress };
     const caller = anonymous ? anonymousCaller() : await deps.authenticator.authenticate(credentials);
     const ctx: CallContext = { caller, requestId: call.requestId, signal: call.signal, clientAddress: call.clientAddress };
     await deps.guard(ctx, rule, request);

@@ -65,6 +65,8 @@ export async function startControlPlane(deps: {
   providers?: readonly Provider[];
   /** The console build served at `/`. Default: `dist/console` of this checkout. */
   consoleDir?: string;
+  /** Honour `X-Principal-Id` from loopback clients: `fabric dev` on loopback (and tests) only. Default false. */
+  principalHeader?: boolean;
 }): Promise<ControlPlane> {
   const { config, database, log } = deps;
   const db = database.db;
@@ -97,7 +99,7 @@ export async function startControlPlane(deps: {
     "fabric.v1.UsageService": createUsageService({ db }),
     "fabric.v1.PolicyService": createPolicyService({ db, onChange: gateway.invalidate }),
   };
-  const callStep = createCallStep({ authenticator: createAuthenticator(db, { development: config.FABRIC_ENV === "development", jwtSecret }), guard: createGuard(db) });
+  const callStep = createCallStep({ authenticator: createAuthenticator(db, { principalHeader: deps.principalHeader === true, jwtSecret }), guard: createGuard(db) });
 
   const app = createRestApp({ services, callStep, log, maxBodyBytes: config.FABRIC_MAX_BODY_BYTES, consoleDir: deps.consoleDir, cors: createCorsPolicy(config.FABRIC_CORS_ORIGINS, restCorsHeaders), ready: () => readiness(database) });
   const rest = await new Promise<ServerType>((resolve, reject) => {

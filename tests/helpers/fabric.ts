@@ -87,6 +87,7 @@ export async function startTestFabric(
     database,
     log: testLog,
     streamRecheckMs: opts.streamRecheckMs ?? 300,
+    principalHeader: true,
     webhooks: opts.webhooks,
     providers: createProviders(providerSettings),
     consoleDir: opts.consoleDir,
