@@ -5,6 +5,7 @@
  */
 import { sql } from "drizzle-orm";
 import type { Executor } from "./database.js";
+import type { EventKind } from "../domain/event-kinds.js";
 
 export const channels = {
   /** An event was committed; payload empty. */
@@ -28,7 +29,8 @@ export interface NewEvent {
   organizationId: string;
   runId?: string | null;
   nodeKey?: string | null;
-  kind: string;
+  /** A kind of the catalogue (domain/event-kinds.ts), which says who may read it. */
+  kind: EventKind;
   payload?: Record<string, unknown>;
 }
 

@@ -22,6 +22,7 @@ import { mayRead } from "../access/permission-checks.js";
 import { isUuid, type CallContext } from "../call-context.js";
 import { SubscriberOverflow, type EventHub, type EventRow } from "../../delivery/event-hub.js";
 import { eventMessage } from "../runs/run-messages.js";
+import { eventReadRule } from "../../domain/event-kinds.js";
 
 export function createEventService(deps: { db: Db; hub: EventHub; recheckMs?: number; access?: AccessWatch }) {
   const { db, hub } = deps;
@@ -48,16 +49,28 @@ export function createEventService(deps: { db: Db; hub: EventHub; recheckMs?: nu
         }
         return teams.get(runId);
       };
+      // Each kind is shown only to who may read it as its GET would (domain/event-kinds.ts).
       const visible = async (e: EventRow): Promise<boolean> => {
         if (!matchesEventKinds(kinds, e.kind)) return false;
         if (req.runId && e.runId !== req.runId) return false;
+        const rule = eventReadRule(e.kind);
+        if (!rule) return false;
         if (e.runId) {
           const team = await teamOf(e.runId);
           if (team === undefined) return false;
           if (req.teamId && team !== req.teamId) return false;
-          return mayRead(ctx, "run.read", team);
+          return mayRead(ctx, rule.action, team);
         }
-        return !req.teamId && orgWide();
+        if (req.teamId || !orgWide() || rule.on === "run") return false;
+        const payload = (e.payload ?? {}) as Record<string, unknown>;
+        switch (rule.on) {
+          case "organization":
+            return mayRead(ctx, rule.action, null);
+          case "payload_team":
+            return mayRead(ctx, rule.action, typeof payload["team_id"] === "string" ? payload["team_id"] : null);
+          case "owner_or_organization":
+            return mayRead(ctx, rule.action, null) || (payload["principal_id"] === ctx.caller.principalId && !!ctx.permissions?.own.has(rule.action));
+        }
       };
 
       const access = watchStreamAccess(ctx, deps.access, recheckMs);
