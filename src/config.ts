@@ -83,6 +83,14 @@ const schema = z.object({
   FABRIC_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: int(0, 86_400_000).default(15_000),
   /** Postgres: how long opening a connection may take. */
   FABRIC_DB_CONNECT_TIMEOUT_MS: int(1000, 600_000).default(5000),
+  // Connection limits of both ports together (control-plane/connection-guard.ts).
+  FABRIC_MAX_CONNECTIONS: int(1, 1_000_000).default(8192),
+  FABRIC_MAX_CONNECTIONS_PER_ADDRESS: int(1, 1_000_000).default(1024),
+  /** A connection that has not sent its request headers within this is closed. */
+  FABRIC_HEADERS_TIMEOUT: duration.default(10_000),
+  /** An HTTP/2 session (or kept-alive HTTP/1.1 connection) with no request in flight for this long is closed. */
+  FABRIC_IDLE_TIMEOUT: duration.default(60_000),
+  FABRIC_MAX_STREAMS_PER_CONNECTION: int(1, 10_000).default(100),
   WORKER_ID: z.string().min(1).max(200).default(() => randomUUID()),
   WORKER_CONCURRENCY: int(1, 1000).default(4),
   WORKER_POLL_INTERVAL: duration.default(500),

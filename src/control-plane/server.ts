@@ -36,6 +36,8 @@ import type { Provider } from "../providers/provider.js";
 import { createCorsPolicy, grpcCorsHeaders, restCorsHeaders } from "./cors.js";
 import { withCors } from "./grpc/cors.js";
 import { listenHttp1And2 } from "./grpc/listener.js";
+import type { Socket } from "node:net";
+import { createConnectionGuard, defaultConnectionLimits } from "./connection-guard.js";
 import { clientAddressKey, createGrpcRoutes } from "./grpc/routes.js";
 import { createRestApp } from "./rest/app.js";
 import { createCallStep } from "./call-step.js";
@@ -54,7 +56,8 @@ export async function startControlPlane(deps: {
     Partial<Pick<Config, "FABRIC_ROUTING_STRATEGY" | "FABRIC_AUTH_ATTEMPTS_PER_MINUTE" | "FABRIC_AUTH_ATTEMPTS_PER_MINUTE_PER_ADDRESS">> &
     Partial<Pick<Config, "FABRIC_EVENT_GAP_TIMEOUT_MS">> &
     Partial<Pick<Config, "FABRIC_MAX_NODE_OUTPUT_BYTES" | "FABRIC_MAX_RUN_CONTEXT_BYTES" | "FABRIC_MAX_EVENT_PAYLOAD_BYTES" | "FABRIC_MAX_RUN_INPUT_BYTES" | "FABRIC_MAX_TEXT_OUTPUT_BYTES">> &
-    Partial<Pick<Config, "FABRIC_CORS_ORIGINS">>;
+    Partial<Pick<Config, "FABRIC_CORS_ORIGINS">> &
+    Partial<Pick<Config, "FABRIC_MAX_CONNECTIONS" | "FABRIC_MAX_CONNECTIONS_PER_ADDRESS" | "FABRIC_HEADERS_TIMEOUT" | "FABRIC_IDLE_TIMEOUT" | "FABRIC_MAX_STREAMS_PER_CONNECTION">>;
   database: Database;
   log: Logger;
   /** How often a live event stream re-checks its caller when no access change was notified (expiry). Default 15 s. */
@@ -102,10 +105,28 @@ export async function startControlPlane(deps: {
   const callStep = createCallStep({ authenticator: createAuthenticator(db, { principalHeader: deps.principalHeader === true, jwtSecret }), guard: createGuard(db) });
 
   const app = createRestApp({ services, callStep, log, maxBodyBytes: config.FABRIC_MAX_BODY_BYTES, consoleDir: deps.consoleDir, cors: createCorsPolicy(config.FABRIC_CORS_ORIGINS, restCorsHeaders), ready: () => readiness(database) });
+  const connections = createConnectionGuard({
+    maxConnections: config.FABRIC_MAX_CONNECTIONS ?? defaultConnectionLimits.maxConnections,
+    maxPerAddress: config.FABRIC_MAX_CONNECTIONS_PER_ADDRESS ?? defaultConnectionLimits.maxPerAddress,
+    firstBytesTimeoutMs: config.FABRIC_HEADERS_TIMEOUT ?? defaultConnectionLimits.firstBytesTimeoutMs,
+    idleTimeoutMs: config.FABRIC_IDLE_TIMEOUT ?? defaultConnectionLimits.idleTimeoutMs,
+    maxStreamsPerConnection: config.FABRIC_MAX_STREAMS_PER_CONNECTION ?? defaultConnectionLimits.maxStreamsPerConnection,
+  });
+  const { limits } = connections;
   const rest = await new Promise<ServerType>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s));
+    const s = serve(
+      {
+        fetch: app.fetch,
+        port: config.PORT,
+        hostname: config.HOST,
+        // Node checks the headers timeout every connectionsCheckingInterval: silent connections go within about a second of it.
+        serverOptions: { headersTimeout: limits.firstBytesTimeoutMs, requestTimeout: Math.max(limits.firstBytesTimeoutMs, 30_000), keepAliveTimeout: Math.min(limits.idleTimeoutMs, 5000), connectionsCheckingInterval: 1000 },
+      },
+      () => resolve(s),
+    );
     s.once("error", reject);
   });
+  rest.on("connection", (socket: Socket) => void connections.admit(socket));
   const restPort = (rest.address() as { port: number }).port;
 
   const handler = connectNodeAdapter({
@@ -114,7 +135,7 @@ export async function startControlPlane(deps: {
     readMaxBytes: config.FABRIC_MAX_BODY_BYTES,
     jsonOptions: { ...jsonOptions, ignoreUnknownFields: false },
   });
-  const grpc = await listenHttp1And2(withCors(handler, createCorsPolicy(config.FABRIC_CORS_ORIGINS, grpcCorsHeaders)), config.GRPC_PORT, config.HOST);
+  const grpc = await listenHttp1And2(withCors(handler, createCorsPolicy(config.FABRIC_CORS_ORIGINS, grpcCorsHeaders)), config.GRPC_PORT, config.HOST, connections);
 
   const display = config.HOST === "0.0.0.0" || config.HOST === "::" ? "127.0.0.1" : config.HOST;
   return {
