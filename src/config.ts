@@ -55,7 +55,10 @@ const schema = z.object({
     .string()
     .regex(/^fab_[a-z0-9]{8}_[A-Za-z0-9]{20,}$/, "expected fab_<8 lowercase letters/digits>_<20+ letters/digits>")
     .optional(),
-  JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+  JWT_SECRET: z
+    .string()
+    .refine((v) => v.trim().length >= 32 && new Set(v).size >= 8, "must be at least 32 characters, not blank, with at least 8 distinct characters")
+    .optional(),
   /** Key material for secrets stored encrypted (webhook signing secrets); falls back to JWT_SECRET. */
   FABRIC_SECRETS_KEY: z.string().min(32, "must be at least 32 characters").optional(),
   /** Development only: webhooks may target loopback/private addresses (tests, local receivers). */

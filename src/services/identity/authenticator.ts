@@ -151,11 +151,12 @@ const invalidAccessToken = () => unauthenticated("invalid or expired access toke
 /** The principal and session (null for a token from before sessions) of a well-signed, unexpired access token. */
 export async function verifyAccessToken(token: string, secret: Uint8Array): Promise<{ principalId: string; sessionId: string | null }> {
   try {
-    const { payload } = await jwtVerify(token, secret, { algorithms: ["HS256"], issuer: "fabric" });
+    // Every access token expires and belongs to a session: one without `exp` or `sid` is refused.
+    const { payload } = await jwtVerify(token, secret, { algorithms: ["HS256"], issuer: "fabric", requiredClaims: ["exp", "sub", "sid"] });
     if (payload["typ"] !== "access" || typeof payload.sub !== "string" || !isUuid(payload.sub)) throw new Error("not an access token");
     const sid = payload["sid"];
-    if (sid !== undefined && (typeof sid !== "string" || !isUuid(sid))) throw new Error("not a session id");
-    return { principalId: payload.sub, sessionId: sid ?? null };
+    if (typeof sid !== "string" || !isUuid(sid)) throw new Error("not a session id");
+    return { principalId: payload.sub, sessionId: sid };
   } catch {
     throw invalidAccessToken();
   }
