@@ -35,6 +35,7 @@ import { emitEvents } from "../src/db/events.js";
 import { createLogger } from "../src/logger.js";
 import { bootstrapDevOrganization } from "../src/services/tenancy/dev-organization.js";
 import { createTestDatabase } from "../tests/helpers/database.js";
+import type { EventKind } from "../src/domain/event-kinds.js";
 
 const now = () => performance.timeOrigin + performance.now();
 
@@ -114,7 +115,7 @@ if (process.argv.includes("--client")) {
     const database = await openDatabase({ url: msg.url, poolMax: 2, migrate: false } as any);
     const commits: [number, number][] = [];
     const write = async (seq: number, kind: string) => {
-      await database.db.transaction(async (tx) => emitEvents(tx, [{ organizationId: msg.orgId, runId: msg.runId, kind, payload: { seq } }]));
+      await database.db.transaction(async (tx) => emitEvents(tx, [{ organizationId: msg.orgId, runId: msg.runId, kind: kind as EventKind, payload: { seq } }]));
       commits.push([seq, now()]);
     };
     const t0 = now();
@@ -175,7 +176,7 @@ async function main() {
 
     const commits = new Map<number, number>();
     const write = async (seq: number, kind = "bench.tick") => {
-      await database.db.transaction(async (tx) => emitEvents(tx, [{ organizationId: orgId, runId: run.id, kind, payload: { seq } }]));
+      await database.db.transaction(async (tx) => emitEvents(tx, [{ organizationId: orgId, runId: run.id, kind: kind as EventKind, payload: { seq } }]));
       commits.set(seq, now());
     };
     await write(0); // every subscriber's replay includes seq 0: "connected and live"

@@ -19,7 +19,7 @@ describe("loadConfig", () => {
   it("has defaults for everything", () => {
     const c = loadConfig({});
     expect(c).toMatchObject({
-      FABRIC_ENV: "development",
+      FABRIC_ENV: "production",
       HOST: "127.0.0.1",
       PORT: 3001,
       GRPC_PORT: 3002,
@@ -118,7 +118,7 @@ describe("loadConfig", () => {
       FABRIC_DATA_DIR: "/var/lib/fabric",
       FABRIC_MAX_BODY_BYTES: "2048",
       FABRIC_DEV_API_KEY: "fab_abcd1234_" + "A".repeat(20),
-      JWT_SECRET: "s".repeat(32),
+      JWT_SECRET: "a-test-secret-0123456789-abcdefghij",
       LOG_LEVEL: "silent",
     });
     expect(c).toMatchObject({ FABRIC_ENV: "production", HOST: "0.0.0.0", PORT: 8080, GRPC_PORT: 0, DATABASE_POOL_MAX: 20, FABRIC_MAX_BODY_BYTES: 2048, LOG_LEVEL: "silent" });

@@ -42,7 +42,8 @@ const baseUrl = z
   .optional();
 
 const schema = z.object({
-  FABRIC_ENV: z.enum(["development", "production"]).default("development"),
+  /** Production unless set: only `fabric dev` defaults to development (cli/main.ts). */
+  FABRIC_ENV: z.enum(["development", "production"]).default("production"),
   HOST: z.string().default("127.0.0.1"),
   PORT: int(0, 65535).default(3001),
   GRPC_PORT: int(0, 65535).default(3002),
@@ -54,7 +55,10 @@ const schema = z.object({
     .string()
     .regex(/^fab_[a-z0-9]{8}_[A-Za-z0-9]{20,}$/, "expected fab_<8 lowercase letters/digits>_<20+ letters/digits>")
     .optional(),
-  JWT_SECRET: z.string().min(32, "must be at least 32 characters").optional(),
+  JWT_SECRET: z
+    .string()
+    .refine((v) => v.trim().length >= 32 && new Set(v).size >= 8, "must be at least 32 characters, not blank, with at least 8 distinct characters")
+    .optional(),
   /** Key material for secrets stored encrypted (webhook signing secrets); falls back to JWT_SECRET. */
   FABRIC_SECRETS_KEY: z.string().min(32, "must be at least 32 characters").optional(),
   /** Development only: webhooks may target loopback/private addresses (tests, local receivers). */
@@ -86,6 +90,14 @@ const schema = z.object({
   FABRIC_RETENTION_SECONDS: int(0, 100 * 365 * 86_400).default(0),
   /** How often the retention pruner looks for expired runs. */
   FABRIC_RETENTION_INTERVAL_MS: int(100, 86_400_000).default(60_000),
+  // Connection limits of both ports together (control-plane/connection-guard.ts).
+  FABRIC_MAX_CONNECTIONS: int(1, 1_000_000).default(8192),
+  FABRIC_MAX_CONNECTIONS_PER_ADDRESS: int(1, 1_000_000).default(1024),
+  /** A connection that has not sent its request headers within this is closed. */
+  FABRIC_HEADERS_TIMEOUT: duration.default(10_000),
+  /** An HTTP/2 session (or kept-alive HTTP/1.1 connection) with no request in flight for this long is closed. */
+  FABRIC_IDLE_TIMEOUT: duration.default(60_000),
+  FABRIC_MAX_STREAMS_PER_CONNECTION: int(1, 10_000).default(100),
   WORKER_ID: z.string().min(1).max(200).default(() => randomUUID()),
   WORKER_CONCURRENCY: int(1, 1000).default(4),
   WORKER_POLL_INTERVAL: duration.default(500),

@@ -9,6 +9,7 @@ import { createLogger } from "../logger.js";
 import { createProviders } from "../providers/registry.js";
 import { issueSignInToken, signInTokenSeconds } from "../services/identity/sign-in-tokens.js";
 import { bootstrapDevOrganization } from "../services/tenancy/dev-organization.js";
+import { isLoopbackAddress } from "../services/identity/authenticator.js";
 import { databaseOptions, orClose, serverSettings, untilSignal } from "./server-process.js";
 
 export async function devCommand(args: string[]): Promise<number> {
@@ -21,8 +22,10 @@ export async function devCommand(args: string[]): Promise<number> {
     mkdirSync(config.FABRIC_DATA_DIR, { recursive: true });
     writeFileSync(join(config.FABRIC_DATA_DIR, "dev-api-key"), boot.apiKey + "\n", { mode: 0o600 });
   }
-  const cp = await orClose(() => startControlPlane({ config, database, log, providers: createProviders(config) }), database);
-  // One process, one metrics port: the control plane's serves both planes' metrics.
+  // X-Principal-Id (impersonation by id) only when nothing but this machine can connect.
+  const principalHeader = isLoopbackAddress(config.HOST) || config.HOST === "localhost";
+  const cp = await orClose(() => startControlPlane({ config, database, log, providers: createProviders(config), principalHeader }), database);
+  log.warn(`development mode (fabric dev)${principalHeader ? ": X-Principal-Id is honoured from loopback clients" : ""} — not for production`);
   const worker = await orClose(() => startWorker({ database, config: { ...config, METRICS_PORT: undefined }, providers: createProviders(config), log: log.child({ worker_id: config.WORKER_ID }) }), cp, database);
   // The token rides in the fragment: browsers never send it to the server, so no access log holds it.
   const signIn = await issueSignInToken(database.db, boot.principalId);

@@ -4,11 +4,12 @@ import { openDatabase } from "../db/database.js";
 import { startWorker } from "../executor/worker.js";
 import { createLogger } from "../logger.js";
 import { createProviders } from "../providers/registry.js";
-import { databaseOptions, orClose, refuseOutdatedSchema, serverSettings, untilSignal } from "./server-process.js";
+import { databaseOptions, orClose, refuseOutdatedSchema, serverSettings, untilSignal, warnIfDevelopment } from "./server-process.js";
 
 export async function executorCommand(args: string[]): Promise<number> {
   const { config } = serverSettings("executor", args);
   const log = createLogger(config.LOG_LEVEL, { service: "fabric-executor" });
+  warnIfDevelopment(config, log);
   if (!config.DATABASE_URL) throw new ConfigError("invalid configuration:\n  DATABASE_URL: required for `fabric executor` (the embedded database belongs to one process; use `fabric dev`)");
   const database = await openDatabase({ ...databaseOptions(config, log), migrate: false });
   await refuseOutdatedSchema(database);

@@ -4,11 +4,12 @@ import { startControlPlane } from "../control-plane/server.js";
 import { openDatabase } from "../db/database.js";
 import { createLogger } from "../logger.js";
 import { createProviders } from "../providers/registry.js";
-import { databaseOptions, orClose, refuseOutdatedSchema, serverSettings, untilSignal } from "./server-process.js";
+import { databaseOptions, orClose, refuseOutdatedSchema, serverSettings, untilSignal, warnIfDevelopment } from "./server-process.js";
 
 export async function serveCommand(args: string[]): Promise<number> {
   const { config, values } = serverSettings("serve", args, { "no-migrate": { type: "boolean" } });
   const log = createLogger(config.LOG_LEVEL, { service: "fabric-serve" });
+  warnIfDevelopment(config, log);
   if (config.FABRIC_ENV === "production" && !config.JWT_SECRET) throw new ConfigError("invalid configuration:\n  JWT_SECRET: required when FABRIC_ENV=production");
   const migrate = !values["no-migrate"];
   const database = await openDatabase({ ...databaseOptions(config, log), migrate });

@@ -18,6 +18,8 @@ export function serverSettings<E extends NonNullable<Parameters<typeof parseComm
   const { values } = parseCommandLine(command, args, { ...serverOptions, ...extra });
   const v = values as Record<string, string | boolean | undefined>;
   const env = { ...process.env };
+  // Production unless told otherwise: only `fabric dev` defaults to development.
+  if (!env.FABRIC_ENV) env.FABRIC_ENV = command === "dev" ? "development" : "production";
   if (typeof v.port === "string") env.PORT = v.port;
   if (typeof v["grpc-port"] === "string") env.GRPC_PORT = v["grpc-port"];
   if (typeof v.host === "string") env.HOST = v.host;
@@ -34,6 +36,12 @@ export const databaseOptions = (config: Config, log?: ConnectionLog) => ({
   connectTimeoutMs: config.FABRIC_DB_CONNECT_TIMEOUT_MS,
   log,
 });
+
+/** `serve` and `executor` in development only when asked to, and then loudly. */
+export function warnIfDevelopment(config: Config, log: { warn(msg: string): void }): void {
+  if (config.FABRIC_ENV !== "development") return;
+  log.warn("!!! FABRIC_ENV=development: development defaults are on (a random per-process JWT secret, a fixed webhook secrets key, private webhook targets if allowed) — never expose this process; unset FABRIC_ENV for production");
+}
 
 /** A process that does not migrate starts only on the schema its code expects. */
 export async function refuseOutdatedSchema(database: Database): Promise<void> {

@@ -8,6 +8,8 @@
 import { randomUUID } from "node:crypto";
 import type { Authenticator } from "../services/identity/authenticator.js";
 import type { Caller, CallContext } from "../services/call-context.js";
+import { DomainError } from "../domain/errors.js";
+import { permissionsNarrowed } from "../domain/permissions.js";
 import type { Guard } from "./guard.js";
 import { operationRules } from "./operation-rules.js";
 import { retryReadOnce } from "./read-retry.js";
@@ -52,11 +54,29 @@ export function createCallStep(deps: { authenticator: Authenticator; guard: Guar
   async function begin(rpc: string, call: IncomingCall, request: unknown): Promise<CallContext> {
     const rule = operationRules[rpc];
     const anonymous = !!rule && "anonymous" in rule && rule.anonymous === true;
-    const caller = anonymous
-      ? anonymousCaller()
-      : await deps.authenticator.authenticate({ authorization: call.header("authorization"), principalId: call.header("x-principal-id"), organizationId: call.header("x-organization-id") });
+    const credentials = { authorization: call.header("authorization"), principalId: call.header("x-principal-id"), organizationId: call.header("x-organization-id"), clientAddress: call.clientAddress };
+    const caller = anonymous ? anonymousCaller() : await deps.authenticator.authenticate(credentials);
     const ctx: CallContext = { caller, requestId: call.requestId, signal: call.signal, clientAddress: call.clientAddress };
     await deps.guard(ctx, rule, request);
+    if (!anonymous) {
+      ctx.recheck = async () => {
+        const again = await deps.authenticator.authenticate({ ...credentials, organizationId: ctx.caller.organizationId || credentials.organizationId });
+        if (again.principalId !== ctx.caller.principalId) throw new DomainError("unauthenticated", "the credentials of this call no longer name its caller");
+        const fresh: CallContext = { ...ctx, caller: { ...again, organizationId: ctx.caller.organizationId || again.organizationId } };
+        try {
+          await deps.guard(fresh, rule, request);
+        } catch (err) {
+          // The organization answers "not found" to a non-member: for a stream it had access to, that is a denial.
+          if (err instanceof DomainError && err.kind === "not_found") throw new DomainError("permission_denied", "the caller is no longer a member of this organization", { code: "access_revoked" });
+          throw err;
+        }
+        if (ctx.permissions && fresh.permissions && permissionsNarrowed(ctx.permissions, fresh.permissions)) {
+          throw new DomainError("permission_denied", "the caller's role changed and no longer grants what this call was opened with", { code: "access_revoked" });
+        }
+        ctx.caller.scopes = fresh.caller.scopes;
+        ctx.permissions = fresh.permissions;
+      };
+    }
     return ctx;
   }
 }

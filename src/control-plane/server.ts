@@ -22,6 +22,7 @@ import { createEventService } from "../services/events/event-service.js";
 import { createIdentityService, defaultAuthAttemptLimits } from "../services/identity/identity-service.js";
 import { createTenancyService } from "../services/tenancy/tenancy-service.js";
 import { startEventHub } from "../delivery/event-hub.js";
+import { startAccessWatch } from "../delivery/access-watch.js";
 import { createRunService } from "../services/runs/run-service.js";
 import { createWorkflowService } from "../services/runs/workflow-service.js";
 import { startWebhookDispatcher, type WebhookDispatcherOptions } from "../delivery/webhook-dispatcher.js";
@@ -37,6 +38,8 @@ import type { Provider } from "../providers/provider.js";
 import { createCorsPolicy, grpcCorsHeaders, restCorsHeaders } from "./cors.js";
 import { withCors } from "./grpc/cors.js";
 import { listenHttp1And2 } from "./grpc/listener.js";
+import type { Socket } from "node:net";
+import { createConnectionGuard, defaultConnectionLimits } from "./connection-guard.js";
 import { clientAddressKey, createGrpcRoutes } from "./grpc/routes.js";
 import { createRestApp } from "./rest/app.js";
 import { createWebSocketStreams, type WebSocketStreamOptions } from "./rest/websocket-streams.js";
@@ -67,10 +70,11 @@ export async function startControlPlane(deps: {
     Partial<Pick<Config, "FABRIC_RETENTION_SECONDS" | "FABRIC_RETENTION_INTERVAL_MS">> &
     Partial<Pick<Config, "FABRIC_MAX_NODE_OUTPUT_BYTES" | "FABRIC_MAX_RUN_CONTEXT_BYTES" | "FABRIC_MAX_EVENT_PAYLOAD_BYTES" | "FABRIC_MAX_RUN_INPUT_BYTES" | "FABRIC_MAX_TEXT_OUTPUT_BYTES">> &
     Partial<Pick<Config, "FABRIC_CORS_ORIGINS">> &
-    Partial<Pick<Config, "METRICS_PORT" | "OTEL_TRACES_EXPORTER" | "OTEL_EXPORTER_OTLP_ENDPOINT" | "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" | "OTEL_SERVICE_NAME">>;
+    Partial<Pick<Config, "METRICS_PORT" | "OTEL_TRACES_EXPORTER" | "OTEL_EXPORTER_OTLP_ENDPOINT" | "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" | "OTEL_SERVICE_NAME">> &
+    Partial<Pick<Config, "FABRIC_MAX_CONNECTIONS" | "FABRIC_MAX_CONNECTIONS_PER_ADDRESS" | "FABRIC_HEADERS_TIMEOUT" | "FABRIC_IDLE_TIMEOUT" | "FABRIC_MAX_STREAMS_PER_CONNECTION">>;
   database: Database;
   log: Logger;
-  /** How often a live event stream re-checks its API key (revocation). Default 15 s. */
+  /** How often a live event stream re-checks its caller when no access change was notified (expiry). Default 15 s. */
   streamRecheckMs?: number;
   /** Webhook dispatcher tuning (tests: a fast retry schedule). */
   webhooks?: Partial<WebhookDispatcherOptions>;
@@ -80,11 +84,14 @@ export async function startControlPlane(deps: {
   consoleDir?: string;
   /** WebSocket stream tuning (tests: a short heartbeat, a small per-principal limit). */
   webSockets?: Omit<WebSocketStreamOptions, "log">;
+  /** Honour `X-Principal-Id` from loopback clients: `fabric dev` on loopback (and tests) only. Default false. */
+  principalHeader?: boolean;
 }): Promise<ControlPlane> {
   const { config, database, log } = deps;
   const stopTracing = startTracing(config, "fabric-control-plane");
   const db = database.db;
   const hub = await startEventHub(database, log, { gapTimeoutMs: config.FABRIC_EVENT_GAP_TIMEOUT_MS });
+  const access = await startAccessWatch(database, log);
   const workflows = createWorkflowCache();
   const jwtSecret = jwtSecretFrom(config.JWT_SECRET);
   const serviceDeps = { db, jwtSecret, log };
@@ -94,7 +101,7 @@ export async function startControlPlane(deps: {
   const gateway = createProviderGateway({ db, providers: deps.providers ?? [createEchoProvider()], listen: (channel, fn) => database.listen(channel, fn) }, { strategy: config.FABRIC_ROUTING_STRATEGY, log });
   const services: ServiceImpls = {
     "fabric.v1.WorkflowService": createWorkflowService(db),
-    "fabric.v1.RunService": createRunService({ db, workflows, hub, limits: sizeLimitsFrom(config) }),
+    "fabric.v1.RunService": createRunService({ db, workflows, hub, limits: sizeLimitsFrom(config), access, recheckMs: deps.streamRecheckMs }),
     "fabric.v1.IdentityService": createIdentityService({
       ...serviceDeps,
       authAttempts: {
@@ -106,22 +113,40 @@ export async function startControlPlane(deps: {
     "fabric.v1.ApiKeyService": createApiKeyService(serviceDeps),
     "fabric.v1.AuthzService": createAuthzService(serviceDeps),
     "fabric.v1.AuditService": createAuditService(serviceDeps),
-    "fabric.v1.EventService": createEventService({ db, hub, recheckMs: deps.streamRecheckMs }),
+    "fabric.v1.EventService": createEventService({ db, hub, recheckMs: deps.streamRecheckMs, access }),
     "fabric.v1.WebhookService": createWebhookService({ db, settings: webhookSettings, kick: dispatcher.kick }),
     "fabric.v1.ProviderService": createProviderService({ db, gateway }),
-    "fabric.v1.JobService": createJobService({ db, workflows, hub, gateway }),
+    "fabric.v1.JobService": createJobService({ db, workflows, hub, gateway, access, recheckMs: deps.streamRecheckMs }),
     "fabric.v1.UsageService": createUsageService({ db }),
     "fabric.v1.PolicyService": createPolicyService({ db, onChange: gateway.invalidate }),
   };
-  const callStep = createCallStep({ authenticator: createAuthenticator(db, { development: config.FABRIC_ENV === "development", jwtSecret }), guard: createGuard(db) });
+  const callStep = createCallStep({ authenticator: createAuthenticator(db, { principalHeader: deps.principalHeader === true, jwtSecret }), guard: createGuard(db) });
 
   const ready = () => readiness(database);
   const webSockets = createWebSocketStreams({ log, ...deps.webSockets });
   const app = createRestApp({ services, callStep, log, maxBodyBytes: config.FABRIC_MAX_BODY_BYTES, consoleDir: deps.consoleDir, cors: createCorsPolicy(config.FABRIC_CORS_ORIGINS, restCorsHeaders), webSockets, ready, traced: withServerSpan, traceIdOf: currentTraceId });
+  const connections = createConnectionGuard({
+    maxConnections: config.FABRIC_MAX_CONNECTIONS ?? defaultConnectionLimits.maxConnections,
+    maxPerAddress: config.FABRIC_MAX_CONNECTIONS_PER_ADDRESS ?? defaultConnectionLimits.maxPerAddress,
+    firstBytesTimeoutMs: config.FABRIC_HEADERS_TIMEOUT ?? defaultConnectionLimits.firstBytesTimeoutMs,
+    idleTimeoutMs: config.FABRIC_IDLE_TIMEOUT ?? defaultConnectionLimits.idleTimeoutMs,
+    maxStreamsPerConnection: config.FABRIC_MAX_STREAMS_PER_CONNECTION ?? defaultConnectionLimits.maxStreamsPerConnection,
+  });
+  const { limits } = connections;
   const rest = await new Promise<ServerType>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s));
+    const s = serve(
+      {
+        fetch: app.fetch,
+        port: config.PORT,
+        hostname: config.HOST,
+        // Node checks the headers timeout every connectionsCheckingInterval: silent connections go within about a second of it.
+        serverOptions: { headersTimeout: limits.firstBytesTimeoutMs, requestTimeout: Math.max(limits.firstBytesTimeoutMs, 30_000), keepAliveTimeout: Math.min(limits.idleTimeoutMs, 5000), connectionsCheckingInterval: 1000 },
+      },
+      () => resolve(s),
+    );
     s.once("error", reject);
   });
+  rest.on("connection", (socket: Socket) => void connections.admit(socket));
   const restPort = (rest.address() as { port: number }).port;
   webSockets.attach(rest as HttpServer, app.fetch); // serve() without options makes an HTTP/1.1 server
 
@@ -131,7 +156,7 @@ export async function startControlPlane(deps: {
     readMaxBytes: config.FABRIC_MAX_BODY_BYTES,
     jsonOptions: { ...jsonOptions, ignoreUnknownFields: false },
   });
-  const grpc = await listenHttp1And2(withCors(handler, createCorsPolicy(config.FABRIC_CORS_ORIGINS, grpcCorsHeaders)), config.GRPC_PORT, config.HOST);
+  const grpc = await listenHttp1And2(withCors(handler, createCorsPolicy(config.FABRIC_CORS_ORIGINS, grpcCorsHeaders)), config.GRPC_PORT, config.HOST, connections);
 
   // Metrics: finished runs from the event stream, and the gauges sampled on scrape.
   const runOutcomes = startRunOutcomeMetrics({ db, hub, log });
@@ -162,6 +187,7 @@ export async function startControlPlane(deps: {
       await gateway.close();
       await webSockets.close(); // 1001 to WebSocket clients, before the hub ends their streams
       await hub.close(); // ends live streams so their connections can drain
+      await access.close();
       await Promise.all([
         new Promise<void>((resolve) => {
           rest.close(() => resolve());

@@ -5,6 +5,7 @@
  */
 import { sql } from "drizzle-orm";
 import type { Executor } from "./database.js";
+import type { EventKind } from "../domain/event-kinds.js";
 
 export const channels = {
   /** An event was committed; payload empty. */
@@ -15,13 +16,21 @@ export const channels = {
   cancel: "fabric_cancel",
   /** An organization's or team's policy or budget changed; payload is the organization id. */
   policy: "fabric_policy",
+  /**
+   * What a principal may access changed (logout, a revoked or rotated key, a membership
+   * added, changed or removed): payload is the principal id, or `org:<id>` when a change
+   * touches a whole organization (archived, a team deleted). Open streams re-check their
+   * caller at once (delivery/access-watch.ts).
+   */
+  access: "fabric_access",
 } as const;
 
 export interface NewEvent {
   organizationId: string;
   runId?: string | null;
   nodeKey?: string | null;
-  kind: string;
+  /** A kind of the catalogue (domain/event-kinds.ts), which says who may read it. */
+  kind: EventKind;
   payload?: Record<string, unknown>;
 }
 
@@ -38,4 +47,9 @@ export async function emitEvents(tx: Executor, rows: NewEvent[]): Promise<void> 
 
 export async function notify(tx: Executor, channel: string, payload = ""): Promise<void> {
   await tx.execute(sql`SELECT pg_notify(${channel}, ${payload})`);
+}
+
+/** Sends `fabric_access` at commit: open streams of that principal (or organization) re-check their caller. */
+export async function notifyAccessChanged(tx: Executor, who: { principalId: string } | { organizationId: string }): Promise<void> {
+  await notify(tx, channels.access, "principalId" in who ? who.principalId : `org:${who.organizationId}`);
 }

@@ -9,6 +9,7 @@ import { sql } from "drizzle-orm";
 import { transitiveDependents, type CompiledNode, type CompiledWorkflow } from "../domain/compiled-workflow.js";
 import { query, sqlIn, type Db } from "./database.js";
 import { channels, emitEvents, notify, type NewEvent } from "./events.js";
+import type { EventKind } from "../domain/event-kinds.js";
 import { readyTimes } from "./paused-nodes.js";
 import { ensureStarted, finishRun, guardSql, lockRun, type NodeGuard, type RunErrorJson } from "./run-state.js";
 
@@ -31,7 +32,7 @@ export async function failNodeAttempt(
     const key = args.node.spec.key;
     const error = { code: args.failure.code, message: args.failure.message, class: args.failure.class, attempt: args.attempt };
     const events: NewEvent[] = [];
-    const nodeEvent = (kind: string, payload: Record<string, unknown>) => events.push({ organizationId: run.organizationId, runId: run.id, nodeKey: key, kind, payload });
+    const nodeEvent = (kind: EventKind, payload: Record<string, unknown>) => events.push({ organizationId: run.organizationId, runId: run.id, nodeKey: key, kind, payload });
 
     if (args.retryDelayMs !== null) {
       // The backoff ends at `due` even if the run is paused now: then the node is held

@@ -16,6 +16,7 @@ import type { CompiledWorkflow } from "../domain/compiled-workflow.js";
 import type { JsonObject } from "../domain/context.js";
 import type { Tx } from "./database.js";
 import { channels, emitEvents, notify, type NewEvent } from "./events.js";
+import type { EventKind } from "../domain/event-kinds.js";
 import { workflowRunNodes, workflowRuns, type NodeStatus } from "./schema.js";
 
 export type RunRow = typeof workflowRuns.$inferSelect;
@@ -96,7 +97,7 @@ export async function insertRun(tx: Tx, args: NewRun): Promise<{ run: RunRow; no
     return { ...base, status, maxAttempts: n.policy?.maxAttempts ?? 0, depsRemaining: deps };
   });
   const nodes = await tx.insert(workflowRunNodes).values(rows).returning();
-  const ev = (kind: string, payload: Record<string, unknown> = {}, nodeKey?: string): NewEvent => ({ organizationId: args.organizationId, runId, nodeKey, kind, payload });
+  const ev = (kind: EventKind, payload: Record<string, unknown> = {}, nodeKey?: string): NewEvent => ({ organizationId: args.organizationId, runId, nodeKey, kind, payload });
   await emitEvents(tx, [
     ev("workflow.run.created", { workflow_id: args.workflow.id, workflow_name: args.workflow.name, workflow_version: args.workflow.version, priority: args.priority, rerun_of: rerun?.rerunOf ?? null, request_id: args.requestId }),
     ev("workflow.run.queued"),

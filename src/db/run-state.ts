@@ -9,6 +9,7 @@
 import { sql, type SQL } from "drizzle-orm";
 import { query, sqlIn, type Executor } from "./database.js";
 import { channels, emitEvents, notify, type NewEvent } from "./events.js";
+import type { EventKind } from "../domain/event-kinds.js";
 import { terminalRunStatuses, type RunStatus } from "./schema.js";
 
 export interface LockedRun {
@@ -103,7 +104,7 @@ export function leaseGuardSql(owner: string | SQL, attempt: number | SQL): SQL {
   return sql`status = 'running' AND lease_owner = ${owner} AND attempt = ${attempt}`;
 }
 
-const runEvent = (run: LockedRun, kind: string, payload: Record<string, unknown> = {}): NewEvent => ({ organizationId: run.organizationId, runId: run.id, kind, payload });
+const runEvent = (run: LockedRun, kind: EventKind, payload: Record<string, unknown> = {}): NewEvent => ({ organizationId: run.organizationId, runId: run.id, kind, payload });
 
 /**
  * Ends a run: status, error, finish time, and the terminal event echoing the caller's
@@ -122,10 +123,10 @@ export async function finishRun(tx: Executor, run: LockedRun, status: "completed
                finished_at = now()
         WHERE id = ${run.id}`,
   );
-  const kind = `workflow.run.${status}`;
+  const kind = `workflow.run.${status}` as const;
   await emitEvents(tx, [
     ...extra,
-    ...cancelled.map((n) => ({ organizationId: run.organizationId, runId: run.id, nodeKey: n.node_key, kind: "workflow.node.cancelled", payload: {} })),
+    ...cancelled.map((n) => ({ organizationId: run.organizationId, runId: run.id, nodeKey: n.node_key, kind: "workflow.node.cancelled" as const, payload: {} })),
     runEvent(run, kind, { status, error, state: run.state ?? null }),
   ]);
   if (cancelled.length) await notify(tx, channels.cancel, run.id);

@@ -19,6 +19,7 @@ import { query, sqlIn, type Db } from "./database.js";
 import { channels, emitEvents, notify, type NewEvent } from "./events.js";
 import { readyTimes } from "./paused-nodes.js";
 import { ensureStarted, finishRun, guardSql, lockRun, type NodeGuard } from "./run-state.js";
+import type { EventKind } from "../domain/event-kinds.js";
 
 export type SkipOutcome = "skipped" | "lost";
 
@@ -36,7 +37,7 @@ export async function skipNodeByCondition(db: Db, args: { runId: string; workflo
     if (rows.length === 0) return "lost";
     const events: NewEvent[] = [];
     await ensureStarted(tx, run, events);
-    const event = (nodeKey: string, kind: string, payload: Record<string, unknown>) => events.push({ organizationId: run.organizationId, runId: run.id, nodeKey, kind, payload });
+    const event = (nodeKey: string, kind: EventKind, payload: Record<string, unknown>) => events.push({ organizationId: run.organizationId, runId: run.id, nodeKey, kind, payload });
     event(args.nodeKey, "workflow.node.skipped", { reason: "condition", when: node.spec.when, attempt: args.attempt });
 
     let finished = 1;

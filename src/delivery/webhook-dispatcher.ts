@@ -365,7 +365,7 @@ export function startWebhookDispatcher(deps: { db: Db; hub: EventHub; log: Logge
         if (w && w.enabled && w.consecutiveFailures >= o.disableAfterFailures) {
           const reason = `the last ${w.consecutiveFailures} deliveries failed`;
           await tx.update(webhooks).set({ enabled: false, disabledReason: reason, updatedAt: sql`now()` }).where(eq(webhooks.id, w.id));
-          await emitEvents(tx, [{ organizationId: w.organizationId, kind: "webhook.disabled", payload: { webhook_id: w.id, url: w.url, reason, consecutive_failures: w.consecutiveFailures } }]);
+          await emitEvents(tx, [{ organizationId: w.organizationId, kind: "webhook.disabled", payload: { webhook_id: w.id, reason, consecutive_failures: w.consecutiveFailures } }]);
         }
       });
     }

@@ -101,8 +101,12 @@ for (const [net, prefix] of [
 for (const [net, prefix] of [
   ["::", 128],
   ["::1", 128],
+  ["::ffff:0:0:0", 96], // IPv4-translated (SIIT): ::ffff:0:7f00:1
   ["64:ff9b::", 96], // NAT64
+  ["64:ff9b:1::", 48], // local-use NAT64
+  ["2002::", 16], // 6to4: embeds an IPv4 address
   ["fc00::", 7], // unique local (fd00:ec2::254 is AWS metadata)
+  ["fec0::", 10], // site-local (deprecated)
   ["fe80::", 10],
   ["ff00::", 8],
 ] as const)
@@ -113,7 +117,8 @@ export function isPublicAddress(ip: string): boolean {
   // IPv4-mapped IPv6 is judged as the IPv4 address (BlockList cannot tell them apart anyway).
   const mapped = /^(?:0{0,4}:){0,4}:?(?:0{0,4}:)?ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
   if (mapped) return isPublicAddress(mapped[1]!);
-  const hex = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(ip);
+  // IPv4-mapped (::ffff:7f00:1) and the deprecated IPv4-compatible (::7f00:1) forms in hex.
+  const hex = /^::(?:ffff:)?([0-9a-f]{1,4}):([0-9a-f]{1,4})$/i.exec(ip);
   if (hex) {
     const [a, b] = [parseInt(hex[1]!, 16), parseInt(hex[2]!, 16)];
     return isPublicAddress(`${a >> 8}.${a & 255}.${b >> 8}.${b & 255}`);

@@ -11,14 +11,21 @@ import { invalidArgument } from "./errors.js";
 
 export const maxEmailLength = 254;
 
-/** Trimmed and lower-cased: the one form emails are stored and compared in. */
-export const normalizeEmail = (email: string) => email.trim().toLowerCase();
+/**
+ * NFKC-normalized, trimmed and lower-cased: the one form emails are stored and compared
+ * in. NFKC folds fullwidth and other compatibility forms (`ａ` → `a`), so two addresses
+ * that look alike are one.
+ */
+export const normalizeEmail = (email: string) => email.normalize("NFKC").trim().toLowerCase();
+
+/** Invisible characters (format controls such as zero-width space/joiners, BOM, bidi marks): never in an email. */
+const invisible = /[\p{Cf}\u115F\u1160\u3164\uFFA0]/u;
 
 const label = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?";
 const emailPattern = new RegExp(`^[^\\s@\\p{Cc}"<>()\\[\\],;:\\\\]{1,64}@${label}(?:\\.${label})+$`, "u");
 
 /** Whether a normalized email is one a user can sign up with. */
-export const isValidEmail = (normalized: string) => normalized.length <= maxEmailLength && emailPattern.test(normalized);
+export const isValidEmail = (normalized: string) => normalized.length <= maxEmailLength && !invisible.test(normalized) && emailPattern.test(normalized);
 
 /** The normalized email, or `invalid_argument` (`required` / `invalid_email`) at `path`. */
 export function requireEmail(raw: string, path = "/email"): string {

@@ -411,3 +411,15 @@ export function wouldRemoveLastOwner(memberships: readonly OwnedMembership[], ch
   });
   return after.length === 0;
 }
+
+/**
+ * Whether `after` grants less than `before` somewhere (an action lost organization-wide,
+ * on a team, or on owned resources): a demotion. Long-lived streams end on one, since
+ * they were opened under what `before` allowed.
+ */
+export function permissionsNarrowed(before: EffectivePermissions, after: EffectivePermissions): boolean {
+  const lost = (a: ReadonlySet<Action>, b: ReadonlySet<Action> | undefined) => [...a].some((x) => !b?.has(x));
+  if (lost(before.organization, after.organization) || lost(before.own, after.own)) return true;
+  for (const [team, actions] of before.teams) if (lost(actions, after.teams.get(team))) return true;
+  return false;
+}

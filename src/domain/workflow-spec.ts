@@ -73,7 +73,7 @@ export function validateWorkflowSpec(spec: WorkflowSpec, opts: { allowReservedNa
 }
 
 function validateNode(node: NodeSpec, at: string, add: (path: string, code: string, message: string) => void) {
-  const op = nodeOperations[node.operation];
+  const op = Object.hasOwn(nodeOperations, node.operation) ? nodeOperations[node.operation] : undefined;
   if (!node.operation) add(`${at}/operation`, "required", "operation is required");
   else if (!op) add(`${at}/operation`, "unknown_operation", `unknown operation ${JSON.stringify(node.operation)}; known: ${Object.keys(nodeOperations).join(", ")}`);
   else if (node.runtime && node.runtime !== op.runtime) add(`${at}/runtime`, "invalid_value", `operation ${node.operation} runs on the ${op.runtime} runtime, not ${JSON.stringify(node.runtime)}`);

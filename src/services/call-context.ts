@@ -28,6 +28,13 @@ export interface CallContext {
    * set by the guard for organization-scoped operations.
    */
   permissions?: EffectivePermissions;
+  /**
+   * Checks the caller again as at the start of the call (credentials authenticated
+   * again, the operation's guard run again) and replaces `permissions`; throws
+   * unauthenticated or permission_denied when access is gone. Long-lived streams use it
+   * (access/stream-access.ts). Set by the call step.
+   */
+  recheck?: () => Promise<void>;
 }
 
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

@@ -68,6 +68,8 @@ export async function startTestFabric(
     metricsPort?: number;
     /** WebSocket stream tuning (heartbeat, per-principal limit). */
     webSockets?: Parameters<typeof startControlPlane>[0]["webSockets"];
+    /** How often open streams re-check their caller without a notification (default 300 ms). */
+    streamRecheckMs?: number;
   } = {},
 ): Promise<TestFabric> {
   const providerSettings = loadConfig(opts.env ?? {});
@@ -90,7 +92,8 @@ export async function startTestFabric(
     },
     database,
     log: opts.log ?? testLog,
-    streamRecheckMs: 300,
+    streamRecheckMs: opts.streamRecheckMs ?? 300,
+    principalHeader: true,
     webhooks: opts.webhooks,
     providers: createProviders(providerSettings),
     consoleDir: opts.consoleDir,

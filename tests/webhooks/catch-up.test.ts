@@ -22,6 +22,7 @@ import { webhookCursorName, type WebhookDispatcherOptions } from "../../src/deli
 import { createTestDatabase, type TestDatabase } from "../helpers/database.js";
 import { eventually, smokeWorkflow, testLog, testWorkerConfig } from "../helpers/fabric.js";
 import { startReceiver } from "./receiver.js";
+import type { EventKind } from "../../src/domain/event-kinds.js";
 
 const fast: Partial<WebhookDispatcherOptions> = { baseDelayMs: 100, pollMs: 10 };
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -95,7 +96,7 @@ async function setup() {
       for (let i = 0; i < n; i += perTx) {
         await emitEvents(
           database.db,
-          Array.from({ length: Math.min(perTx, n - i) }, (_, j) => ({ organizationId: org, kind, payload: { n: i + j } })),
+          Array.from({ length: Math.min(perTx, n - i) }, (_, j) => ({ organizationId: org, kind: kind as EventKind, payload: { n: i + j } })),
         );
       }
     },

@@ -7,6 +7,7 @@
 import { createServer as createHttp1Server, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttp2Server, type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from "node:http2";
 import { createServer as createNetServer, type Socket } from "node:net";
+import { createConnectionGuard, type ConnectionGuard } from "../connection-guard.js";
 
 const preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
@@ -15,17 +16,34 @@ export interface DualListener {
   close(graceMs?: number): Promise<void>;
 }
 
-export async function listenHttp1And2(handler: (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void, port: number, host: string): Promise<DualListener> {
-  const h1 = createHttp1Server(handler as any);
-  const h2 = createHttp2Server({}, handler as any);
+export async function listenHttp1And2(
+  handler: (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void,
+  port: number,
+  host: string,
+  guard: ConnectionGuard = createConnectionGuard(),
+): Promise<DualListener> {
+  const { limits } = guard;
+  const h1 = createHttp1Server({ headersTimeout: limits.firstBytesTimeoutMs, requestTimeout: Math.max(limits.firstBytesTimeoutMs, 30_000), keepAliveTimeout: Math.min(limits.idleTimeoutMs, 5000) }, handler as any);
+  const h2 = createHttp2Server({ settings: { maxConcurrentStreams: limits.maxStreamsPerConnection } }, handler as any);
   const sessions = new Set<Http2Session>();
   h2.on("session", (s) => {
     sessions.add(s);
     s.on("close", () => sessions.delete(s));
+    // An HTTP/2 session with no stream open for the idle timeout is closed; one with an
+    // open stream (a long event stream) is not idle.
+    let streams = 0;
+    s.on("stream", (stream) => {
+      streams++;
+      stream.once("close", () => streams--);
+    });
+    s.setTimeout(limits.idleTimeoutMs, () => {
+      if (streams === 0) s.close();
+    });
   });
   const sockets = new Set<Socket>();
 
   const server = createNetServer((socket) => {
+    if (!guard.admit(socket)) return;
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
     let head = Buffer.alloc(0);

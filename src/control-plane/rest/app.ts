@@ -27,6 +27,7 @@ import { metrics } from "../../telemetry/metrics.js";
 import { createConsoleAssets, isApiPath } from "./console-assets.js";
 import { corsMiddleware } from "./cors.js";
 import { locationOf, locationTemplate } from "./location.js";
+import { jsonDepthExceeds, maxJsonDepth } from "../../domain/json-depth.js";
 import { ajvIssues, createOpenApiValidator } from "./openapi-validator.js";
 import { bearerFromSubprotocols, type WebSocketStreams } from "./websocket-streams.js";
 
@@ -315,6 +316,7 @@ async function buildRequest(c: Context<Env>, op: RestOperation, method: DescMeth
     if (text.trim() !== "") {
       const type = c.req.header("content-type") ?? "";
       if (!/^application\/(.+\+)?json\b/i.test(type)) throw httpError(415, new DomainError("invalid_argument", "the request body must be application/json", { code: "unsupported_media_type" }));
+      if (jsonDepthExceeds(text)) throw invalidArgument(`the request body nests deeper than ${maxJsonDepth} levels`, [{ path: "", code: "too_deep", message: `at most ${maxJsonDepth} levels of nesting` }]);
       try {
         body = JSON.parse(text);
       } catch (err) {

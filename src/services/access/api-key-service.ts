@@ -35,7 +35,7 @@ import {
   type RotateApiKeyResponse,
 } from "../../../gen/proto/fabric/v1/access_pb.js";
 import type { Executor } from "../../db/database.js";
-import { emitEvents } from "../../db/events.js";
+import { emitEvents, notifyAccessChanged } from "../../db/events.js";
 import { apiKeys, memberships } from "../../db/schema.js";
 import { DomainError, failedPrecondition, invalidArgument, notFound, type Issue } from "../../domain/errors.js";
 import { actions, effectivePermissions, organizationRoles, requireScopes, scopeAllows, type Action, type OrganizationRole } from "../../domain/permissions.js";
@@ -188,6 +188,7 @@ export function createApiKeyService(deps: ServiceDeps) {
           .returning();
         const summary = { ...describe(updated!), previous_prefix: row.prefix };
         await emitEvents(tx, [{ organizationId: row.organizationId, kind: "api_key.rotated", payload: { ...summary, request_id: ctx.requestId } }]);
+        await notifyAccessChanged(tx, { principalId: row.principalId });
         await recordAudit(tx, ctx, { action: apiKeyAuditActions.rotate, resource: `api_key:${row.id}`, summary });
         return create(RotateApiKeyResponseSchema, { apiKey: apiKeyMessage(updated!), key: key.raw });
       });
@@ -200,6 +201,7 @@ export function createApiKeyService(deps: ServiceDeps) {
         if (row.revokedAt) return create(RevokeApiKeyResponseSchema, { apiKey: apiKeyMessage(row) });
         const [updated] = await tx.update(apiKeys).set({ revokedAt: sql`now()` }).where(eq(apiKeys.id, row.id)).returning();
         await emitEvents(tx, [{ organizationId: row.organizationId, kind: "api_key.revoked", payload: { ...describe(updated!), request_id: ctx.requestId } }]);
+        await notifyAccessChanged(tx, { principalId: row.principalId });
         await recordAudit(tx, ctx, { action: apiKeyAuditActions.revoke, resource: `api_key:${row.id}`, summary: describe(updated!) });
         return create(RevokeApiKeyResponseSchema, { apiKey: apiKeyMessage(updated!) });
       });

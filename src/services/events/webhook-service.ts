@@ -81,6 +81,12 @@ export function deliveryMessage(row: DeliveryRow): WebhookDelivery {
 }
 
 /** What audit entries and events say about a webhook: never its secret. */
+/** What an event says of a webhook: its id and settings, never its URL (which may carry a token). */
+const withoutUrl = <T extends { url: string }>(d: T): Omit<T, "url"> => {
+  const { url: _url, ...rest } = d;
+  return rest;
+};
+
 const describe = (row: WebhookRow) => ({
   webhook_id: row.id,
   url: row.url,
@@ -143,7 +149,7 @@ export function createWebhookService(deps: { db: Db; settings: WebhookSettings; 
           .insert(webhooks)
           .values({ id: randomUUID(), organizationId: org, url, eventFilter, maxRetries: req.maxRetries ?? webhookDefaults.maxRetries, description: req.description, secretCiphertext: encryptSecret(settings.secretsKey, secret) })
           .returning();
-        await emitEvents(tx, [{ organizationId: org, kind: "webhook.created", payload: { ...describe(row!), request_id: ctx.requestId } }]);
+        await emitEvents(tx, [{ organizationId: org, kind: "webhook.created", payload: { ...withoutUrl(describe(row!)), request_id: ctx.requestId } }]);
         await recordAudit(tx, ctx, { action: webhookAuditActions.create, resource: `webhook:${row!.id}`, summary: describe(row!) });
         return create(CreateWebhookResponseSchema, { webhook: webhookMessage(row!), secret });
       });
@@ -179,7 +185,7 @@ export function createWebhookService(deps: { db: Db; settings: WebhookSettings; 
           .where(eq(webhooks.id, row.id))
           .returning();
         const summary = { ...describe(updated!), changed: Object.keys(req).filter((k) => !["organizationId", "id", "$typeName"].includes(k) && (req as any)[k] !== undefined) };
-        await emitEvents(tx, [{ organizationId: row.organizationId, kind: "webhook.updated", payload: { ...summary, request_id: ctx.requestId } }]);
+        await emitEvents(tx, [{ organizationId: row.organizationId, kind: "webhook.updated", payload: { ...withoutUrl(summary), request_id: ctx.requestId } }]);
         await recordAudit(tx, ctx, { action: webhookAuditActions.update, resource: `webhook:${row.id}`, summary });
         return create(UpdateWebhookResponseSchema, { webhook: webhookMessage(updated!) });
       });
@@ -189,7 +195,7 @@ export function createWebhookService(deps: { db: Db; settings: WebhookSettings; 
       return db.transaction(async (tx) => {
         const row = await loadWebhook(tx, ctx, req.id, true);
         await tx.delete(webhooks).where(eq(webhooks.id, row.id)); // deliveries cascade
-        await emitEvents(tx, [{ organizationId: row.organizationId, kind: "webhook.deleted", payload: { ...describe(row), request_id: ctx.requestId } }]);
+        await emitEvents(tx, [{ organizationId: row.organizationId, kind: "webhook.deleted", payload: { ...withoutUrl(describe(row)), request_id: ctx.requestId } }]);
         await recordAudit(tx, ctx, { action: webhookAuditActions.delete, resource: `webhook:${row.id}`, summary: describe(row) });
         return create(DeleteWebhookResponseSchema, { webhook: webhookMessage(row) });
       });

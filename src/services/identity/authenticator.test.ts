@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { DomainError } from "../../domain/errors.js";
-import { createAuthenticator, hashSecret, newApiKey, parseApiKey } from "./authenticator.js";
+import { createAuthenticator, hashSecret, isLoopbackAddress, newApiKey, parseApiKey } from "./authenticator.js";
 
 
 
@@ -65,12 +65,28 @@ describe("hashSecret", () => {
   });
 });
 
-describe("X-Principal-Id outside development", () => {
+describe("X-Principal-Id outside `fabric dev` on loopback", () => {
+  const pid = "00000000-0000-4000-8000-000000000000";
   it("is refused as unauthenticated before anything is looked up", async () => {
-    const auth = createAuthenticator({} as never, { development: false, jwtSecret: new Uint8Array(32) });
-    const err = await auth.authenticate({ principalId: "00000000-0000-4000-8000-000000000000" }).catch((e) => e);
+    const auth = createAuthenticator({} as never, { principalHeader: false, jwtSecret: new Uint8Array(32) });
+    const err = await auth.authenticate({ principalId: pid, clientAddress: "127.0.0.1" }).catch((e) => e);
     expect(err).toBeInstanceOf(DomainError);
     expect(err.kind).toBe("unauthenticated");
-    expect(err.message).toContain("FABRIC_ENV=development");
+    expect(err.message).toContain("fabric dev");
+  });
+
+  it("is refused from a non-loopback client even where it is allowed", async () => {
+    const auth = createAuthenticator({} as never, { principalHeader: true, jwtSecret: new Uint8Array(32) });
+    for (const clientAddress of ["10.0.0.5", "::ffff:192.168.1.2", "2001:db8::1", undefined]) {
+      const err = await auth.authenticate({ principalId: pid, clientAddress }).catch((e) => e);
+      expect(err.kind, String(clientAddress)).toBe("unauthenticated");
+    }
+  });
+});
+
+describe("isLoopbackAddress", () => {
+  it("knows loopback in its IPv4, IPv6 and mapped forms", () => {
+    for (const a of ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"]) expect(isLoopbackAddress(a), a).toBe(true);
+    for (const a of ["10.0.0.1", "::ffff:10.0.0.1", "0.0.0.0", "::", "", "128.0.0.1"]) expect(isLoopbackAddress(a), a).toBe(false);
   });
 });

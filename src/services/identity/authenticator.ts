@@ -1,8 +1,8 @@
 /**
  * Authentication: `Authorization: Bearer fab_<prefix>_<secret>` API keys (prefix lookup,
  * constant-time hash comparison, expiry, revocation), access tokens (HS256 JWT: signature,
- * expiry, and that their session is still alive), then — in development only — the
- * `X-Principal-Id` header. One function for both transports.
+ * expiry, and that their session is still alive), then — only under `fabric dev`, from
+ * a loopback client — the `X-Principal-Id` header. One function for both transports.
  */
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { and, eq, gt, isNull, sql } from "drizzle-orm";
@@ -35,6 +35,8 @@ export interface Credentials {
   authorization?: string | null;
   principalId?: string | null;
   organizationId?: string | null;
+  /** The client's network address: `X-Principal-Id` is honoured only from loopback. */
+  clientAddress?: string;
 }
 
 export interface Authenticator {
@@ -42,14 +44,18 @@ export interface Authenticator {
 }
 
 export interface AuthenticatorOptions {
-  development: boolean;
+  /**
+   * Honour `X-Principal-Id` (impersonation by id, no secret): only `fabric dev` bound to
+   * loopback sets it, and even then only loopback clients may use it.
+   */
+  principalHeader: boolean;
   /** HS256 secret for access tokens (JWT_SECRET). */
   jwtSecret: Uint8Array;
 }
 
 /**
- * Resolution order: `Bearer fab_…` API key → `Bearer <JWT>` → `X-Principal-Id` (development
- * only). A JWT or dev-header caller acts in the organization `X-Organization-Id` names,
+ * Resolution order: `Bearer fab_…` API key → `Bearer <JWT>` → `X-Principal-Id` (`fabric dev`
+ * on loopback only). A JWT or dev-header caller acts in the organization `X-Organization-Id` names,
  * or else in their only organization (the guard checks membership).
  */
 export function createAuthenticator(db: Db, opts: AuthenticatorOptions): Authenticator {
@@ -75,7 +81,7 @@ export function createAuthenticator(db: Db, opts: AuthenticatorOptions): Authent
         return { principalId, organizationId, via: "jwt", scopes: [] };
       }
       if (c.principalId) {
-        if (!opts.development) throw unauthenticated("X-Principal-Id is accepted only when FABRIC_ENV=development");
+        if (!opts.principalHeader || !isLoopbackAddress(c.clientAddress)) throw unauthenticated("X-Principal-Id is accepted only by `fabric dev`, from loopback");
         if (!isUuid(c.principalId)) throw unauthenticated("X-Principal-Id must be a principal id (UUID)");
         const [p] = await db.select({ id: principals.id }).from(principals).where(eq(principals.id, c.principalId));
         if (!p) throw unauthenticated("no such principal");
@@ -145,14 +151,22 @@ const invalidAccessToken = () => unauthenticated("invalid or expired access toke
 /** The principal and session (null for a token from before sessions) of a well-signed, unexpired access token. */
 export async function verifyAccessToken(token: string, secret: Uint8Array): Promise<{ principalId: string; sessionId: string | null }> {
   try {
-    const { payload } = await jwtVerify(token, secret, { algorithms: ["HS256"], issuer: "fabric" });
+    // Every access token expires and belongs to a session: one without `exp` or `sid` is refused.
+    const { payload } = await jwtVerify(token, secret, { algorithms: ["HS256"], issuer: "fabric", requiredClaims: ["exp", "sub", "sid"] });
     if (payload["typ"] !== "access" || typeof payload.sub !== "string" || !isUuid(payload.sub)) throw new Error("not an access token");
     const sid = payload["sid"];
-    if (sid !== undefined && (typeof sid !== "string" || !isUuid(sid))) throw new Error("not a session id");
-    return { principalId: payload.sub, sessionId: sid ?? null };
+    if (typeof sid !== "string" || !isUuid(sid)) throw new Error("not a session id");
+    return { principalId: payload.sub, sessionId: sid };
   } catch {
     throw invalidAccessToken();
   }
+}
+
+/** 127.0.0.0/8 and ::1, also IPv4-mapped (`::ffff:127.0.0.1`). */
+export function isLoopbackAddress(address: string | undefined): boolean {
+  if (!address) return false;
+  const v4 = address.startsWith("::ffff:") ? address.slice(7) : address;
+  return address === "::1" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
 }
 
 /** JWT_SECRET as key bytes; in development without one, a random per-process secret. */

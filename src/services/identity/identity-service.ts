@@ -57,6 +57,7 @@ import {
   type Tokens,
 } from "../../../gen/proto/fabric/v1/identity_pb.js";
 import type { Executor } from "../../db/database.js";
+import { notifyAccessChanged } from "../../db/events.js";
 import { countRequest } from "../../db/rate-limits.js";
 import { memberships, organizations, principals, refreshTokens, teams } from "../../db/schema.js";
 import { DomainError, invalidArgument, notFound, unauthenticated } from "../../domain/errors.js";
@@ -231,6 +232,7 @@ export function createIdentityService(deps: ServiceDeps & { authAttempts?: AuthA
         if (known?.revokedAt) {
           // A spent token presented again: whoever holds the newest one may be a thief.
           await revokeLive(tx, eq(t.principalId, known.principalId));
+          await notifyAccessChanged(tx, { principalId: known.principalId });
           return { reused: known.principalId };
         }
         return null;
@@ -275,6 +277,7 @@ export function createIdentityService(deps: ServiceDeps & { authAttempts?: AuthA
             if (!row) return false;
             // The whole session ends: its live tokens die, and with them its access tokens.
             if (row.sessionId) await revokeLive(tx, and(eq(t.sessionId, row.sessionId), eq(t.principalId, principalId)));
+            await notifyAccessChanged(tx, { principalId }); // the session's open streams end now
             return true;
           })
         : false;

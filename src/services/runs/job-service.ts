@@ -50,6 +50,7 @@ import { recordAudit } from "../access/record-audit.js";
 import { readableTeamsCondition, requirePermission } from "../access/permission-checks.js";
 import { isUuid, type CallContext } from "../call-context.js";
 import type { EventHub } from "../../delivery/event-hub.js";
+import type { AccessWatch } from "../../delivery/access-watch.js";
 import { runMessage, specJson } from "./run-messages.js";
 import { decodeCursor, olderThan, pageOf, pageSize } from "../pagination.js";
 import type { ProviderGateway } from "../../gateway/index.js";
@@ -118,7 +119,7 @@ export type JobService = ReturnType<typeof createJobService>;
 /** The audit entries JobService writes: one action per use case. */
 export const jobAuditActions = { create: "job.create" } as const;
 
-export function createJobService(deps: { db: Db; workflows: WorkflowCache; hub: EventHub; gateway: Pick<ProviderGateway, "admit"> }) {
+export function createJobService(deps: { db: Db; workflows: WorkflowCache; hub: EventHub; gateway: Pick<ProviderGateway, "admit">; access?: AccessWatch; recheckMs?: number }) {
   const { db, workflows, hub } = deps;
   /** Definition rows by `org/modality`: immutable, so cached for the process's life (bounded). */
   const definitions = new Map<string, DefinitionRow>();
@@ -267,7 +268,7 @@ export function createJobService(deps: { db: Db; workflows: WorkflowCache; hub: 
      */
     async watchJob(ctx: CallContext, req: WatchJobRequest): Promise<AsyncGenerator<Event>> {
       const run = await loadJob(ctx, req.id);
-      return runEvents({ db, hub }, run.id, Number(req.afterId), ctx.signal);
+      return runEvents({ db, hub, access: deps.access, recheckMs: deps.recheckMs }, run.id, Number(req.afterId), ctx);
     },
   };
 }

@@ -51,6 +51,8 @@ import { recordAudit } from "../access/record-audit.js";
 import { readableTeamsCondition, requirePermission } from "../access/permission-checks.js";
 import { isUuid, type CallContext } from "../call-context.js";
 import { SubscriberOverflow, type EventHub, type EventRow } from "../../delivery/event-hub.js";
+import type { AccessWatch } from "../../delivery/access-watch.js";
+import { watchStreamAccess } from "../access/stream-access.js";
 import { eventMessage, runMessage } from "./run-messages.js";
 import { decodeCursor, olderThan, pageOf, pageSize } from "../pagination.js";
 
@@ -122,7 +124,7 @@ export async function insertRun(
   return inserted && runMessage(inserted.run, inserted.nodes);
 }
 
-export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: EventHub; limits?: SizeLimits }) {
+export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: EventHub; limits?: SizeLimits; access?: AccessWatch; recheckMs?: number }) {
   const { db, workflows, hub } = deps;
   const sizeLimits = deps.limits ?? defaultSizeLimits;
 
@@ -334,7 +336,7 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
      */
     async watchRun(ctx: CallContext, req: WatchRunRequest): Promise<AsyncGenerator<Event>> {
       const run = await loadRun(db, ctx, req.id, "run.read");
-      return runEvents({ db, hub }, run.id, Number(req.afterId), ctx.signal);
+      return runEvents({ db, hub, access: deps.access, recheckMs: deps.recheckMs }, run.id, Number(req.afterId), ctx);
     },
   };
 }
@@ -345,8 +347,10 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
  * subscription is taken before the history is read, so nothing falls between the two.
  * Shared by RunService.WatchRun and JobService.WatchJob.
  */
-export function runEvents(deps: { db: Db; hub: EventHub }, runId: string, afterId: number, signal: AbortSignal): AsyncGenerator<Event> {
+export function runEvents(deps: { db: Db; hub: EventHub; access?: AccessWatch; recheckMs?: number }, runId: string, afterId: number, ctx: CallContext): AsyncGenerator<Event> {
   const { db, hub } = deps;
+  const signal = ctx.signal;
+  const access = watchStreamAccess(ctx, deps.access, deps.recheckMs ?? 15_000);
   const sub = hub.subscribe((e) => e.runId === runId);
   return (async function* () {
     try {
@@ -363,22 +367,29 @@ export function runEvents(deps: { db: Db; hub: EventHub }, runId: string, afterI
         if (terminalEventKinds.has(e.kind)) return;
       }
       while (!signal.aborted) {
+        const tick = access.waitSignal();
         let batch: EventRow[];
         try {
-          batch = await sub.next(signal);
+          batch = await sub.next(tick.signal);
         } catch (err) {
           if (err instanceof SubscriberOverflow) throw new DomainError("unavailable", `${err.message} (last delivered event ${last})`, { code: "subscriber_overflow" });
           throw err;
+        } finally {
+          tick.done();
         }
-        if (batch.length === 0) return; // aborted, or the hub is shutting down
+        // A logout, revoked key or removal ends the stream (access/stream-access.ts).
+        await access.verify();
+        if (batch.length === 0 && !tick.signal.aborted) return; // the hub is shutting down
         for (const e of batch) {
           if (Number(e.id) <= last) continue;
+          await access.verify();
           yield eventMessage(e);
           last = Number(e.id);
           if (terminalEventKinds.has(e.kind)) return;
         }
       }
     } finally {
+      access.close();
       sub.close();
     }
   })();

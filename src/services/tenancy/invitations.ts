@@ -63,7 +63,7 @@ export function createInvitationUseCases(deps: ServiceDeps) {
               })
               .returning();
             const summary = { email, role, team_id: inv!.teamId, expires_at: inv!.expiresAt.toISOString() };
-            await recordChange(tx, ctx, { action: tenancyAuditActions.invitationCreate, resource: `invitation:${inv!.id}`, summary }, { kind: "invitation.created", payload: { invitation_id: inv!.id, ...summary } });
+            await recordChange(tx, ctx, { action: tenancyAuditActions.invitationCreate, resource: `invitation:${inv!.id}`, summary }, { kind: "invitation.created", payload: { invitation_id: inv!.id, role, team_id: inv!.teamId, expires_at: summary.expires_at } });
             return create(CreateInvitationResponseSchema, { invitation: invitationMessage(inv!), token: token.raw });
           }),
         () => notFound("team", teamIdGiven ?? ""),
@@ -92,7 +92,7 @@ export function createInvitationUseCases(deps: ServiceDeps) {
           throw notPending(now ?? inv);
         }
         const summary = { email: revoked.email, role: revoked.role, team_id: revoked.teamId };
-        await recordChange(tx, ctx, { action: tenancyAuditActions.invitationRevoke, resource: `invitation:${revoked.id}`, summary }, { kind: "invitation.revoked", payload: { invitation_id: revoked.id, ...summary } });
+        await recordChange(tx, ctx, { action: tenancyAuditActions.invitationRevoke, resource: `invitation:${revoked.id}`, summary }, { kind: "invitation.revoked", payload: { invitation_id: revoked.id, role: revoked.role, team_id: revoked.teamId } });
         return create(RevokeInvitationResponseSchema, { invitation: invitationMessage(revoked) });
       });
     },
@@ -135,7 +135,7 @@ export function createInvitationUseCases(deps: ServiceDeps) {
               tx,
               ctx,
               { action: tenancyAuditActions.invitationAccept, resource: `invitation:${inv.id}`, summary, organizationId: inv.organizationId },
-              { kind: "invitation.accepted", payload: summary },
+              { kind: "invitation.accepted", payload: { invitation_id: inv.id, membership_id: m.id, principal_id: principal.id, team_id: inv.teamId, role: inv.role } },
             );
             return create(AcceptInvitationResponseSchema, { member: membershipMessage(m, principal) });
           }),

@@ -26,6 +26,7 @@ import {
   type UpdateMemberResponse,
 } from "../../../gen/proto/fabric/v1/tenancy_pb.js";
 import type { Executor } from "../../db/database.js";
+import { notifyAccessChanged } from "../../db/events.js";
 import { memberships, principals } from "../../db/schema.js";
 import { DomainError, failedPrecondition, notFound } from "../../domain/errors.js";
 import { wouldRemoveLastOwner, type RoleChange } from "../../domain/permissions.js";
@@ -81,6 +82,7 @@ export function createMemberUseCases(deps: ServiceDeps) {
             if (!m) throw new DomainError("already_exists", `the principal is already a member of this ${team ? "team" : "organization"}`);
             const summary = { principal_id: principal.id, team_id: m.teamId, role };
             await recordChange(tx, ctx, { action: tenancyAuditActions.memberAdd, resource: `member:${m.id}`, summary }, { kind: "member.added", payload: { membership_id: m.id, ...summary } });
+            await notifyAccessChanged(tx, { principalId: principal.id });
             return create(AddMemberResponseSchema, { member: membershipMessage(m, principal) });
           }),
         () => notFound("team", teamIdGiven ?? ""),
@@ -101,6 +103,7 @@ export function createMemberUseCases(deps: ServiceDeps) {
         const changed = role !== m.role;
         const summary = { principal_id: m.principalId, team_id: m.teamId, changes: changed ? { role: { from: m.role, to: role } } : {} };
         await recordChange(tx, ctx, { action: tenancyAuditActions.memberUpdate, resource: `member:${m.id}`, summary }, changed ? { kind: "member.updated", payload: { membership_id: m.id, ...summary } } : undefined);
+        if (changed) await notifyAccessChanged(tx, { principalId: m.principalId });
         return create(UpdateMemberResponseSchema, { member: membershipMessage(after, p) });
       });
     },
@@ -124,6 +127,7 @@ export function createMemberUseCases(deps: ServiceDeps) {
         await tx.delete(memberships).where(eq(memberships.id, m.id));
         const summary = { principal_id: m.principalId, team_id: m.teamId, role: m.role, ...(m.teamId === null ? { team_memberships_removed: teamMemberships } : {}) };
         await recordChange(tx, ctx, { action: tenancyAuditActions.memberRemove, resource: `member:${m.id}`, summary }, { kind: "member.removed", payload: { membership_id: m.id, ...summary } });
+        await notifyAccessChanged(tx, { principalId: m.principalId });
         return create(RemoveMemberResponseSchema, {});
       });
     },

@@ -20,6 +20,7 @@ import {
   type UpdateOrganizationResponse,
 } from "../../../gen/proto/fabric/v1/tenancy_pb.js";
 import { memberships, organizations, principals } from "../../db/schema.js";
+import { notifyAccessChanged } from "../../db/events.js";
 import { DomainError, notFound, permissionDenied } from "../../domain/errors.js";
 import { requirePermission } from "../access/permission-checks.js";
 import type { CallContext } from "../call-context.js";
@@ -87,6 +88,7 @@ export function createOrganizationUseCases(deps: ServiceDeps) {
           .where(and(eq(organizations.id, id), isNull(organizations.archivedAt)))
           .returning();
         const row = archived ?? (await organizationRow(tx, id));
+        if (archived) await notifyAccessChanged(tx, { organizationId: id });
         await recordChange(
           tx,
           ctx,

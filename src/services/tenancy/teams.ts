@@ -24,6 +24,7 @@ import {
   type UpdateTeamResponse,
 } from "../../../gen/proto/fabric/v1/tenancy_pb.js";
 import { invitations, memberships, teams, workflowDefinitions, workflowRuns } from "../../db/schema.js";
+import { notifyAccessChanged } from "../../db/events.js";
 import { DomainError, failedPrecondition } from "../../domain/errors.js";
 import { mayRead, requirePermission } from "../access/permission-checks.js";
 import type { CallContext } from "../call-context.js";
@@ -95,6 +96,7 @@ export function createTeamUseCases(deps: ServiceDeps) {
             await tx.delete(teams).where(eq(teams.id, team.id));
             const summary = { slug: team.slug, name: team.name, memberships_removed: removedMembers.length, invitations_removed: removedInvitations.length };
             await recordChange(tx, ctx, { action: tenancyAuditActions.teamDelete, resource: `team:${team.id}`, summary }, { kind: "team.deleted", payload: { team_id: team.id, ...summary } });
+            if (removedMembers.length) await notifyAccessChanged(tx, { organizationId: team.organizationId });
             return create(DeleteTeamResponseSchema, {});
           }),
         inUse,

@@ -5,6 +5,7 @@
  */
 import type { Executor } from "../../db/database.js";
 import { emitEvents } from "../../db/events.js";
+import type { EventKind } from "../../domain/event-kinds.js";
 import { permissionDenied } from "../../domain/errors.js";
 import { mayChangeRole, type RoleChange } from "../../domain/permissions.js";
 import { recordAudit } from "../access/record-audit.js";
@@ -33,7 +34,7 @@ export async function recordChange(
   tx: Executor,
   ctx: CallContext,
   entry: { action: TenancyAuditAction; resource: string; summary: Record<string, unknown>; organizationId?: string },
-  event?: { kind: string; payload: Record<string, unknown> },
+  event?: { kind: EventKind; payload: Record<string, unknown> },
 ): Promise<void> {
   const organizationId = entry.organizationId ?? ctx.caller.organizationId;
   await recordAudit(tx, ctx, { action: entry.action, resource: entry.resource, summary: entry.summary, organizationId });
