@@ -106,6 +106,9 @@ const schema = z.object({
     .default(false),
   OLLAMA_URL: baseUrl,
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+  /** The URLs clients reach this control plane at (behind a proxy or load balancer), named by /openapi.json and /docs. */
+  FABRIC_PUBLIC_URL: baseUrl,
+  FABRIC_PUBLIC_GRPC_URL: baseUrl,
 });
 
 export type Config = z.infer<typeof schema>;

@@ -53,7 +53,8 @@ export async function startControlPlane(deps: {
     Partial<Pick<Config, "FABRIC_ROUTING_STRATEGY" | "FABRIC_AUTH_ATTEMPTS_PER_MINUTE" | "FABRIC_AUTH_ATTEMPTS_PER_MINUTE_PER_ADDRESS">> &
     Partial<Pick<Config, "FABRIC_EVENT_GAP_TIMEOUT_MS">> &
     Partial<Pick<Config, "FABRIC_MAX_NODE_OUTPUT_BYTES" | "FABRIC_MAX_RUN_CONTEXT_BYTES" | "FABRIC_MAX_EVENT_PAYLOAD_BYTES" | "FABRIC_MAX_RUN_INPUT_BYTES" | "FABRIC_MAX_TEXT_OUTPUT_BYTES">> &
-    Partial<Pick<Config, "FABRIC_CORS_ORIGINS">>;
+    Partial<Pick<Config, "FABRIC_CORS_ORIGINS">> &
+    Partial<Pick<Config, "FABRIC_PUBLIC_URL" | "FABRIC_PUBLIC_GRPC_URL">>;
   database: Database;
   log: Logger;
   /** How often a live event stream re-checks its API key (revocation). Default 15 s. */
@@ -97,7 +98,9 @@ export async function startControlPlane(deps: {
   };
   const callStep = createCallStep({ authenticator: createAuthenticator(db, { development: config.FABRIC_ENV === "development", jwtSecret }), guard: createGuard(db) });
 
-  const app = createRestApp({ services, callStep, log, maxBodyBytes: config.FABRIC_MAX_BODY_BYTES, consoleDir: deps.consoleDir, cors: createCorsPolicy(config.FABRIC_CORS_ORIGINS, restCorsHeaders), ready: () => readiness(database) });
+  let grpcPort: number | undefined;
+  const publicAddresses = { restUrl: config.FABRIC_PUBLIC_URL, grpcUrl: config.FABRIC_PUBLIC_GRPC_URL, grpcPort: () => grpcPort };
+  const app = createRestApp({ services, callStep, log, maxBodyBytes: config.FABRIC_MAX_BODY_BYTES, consoleDir: deps.consoleDir, cors: createCorsPolicy(config.FABRIC_CORS_ORIGINS, restCorsHeaders), publicAddresses, ready: () => readiness(database) });
   const rest = await new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s));
     s.once("error", reject);
@@ -111,6 +114,7 @@ export async function startControlPlane(deps: {
     jsonOptions: { ...jsonOptions, ignoreUnknownFields: false },
   });
   const grpc = await listenHttp1And2(withCors(handler, createCorsPolicy(config.FABRIC_CORS_ORIGINS, grpcCorsHeaders)), config.GRPC_PORT, config.HOST);
+  grpcPort = grpc.port;
 
   const display = config.HOST === "0.0.0.0" || config.HOST === "::" ? "127.0.0.1" : config.HOST;
   return {

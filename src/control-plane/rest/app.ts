@@ -25,6 +25,7 @@ import { createConsoleAssets, isApiPath } from "./console-assets.js";
 import { corsMiddleware } from "./cors.js";
 import { locationOf, locationTemplate } from "./location.js";
 import { ajvIssues, createOpenApiValidator } from "./openapi-validator.js";
+import { createServedContract, type PublicAddresses } from "./served-contract.js";
 
 export interface RestAppOptions {
   services: ServiceImpls;
@@ -39,6 +40,8 @@ export interface RestAppOptions {
   consoleDir?: string;
   /** Cross-origin browser access (FABRIC_CORS_ORIGINS). Default: none. */
   cors?: CorsPolicy;
+  /** The addresses `/openapi.json` names (served-contract.ts). Default: the request's own. */
+  publicAddresses?: PublicAddresses;
 }
 
 type Env = { Variables: { requestId: string } };
@@ -100,7 +103,8 @@ export function createRestApp(opts: RestAppOptions) {
       throw new DomainError("unavailable", "the database is not reachable");
     }
   });
-  app.get("/openapi.json", (c) => c.json(openApiDocument));
+  const servedContract = createServedContract(openApiDocument, opts.publicAddresses);
+  app.get("/openapi.json", (c) => c.json(servedContract(c.req.url), 200, { Vary: "Host" }));
   app.get("/openapi-3.0.json", (c) => c.body(openApi30Text, 200, { "Content-Type": "application/json" }));
   app.get("/docs", (c) => c.html(docsPage));
   app.get("/docs/assets/:file", (c) => {
