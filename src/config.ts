@@ -124,6 +124,9 @@ export function sizeLimitsFrom(config: Partial<Pick<Config, "FABRIC_MAX_NODE_OUT
   };
 }
 
+/** Every setting this loader reads (deploy recipes are checked against it). */
+export const settingNames: readonly string[] = Object.keys(schema.shape);
+
 export class ConfigError extends Error {
   override readonly name = "ConfigError";
 }
