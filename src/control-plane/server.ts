@@ -101,9 +101,19 @@ export async function startControlPlane(deps: {
   let grpcPort: number | undefined;
   const publicAddresses = { restUrl: config.FABRIC_PUBLIC_URL, grpcUrl: config.FABRIC_PUBLIC_GRPC_URL, grpcPort: () => grpcPort };
   const app = createRestApp({ services, callStep, log, maxBodyBytes: config.FABRIC_MAX_BODY_BYTES, consoleDir: deps.consoleDir, cors: createCorsPolicy(config.FABRIC_CORS_ORIGINS, restCorsHeaders), publicAddresses, ready: () => readiness(database) });
+  // A port that cannot be bound (in use…) ends the start: stop the loops started above
+  // first, so they do not run on against a database the caller is about to close.
+  const stopLoops = async () => {
+    await dispatcher.close();
+    await gateway.close();
+    await hub.close();
+  };
   const rest = await new Promise<ServerType>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, port: config.PORT, hostname: config.HOST }, () => resolve(s));
     s.once("error", reject);
+  }).catch(async (err) => {
+    await stopLoops();
+    throw err;
   });
   const restPort = (rest.address() as { port: number }).port;
 
@@ -113,7 +123,11 @@ export async function startControlPlane(deps: {
     readMaxBytes: config.FABRIC_MAX_BODY_BYTES,
     jsonOptions: { ...jsonOptions, ignoreUnknownFields: false },
   });
-  const grpc = await listenHttp1And2(withCors(handler, createCorsPolicy(config.FABRIC_CORS_ORIGINS, grpcCorsHeaders)), config.GRPC_PORT, config.HOST);
+  const grpc = await listenHttp1And2(withCors(handler, createCorsPolicy(config.FABRIC_CORS_ORIGINS, grpcCorsHeaders)), config.GRPC_PORT, config.HOST).catch(async (err) => {
+    await new Promise<void>((resolve) => rest.close(() => resolve()));
+    await stopLoops();
+    throw err;
+  });
   grpcPort = grpc.port;
 
   const display = config.HOST === "0.0.0.0" || config.HOST === "::" ? "127.0.0.1" : config.HOST;
