@@ -12,7 +12,8 @@
  * `dist/build-meta.json`) with the output's age: tests that spawn `bin/fabric.js` build
  * first when it is stale (tests/global-setup.ts), so they never run old code.
  */
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
@@ -60,7 +61,42 @@ export function isBuildStale(): boolean {
   });
 }
 
+/**
+ * The SDK package (`sdk/`, the npm workspace `@fabric-ai/sdk`): `src/sdk` and the
+ * generated contract it uses bundled into `sdk/dist/index.js` (its npm dependencies
+ * external), and declarations from tsc into `sdk/dist/types` — plus the generated
+ * `schema.d.ts`, which tsc does not copy.
+ */
+export async function buildSdk(): Promise<{ ms: number }> {
+  const t0 = performance.now();
+  const out = join(root, "sdk/dist");
+  rmSync(out, { recursive: true, force: true });
+  await build({
+    absWorkingDir: root,
+    entryPoints: ["src/sdk/index.ts"],
+    outfile: "sdk/dist/index.js",
+    bundle: true,
+    format: "esm",
+    platform: "node",
+    target: "node20",
+    packages: "external",
+    sourcemap: "linked",
+    logLevel: "warning",
+    legalComments: "none",
+  });
+  const tsc = spawnSync(process.execPath, [join(root, "node_modules/typescript/bin/tsc"), "-p", join(root, "sdk/tsconfig.json")], { encoding: "utf8" });
+  if (tsc.status !== 0) throw new Error(`tsc (SDK declarations) failed:\n${tsc.stdout}${tsc.stderr}`);
+  mkdirSync(join(out, "types/gen/openapi"), { recursive: true });
+  copyFileSync(join(root, "gen/openapi/schema.d.ts"), join(out, "types/gen/openapi/schema.d.ts"));
+  return { ms: Math.round(performance.now() - t0) };
+}
+
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const { outputs, ms } = await buildServer();
-  console.log(`built ${outputs.filter((o) => o.endsWith(".js")).length} files into ${relative(process.cwd(), dist) || "dist"}/ in ${ms} ms`);
+  if (process.argv.includes("--sdk")) {
+    const { ms } = await buildSdk();
+    console.log(`built the SDK package into sdk/dist/ in ${ms} ms`);
+  } else {
+    const { outputs, ms } = await buildServer();
+    console.log(`built ${outputs.filter((o) => o.endsWith(".js")).length} files into ${relative(process.cwd(), dist) || "dist"}/ in ${ms} ms`);
+  }
 }

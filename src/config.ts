@@ -130,6 +130,9 @@ const schema = z.object({
   OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
   OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.string().url().optional(),
   OTEL_SERVICE_NAME: z.string().min(1).max(200).optional(),
+  /** The URLs clients reach this control plane at (behind a proxy or load balancer), named by /openapi.json and /docs. */
+  FABRIC_PUBLIC_URL: baseUrl,
+  FABRIC_PUBLIC_GRPC_URL: baseUrl,
 });
 
 export type Config = z.infer<typeof schema>;
@@ -144,6 +147,9 @@ export function sizeLimitsFrom(config: Partial<Pick<Config, "FABRIC_MAX_NODE_OUT
     textOutputBytes: config.FABRIC_MAX_TEXT_OUTPUT_BYTES ?? defaultSizeLimits.textOutputBytes,
   };
 }
+
+/** Every setting this loader reads (deploy recipes are checked against it). */
+export const settingNames: readonly string[] = Object.keys(schema.shape);
 
 export class ConfigError extends Error {
   override readonly name = "ConfigError";

@@ -49,9 +49,9 @@ ${apiFlags}`,
   runs: `fabric runs list [--status S] [--workflow-id ID] [--limit N]
 fabric runs get RUN_ID
 fabric runs cancel RUN_ID [--reason TEXT]
-fabric runs events RUN_ID [--follow]
+fabric runs events RUN_ID
   Runs of your organization: a table by default (--json for the API's JSON). \`events\`
-  prints the run's events so far, and with --follow waits for new ones until the run ends.
+  prints the run's events, its history then live ones, until the run ends (Ctrl-C stops).
 ${apiFlags}`,
   workflows: `fabric workflows list [--limit N]
 fabric workflows get ID_OR_NAME

@@ -9,12 +9,12 @@
  * non-empty list or map, a non-zero number (or a set `optional` field).
  */
 import { readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { isFieldSet, type DescMessage, type Message } from "@bufbuild/protobuf";
 import { invalidArgument } from "../domain/errors.js";
+import { packagePath } from "../package-files.js";
 
-const tablePath = join(dirname(fileURLToPath(import.meta.url)), "../../gen/contract/required-fields.json");
+// From the package root: a module-relative path holds for src/ only, not for the bundle in dist/.
+const tablePath = packagePath("gen/contract/required-fields.json");
 const table: Record<string, readonly string[]> = (JSON.parse(readFileSync(tablePath, "utf8")) as { messages: Record<string, string[]> }).messages;
 
 /** The proto names of `message`'s required fields (empty when it has none). */

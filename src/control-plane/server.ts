@@ -71,7 +71,8 @@ export async function startControlPlane(deps: {
     Partial<Pick<Config, "FABRIC_MAX_NODE_OUTPUT_BYTES" | "FABRIC_MAX_RUN_CONTEXT_BYTES" | "FABRIC_MAX_EVENT_PAYLOAD_BYTES" | "FABRIC_MAX_RUN_INPUT_BYTES" | "FABRIC_MAX_TEXT_OUTPUT_BYTES">> &
     Partial<Pick<Config, "FABRIC_CORS_ORIGINS">> &
     Partial<Pick<Config, "METRICS_PORT" | "OTEL_TRACES_EXPORTER" | "OTEL_EXPORTER_OTLP_ENDPOINT" | "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" | "OTEL_SERVICE_NAME">> &
-    Partial<Pick<Config, "FABRIC_MAX_CONNECTIONS" | "FABRIC_MAX_CONNECTIONS_PER_ADDRESS" | "FABRIC_HEADERS_TIMEOUT" | "FABRIC_IDLE_TIMEOUT" | "FABRIC_MAX_STREAMS_PER_CONNECTION">>;
+    Partial<Pick<Config, "FABRIC_MAX_CONNECTIONS" | "FABRIC_MAX_CONNECTIONS_PER_ADDRESS" | "FABRIC_HEADERS_TIMEOUT" | "FABRIC_IDLE_TIMEOUT" | "FABRIC_MAX_STREAMS_PER_CONNECTION">> &
+    Partial<Pick<Config, "FABRIC_PUBLIC_URL" | "FABRIC_PUBLIC_GRPC_URL">>;
   database: Database;
   log: Logger;
   /** How often a live event stream re-checks its caller when no access change was notified (expiry). Default 15 s. */
@@ -122,9 +123,11 @@ export async function startControlPlane(deps: {
   };
   const callStep = createCallStep({ authenticator: createAuthenticator(db, { principalHeader: deps.principalHeader === true, jwtSecret }), guard: createGuard(db) });
 
+  let grpcPort: number | undefined;
+  const publicAddresses = { restUrl: config.FABRIC_PUBLIC_URL, grpcUrl: config.FABRIC_PUBLIC_GRPC_URL, grpcPort: () => grpcPort };
   const ready = () => readiness(database);
   const webSockets = createWebSocketStreams({ log, ...deps.webSockets });
-  const app = createRestApp({ services, callStep, log, maxBodyBytes: config.FABRIC_MAX_BODY_BYTES, consoleDir: deps.consoleDir, cors: createCorsPolicy(config.FABRIC_CORS_ORIGINS, restCorsHeaders), webSockets, ready, traced: withServerSpan, traceIdOf: currentTraceId });
+  const app = createRestApp({ services, callStep, log, maxBodyBytes: config.FABRIC_MAX_BODY_BYTES, consoleDir: deps.consoleDir, cors: createCorsPolicy(config.FABRIC_CORS_ORIGINS, restCorsHeaders), webSockets, publicAddresses, ready, traced: withServerSpan, traceIdOf: currentTraceId });
   const connections = createConnectionGuard({
     maxConnections: config.FABRIC_MAX_CONNECTIONS ?? defaultConnectionLimits.maxConnections,
     maxPerAddress: config.FABRIC_MAX_CONNECTIONS_PER_ADDRESS ?? defaultConnectionLimits.maxPerAddress,
@@ -133,6 +136,17 @@ export async function startControlPlane(deps: {
     maxStreamsPerConnection: config.FABRIC_MAX_STREAMS_PER_CONNECTION ?? defaultConnectionLimits.maxStreamsPerConnection,
   });
   const { limits } = connections;
+  // A port that cannot be bound (in use…) ends the start: stop the loops started above
+  // first, so they do not run on against a database the caller is about to close.
+  const stopLoops = async () => {
+    await pruner.close();
+    await dispatcher.close();
+    await gateway.close();
+    await webSockets.close();
+    await hub.close();
+    await access.close();
+    await stopTracing();
+  };
   const rest = await new Promise<ServerType>((resolve, reject) => {
     const s = serve(
       {
@@ -145,6 +159,9 @@ export async function startControlPlane(deps: {
       () => resolve(s),
     );
     s.once("error", reject);
+  }).catch(async (err) => {
+    await stopLoops();
+    throw err;
   });
   rest.on("connection", (socket: Socket) => void connections.admit(socket));
   const restPort = (rest.address() as { port: number }).port;
@@ -156,7 +173,12 @@ export async function startControlPlane(deps: {
     readMaxBytes: config.FABRIC_MAX_BODY_BYTES,
     jsonOptions: { ...jsonOptions, ignoreUnknownFields: false },
   });
-  const grpc = await listenHttp1And2(withCors(handler, createCorsPolicy(config.FABRIC_CORS_ORIGINS, grpcCorsHeaders)), config.GRPC_PORT, config.HOST, connections);
+  const grpc = await listenHttp1And2(withCors(handler, createCorsPolicy(config.FABRIC_CORS_ORIGINS, grpcCorsHeaders)), config.GRPC_PORT, config.HOST, connections).catch(async (err) => {
+    await new Promise<void>((resolve) => rest.close(() => resolve()));
+    await stopLoops();
+    throw err;
+  });
+  grpcPort = grpc.port;
 
   // Metrics: finished runs from the event stream, and the gauges sampled on scrape.
   const runOutcomes = startRunOutcomeMetrics({ db, hub, log });

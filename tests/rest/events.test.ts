@@ -253,12 +253,15 @@ describe("health, contract and docs (anonymous)", () => {
     expect(await expectValid(res, "/readyz", "get")).toEqual({ status: "ready" });
   });
 
-  it("/openapi.json is gen/openapi/openapi.json", async () => {
+  it("/openapi.json is gen/openapi/openapi.json, naming this server (served-contract.ts)", async () => {
     const res = await fetch(`${fabric.restUrl}/openapi.json`);
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^application\/json/);
     const served = await expectValid(res, "/openapi.json", "get");
-    expect(served).toEqual(JSON.parse(readFileSync(openApiPath, "utf8")));
+    const file = JSON.parse(readFileSync(openApiPath, "utf8"));
+    expect(served.servers).toEqual([{ url: fabric.restUrl, description: "this server" }]);
+    expect(served.info.description.endsWith(file.info.description)).toBe(true);
+    expect({ ...served, servers: file.servers, info: { ...served.info, description: file.info.description } }).toEqual(file);
     expect(openApiPath).toMatch(/gen\/openapi\/openapi\.json$/);
   });
 

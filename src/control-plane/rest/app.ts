@@ -30,6 +30,7 @@ import { locationOf, locationTemplate } from "./location.js";
 import { jsonDepthExceeds, maxJsonDepth } from "../../domain/json-depth.js";
 import { ajvIssues, createOpenApiValidator } from "./openapi-validator.js";
 import { bearerFromSubprotocols, type WebSocketStreams } from "./websocket-streams.js";
+import { createServedContract, type PublicAddresses } from "./served-contract.js";
 
 export interface RestAppOptions {
   services: ServiceImpls;
@@ -50,6 +51,8 @@ export interface RestAppOptions {
   traceIdOf?: () => string | undefined;
   /** Serves the `x-fabric-stream: websocket` operations; without it they answer 426. */
   webSockets?: WebSocketStreams;
+  /** The addresses `/openapi.json` names (served-contract.ts). Default: the request's own. */
+  publicAddresses?: PublicAddresses;
 }
 
 type Env = { Variables: { requestId: string; operation?: string; caller?: CallContext["caller"] } };
@@ -121,7 +124,8 @@ export function createRestApp(opts: RestAppOptions) {
       throw new DomainError("unavailable", "the database is not reachable");
     }
   });
-  app.get("/openapi.json", (c) => c.json(openApiDocument));
+  const servedContract = createServedContract(openApiDocument, opts.publicAddresses);
+  app.get("/openapi.json", (c) => c.json(servedContract(c.req.url), 200, { Vary: "Host" }));
   app.get("/openapi-3.0.json", (c) => c.body(openApi30Text, 200, { "Content-Type": "application/json" }));
   app.get("/docs", (c) => c.html(docsPage));
   app.get("/docs/assets/:file", (c) => {

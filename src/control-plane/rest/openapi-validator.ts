@@ -29,21 +29,33 @@ export function createOpenApiValidator(doc: Record<string, any>) {
   const ref = (ajv: Ajv2020, ...parts: string[]) => ajv.compile({ $ref: `${docId}#/${pointer(...parts)}` });
 
   return {
-    /** Validators for one operation's body and its path + query parameters (coerced from strings). */
+    /**
+     * Validators for one operation's body and its path + query parameters (coerced from
+     * strings). Each is compiled on first use: compiling all of them up front was most of
+     * a control plane's start-up time (npm run bench:startup).
+     */
     forOperation(path: string, method: string): OperationValidators {
       const op = doc.paths[path][method.toLowerCase()];
-      const out: OperationValidators = {};
-      if (op.requestBody) out.body = ref(strict, "paths", path, method.toLowerCase(), "requestBody", "content", "application/json", "schema");
       const params = (op.parameters ?? []).filter((p: any) => p.in === "path" || p.in === "query");
-      if (params.length) {
-        out.params = coercing.compile({
-          type: "object",
-          properties: Object.fromEntries(params.map((p: any) => [p.name, p.schema])),
-          required: params.filter((p: any) => p.required).map((p: any) => p.name),
-          additionalProperties: false,
-        });
-      }
-      return out;
+      const body = op.requestBody ? once(() => ref(strict, "paths", path, method.toLowerCase(), "requestBody", "content", "application/json", "schema")) : undefined;
+      const query = params.length
+        ? once(() =>
+            coercing.compile({
+              type: "object",
+              properties: Object.fromEntries(params.map((p: any) => [p.name, p.schema])),
+              required: params.filter((p: any) => p.required).map((p: any) => p.name),
+              additionalProperties: false,
+            }),
+          )
+        : undefined;
+      return {
+        get body() {
+          return body?.();
+        },
+        get params() {
+          return query?.();
+        },
+      };
     },
     /** Validator of a response body (tests use it as an oracle). */
     forResponse(path: string, method: string, status: number, contentType = "application/json"): ValidateFunction | undefined {
@@ -58,6 +70,11 @@ export function createOpenApiValidator(doc: Record<string, any>) {
       return strict.compile({ $ref: `${docId}#/${pointer(...base, "content", contentType, "schema")}` });
     },
   };
+}
+
+function once<T>(make: () => T): () => T {
+  let value: { v: T } | undefined;
+  return () => (value ??= { v: make() }).v;
 }
 
 export function ajvIssues(errors: ErrorObject[] | null | undefined, prefix = ""): Issue[] {
