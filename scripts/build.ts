@@ -2,7 +2,7 @@
  * `npm run build:server`: bundles the server and CLI (`src/cli/main.ts`, everything it
  * imports, the generated contracts) with esbuild into `dist/fabric.js` plus one chunk per
  * lazily loaded command (`dist/chunks/`). npm packages stay external: they are installed
- * beside the package. `bin/fabric.js` runs `dist/fabric.js`.
+ * beside the package — except the patched database driver (see `bundlePatchedDriver`). `bin/fabric.js` runs `dist/fabric.js`.
  *
  * Why a bundle and not `tsc` output: a process loads a few chunks instead of ~150
  * modules, and `npm run bench:startup` measured it starting faster (docs/deploy.md has
@@ -14,14 +14,29 @@
  */
 import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
-import { build } from "esbuild";
+import { build, type Plugin } from "esbuild";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const dist = join(root, "dist");
 const entry = join(dist, "fabric.js");
 const metaPath = join(dist, "build-meta.json");
+
+/**
+ * postgres.js is patched on install (patches/postgres+3.4.9.patch, applied by patch-package
+ * in this checkout). An installed package or an image does not run that step (npm does not
+ * run a dependency's install scripts here, and the image installs with --ignore-scripts), so
+ * the driver is bundled from this checkout's patched copy instead of staying external.
+ */
+const bundlePatchedDriver: Plugin = {
+  name: "bundle-patched-postgres",
+  setup(b) {
+    const driverEntry = join(dirname(createRequire(import.meta.url).resolve("postgres")), "../../src/index.js");
+    b.onResolve({ filter: /^postgres$/ }, () => ({ path: driverEntry }));
+  },
+};
 
 export async function buildServer(): Promise<{ outputs: string[]; ms: number }> {
   const t0 = performance.now();
@@ -36,6 +51,7 @@ export async function buildServer(): Promise<{ outputs: string[]; ms: number }> 
     platform: "node",
     target: "node20",
     packages: "external",
+    plugins: [bundlePatchedDriver],
     sourcemap: "linked",
     metafile: true,
     logLevel: "warning",

@@ -4,7 +4,7 @@
  * (docs/resilience.md). tests/faults proves the behaviour; this says quickly when the
  * patch did not apply (an upgrade, an install without scripts).
  */
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -25,5 +25,19 @@ describe("postgres.js patch", () => {
   }
   it("is the version the patch was made for", () => {
     expect(JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version).toBe("3.4.9");
+  });
+});
+
+describe("the built package", () => {
+  // An installed package or an image runs no patch step: `npm run build` bundles the patched copy (scripts/build.ts).
+  it("carries the patched driver in dist/ instead of importing the installed one", () => {
+    const dist = join(dirname(createRequire(import.meta.url).resolve("../../package.json")), "dist");
+    const files = [join(dist, "fabric.js"), ...readdirSync(join(dist, "chunks")).filter((f) => f.endsWith(".js")).map((f) => join(dist, "chunks", f))];
+    const texts = files.map((f) => readFileSync(f, "utf8"));
+    expect(texts.filter((t) => /from "postgres"|require\("postgres"\)/.test(t))).toEqual([]);
+    const driver = texts.find((t) => t.includes("function nextWrite(fn) {"));
+    expect(driver).toBeDefined();
+    const nextWrite = driver!.slice(driver!.indexOf("function nextWrite(fn) {"), driver!.indexOf("function connectTimedOut"));
+    expect(nextWrite).toMatch(/if \(!socket\) \{/);
   });
 });
