@@ -362,8 +362,9 @@ describe("malformed gRPC frames (raw HTTP/2)", () => {
       expect(a.status).toBe(200);
       expect([String(Code.InvalidArgument), String(Code.Internal)]).toContain(a.grpcStatus);
       expect(a.grpcMessage ?? "").not.toMatch(/\bat .*\.(ts|js):\d+/); // no stack trace
-      // The same connection still answers a well-formed call (an empty GetRunRequest → NotFound).
-      const ok = await rawCall(session, "/fabric.v1.RunService/GetRun", frame(Buffer.alloc(0)));
+      // The same connection still answers a well-formed call (GetRun of an unknown id → NotFound).
+      const unknownId = Buffer.from(randomUUID());
+      const ok = await rawCall(session, "/fabric.v1.RunService/GetRun", frame(Buffer.concat([Buffer.from([0x0a, unknownId.length]), unknownId])));
       expect(ok.grpcStatus).toBe(String(Code.NotFound));
     } finally {
       session.close();
