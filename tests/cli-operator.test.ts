@@ -4,6 +4,7 @@
  * bootstrap` in production, then the API commands (runs, workflows, keys) with the key
  * it printed, against a production `fabric serve` on an embedded database.
  */
+import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:net";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,7 +14,9 @@ import { repoRoot, spawnFabric, waitForOutput, type FabricProcess } from "./help
 
 const tmp = mkdtempSync(join(tmpdir(), "fabric-cli-op-"));
 const dataDir = join(tmp, "data");
-const production = { FABRIC_ENV: "production", JWT_SECRET: "s".repeat(40), FABRIC_DATA_DIR: dataDir };
+/** A production secret as an operator would make one (a repeated character is refused). */
+const jwtSecret = randomBytes(32).toString("base64url");
+const production = { FABRIC_ENV: "production", JWT_SECRET: jwtSecret, FABRIC_DATA_DIR: dataDir };
 const started: FabricProcess[] = [];
 const fabric = (args: string[], env: Record<string, string | undefined> = {}) => {
   const p = spawnFabric(args, env);
@@ -96,7 +99,7 @@ describe("version, help and one-line errors", () => {
     const port = (blocker.address() as { port: number }).port;
     try {
       const dir = join(tmp, "busy");
-      const r = await run(["serve", "--port", String(port), "--grpc-port", "0", "--data-dir", dir]);
+      const r = await run(["serve", "--port", String(port), "--grpc-port", "0", "--data-dir", dir], { JWT_SECRET: jwtSecret }); // serve is production by default
       expect(r.code, r.stderr).toBe(1);
       const line = r.stderr.trim().split("\n").filter((l) => !l.startsWith("{")).join("\n"); // the JSON log line warning about PGlite aside
       expect(oneLine(line)).toBe(`fabric: 127.0.0.1:${port} is already in use: stop what listens there, or pick another port (--port/PORT, --grpc-port/GRPC_PORT)`);

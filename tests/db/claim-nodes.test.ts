@@ -154,7 +154,11 @@ describe(`claimNodes (${engine})`, () => {
       teamId: null,
       createdBy: starter,
       apiKeyId: key,
+      // For telemetry: ready → claimed, and the trace the run's start belongs to (none here).
+      queueWaitSeconds: expect.any(Number),
+      traceContext: null,
     });
+    expect(c!.queueWaitSeconds).toBeGreaterThanOrEqual(0);
     const [row] = await database.db.select().from(workflowRunNodes).where(eq(workflowRunNodes.id, ids.get("n1")!));
     expect(row).toMatchObject({ status: "running", attempt: 3, leaseOwner: "worker-42" });
     expect(row!.startedAt).toBeInstanceOf(Date);

@@ -38,10 +38,10 @@ beforeAll(async () => {
 });
 afterAll(() => fabric?.close());
 
-const expectedServices = [...services.map((s) => s.typeName), "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"].sort();
+const expectedServices = [...services.map((s) => s.typeName), "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"].sort();
 
 describe("buf curl via server reflection", () => {
-  it("--list-services over h2c lists both Fabric services and both reflection services", async () => {
+  it("--list-services over h2c lists every Fabric service, the health service and both reflection services", async () => {
     const r = await bufCurl(["--list-services", "--http2-prior-knowledge", fabric.grpcUrl]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.trim().split("\n").sort()).toEqual(expectedServices);
