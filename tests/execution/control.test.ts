@@ -205,7 +205,9 @@ describe.each(transports)("over %s", (via) => {
 
 describe("a wait timing out with fail_fast off", () => {
   it("returns the run from waiting to running, with an event, while the other branch goes on", async () => {
-    fake.script([{ delayMs: 1800 }]);
+    // The other branch must still be running when the wait's timeout is found (by the
+    // reaper): its provider call takes long enough for that on a loaded machine too.
+    fake.script([{ delayMs: 8000 }]);
     const wf = await defineWorkflow(fabric, {
       nodes: [
         { key: "approve", operation: "workflow.wait_signal", config: { timeout_ms: 100 } },
@@ -214,7 +216,7 @@ describe("a wait timing out with fail_fast off", () => {
       ],
     });
     const { run: started } = await runControl(fabric, "rest").start({ workflow_id: wf, fail_fast: false, input: { prompt: "goes on" } });
-    const midway = await waitForRun(fabric, started.id, (r) => nodeOf(r, "approve").status === "failed", 10_000, "the wait to time out");
+    const midway = await waitForRun(fabric, started.id, (r) => nodeOf(r, "approve").status === "failed", 30_000, "the wait to time out");
     expect(midway.status).toBe("running");
     expect(statuses(midway)).toEqual({ approve: "failed", after: "skipped", other: "running" });
     const run = await waitForRun(fabric, started.id);

@@ -118,7 +118,7 @@ describe.skipIf(engine !== "postgres")("the container image's command sequence, 
 
   it("migrate, serve --no-migrate, executor, admin bootstrap, then a run finishes through the SDK", async () => {
     // deploy/Dockerfile's environment: production, all interfaces.
-    const env = { DATABASE_URL: url, FABRIC_ENV: "production", JWT_SECRET: "j".repeat(40), HOST: "0.0.0.0" };
+    const env = { DATABASE_URL: url, FABRIC_ENV: "production", JWT_SECRET: "pack-test-secret-0123456789-abcdefghijklmnop", HOST: "0.0.0.0" };
     const migrate = await installedFabric(["migrate"], env).exited;
     expect(migrate.code, migrate.stderr).toBe(0);
     const serve = installedFabric(["serve", "--no-migrate", "--port", "0", "--grpc-port", "0"], env);
