@@ -18,7 +18,7 @@ describe.skipIf(engine !== "postgres")("migrations with N replicas (real process
   const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
   let sql: postgres.Sql;
   const started: FabricProcess[] = [];
-  const env = { DATABASE_URL: url, DATABASE_POOL_MAX: "3", FABRIC_ENV: "development", JWT_SECRET: "migrate-race-secret-0123456789-abcdefghijkl", LOG_LEVEL: "info" };
+  const env = { DATABASE_URL: url, DATABASE_POOL_MAX: "3", JWT_SECRET: "migrate-race-secret-0123456789-abcdefghijkl", LOG_LEVEL: "info" };
   const fabric = (args: string[], extra: Record<string, string> = {}) => {
     const p = spawnFabric(args, { ...env, ...extra });
     started.push(p);
