@@ -49,7 +49,7 @@ import { createGuard } from "./guard.js";
 import type { ServiceImpls } from "./service-impls.js";
 import { budgetUtilization, readyQueueStats, webhookBacklog } from "../db/sampled-gauges.js";
 import { startRunOutcomeMetrics } from "../delivery/run-outcomes.js";
-import { cachedSample, metrics, onScrape } from "../telemetry/metrics.js";
+import { cachedSample, metrics, onScrape, trackPool } from "../telemetry/metrics.js";
 import { startMetricsServer } from "../telemetry/metrics-server.js";
 import { currentTraceId, startTracing, withServerSpan } from "../telemetry/tracing.js";
 
@@ -192,6 +192,7 @@ export async function startControlPlane(deps: {
       metrics.budgetsNearCap.set(budgets.nearCap);
     }),
   );
+  const stopPoolSampling = trackPool(database);
   const metricsServer = config.METRICS_PORT !== undefined ? await startMetricsServer({ port: config.METRICS_PORT, host: config.HOST, ready }) : undefined;
 
   const display = config.HOST === "0.0.0.0" || config.HOST === "::" ? "127.0.0.1" : config.HOST;
@@ -203,6 +204,7 @@ export async function startControlPlane(deps: {
     async close() {
       await pruner.close();
       stopSampling();
+      stopPoolSampling();
       await metricsServer?.close();
       await runOutcomes.close();
       await dispatcher.close();

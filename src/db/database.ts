@@ -34,7 +34,38 @@ export interface Database {
   listen(channel: string, onPayload: (payload: string) => void, onRestored?: () => void): Promise<() => Promise<void>>;
   /** Whether the notification connection is up and listening (always true on PGlite). */
   listening(): boolean;
+  /**
+   * The connection pool's state (Postgres; undefined on PGlite, which has one connection
+   * and no pool). Read from the driver on each call: cheap, for metrics.
+   */
+  poolStats(): PoolStats | undefined;
   close(): Promise<void>;
+}
+
+/** A snapshot of a postgres.js pool (exposed by patches/postgres+3.4.9.patch). */
+export interface PoolStats {
+  /** DATABASE_POOL_MAX. */
+  max: number;
+  /** Connections open and idle. */
+  idle: number;
+  /** Connections running queries (including those whose pipeline is full). */
+  busy: number;
+  /** Connections held by a transaction (`begin`) or a reserved session. */
+  reserved: number;
+  /** Connections being opened. */
+  connecting: number;
+  /** Queries waiting for a connection: every connection is full or reserved. */
+  waiting: number;
+}
+
+interface DriverPoolStats {
+  max: number;
+  open: number;
+  busy: number;
+  full: number;
+  reserved: number;
+  connecting: number;
+  waiting: number;
 }
 
 /** The part of the logger the database uses (db/ sits beside logger.ts, not above it). */
@@ -124,6 +155,11 @@ async function openPostgres(url: string, options: DatabaseOptions): Promise<Data
     },
     listen: notifications.listen,
     listening: notifications.up,
+    poolStats() {
+      const s = (client as unknown as { stats?: () => DriverPoolStats }).stats?.();
+      if (!s) return undefined;
+      return { max: s.max, idle: s.open, busy: s.busy + s.full, reserved: s.reserved, connecting: s.connecting, waiting: s.waiting };
+    },
     async close() {
       await notifications.close();
       await client.end({ timeout: 5 });
@@ -241,6 +277,7 @@ async function openPglite(dataDir: string): Promise<Database & { migrate(): Prom
       return pg.listen(channel, onPayload);
     },
     listening: () => true,
+    poolStats: () => undefined,
     async close() {
       try {
         await pg.close();

@@ -23,6 +23,11 @@ describe("postgres.js patch", () => {
       expect(text).toContain("return fetchArrayTypes().catch(");
     });
   }
+  for (const file of ["src/index.js", "cjs/src/index.js"]) {
+    it(`${file}: the pool exposes its state (stats()) for the fabric_db_pool_* metrics`, () => {
+      expect(readFileSync(join(root, file), "utf8")).toMatch(/\n    stats\(\) \{\n      return \{\n        max: options\.max,/);
+    });
+  }
   it("is the version the patch was made for", () => {
     expect(JSON.parse(readFileSync(join(root, "package.json"), "utf8")).version).toBe("3.4.9");
   });

@@ -37,7 +37,7 @@ import { createNativeRuntime } from "./native-runtime.js";
 import { createProviderRuntime } from "./provider-runtime.js";
 import { createProviderGateway } from "../gateway/index.js";
 import { StepError, type Runtime, type StepResult } from "./step.js";
-import { cachedSample, boundedLabel, metrics, onScrape, startTimer } from "../telemetry/metrics.js";
+import { cachedSample, boundedLabel, metrics, onScrape, startTimer, trackPool } from "../telemetry/metrics.js";
 import { currentTraceId, startTracing, withSpanFrom } from "../telemetry/tracing.js";
 import { readyQueueStats } from "../db/sampled-gauges.js";
 import { pingDatabase } from "../db/ping.js";
@@ -127,6 +127,7 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
   });
 
   const stopQueueSample = onScrape(cachedSample(() => sampleReadyQueue(db)));
+  const stopPoolSample = trackPool(database);
   const metricsServer =
     config.METRICS_PORT !== undefined
       ? await startMetricsServer({ port: config.METRICS_PORT, host: config.HOST ?? "127.0.0.1", ready: () => pingDatabase(db) })
@@ -350,6 +351,7 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
     await unlistenCancel().catch(() => {});
     await gateway.close().catch(() => {});
     stopQueueSample();
+    stopPoolSample();
     await metricsServer?.close();
     await stopTracing();
   })();

@@ -77,6 +77,11 @@ export const metrics = {
   eventHubSubscribers: gauge("fabric_event_hub_subscribers", "In-process subscribers of the event hub."),
   webhookDeliveries: counter("fabric_webhook_deliveries_total", "Webhook delivery attempts, by outcome (succeeded, retrying, failed).", ["outcome"]),
   webhookBacklog: gauge("fabric_webhook_backlog", "Webhook deliveries pending (sampled from the database on scrape)."),
+
+  // The database pool of this process (Postgres; PGlite has no pool). Read from the driver on scrape.
+  dbPoolMax: gauge("fabric_db_pool_max_connections", "Size limit of this process's database pool (DATABASE_POOL_MAX)."),
+  dbPoolConnections: gauge("fabric_db_pool_connections", "Connections of this process's database pool, by state (idle, busy, reserved: held by a transaction, connecting).", ["state"]),
+  dbPoolWaiting: gauge("fabric_db_pool_waiting_queries", "Queries waiting for a pool connection because every connection is full or held by a transaction."),
 };
 
 export type Metrics = typeof metrics;
@@ -97,6 +102,31 @@ const scrapeHooks = new Set<ScrapeHook>();
 export function onScrape(hook: ScrapeHook): () => void {
   scrapeHooks.add(hook);
   return () => void scrapeHooks.delete(hook);
+}
+
+interface PoolSource {
+  poolStats(): { max: number; idle: number; busy: number; reserved: number; connecting: number; waiting: number } | undefined;
+}
+const trackedPools = new WeakSet<PoolSource>();
+
+/**
+ * Samples `database`'s pool into the `fabric_db_pool_*` gauges on each scrape. Once per
+ * database, however many planes share it (`fabric dev`). Returns the function that stops it.
+ */
+export function trackPool(database: PoolSource): () => void {
+  if (trackedPools.has(database) || !database.poolStats()) return () => {};
+  trackedPools.add(database);
+  const stop = onScrape(() => {
+    const s = database.poolStats();
+    if (!s) return;
+    metrics.dbPoolMax.set(s.max);
+    for (const state of ["idle", "busy", "reserved", "connecting"] as const) metrics.dbPoolConnections.set({ state }, s[state]);
+    metrics.dbPoolWaiting.set(s.waiting);
+  });
+  return () => {
+    trackedPools.delete(database);
+    stop();
+  };
 }
 
 /** The registry in the Prometheus text format, after the scrape hooks ran (a failing hook leaves its gauges as they were). */

@@ -73,6 +73,11 @@ describe("metrics", () => {
     expect(valueOf(ex, "fabric_provider_tokens_total", { provider: "echo", direction: "output" })).toBeGreaterThan(0);
     expect(valueOf(ex, "fabric_provider_breaker_state", { provider: "echo" })).toBe(0);
     if (engine === "postgres") {
+      // Each process reports its own database pool (PGlite has none).
+      expect(valueOf(cp, "fabric_db_pool_max_connections")).toBeGreaterThan(0);
+      expect(valueOf(ex, "fabric_db_pool_max_connections")).toBeGreaterThan(0);
+      expect(valueOf(cp, "fabric_db_pool_waiting_queries")).toBe(0);
+      expect(metricFamilies(exText)).toContain("fabric_db_pool_connections");
       // A separate process: the executor did not see the API calls, the control plane ran no step.
       expect(valueOf(ex, "fabric_requests_total")).toBe(0);
       expect(valueOf(cp, "fabric_steps_claimed_total")).toBe(0);
