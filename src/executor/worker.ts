@@ -38,7 +38,8 @@ import { createProviderRuntime } from "./provider-runtime.js";
 import { createProviderGateway } from "../gateway/index.js";
 import { StepError, type Runtime, type StepResult } from "./step.js";
 import { cachedSample, boundedLabel, metrics, onScrape, startTimer, trackPool } from "../telemetry/metrics.js";
-import { currentTraceId, startTracing, withSpanFrom } from "../telemetry/tracing.js";
+import type { Span } from "@opentelemetry/api";
+import { currentTraceId, recordOutcome, startTracing, withSpanFrom } from "../telemetry/tracing.js";
 import { readyQueueStats } from "../db/sampled-gauges.js";
 import { pingDatabase } from "../db/ping.js";
 import { startMetricsServer } from "../telemetry/metrics-server.js";
@@ -196,11 +197,11 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
   async function execute(claim: ClaimedNode) {
     // The attempt continues the run's trace (the span its start opened, in the control plane).
     return withSpanFrom(claim.traceContext, "fabric.node", { "fabric.run_id": claim.runId, "fabric.node_key": claim.nodeKey, "fabric.operation": claim.operation, "fabric.attempt": claim.attempt, "fabric.worker_id": config.WORKER_ID }, (span) =>
-      executeAttempt(claim, span && log.child({ trace_id: currentTraceId() })),
+      executeAttempt(claim, span && log.child({ trace_id: currentTraceId() }), span),
     );
   }
 
-  async function executeAttempt(claim: ClaimedNode, traceLog: Logger | undefined) {
+  async function executeAttempt(claim: ClaimedNode, traceLog: Logger | undefined, span: Span | undefined) {
     const operation = boundedLabel("operation", claim.operation);
     const elapsed = startTimer();
     const log = (traceLog ?? deps.log).child({ run_id: claim.runId, node_key: claim.nodeKey, attempt: claim.attempt });
@@ -259,6 +260,7 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
         const outcome = await retryWhileTransient(() => failNodeAttempt(db, { runId: claim.runId, workflow: wf, node, guard, attempt: claim.attempt, failure, retryDelayMs: delay }), { maxMs: commitRetryMs });
         metrics.stepsFailed.inc({ operation, class: failure.class });
         metrics.stepDuration.observe({ operation, outcome: "failed" }, elapsed());
+        recordOutcome(span, outcome, failure);
         if (outcome === "retrying") metrics.stepsRetried.inc({ operation });
         if (outcome === "retrying" && delay) setTimeout(nudge, delay).unref();
       } else if (result && "wait" in result) {
@@ -274,6 +276,7 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
         } else {
           metrics.stepsCompleted.inc({ operation });
           metrics.stepDuration.observe({ operation, outcome: "succeeded" }, elapsed());
+          recordOutcome(span, "succeeded");
         }
       }
     } catch (err) {

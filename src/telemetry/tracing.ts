@@ -130,6 +130,19 @@ export function traceparentOf(span?: Span): string | null {
   return carrier.traceparent ?? null;
 }
 
+/**
+ * The outcome of a unit of work on its span (`fabric.outcome`); a failure also sets the
+ * span's error status and `error.type` (OpenTelemetry's convention) to its stable code, so
+ * a failed attempt that is retried shows as an error beside the attempt that succeeded.
+ */
+export function recordOutcome(span: Span | undefined, outcome: string, error?: { code: string; class: string }): void {
+  if (!span) return;
+  span.setAttribute("fabric.outcome", outcome);
+  if (!error) return;
+  span.setAttributes({ "error.type": error.code, "fabric.error_class": error.class });
+  span.setStatus({ code: SpanStatusCode.ERROR, message: error.code });
+}
+
 /** The current trace id, for log lines. */
 export function currentTraceId(): string | undefined {
   if (!provider) return undefined;

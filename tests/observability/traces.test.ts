@@ -10,6 +10,7 @@
 import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startFakeOpenAI, type FakeServer } from "../../src/providers/fakes/index.js";
 import { bootstrapDevOrganization } from "../../src/services/tenancy/dev-organization.js";
 import { createTestDatabase, engine, type TestDatabase } from "../helpers/database.js";
 import { eventually } from "../helpers/fabric.js";
@@ -24,6 +25,8 @@ interface ReceivedSpan {
   parentSpanId: string;
   name: string;
   kind: number;
+  /** OTLP status code: 0 unset, 1 ok, 2 error. */
+  status: number;
   attributes: Record<string, unknown>;
 }
 
@@ -63,6 +66,7 @@ async function startOtlpReceiver() {
                 parentSpanId: hexId(s.parentSpanId),
                 name: s.name,
                 kind: s.kind,
+                status: s.status?.code ?? 0,
                 attributes: Object.fromEntries((s.attributes ?? []).map((a: any) => [a.key, attributeValue(a.value)])),
               });
             }
@@ -80,6 +84,7 @@ describe.skipIf(engine !== "postgres")("one trace per run across processes (OTLP
   let db: TestDatabase;
   let otlp: Awaited<ReturnType<typeof startOtlpReceiver>>;
   let hooks: Awaited<ReturnType<typeof startReceiver>>;
+  let openai: FakeServer;
   let serve: ServeProcess;
   let exec: ExecutorProcess;
   let apiKey: string;
@@ -90,7 +95,8 @@ describe.skipIf(engine !== "postgres")("one trace per run across processes (OTLP
     ({ apiKey, organizationId } = await bootstrapDevOrganization(db.db));
     otlp = await startOtlpReceiver();
     hooks = await startReceiver();
-    const env = { DATABASE_URL: db.url!, OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url };
+    openai = await startFakeOpenAI({ apiKey: "test" });
+    const env = { DATABASE_URL: db.url!, OTEL_EXPORTER_OTLP_ENDPOINT: otlp.url, OPENAI_API_KEY: "test", OPENAI_BASE_URL: openai.url };
     serve = await spawnServe({ ...env, FABRIC_WEBHOOKS_ALLOW_PRIVATE: "true" }, { timeoutMs: 60_000 });
     exec = spawnExecutor({ ...env, WORKER_POLL_INTERVAL: "100ms" }, "traced-executor");
   }, 120_000);
@@ -101,6 +107,7 @@ describe.skipIf(engine !== "postgres")("one trace per run across processes (OTLP
     await serve?.stop();
     await otlp?.close();
     await hooks?.close();
+    await openai?.close();
     await db?.close();
   });
 
@@ -167,15 +174,53 @@ describe.skipIf(engine !== "postgres")("one trace per run across processes (OTLP
     }
     console.log(`trace trees received:\n${Object.entries(trees).map(([via, t]) => `[${via}]\n${t}`).join("\n")}\nOTLP content types: ${[...otlp.contentTypes].join(", ")}`);
   }, 180_000);
+
+  it("a retried node shows one span per attempt: the failed one with an error status, each with its own provider call", async () => {
+    await rest("/v1/workflows", {
+      name: "traced-retry",
+      nodes: [
+        {
+          key: "gen",
+          operation: "ai.generate",
+          config: { provider: "openai", model: "gpt-4.1-mini" },
+          policy: { max_attempts: 2, backoff: { initial_ms: 50, factor: 2, max_ms: 50, jitter: 0 } },
+          inputs: { prompt: "$context.topic" },
+          outputs: { text: "$context.answer" },
+        },
+      ],
+    });
+    openai.script([{ status: 500 }]); // the first attempt's call fails (transient); the second succeeds
+    const traceId = randomBytes(16).toString("hex");
+    const traceparent = `00-${traceId}-${randomBytes(8).toString("hex")}-01`;
+    const runId = (await rest("/v1/workflow-runs", { workflow_name: "traced-retry", input: { topic: "again" } }, { traceparent })).id;
+    await eventually(async () => ((await rest(`/v1/workflow-runs/${runId}`, undefined)).status === "completed" ? true : undefined), 60_000, "the retried run to complete");
+
+    const spans = await eventually(async () => {
+      const mine = otlp.spans.filter((s) => s.traceId === traceId);
+      return mine.filter((s) => s.name === "fabric.node").length === 2 && mine.filter((s) => s.name.startsWith("chat ")).length === 2 ? mine : undefined;
+    }, 30_000, "both attempts' spans");
+    const run = spans.find((s) => s.name === "fabric.run")!;
+    const attempts = spans.filter((s) => s.name === "fabric.node").sort((a, b) => Number(a.attributes["fabric.attempt"]) - Number(b.attributes["fabric.attempt"]));
+    expect(attempts.map((a) => a.attributes["fabric.attempt"])).toEqual([1, 2]);
+    expect(attempts.every((a) => a.parentSpanId === run.spanId && a.attributes["fabric.node_key"] === "gen")).toBe(true);
+    expect(attempts[0]).toMatchObject({ status: 2, attributes: expect.objectContaining({ "fabric.outcome": "retrying", "error.type": "provider_transient", "fabric.error_class": "transient" }) });
+    expect(attempts[1]).toMatchObject({ status: 0, attributes: expect.objectContaining({ "fabric.outcome": "succeeded" }) });
+    expect(attempts[1]!.attributes["error.type"]).toBeUndefined();
+    // Each attempt's provider call hangs under that attempt.
+    const calls = spans.filter((s) => s.name.startsWith("chat "));
+    expect(calls.map((c) => c.parentSpanId).sort()).toEqual(attempts.map((a) => a.spanId).sort());
+    expect(calls.find((c) => c.parentSpanId === attempts[0]!.spanId)!.status).toBe(2);
+    console.log(`retried run's trace:\n${render(spans, run)}`);
+  }, 180_000);
 });
 
 /** The tree under `root` as indented lines: name [service] attributes. */
 function render(spans: ReceivedSpan[], root: ReceivedSpan, depth = 0): string {
   const attrs = Object.entries(root.attributes)
-    .filter(([k]) => k.startsWith("gen_ai.") || k.startsWith("fabric.") || k.startsWith("http."))
+    .filter(([k]) => k.startsWith("gen_ai.") || k.startsWith("fabric.") || k.startsWith("http.") || k === "error.type")
     .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
     .join(" ");
-  const line = `${"  ".repeat(depth)}${root.name} [${root.service}] span=${root.spanId} parent=${root.parentSpanId} ${attrs}`;
+  const line = `${"  ".repeat(depth)}${root.name} [${root.service}]${root.status === 2 ? " ERROR" : ""} span=${root.spanId} parent=${root.parentSpanId} ${attrs}`;
   const children = spans.filter((s) => s.parentSpanId === root.spanId).map((c) => render(spans, c, depth + 1));
   return [line, ...children].join("\n");
 }
