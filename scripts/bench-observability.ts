@@ -1,13 +1,15 @@
 /**
- * What observability costs the execution plane: the same workload with telemetry off
- * (no METRICS_PORT, no tracing) and on (METRICS_PORT scraped every second, like
- * Prometheus, and OTLP tracing exported to a local receiver), in alternating rounds of
- * one invocation, so machine load hits both alike. Prints each round, the medians and
- * the on/off ratios:
+ * What observability costs the execution plane: the same workload in four modes — off (no
+ * METRICS_PORT, no tracing), metrics (METRICS_PORT scraped every second, like Prometheus),
+ * traces (OTLP tracing exported to a local receiver) and both — in rounds of one
+ * invocation whose mode order rotates, so machine load hits every mode alike. Prints each
+ * round, the medians and the ratios to off:
  *   - no-op step throughput (steps/s, database clock), executors as separate processes
  *     on Postgres (PGlite: one in-process executor);
+ *   - executor CPU per step (user + system, from /proc; Postgres only): the cost itself,
+ *     which a loaded machine disturbs far less than it disturbs throughput;
  *   - dispatch latency p50 (run created → first node started), one run at a time into an
- *     idle executor; the runs are started in this process, traced too when on.
+ *     idle executor; the runs are started in this process, traced too when traces are on.
  *
  * Metric recording itself cannot be switched off (it is a few counter increments on each
  * path); "off" leaves nothing to scrape and no spans.
@@ -16,6 +18,8 @@
  *   npm run bench:observability -- --engine pglite   # --runs N --chain N --rounds N --samples N
  */
 import { randomUUID } from "node:crypto";
+import { loadavg } from "node:os";
+import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { parseArgs } from "node:util";
 import { create } from "@bufbuild/protobuf";
@@ -41,7 +45,7 @@ const { values } = parseArgs({
     engine: { type: "string", default: "postgres" },
     runs: { type: "string", default: "300" },
     chain: { type: "string", default: "10" },
-    rounds: { type: "string", default: "2" },
+    rounds: { type: "string", default: "4" },
     samples: { type: "string", default: "100" },
     concurrency: { type: "string", default: "64" },
   },
@@ -116,16 +120,28 @@ async function setup(chain: number): Promise<Setup> {
   };
 }
 
-type Mode = "off" | "on";
+const modes = ["off", "metrics", "traces", "both"] as const;
+type Mode = (typeof modes)[number];
+const scraped = (m: Mode) => m === "metrics" || m === "both";
+const traced = (m: Mode) => m === "traces" || m === "both";
+
+/** CPU seconds (user + system) a process has used so far: /proc/<pid>/stat fields 14 and 15, in clock ticks (100/s on Linux). */
+function cpuSecondsOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
 
 /** Executors (a process on Postgres, in-process on PGlite) with telemetry per `mode`, and a scraper when on. */
 async function startExecutor(s: Setup, mode: Mode, receiverUrl: string, concurrency: number, poll: number) {
-  const port = mode === "on" ? await freePort() : undefined;
+  const port = scraped(mode) ? await freePort() : undefined;
   let stop: () => Promise<void>;
+  let cpu: () => number;
   if (engine === "postgres") {
     const env: Record<string, string> = { DATABASE_URL: s.database.url!, WORKER_CONCURRENCY: String(concurrency), WORKER_POLL_INTERVAL: `${poll}ms`, DATABASE_POOL_MAX: String(Math.min(concurrency, 20)) };
-    if (mode === "on") Object.assign(env, { METRICS_PORT: String(port), OTEL_EXPORTER_OTLP_ENDPOINT: receiverUrl });
+    if (scraped(mode)) env.METRICS_PORT = String(port);
+    if (traced(mode)) env.OTEL_EXPORTER_OTLP_ENDPOINT = receiverUrl;
     const p = spawnExecutor(env, `bench-obs-${mode}-${randomUUID().slice(0, 4)}`);
+    cpu = () => cpuSecondsOf(p.child.pid!);
     stop = async () => {
       p.child.kill("SIGTERM");
       await p.exited;
@@ -134,15 +150,20 @@ async function startExecutor(s: Setup, mode: Mode, receiverUrl: string, concurre
   } else {
     const w = await startWorker({
       database: s.database,
-      config: { WORKER_ID: randomUUID(), WORKER_CONCURRENCY: concurrency, WORKER_POLL_INTERVAL: poll, WORKER_LEASE_SECONDS: 30, WORKER_MAX_RETRIES: 3, WORKER_SHUTDOWN_GRACE: 5000, RUN_ID: undefined, ...(mode === "on" ? { METRICS_PORT: port, HOST: "127.0.0.1" } : {}) },
+      config: { WORKER_ID: randomUUID(), WORKER_CONCURRENCY: concurrency, WORKER_POLL_INTERVAL: poll, WORKER_LEASE_SECONDS: 30, WORKER_MAX_RETRIES: 3, WORKER_SHUTDOWN_GRACE: 5000, RUN_ID: undefined, ...(scraped(mode) ? { METRICS_PORT: port, HOST: "127.0.0.1" } : {}) },
       providers: createProviders({}),
       log,
     });
     stop = () => w.stop();
+    // In-process: this whole process (the database engine too), so only comparable between modes.
+    cpu = () => {
+      const u = process.cpuUsage();
+      return (u.user + u.system) / 1e6;
+    };
   }
   let scrapes = 0;
   const scraper =
-    mode === "on"
+    scraped(mode)
       ? setInterval(() => {
           fetch(`http://127.0.0.1:${port}/metrics`).then(
             async (r) => {
@@ -155,6 +176,7 @@ async function startExecutor(s: Setup, mode: Mode, receiverUrl: string, concurre
       : undefined;
   return {
     scrapes: () => scrapes,
+    cpu,
     async stop() {
       clearInterval(scraper);
       await stop();
@@ -170,12 +192,15 @@ async function waitIdle(db: Database["db"]) {
   }
 }
 
-async function throughput(mode: Mode, receiverUrl: string): Promise<{ rate: number; scrapes: number }> {
+async function throughput(mode: Mode, receiverUrl: string): Promise<{ rate: number; cpuMsPerStep: number; scrapes: number }> {
   const s = await setup(CHAIN);
   try {
-    for (let i = 0; i < RUNS; i += 50) await Promise.all(Array.from({ length: Math.min(50, RUNS - i) }, () => s.runs.startRun(s.ctx, { workflowId: s.workflowId, input: {} } as any)));
+    // The executor is up and idle first, so its start-up is not in the CPU figure.
     const ex = await startExecutor(s, mode, receiverUrl, CONCURRENCY, 100);
+    const cpu0 = ex.cpu();
+    for (let i = 0; i < RUNS; i += 50) await Promise.all(Array.from({ length: Math.min(50, RUNS - i) }, () => s.runs.startRun(s.ctx, { workflowId: s.workflowId, input: {} } as any)));
     await waitIdle(s.database.db);
+    const cpu1 = ex.cpu();
     const scrapes = ex.scrapes();
     await ex.stop();
     const [r] = await query<{ steps: number; seconds: number }>(
@@ -184,7 +209,7 @@ async function throughput(mode: Mode, receiverUrl: string): Promise<{ rate: numb
                  extract(epoch FROM max(created_at) FILTER (WHERE kind = 'workflow.node.completed') - min(created_at) FILTER (WHERE kind = 'workflow.node.started'))::float8 AS seconds
           FROM events`,
     );
-    return { rate: r!.steps / r!.seconds, scrapes };
+    return { rate: r!.steps / r!.seconds, cpuMsPerStep: ((cpu1 - cpu0) * 1000) / r!.steps, scrapes };
   } finally {
     await s.close();
   }
@@ -222,27 +247,36 @@ const median = (xs: number[]) => {
 
 async function main() {
   const receiver = await startReceiver();
-  console.log(`Observability overhead (${engine}) — ${RUNS} runs × ${CHAIN}-node no-op chain per round, ${ROUNDS} rounds per mode, alternating; dispatch: ${SAMPLES} runs one at a time`);
-  console.log(`  off: no METRICS_PORT, no tracing.  on: METRICS_PORT scraped every 1 s + OTLP/HTTP traces to a local receiver (${receiver.url})\n`);
-  const rates: Record<Mode, number[]> = { off: [], on: [] };
-  const p50s: Record<Mode, number[]> = { off: [], on: [] };
-  for (let round = 1; round <= ROUNDS; round++) {
-    for (const mode of (round % 2 ? ["off", "on"] : ["on", "off"]) as Mode[]) {
-      // This process starts the runs: traced when on, like a control plane would.
-      const stopTracing = mode === "on" ? startTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url }, "fabric-bench") : async () => {};
+  console.log(`Observability overhead (${engine}) — ${RUNS} runs × ${CHAIN}-node no-op chain per round and mode, ${ROUNDS} rounds, mode order rotating; dispatch: ${SAMPLES} runs one at a time`);
+  console.log(`  off: no METRICS_PORT, no tracing.  metrics: METRICS_PORT scraped every 1 s.  traces: OTLP/HTTP to a local receiver (${receiver.url}).  both.`);
+  console.log(`  load average at start: ${loadavg().map((l) => l.toFixed(1)).join(" ")}\n`);
+  const rates = Object.fromEntries(modes.map((m) => [m, [] as number[]])) as Record<Mode, number[]>;
+  const cpus = Object.fromEntries(modes.map((m) => [m, [] as number[]])) as Record<Mode, number[]>;
+  const p50s = Object.fromEntries(modes.map((m) => [m, [] as number[]])) as Record<Mode, number[]>;
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let i = 0; i < modes.length; i++) {
+      const mode = modes[(i + round) % modes.length]!;
+      // This process starts the runs: traced when traces are on, like a control plane would.
+      const stopTracing = traced(mode) ? startTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url }, "fabric-bench") : async () => {};
       const before = receiver.spans();
       const t = await throughput(mode, receiver.url);
       const d = await dispatchP50(mode, receiver.url);
       await stopTracing();
       await new Promise((r) => setTimeout(r, 1500)); // the executors' last span batches
       rates[mode].push(t.rate);
+      cpus[mode].push(t.cpuMsPerStep);
       p50s[mode].push(d);
-      console.log(`  round ${round} ${mode.padEnd(3)}: throughput ${t.rate.toFixed(0)} steps/s, dispatch p50 ${d.toFixed(2)} ms${mode === "on" ? ` (${t.scrapes} scrapes, ${receiver.spans() - before} spans received)` : ""}`);
+      const extra = [scraped(mode) ? `${t.scrapes} scrapes` : "", traced(mode) ? `${receiver.spans() - before} spans received` : ""].filter(Boolean).join(", ");
+      console.log(`  round ${round + 1} ${mode.padEnd(7)}: throughput ${t.rate.toFixed(0)} steps/s, executor CPU ${t.cpuMsPerStep.toFixed(3)} ms/step, dispatch p50 ${d.toFixed(2)} ms${extra ? ` (${extra})` : ""}  [load ${loadavg()[0]!.toFixed(1)}]`);
     }
   }
-  const [rOff, rOn, dOff, dOn] = [median(rates.off), median(rates.on), median(p50s.off), median(p50s.on)];
-  console.log(`\n  median throughput: off ${rOff.toFixed(0)} steps/s, on ${rOn.toFixed(0)} steps/s → on/off ${(rOn / rOff).toFixed(3)} (${((1 - rOn / rOff) * 100).toFixed(1)} % loss)`);
-  console.log(`  median dispatch p50: off ${dOff.toFixed(2)} ms, on ${dOn.toFixed(2)} ms → on/off ${(dOn / dOff).toFixed(3)}`);
+  const off = { rate: median(rates.off), cpu: median(cpus.off), p50: median(p50s.off) };
+  console.log(`\n  medians            throughput        executor CPU/step      dispatch p50`);
+  for (const m of modes) {
+    const [r, c, d] = [median(rates[m]), median(cpus[m]), median(p50s[m])];
+    const vs = m === "off" ? "" : ` → ×${(r / off.rate).toFixed(3)} (${((1 - r / off.rate) * 100).toFixed(1)} % loss)`;
+    console.log(`  ${m.padEnd(8)} ${r.toFixed(0).padStart(8)} steps/s${vs.padEnd(26)} ${c.toFixed(3)} ms${m === "off" ? "" : ` (×${(c / off.cpu).toFixed(3)})`}   ${d.toFixed(2)} ms${m === "off" ? "" : ` (×${(d / off.p50).toFixed(3)})`}`);
+  }
   await receiver.close();
 }
 
