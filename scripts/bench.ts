@@ -21,25 +21,15 @@
 import { spawnSync } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
-import { create } from "@bufbuild/protobuf";
 import { sql } from "drizzle-orm";
-import { WorkflowSpecSchema } from "../gen/proto/fabric/v1/workflow_pb.js";
 import { claimNodes } from "../src/db/claim-nodes.js";
-import { query, type Database } from "../src/db/database.js";
-import { createWorkflowCache } from "../src/db/workflow-specs.js";
+import { query } from "../src/db/database.js";
 import { startWorker } from "../src/executor/worker.js";
-import { createLogger } from "../src/logger.js";
 import { createProviders } from "../src/providers/registry.js";
-import { bootstrapDevOrganization } from "../src/services/tenancy/dev-organization.js";
-import { loadPermissions } from "../src/services/access/permission-checks.js";
-import type { CallContext } from "../src/services/call-context.js";
-import { startEventHub } from "../src/delivery/event-hub.js";
-import { createRunService } from "../src/services/runs/run-service.js";
-import { createWorkflowService } from "../src/services/runs/workflow-service.js";
-import { createTestDatabase, type Engine } from "../tests/helpers/database.js";
+import { type Engine } from "../tests/helpers/database.js";
 import { spawnExecutor } from "../tests/helpers/processes.js";
+import { chainThroughput, log, setup as setupChain, waitIdle, workerConfig as chainWorkerConfig } from "./lib/chain-bench.js";
 
 const { values } = parseArgs({
   options: {
@@ -56,70 +46,9 @@ const RUNS = Number(values.runs);
 const CHAIN = Number(values.chain);
 const CONCURRENCY = Number(values.concurrency);
 const FINISHED = Number(values.finished);
-const log = createLogger("warn");
 
-interface Setup {
-  database: Database & { url?: string };
-  ctx: CallContext;
-  runs: ReturnType<typeof createRunService>;
-  workflowId: string;
-  close(): Promise<void>;
-}
-
-async function setup(engine: Engine, chain = CHAIN): Promise<Setup> {
-  const database = await createTestDatabase({ engine, poolMax: 8 });
-  const boot = await bootstrapDevOrganization(database.db);
-  const ctx: CallContext = {
-    caller: { principalId: boot.principalId, organizationId: boot.organizationId, via: "api_key", scopes: [] },
-    requestId: "bench",
-    signal: new AbortController().signal,
-    clientAddress: "bench",
-    permissions: (await loadPermissions(database.db, boot.principalId, boot.organizationId, [])) ?? undefined,
-  };
-  const hub = await startEventHub(database, log);
-  const runs = createRunService({ db: database.db, workflows: createWorkflowCache(), hub });
-  const spec = create(WorkflowSpecSchema, {
-    name: "bench-chain",
-    nodes: Array.from({ length: chain }, (_, i) => ({ key: `n${i}`, operation: "workflow.noop", dependsOn: i ? [`n${i - 1}`] : [], inputs: { i } })),
-  });
-  const wf = await createWorkflowService(database.db).upsertWorkflow(ctx, { spec } as any);
-  return {
-    database,
-    ctx,
-    runs,
-    workflowId: wf.workflow!.id,
-    async close() {
-      await hub.close();
-      await database.close();
-    },
-  };
-}
-
-async function enqueue(s: Setup, n: number) {
-  for (let i = 0; i < n; i += 50) {
-    await Promise.all(Array.from({ length: Math.min(50, n - i) }, () => s.runs.startRun(s.ctx, { workflowId: s.workflowId, input: {} } as any)));
-  }
-}
-
-async function activeRuns(db: Database["db"]): Promise<number> {
-  const [r] = await query<{ n: number }>(db, sql`SELECT count(*)::int AS n FROM workflow_runs WHERE status IN ('pending', 'running')`);
-  return r!.n;
-}
-
-async function waitIdle(db: Database["db"]) {
-  while ((await activeRuns(db)) > 0) await new Promise((r) => setTimeout(r, 50));
-}
-
-/** Steps/s from the first node start to the last node completion, by the database clock. */
-async function stepRate(db: Database["db"]): Promise<{ steps: number; seconds: number; rate: number }> {
-  const [r] = await query<{ steps: number; seconds: number }>(
-    db,
-    sql`SELECT count(*) FILTER (WHERE kind = 'workflow.node.completed')::int AS steps,
-               extract(epoch FROM max(created_at) FILTER (WHERE kind = 'workflow.node.completed') - min(created_at) FILTER (WHERE kind = 'workflow.node.started'))::float8 AS seconds
-        FROM events`,
-  );
-  return { steps: r!.steps, seconds: r!.seconds, rate: r!.steps / r!.seconds };
-}
+const setup = (engine: Engine, chain = CHAIN) => setupChain(engine, chain);
+const workerConfig = () => chainWorkerConfig(CONCURRENCY);
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -128,31 +57,8 @@ const pct = (xs: number[], p: number) => {
 const fmt = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(2));
 
 async function throughput(engine: Engine, processes: number): Promise<string> {
-  const s = await setup(engine);
-  try {
-    await enqueue(s, RUNS);
-    const t0 = Date.now();
-    if (engine === "pglite") {
-      const w = await startWorker({ database: s.database, config: workerConfig(), providers: createProviders({}), log });
-      await waitIdle(s.database.db);
-      await w.stop();
-    } else {
-      const env = { DATABASE_URL: s.database.url!, WORKER_CONCURRENCY: String(CONCURRENCY), WORKER_POLL_INTERVAL: "100ms", DATABASE_POOL_MAX: String(Math.min(CONCURRENCY, 20)) };
-      const procs = Array.from({ length: processes }, (_, i) => spawnExecutor(env, `bench-${i}`));
-      await waitIdle(s.database.db);
-      for (const p of procs) p.child.kill("SIGTERM");
-      await Promise.all(procs.map((p) => p.exited));
-    }
-    const wall = (Date.now() - t0) / 1000;
-    const r = await stepRate(s.database.db);
-    return `${fmt(r.rate)} steps/s (${r.steps} no-op steps in ${r.seconds.toFixed(2)} s of work; ${wall.toFixed(1)} s wall incl. start-up)`;
-  } finally {
-    await s.close();
-  }
-}
-
-function workerConfig() {
-  return { WORKER_ID: randomUUID(), WORKER_CONCURRENCY: CONCURRENCY, WORKER_POLL_INTERVAL: 100, WORKER_LEASE_SECONDS: 30, WORKER_MAX_RETRIES: 3, WORKER_SHUTDOWN_GRACE: 5000, RUN_ID: undefined };
+  const r = await chainThroughput(engine, { runs: RUNS, chain: CHAIN, processes, concurrency: CONCURRENCY });
+  return `${fmt(r.rate)} steps/s (${r.steps} no-op steps in ${r.seconds.toFixed(2)} s of work; ${r.wall.toFixed(1)} s wall incl. start-up)`;
 }
 
 async function dispatchLatency(engine: Engine): Promise<string> {
