@@ -8,6 +8,8 @@
  * reservation needs a price); when none is priced the call fails closed (`model_unpriced`).
  *
  * Settle: the usage record gets the tokens and actual cost, the ledgers `actual − estimate`.
+ * The actual cost billed under a reservation is at most the reservation, so what a budget
+ * has committed never exceeds its cap (invariant; tests/budgets/overshoot.test.ts).
  * A call under no budget writes its record once, settled. A settlement that fails (database
  * down) is logged, never turned into a failed call: the reservation keeps its estimate
  * charged, which errs on the side of the budget.
@@ -92,7 +94,13 @@ export async function settleCall(
   const { hold, request: req, attribution, prepared, candidate, settlement } = args;
   try {
     if (hold.reservation) {
-      await settle(db, { id: hold.reservation.id, charges: prepared.rules.charges, estimateNanoUsd: hold.reservation.estimateNanoUsd, settlement });
+      const est = hold.reservation.estimateNanoUsd;
+      // Never billed beyond what was reserved: the reservation is the call's worst case
+      // (output is capped at max_tokens by every adapter), so only a provider that
+      // over-reports its usage gets here — and then committed ≤ cap still holds.
+      const billed = settlement.actualNanoUsd !== null && settlement.actualNanoUsd > est ? { ...settlement, actualNanoUsd: est } : settlement;
+      if (billed !== settlement) log?.warn("usage above the reservation billed at the reservation", { provider: settlement.provider, model: settlement.model, actual_nano_usd: settlement.actualNanoUsd, reserved_nano_usd: est });
+      await settle(db, { id: hold.reservation.id, charges: prepared.rules.charges, estimateNanoUsd: est, settlement: billed });
       return hold.reservation.id;
     }
     const own = estimateOf(candidate, req, prepared.prices);

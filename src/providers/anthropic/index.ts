@@ -1,6 +1,7 @@
 import type Anthropic from "@anthropic-ai/sdk";
 import { ProviderError, registerSdkErrors, throwIfAborted, toProviderError } from "../errors.js";
 import { normalizeMessages, type GenerateRequest, type GenerateResult, type Provider, type StreamChunk, type Usage } from "../provider.js";
+import { withOutputLimit } from "../output-limit.js";
 
 /** Chat models served; the first is the default. */
 // (claude-sonnet-4-5 and claude-opus-4-5 are on the SDK's deprecation list, which makes it
@@ -89,7 +90,7 @@ export function createAnthropicProvider(opts: AnthropicProviderOptions): Provide
   const models = opts.models ?? ANTHROPIC_MODELS;
   const defaultModel = models[0] ?? ANTHROPIC_MODELS[0];
 
-  return {
+  return withOutputLimit({
     name: NAME,
     tier: "premium",
     local: false,
@@ -161,5 +162,5 @@ export function createAnthropicProvider(opts: AnthropicProviderOptions): Provide
         result: { text, model, provider: NAME, usage: toUsage(usage), ...(finishReason ? { finishReason } : {}) },
       };
     },
-  };
+  });
 }

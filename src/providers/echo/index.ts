@@ -7,6 +7,7 @@ import {
   type Provider,
   type StreamChunk,
 } from "../provider.js";
+import { withOutputLimit } from "../output-limit.js";
 
 export const ECHO_MODELS = ["echo-1"] as const;
 export const ECHO_EMBEDDING_MODELS = ["echo-embed-1"] as const;
@@ -61,7 +62,7 @@ export function createEchoProvider(): Provider {
     };
   };
 
-  return {
+  return withOutputLimit({
     name: "echo",
     tier: "basic",
     local: true,
@@ -95,5 +96,5 @@ export function createEchoProvider(): Provider {
         usage: { inputTokens: estimateTokens(input.reduce((n, s) => n + s.length, 0)), outputTokens: 0 },
       };
     },
-  };
+  });
 }

@@ -37,9 +37,9 @@ function answer(body: any, b: FakeBehaviour) {
   const cacheWrite = b.cacheWriteTokens ?? 0;
   return {
     text,
-    outputTokens: estimateTokens(text.length),
+    outputTokens: b.reportOutputTokens ?? estimateTokens(text.length),
     inputUsage: {
-      input_tokens: Math.max(0, estimateTokens(inputChars) - cacheRead - cacheWrite),
+      input_tokens: Math.max(0, (b.reportInputTokens ?? estimateTokens(inputChars)) - cacheRead - cacheWrite),
       cache_creation_input_tokens: cacheWrite,
       cache_read_input_tokens: cacheRead,
     },

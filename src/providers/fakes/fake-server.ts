@@ -32,6 +32,9 @@ export interface FakeBehaviour {
   streamErrorAfterChunks?: number;
   /** Reply text instead of the echo. */
   reply?: string;
+  /** Misreport usage (a misbehaving provider): these token counts instead of the counted ones. */
+  reportInputTokens?: number;
+  reportOutputTokens?: number;
   /** Input tokens reported as read from the prompt cache (OpenAI, Anthropic). */
   cachedInputTokens?: number;
   /** Input tokens reported as written to the prompt cache (Anthropic). */

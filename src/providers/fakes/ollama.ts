@@ -23,8 +23,8 @@ function answer(body: any, b: FakeBehaviour) {
   const text = b.reply ?? (lastUser ? contentText(lastUser.content) : "");
   return {
     text,
-    promptEvalCount: estimateTokens(messages.reduce((n, m) => n + contentText(m.content).length, 0)),
-    evalCount: estimateTokens(text.length),
+    promptEvalCount: b.reportInputTokens ?? estimateTokens(messages.reduce((n, m) => n + contentText(m.content).length, 0)),
+    evalCount: b.reportOutputTokens ?? estimateTokens(text.length),
   };
 }
 

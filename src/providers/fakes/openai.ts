@@ -30,8 +30,8 @@ function answer(body: any, b: FakeBehaviour) {
   const texts = messages.map((m) => contentText(m.content));
   const lastUser = [...messages].reverse().find((m) => m.role === "user");
   const text = b.reply ?? (lastUser ? contentText(lastUser.content) : "");
-  const promptTokens = estimateTokens(texts.reduce((n, t) => n + t.length, 0));
-  const completionTokens = estimateTokens(text.length);
+  const promptTokens = b.reportInputTokens ?? estimateTokens(texts.reduce((n, t) => n + t.length, 0));
+  const completionTokens = b.reportOutputTokens ?? estimateTokens(text.length);
   return {
     text,
     usage: {

@@ -8,6 +8,7 @@ import {
   type StreamChunk,
   type Usage,
 } from "../provider.js";
+import { withOutputLimit } from "../output-limit.js";
 
 /** Chat models served (they must be pulled locally); the first is the default. */
 export const OLLAMA_MODELS = ["llama3.2", "qwen2.5", "mistral", "gemma3"] as const;
@@ -120,7 +121,7 @@ export function createOllamaProvider(opts: OllamaProviderOptions = {}): Provider
     // Ollama reports failures after the 200 header as an {"error": "..."} line.
     new ProviderError({ provider: NAME, errorClass: "transient", message: `ollama: ${message}` });
 
-  return {
+  return withOutputLimit({
     name: NAME,
     tier: "basic",
     local: true,
@@ -194,5 +195,5 @@ export function createOllamaProvider(opts: OllamaProviderOptions = {}): Provider
         throw toProviderError(NAME, err, embedOpts.signal);
       }
     },
-  };
+  });
 }

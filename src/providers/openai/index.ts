@@ -10,6 +10,7 @@ import {
   type StreamChunk,
   type Usage,
 } from "../provider.js";
+import { withOutputLimit } from "../output-limit.js";
 
 /** Chat models served, cheapest general-purpose first (the default). */
 export const OPENAI_MODELS = ["gpt-4.1-mini", "gpt-4.1", "gpt-4o-mini", "gpt-4o", "gpt-4.1-nano"] as const;
@@ -73,7 +74,7 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): Provider {
   const embeddingModels = opts.embeddingModels ?? OPENAI_EMBEDDING_MODELS;
   const defaultModel = models[0] ?? OPENAI_MODELS[0];
 
-  return {
+  return withOutputLimit({
     name: NAME,
     tier: "premium",
     local: false,
@@ -153,5 +154,5 @@ export function createOpenAIProvider(opts: OpenAIProviderOptions): Provider {
         throw toProviderError(NAME, err, embedOpts.signal);
       }
     },
-  };
+  });
 }
