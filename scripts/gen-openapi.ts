@@ -82,10 +82,16 @@ function documentHeaders(doc: Json, registry: ReturnType<typeof loadRegistry>["r
       if (location && (status === "201" || status === "202")) resp.headers.Location = { $ref: "#/components/headers/Location" };
     }
     const rpc: string | undefined = op["x-fabric-rpc"];
-    if (method === "post" && rpc) {
-      const [serviceName, methodName] = rpc.split("/");
-      const m = (registry.getService(serviceName!) as DescService).methods.find((x) => x.name === methodName)!;
-      if (m.input.fields.some((f) => f.name === "idempotency_key")) op.parameters = [...(op.parameters ?? []), { $ref: "#/components/parameters/IdempotencyKey" }];
+    if (!rpc) continue;
+    const [serviceName, methodName] = rpc.split("/");
+    const m = (registry.getService(serviceName!) as DescService).methods.find((x) => x.name === methodName)!;
+    if (method === "post" && m.input.fields.some((f) => f.name === "idempotency_key")) op.parameters = [...(op.parameters ?? []), { $ref: "#/components/parameters/IdempotencyKey" }];
+    // Entity tags (domain/etags.ts): If-Match where the request takes an `etag`, ETag where the answer's data has one.
+    if (m.input.fields.some((f) => f.name === "etag")) op.parameters = [...(op.parameters ?? []), { $ref: "#/components/parameters/IfMatch" }];
+    const dataField = data && data !== "*" ? m.output.fields.find((f) => f.name === data) : undefined;
+    const dataMessage = data === "*" ? m.output : dataField?.fieldKind === "message" ? dataField.message : undefined;
+    if (method !== "delete" && dataMessage?.fields.some((f) => f.name === "etag")) {
+      for (const [status, resp] of Object.entries<Json>(op.responses ?? {})) if (/^2\d\d$/.test(status) && !resp.$ref) resp.headers.ETag = { $ref: "#/components/headers/ETag" };
     }
   }
 }

@@ -1699,6 +1699,8 @@ export interface components {
             /** Format: date-time */
             update_time?: string;
             updated_by: string;
+            /** @description Changes on every SetPolicy of this scope: pass it back as SetPolicy's `etag` (REST: the `ETag` header, sent back as `If-Match`). */
+            etag: string;
         };
         BudgetPeriod: {
             /**
@@ -1727,6 +1729,8 @@ export interface components {
             /** Format: date-time */
             update_time?: string;
             updated_by: string;
+            /** @description Changes on every SetBudget of this scope: pass it back as SetBudget's `etag` (REST: the `ETag` header, sent back as `If-Match`). */
+            etag: string;
         };
         Job: {
             /** @description The job's id, which is also its workflow run's id. */
@@ -1835,6 +1839,8 @@ export interface components {
             create_time?: string;
             /** Format: date-time */
             update_time?: string;
+            /** @description Changes on every update: pass it back as `etag` of an update or a delete (REST: the `ETag` header, sent back as `If-Match`) to apply it only to this state. */
+            etag: string;
         };
         WebhookDelivery: {
             id: string;
@@ -2059,6 +2065,8 @@ export interface components {
             create_time?: string;
             /** @description The owning team, if any (from the spec). */
             team_id?: string;
+            /** @description This version's entity tag. Pass the latest version's as `etag` of an upsert (REST: `If-Match`) to store a new version only if nobody stored one since. */
+            etag: string;
         };
         /** @description One problem found in a spec. */
         ValidationIssue: {
@@ -2109,6 +2117,8 @@ export interface components {
     parameters: {
         /** @description The same as the body's `idempotency_key` (1..255 characters): a repeated creation with the same key returns the original (200). Both given and different: 422 `idempotency_key_mismatch`. */
         IdempotencyKey: string;
+        /** @description Apply the change only while the resource's entity tag is this one (the `ETag` it was read with; the same as the request's `etag`). `*`: any current state. One entity tag; a weak tag (`W/"…"`) never matches. Not current: 412 `precondition_failed` (gRPC ABORTED) and nothing changes. Header and `etag` both given and different: 422 `etag_mismatch`. */
+        IfMatch: string;
     };
     requestBodies: never;
     headers: {
@@ -2118,6 +2128,8 @@ export interface components {
         RetryAfter: number;
         /** @description The path of what was created (its GET operation). */
         Location: string;
+        /** @description The resource's entity tag (its `etag` field, quoted): it changes on every update. Send it back as `If-Match` to update or delete only this state. */
+        ETag: string;
     };
     pathItems: never;
 }
@@ -2271,7 +2283,10 @@ export interface operations {
     upsertWorkflow: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Apply the change only while the resource's entity tag is this one (the `ETag` it was read with; the same as the request's `etag`). `*`: any current state. One entity tag; a weak tag (`W/"…"`) never matches. Not current: 412 `precondition_failed` (gRPC ABORTED) and nothing changes. Header and `etag` both given and different: 422 `etag_mismatch`. */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -2285,6 +2300,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2298,6 +2314,7 @@ export interface operations {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
                     Location: components["headers"]["Location"];
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -2354,6 +2371,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -3893,8 +3911,14 @@ export interface operations {
     };
     deleteWebhook: {
         parameters: {
-            query?: never;
-            header?: never;
+            query?: {
+                /** @description The `etag` the webhook was read with: it is deleted only while that is current (else ABORTED, REST 412 `precondition_failed`). REST: the `If-Match` header. */
+                etag?: string;
+            };
+            header?: {
+                /** @description Apply the change only while the resource's entity tag is this one (the `ETag` it was read with; the same as the request's `etag`). `*`: any current state. One entity tag; a weak tag (`W/"…"`) never matches. Not current: 412 `precondition_failed` (gRPC ABORTED) and nothing changes. Header and `etag` both given and different: 422 `etag_mismatch`. */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
             path: {
                 organization_id: string;
                 id: string;
@@ -3922,7 +3946,10 @@ export interface operations {
     updateWebhook: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Apply the change only while the resource's entity tag is this one (the `ETag` it was read with; the same as the request's `etag`). `*`: any current state. One entity tag; a weak tag (`W/"…"`) never matches. Not current: 412 `precondition_failed` (gRPC ABORTED) and nothing changes. Header and `etag` both given and different: 422 `etag_mismatch`. */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
             path: {
                 organization_id: string;
                 id: string;
@@ -3939,6 +3966,8 @@ export interface operations {
                     /** Format: int32 */
                     max_retries?: number;
                     description?: string;
+                    /** @description The `etag` the webhook was read with: the update applies only while it is current (else ABORTED, REST 412 `precondition_failed`); `*`: any. REST: the `If-Match` header. */
+                    etag?: string;
                 };
             };
         };
@@ -3947,6 +3976,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4494,6 +4524,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4509,7 +4540,10 @@ export interface operations {
     setPolicy: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Apply the change only while the resource's entity tag is this one (the `ETag` it was read with; the same as the request's `etag`). `*`: any current state. One entity tag; a weak tag (`W/"…"`) never matches. Not current: 412 `precondition_failed` (gRPC ABORTED) and nothing changes. Header and `etag` both given and different: 422 `etag_mismatch`. */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
             path: {
                 organization_id: string;
             };
@@ -4528,6 +4562,8 @@ export interface operations {
                      */
                     requests_per_minute_per_key?: number;
                     price_overrides?: components["schemas"]["PriceOverrideInput"][];
+                    /** @description The policy's `etag` as read: the change applies only while it is current (else ABORTED, REST 412 `precondition_failed`); `*`: any. REST: the `If-Match` header. */
+                    etag?: string;
                 };
             };
         };
@@ -4536,6 +4572,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4565,6 +4602,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -4580,7 +4618,10 @@ export interface operations {
     setBudget: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description Apply the change only while the resource's entity tag is this one (the `ETag` it was read with; the same as the request's `etag`). `*`: any current state. One entity tag; a weak tag (`W/"…"`) never matches. Not current: 412 `precondition_failed` (gRPC ABORTED) and nothing changes. Header and `etag` both given and different: 422 `etag_mismatch`. */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
             path: {
                 organization_id: string;
             };
@@ -4592,6 +4633,8 @@ export interface operations {
                     team_id?: string;
                     daily_limit_usd?: string;
                     monthly_limit_usd?: string;
+                    /** @description The budget's `etag` as read: the change applies only while it is current (else ABORTED, REST 412 `precondition_failed`); `*`: any. REST: the `If-Match` header. */
+                    etag?: string;
                 };
             };
         };
@@ -4600,6 +4643,7 @@ export interface operations {
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {

@@ -284,6 +284,8 @@ export const webhooks = pgTable(
     consecutiveFailures: integer("consecutive_failures").notNull().default(0),
     createdAt: createdAt(),
     updatedAt: ts("updated_at").notNull().defaultNow(),
+    /** +1 on every update through the API: the webhook's etag (domain/etags.ts). */
+    version: integer("version").notNull().default(1),
   },
   (t) => [index("webhooks_org").on(t.organizationId)],
 );
@@ -345,6 +347,9 @@ export const policies = pgTable("policies", {
   monthlyLimitNanoUsd: bigint("monthly_limit_nano_usd", { mode: "number" }),
   budgetUpdatedAt: ts("budget_updated_at"),
   budgetUpdatedBy: uuid("budget_updated_by"),
+  /** +1 on every SetPolicy / SetBudget of the scope (0: never set): their etags (domain/etags.ts). */
+  policyVersion: integer("policy_version").notNull().default(0),
+  budgetVersion: integer("budget_version").notNull().default(0),
 });
 
 /**

@@ -364,7 +364,8 @@ export function startWebhookDispatcher(deps: { db: Db; hub: EventHub; log: Logge
           .returning();
         if (w && w.enabled && w.consecutiveFailures >= o.disableAfterFailures) {
           const reason = `the last ${w.consecutiveFailures} deliveries failed`;
-          await tx.update(webhooks).set({ enabled: false, disabledReason: reason, updatedAt: sql`now()` }).where(eq(webhooks.id, w.id));
+          // A change of what the webhook reads as, so its etag changes too (domain/etags.ts).
+          await tx.update(webhooks).set({ enabled: false, disabledReason: reason, updatedAt: sql`now()`, version: sql`${webhooks.version} + 1` }).where(eq(webhooks.id, w.id));
           await emitEvents(tx, [{ organizationId: w.organizationId, kind: "webhook.disabled", payload: { webhook_id: w.id, reason, consecutive_failures: w.consecutiveFailures } }]);
         }
       });

@@ -10,6 +10,8 @@ export const errorKinds = [
   "not_found",
   "already_exists",
   "failed_precondition",
+  /** A test-and-set lost: the `etag` (If-Match) is not current (domain/etags.ts). */
+  "aborted",
   "resource_exhausted",
   "unavailable",
   "internal",

@@ -103,6 +103,7 @@ describe("policy: get and set", () => {
       allowed_models: [],
       price_overrides: [],
       updated_by: "",
+      etag: "policy-0",
     });
     const set = await api.ok("PolicyService/SetPolicy", { organization_id: orgId, team_id: teamId, allowed_providers: ["echo"], max_run_cost_usd: "0.000000001", requests_per_minute_per_key: 7 }, as(admin));
     expect(set).toMatchObject({ organization_id: orgId, team_id: teamId, allowed_providers: ["echo"], max_run_cost_usd: "0.000000001", requests_per_minute_per_key: 7, updated_by: admin.principalId });

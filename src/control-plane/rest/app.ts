@@ -155,6 +155,7 @@ export function createRestApp(opts: RestAppOptions) {
     const useCase = useCaseOf(opts.services, op.protoMethod);
     const location = locationTemplate(op, restOperations);
     const takesIdempotencyKey = op.method === "POST" && op.protoMethod.input.fields.some((f) => f.name === "idempotency_key");
+    const takesEtag = op.protoMethod.input.fields.some((f) => f.name === "etag");
 
     if (op.stream === "websocket") {
       if (!wrapsEvent(op.protoMethod)) throw new Error(`${op.rpc}: a WebSocket stream must stream Events`);
@@ -171,6 +172,7 @@ export function createRestApp(opts: RestAppOptions) {
       c.set("caller", ctx.caller);
       const request = await buildRequest(c, op, op.protoMethod!, validators);
       if (takesIdempotencyKey) applyIdempotencyKeyHeader(c.req.header("idempotency-key"), request as Message & { idempotencyKey?: string });
+      if (takesEtag) applyIfMatchHeader(c.req.header("if-match"), request as Message & { etag?: string });
       checkRequiredFields(op.protoMethod!.input, request);
       if (op.stream === "sse") return sse(c, ctx, useCase, request, op.protoMethod!);
       const response = (await useCase(ctx, request)) as Message;
@@ -180,6 +182,9 @@ export function createRestApp(opts: RestAppOptions) {
       const body: Record<string, unknown> = { data: op.data === "*" ? json : json[op.data!] };
       const created = (body["data"] as { id?: unknown } | undefined)?.id;
       if (status !== 200 && location && typeof created === "string") c.header("Location", locationOf(location, c.req.param(), created));
+      // What an update may name in If-Match (domain/etags.ts): the resource's `etag` field, as an HTTP entity tag.
+      const etag = (body["data"] as { etag?: unknown } | undefined)?.etag;
+      if (op.method !== "DELETE" && typeof etag === "string" && etag !== "") c.header("ETag", `"${etag}"`);
       if ("next_page_token" in json && op.data !== "*") body["next_page_token"] = json["next_page_token"];
       return c.json(body, status as 200);
     };
@@ -402,6 +407,25 @@ function applyIdempotencyKeyHeader(header: string | undefined, request: { idempo
     throw httpError(422, new DomainError("invalid_argument", "the Idempotency-Key header and the body's idempotency_key differ", { code: "idempotency_key_mismatch", issues: [{ path: "/idempotency_key", code: "invalid_value", message: "differs from the Idempotency-Key header" }] }));
   }
   request.idempotencyKey = header;
+}
+
+/**
+ * `If-Match` (RFC 9110 §13.1.1) on updates and deletes of resources with an etag: the same
+ * as the request's `etag` field. One entity tag or `*`; a weak tag (`W/"…"`) never matches,
+ * as If-Match compares strongly. A list of tags is refused (400): Fabric's resources have
+ * one current tag, and a client holds the one it read. Header and field both given and
+ * different is 422, as for Idempotency-Key.
+ */
+function applyIfMatchHeader(header: string | undefined, request: { etag?: string }) {
+  if (header === undefined) return;
+  const h = header.trim();
+  const m = /^(\*|W\/"[^"]*"|"([^"]*)")$/.exec(h);
+  if (!m) throw invalidArgument("If-Match must be one entity tag (\"…\") or *", [{ path: "/If-Match", code: "invalid_value", message: "one entity tag or *" }]);
+  const etag = m[1] === "*" ? "*" : (m[2] ?? m[1]!);
+  if (request.etag !== undefined && request.etag !== etag) {
+    throw httpError(422, new DomainError("invalid_argument", "the If-Match header and the request's etag differ", { code: "etag_mismatch", issues: [{ path: "/etag", code: "invalid_value", message: "differs from the If-Match header" }] }));
+  }
+  request.etag = etag;
 }
 
 /** A domain error answered with an HTTP-specific status (405, 413, 415, 422, route 404). */

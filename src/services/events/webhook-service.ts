@@ -34,6 +34,7 @@ import { emitEvents } from "../../db/events.js";
 import { webhookDeliveries, webhooks } from "../../db/schema.js";
 import { DomainError, invalidArgument, notFound, type Issue } from "../../domain/errors.js";
 import { eventKindFilterEntries, invalidEventKindEntry } from "../../domain/event-kind-filter.js";
+import { etagOf, expectedVersion, preconditionFailed } from "../../domain/etags.js";
 import { recordAudit } from "../access/record-audit.js";
 import { isUuid, type CallContext } from "../call-context.js";
 import { checkWebhookUrl, encryptSecret, newWebhookSecret, UrlNotAllowed, type WebhookSettings } from "../../delivery/webhook-security.js";
@@ -60,6 +61,7 @@ export function webhookMessage(row: WebhookRow): Webhook {
     disabledReason: row.disabledReason,
     createTime: ts(row.createdAt),
     updateTime: ts(row.updatedAt),
+    etag: etagOf("webhook", row.version),
   });
 }
 
@@ -168,6 +170,7 @@ export function createWebhookService(deps: { db: Db; settings: WebhookSettings; 
       if (req.url === "") issues.push({ path: "/url", code: "required", message: "url must not be empty" });
       if (issues.length) throw invalidArgument(issues.map((i) => i.message).join("; "), issues);
       const url = req.url === undefined ? undefined : await checkUrl(req.url, settings.allowPrivate);
+      const expected = expectedVersion("webhook", req.etag);
       return db.transaction(async (tx) => {
         const row = await loadWebhook(tx, ctx, req.id, true);
         const reenabled = req.enabled === true && !row.enabled;
@@ -181,9 +184,12 @@ export function createWebhookService(deps: { db: Db; settings: WebhookSettings; 
             enabled: req.enabled,
             ...(reenabled ? { consecutiveFailures: 0, disabledReason: "" } : {}),
             updatedAt: sql`now()`,
+            version: sql`${webhooks.version} + 1`,
           })
-          .where(eq(webhooks.id, row.id))
+          // The etag is checked in the statement that changes the row.
+          .where(and(eq(webhooks.id, row.id), typeof expected === "number" ? eq(webhooks.version, expected) : undefined))
           .returning();
+        if (!updated) throw preconditionFailed(`webhook ${row.id}`, req.etag!);
         const summary = { ...describe(updated!), changed: Object.keys(req).filter((k) => !["organizationId", "id", "$typeName"].includes(k) && (req as any)[k] !== undefined) };
         await emitEvents(tx, [{ organizationId: row.organizationId, kind: "webhook.updated", payload: { ...withoutUrl(summary), request_id: ctx.requestId } }]);
         await recordAudit(tx, ctx, { action: webhookAuditActions.update, resource: `webhook:${row.id}`, summary });
@@ -192,9 +198,15 @@ export function createWebhookService(deps: { db: Db; settings: WebhookSettings; 
     },
 
     async deleteWebhook(ctx: CallContext, req: DeleteWebhookRequest) {
+      const expected = expectedVersion("webhook", req.etag);
       return db.transaction(async (tx) => {
         const row = await loadWebhook(tx, ctx, req.id, true);
-        await tx.delete(webhooks).where(eq(webhooks.id, row.id)); // deliveries cascade
+        // Deliveries cascade. The etag is checked in the statement that deletes the row.
+        const deleted = await tx
+          .delete(webhooks)
+          .where(and(eq(webhooks.id, row.id), typeof expected === "number" ? eq(webhooks.version, expected) : undefined))
+          .returning({ id: webhooks.id });
+        if (deleted.length === 0) throw preconditionFailed(`webhook ${row.id}`, req.etag!);
         await emitEvents(tx, [{ organizationId: row.organizationId, kind: "webhook.deleted", payload: { ...withoutUrl(describe(row)), request_id: ctx.requestId } }]);
         await recordAudit(tx, ctx, { action: webhookAuditActions.delete, resource: `webhook:${row.id}`, summary: describe(row) });
         return create(DeleteWebhookResponseSchema, { webhook: webhookMessage(row) });

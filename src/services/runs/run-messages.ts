@@ -3,6 +3,7 @@
  * messages (gRPC binary/JSON, REST proto3 JSON with proto field names), so one
  * conversion here keeps REST and gRPC identical by construction.
  */
+import { etagOf } from "../../domain/etags.js";
 import { create, fromJson, toJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { timestampFromDate, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { EventSchema, RunErrorSchema, RunNodeSchema, RunSchema, type Event, type Run, type RunError, type RunNode } from "../../../gen/proto/fabric/v1/run_pb.js";
@@ -26,6 +27,7 @@ export function workflowMessage(row: typeof workflowDefinitions.$inferSelect): W
     spec: fromJson(WorkflowSpecSchema, row.spec as JsonValue, { ignoreUnknownFields: true }),
     createTime: ts(row.createdAt),
     teamId: row.teamId ?? undefined,
+    etag: etagOf("workflow", row.version),
   });
 }
 

@@ -34,6 +34,7 @@ import { lockWorkflowName } from "../../db/workflow-versions.js";
 import { invalidArgument, notFound } from "../../domain/errors.js";
 import { nodeOperations } from "../../domain/node-operations.js";
 import { reservedNamePrefix, validateWorkflowSpec } from "../../domain/workflow-spec.js";
+import { expectedVersion, preconditionFailed } from "../../domain/etags.js";
 import { recordAudit } from "../access/record-audit.js";
 import { readableTeamsCondition, requirePermission } from "../access/permission-checks.js";
 import { isUuid, type CallContext } from "../call-context.js";
@@ -70,6 +71,10 @@ export function createWorkflowService(db: Db) {
           .limit(1);
         // The name's current owner must agree too: a new version may move it to another team.
         if (latest) requirePermission(ctx, "workflow.write", { teamId: latest.teamId });
+        // The etag names the latest version the caller read; under the name's lock no other
+        // writer can store a version between this check and the insert.
+        const expected = expectedVersion("workflow", req.etag);
+        if (expected !== undefined && (!latest || (expected !== "any" && expected !== latest.version))) throw preconditionFailed(`workflow ${JSON.stringify(spec.name)}`, req.etag!);
         if (latest && latest.specHash === hash) return create(UpsertWorkflowResponseSchema, { workflow: workflowMessage(latest), created: false });
         const [row] = await tx
           .insert(workflowDefinitions)

@@ -9,7 +9,7 @@
  */
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { and, eq } from "drizzle-orm";
+import { and, eq, sql } from "drizzle-orm";
 import {
   BudgetPeriodSchema,
   BudgetSchema,
@@ -35,6 +35,7 @@ import { DomainError, invalidArgument, notFound, type Issue } from "../../domain
 import type { Action } from "../../domain/permissions.js";
 import { orgScopeKey, periodOf, teamScopeKey } from "../../domain/policy.js";
 import { DEFAULT_PRICE_TABLE, formatUsd, parseUsd, withPriceOverrides, type PriceOverrides, type PriceSpec } from "../../domain/pricing.js";
+import { etagOf, expectedVersion, preconditionFailed } from "../../domain/etags.js";
 import { recordAudit } from "../access/record-audit.js";
 import { requirePermission } from "../access/permission-checks.js";
 import { isUuid, type CallContext } from "../call-context.js";
@@ -101,6 +102,7 @@ export function createPolicyService(deps: { db: Db; onChange?: (organizationId: 
       periods,
       ...(row?.budgetUpdatedAt ? { updateTime: timestampFromDate(row.budgetUpdatedAt) } : {}),
       updatedBy: row?.budgetUpdatedBy ?? "",
+      etag: etagOf("budget", row?.budgetVersion ?? 0),
     });
   }
 
@@ -123,11 +125,7 @@ export function createPolicyService(deps: { db: Db; onChange?: (organizationId: 
           policyUpdatedAt: new Date(),
           policyUpdatedBy: ctx.caller.principalId,
         };
-        const [saved] = await tx
-          .insert(policies)
-          .values({ scopeKey: scope.scopeKey, organizationId: ctx.caller.organizationId, teamId: scope.teamId, ...values })
-          .onConflictDoUpdate({ target: policies.scopeKey, set: values })
-          .returning();
+        const saved = await saveScope(tx, ctx, scope, values, "policy", req.etag);
         const message = policyMessage(ctx.caller.organizationId, scope.teamId, saved);
         const summary = { scope: scope.teamId ? "team" : "organization", team_id: scope.teamId, ...policySummary(saved!) };
         await recordAudit(tx, ctx, { action: policyAuditActions.setPolicy, resource: scope.teamId ? `team:${scope.teamId}:policy` : `organization:${ctx.caller.organizationId}:policy`, summary });
@@ -161,11 +159,7 @@ export function createPolicyService(deps: { db: Db; onChange?: (organizationId: 
       if (issues.length) throw invalidArgument(issues.map((i) => i.message).join("; "), issues);
       const budget = await db.transaction(async (tx) => {
         const values = { dailyLimitNanoUsd: daily, monthlyLimitNanoUsd: monthly, budgetUpdatedAt: new Date(), budgetUpdatedBy: ctx.caller.principalId };
-        const [saved] = await tx
-          .insert(policies)
-          .values({ scopeKey: scope.scopeKey, organizationId: ctx.caller.organizationId, teamId: scope.teamId, ...values })
-          .onConflictDoUpdate({ target: policies.scopeKey, set: values })
-          .returning();
+        const saved = await saveScope(tx, ctx, scope, values, "budget", req.etag);
         const now = new Date();
         const periods = [...(daily !== null ? [{ period: "day" as const, ...periodOf("day", now) }] : []), ...(monthly !== null ? [{ period: "month" as const, ...periodOf("month", now) }] : [])];
         await rebaseLedgers(tx, { organizationId: ctx.caller.organizationId, teamId: scope.teamId, scopeKey: scope.scopeKey, periods });
@@ -285,7 +279,33 @@ function policyMessage(organizationId: string, teamId: string | null, row: Polic
     priceOverrides: overrides,
     ...(row?.policyUpdatedAt ? { updateTime: timestampFromDate(row.policyUpdatedAt) } : {}),
     updatedBy: row?.policyUpdatedBy ?? "",
+    etag: etagOf("policy", row?.policyVersion ?? 0),
   });
+}
+
+/**
+ * Writes the policy or the budget columns of a scope and raises their version, applying
+ * the request's etag in the same statement: version 0 (never set) may insert the row or
+ * update one whose part was never set; a later version only updates a row at that version.
+ * No row written means the etag was stale.
+ */
+async function saveScope(tx: Executor, ctx: CallContext, scope: { scopeKey: string; teamId: string | null }, values: Partial<PolicyRow>, part: "policy" | "budget", etag: string | undefined): Promise<PolicyRow> {
+  const versionColumn = part === "policy" ? policies.policyVersion : policies.budgetVersion;
+  const versionKey = part === "policy" ? "policyVersion" : "budgetVersion";
+  const expected = expectedVersion(part, etag);
+  const set = { ...values, [versionKey]: sql`${versionColumn} + 1` };
+  let saved: PolicyRow | undefined;
+  if (typeof expected === "number" && expected > 0) {
+    [saved] = await tx.update(policies).set(set).where(and(eq(policies.scopeKey, scope.scopeKey), eq(versionColumn, expected))).returning();
+  } else if (expected !== -1) {
+    [saved] = await tx
+      .insert(policies)
+      .values({ scopeKey: scope.scopeKey, organizationId: ctx.caller.organizationId, teamId: scope.teamId, ...values, [versionKey]: 1 })
+      .onConflictDoUpdate({ target: policies.scopeKey, set, ...(expected === 0 ? { setWhere: eq(versionColumn, 0) } : {}) })
+      .returning();
+  }
+  if (!saved) throw preconditionFailed(`the ${part} of ${scope.teamId ? `team ${scope.teamId}` : "the organization"}`, etag!);
+  return saved;
 }
 
 function policySummary(row: PolicyRow): Record<string, unknown> {

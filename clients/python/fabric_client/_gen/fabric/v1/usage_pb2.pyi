@@ -8,8 +8,9 @@ from typing import ClassVar as _ClassVar, Iterable as _Iterable, Mapping as _Map
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Budget(_message.Message):
-    __slots__ = ["daily_limit_usd", "monthly_limit_usd", "organization_id", "periods", "team_id", "update_time", "updated_by"]
+    __slots__ = ["daily_limit_usd", "etag", "monthly_limit_usd", "organization_id", "periods", "team_id", "update_time", "updated_by"]
     DAILY_LIMIT_USD_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
     MONTHLY_LIMIT_USD_FIELD_NUMBER: _ClassVar[int]
     ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     PERIODS_FIELD_NUMBER: _ClassVar[int]
@@ -17,13 +18,14 @@ class Budget(_message.Message):
     UPDATED_BY_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     daily_limit_usd: str
+    etag: str
     monthly_limit_usd: str
     organization_id: str
     periods: _containers.RepeatedCompositeFieldContainer[BudgetPeriod]
     team_id: str
     update_time: _timestamp_pb2.Timestamp
     updated_by: str
-    def __init__(self, organization_id: _Optional[str] = ..., team_id: _Optional[str] = ..., daily_limit_usd: _Optional[str] = ..., monthly_limit_usd: _Optional[str] = ..., periods: _Optional[_Iterable[_Union[BudgetPeriod, _Mapping]]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., updated_by: _Optional[str] = ...) -> None: ...
+    def __init__(self, organization_id: _Optional[str] = ..., team_id: _Optional[str] = ..., daily_limit_usd: _Optional[str] = ..., monthly_limit_usd: _Optional[str] = ..., periods: _Optional[_Iterable[_Union[BudgetPeriod, _Mapping]]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., updated_by: _Optional[str] = ..., etag: _Optional[str] = ...) -> None: ...
 
 class BudgetPeriod(_message.Message):
     __slots__ = ["committed_usd", "limit_usd", "period", "period_start_time", "remaining_usd", "reset_time"]
@@ -104,9 +106,10 @@ class ListUsageRecordsResponse(_message.Message):
     def __init__(self, records: _Optional[_Iterable[_Union[UsageRecord, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class Policy(_message.Message):
-    __slots__ = ["allowed_models", "allowed_providers", "max_run_cost_usd", "organization_id", "price_overrides", "requests_per_minute_per_key", "team_id", "update_time", "updated_by"]
+    __slots__ = ["allowed_models", "allowed_providers", "etag", "max_run_cost_usd", "organization_id", "price_overrides", "requests_per_minute_per_key", "team_id", "update_time", "updated_by"]
     ALLOWED_MODELS_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_PROVIDERS_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
     MAX_RUN_COST_USD_FIELD_NUMBER: _ClassVar[int]
     ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     PRICE_OVERRIDES_FIELD_NUMBER: _ClassVar[int]
@@ -116,6 +119,7 @@ class Policy(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
     allowed_models: _containers.RepeatedScalarFieldContainer[str]
     allowed_providers: _containers.RepeatedScalarFieldContainer[str]
+    etag: str
     max_run_cost_usd: str
     organization_id: str
     price_overrides: _containers.RepeatedCompositeFieldContainer[PriceOverride]
@@ -123,7 +127,7 @@ class Policy(_message.Message):
     team_id: str
     update_time: _timestamp_pb2.Timestamp
     updated_by: str
-    def __init__(self, organization_id: _Optional[str] = ..., team_id: _Optional[str] = ..., allowed_providers: _Optional[_Iterable[str]] = ..., allowed_models: _Optional[_Iterable[str]] = ..., max_run_cost_usd: _Optional[str] = ..., requests_per_minute_per_key: _Optional[int] = ..., price_overrides: _Optional[_Iterable[_Union[PriceOverride, _Mapping]]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., updated_by: _Optional[str] = ...) -> None: ...
+    def __init__(self, organization_id: _Optional[str] = ..., team_id: _Optional[str] = ..., allowed_providers: _Optional[_Iterable[str]] = ..., allowed_models: _Optional[_Iterable[str]] = ..., max_run_cost_usd: _Optional[str] = ..., requests_per_minute_per_key: _Optional[int] = ..., price_overrides: _Optional[_Iterable[_Union[PriceOverride, _Mapping]]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., updated_by: _Optional[str] = ..., etag: _Optional[str] = ...) -> None: ...
 
 class PriceOverride(_message.Message):
     __slots__ = ["cache_write_usd_per_mtok", "cached_input_usd_per_mtok", "input_usd_per_mtok", "model", "output_usd_per_mtok", "provider"]
@@ -174,16 +178,18 @@ class QueryUsageResponse(_message.Message):
     def __init__(self, groups: _Optional[_Iterable[_Union[UsageGroup, _Mapping]]] = ..., total: _Optional[_Union[UsageGroup, _Mapping]] = ...) -> None: ...
 
 class SetBudgetRequest(_message.Message):
-    __slots__ = ["daily_limit_usd", "monthly_limit_usd", "organization_id", "team_id"]
+    __slots__ = ["daily_limit_usd", "etag", "monthly_limit_usd", "organization_id", "team_id"]
     DAILY_LIMIT_USD_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
     MONTHLY_LIMIT_USD_FIELD_NUMBER: _ClassVar[int]
     ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     TEAM_ID_FIELD_NUMBER: _ClassVar[int]
     daily_limit_usd: str
+    etag: str
     monthly_limit_usd: str
     organization_id: str
     team_id: str
-    def __init__(self, organization_id: _Optional[str] = ..., team_id: _Optional[str] = ..., daily_limit_usd: _Optional[str] = ..., monthly_limit_usd: _Optional[str] = ...) -> None: ...
+    def __init__(self, organization_id: _Optional[str] = ..., team_id: _Optional[str] = ..., daily_limit_usd: _Optional[str] = ..., monthly_limit_usd: _Optional[str] = ..., etag: _Optional[str] = ...) -> None: ...
 
 class SetBudgetResponse(_message.Message):
     __slots__ = ["budget"]
@@ -192,9 +198,10 @@ class SetBudgetResponse(_message.Message):
     def __init__(self, budget: _Optional[_Union[Budget, _Mapping]] = ...) -> None: ...
 
 class SetPolicyRequest(_message.Message):
-    __slots__ = ["allowed_models", "allowed_providers", "max_run_cost_usd", "organization_id", "price_overrides", "requests_per_minute_per_key", "team_id"]
+    __slots__ = ["allowed_models", "allowed_providers", "etag", "max_run_cost_usd", "organization_id", "price_overrides", "requests_per_minute_per_key", "team_id"]
     ALLOWED_MODELS_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_PROVIDERS_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
     MAX_RUN_COST_USD_FIELD_NUMBER: _ClassVar[int]
     ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     PRICE_OVERRIDES_FIELD_NUMBER: _ClassVar[int]
@@ -202,12 +209,13 @@ class SetPolicyRequest(_message.Message):
     TEAM_ID_FIELD_NUMBER: _ClassVar[int]
     allowed_models: _containers.RepeatedScalarFieldContainer[str]
     allowed_providers: _containers.RepeatedScalarFieldContainer[str]
+    etag: str
     max_run_cost_usd: str
     organization_id: str
     price_overrides: _containers.RepeatedCompositeFieldContainer[PriceOverride]
     requests_per_minute_per_key: int
     team_id: str
-    def __init__(self, organization_id: _Optional[str] = ..., team_id: _Optional[str] = ..., allowed_providers: _Optional[_Iterable[str]] = ..., allowed_models: _Optional[_Iterable[str]] = ..., max_run_cost_usd: _Optional[str] = ..., requests_per_minute_per_key: _Optional[int] = ..., price_overrides: _Optional[_Iterable[_Union[PriceOverride, _Mapping]]] = ...) -> None: ...
+    def __init__(self, organization_id: _Optional[str] = ..., team_id: _Optional[str] = ..., allowed_providers: _Optional[_Iterable[str]] = ..., allowed_models: _Optional[_Iterable[str]] = ..., max_run_cost_usd: _Optional[str] = ..., requests_per_minute_per_key: _Optional[int] = ..., price_overrides: _Optional[_Iterable[_Union[PriceOverride, _Mapping]]] = ..., etag: _Optional[str] = ...) -> None: ...
 
 class SetPolicyResponse(_message.Message):
     __slots__ = ["policy"]

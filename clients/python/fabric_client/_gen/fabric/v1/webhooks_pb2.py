@@ -14,7 +14,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66\x61\x62ric/v1/webhooks.proto\x12\tfabric.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf7\x02\n\x07Webhook\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\'\n\x0forganization_id\x18\x02 \x01(\tR\x0eorganizationId\x12\x10\n\x03url\x18\x03 \x01(\tR\x03url\x12!\n\x0c\x65vent_filter\x18\x04 \x01(\tR\x0b\x65ventFilter\x12\x1f\n\x0bmax_retries\x18\x05 \x01(\x05R\nmaxRetries\x12 \n\x0b\x64\x65scription\x18\x06 \x01(\tR\x0b\x64\x65scription\x12\x18\n\x07\x65nabled\x18\x07 \x01(\x08R\x07\x65nabled\x12\'\n\x0f\x64isabled_reason\x18\x08 \x01(\tR\x0e\x64isabledReason\x12;\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\"\x95\x04\n\x0fWebhookDelivery\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nwebhook_id\x18\x02 \x01(\tR\twebhookId\x12\x19\n\x08\x65vent_id\x18\x03 \x01(\x03R\x07\x65ventId\x12\x1d\n\nevent_kind\x18\x04 \x01(\tR\teventKind\x12\x16\n\x06status\x18\x05 \x01(\tR\x06status\x12\x1a\n\x08\x61ttempts\x18\x06 \x01(\x05R\x08\x61ttempts\x12\'\n\x0fresponse_status\x18\x07 \x01(\x05R\x0eresponseStatus\x12#\n\rresponse_body\x18\x08 \x01(\tR\x0cresponseBody\x12\x14\n\x05\x65rror\x18\t \x01(\tR\x05\x65rror\x12K\n\x11next_attempt_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00R\x0fnextAttemptTime\x88\x01\x01\x12K\n\x11last_attempt_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x01R\x0flastAttemptTime\x88\x01\x01\x12;\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTimeB\x14\n\x12_next_attempt_timeB\x14\n\x12_last_attempt_time\"\xcc\x01\n\x14\x43reateWebhookRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12\x10\n\x03url\x18\x02 \x01(\tR\x03url\x12!\n\x0c\x65vent_filter\x18\x03 \x01(\tR\x0b\x65ventFilter\x12$\n\x0bmax_retries\x18\x04 \x01(\x05H\x00R\nmaxRetries\x88\x01\x01\x12 \n\x0b\x64\x65scription\x18\x05 \x01(\tR\x0b\x64\x65scriptionB\x0e\n\x0c_max_retries\"]\n\x15\x43reateWebhookResponse\x12,\n\x07webhook\x18\x01 \x01(\x0b\x32\x12.fabric.v1.WebhookR\x07webhook\x12\x16\n\x06secret\x18\x02 \x01(\tR\x06secret\">\n\x13ListWebhooksRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\"F\n\x14ListWebhooksResponse\x12.\n\x08webhooks\x18\x01 \x03(\x0b\x32\x12.fabric.v1.WebhookR\x08webhooks\"\xbf\x02\n\x14UpdateWebhookRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12\x15\n\x03url\x18\x03 \x01(\tH\x00R\x03url\x88\x01\x01\x12&\n\x0c\x65vent_filter\x18\x04 \x01(\tH\x01R\x0b\x65ventFilter\x88\x01\x01\x12\x1d\n\x07\x65nabled\x18\x05 \x01(\x08H\x02R\x07\x65nabled\x88\x01\x01\x12$\n\x0bmax_retries\x18\x06 \x01(\x05H\x03R\nmaxRetries\x88\x01\x01\x12%\n\x0b\x64\x65scription\x18\x07 \x01(\tH\x04R\x0b\x64\x65scription\x88\x01\x01\x42\x06\n\x04_urlB\x0f\n\r_event_filterB\n\n\x08_enabledB\x0e\n\x0c_max_retriesB\x0e\n\x0c_description\"E\n\x15UpdateWebhookResponse\x12,\n\x07webhook\x18\x01 \x01(\x0b\x32\x12.fabric.v1.WebhookR\x07webhook\"O\n\x14\x44\x65leteWebhookRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\"E\n\x15\x44\x65leteWebhookResponse\x12,\n\x07webhook\x18\x01 \x01(\x0b\x32\x12.fabric.v1.WebhookR\x07webhook\"~\n\x1cListWebhookDeliveriesRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12\x1d\n\nwebhook_id\x18\x02 \x01(\tR\twebhookId\x12\x16\n\x06status\x18\x03 \x01(\tR\x06status\"[\n\x1dListWebhookDeliveriesResponse\x12:\n\ndeliveries\x18\x01 \x03(\x0b\x32\x1a.fabric.v1.WebhookDeliveryR\ndeliveries\"y\n\x1fRedeliverWebhookDeliveryRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12\x1d\n\nwebhook_id\x18\x02 \x01(\tR\twebhookId\x12\x0e\n\x02id\x18\x03 \x01(\tR\x02id\"Z\n RedeliverWebhookDeliveryResponse\x12\x36\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x1a.fabric.v1.WebhookDeliveryR\x08\x64\x65livery2\xbe\x04\n\x0eWebhookService\x12R\n\rCreateWebhook\x12\x1f.fabric.v1.CreateWebhookRequest\x1a .fabric.v1.CreateWebhookResponse\x12O\n\x0cListWebhooks\x12\x1e.fabric.v1.ListWebhooksRequest\x1a\x1f.fabric.v1.ListWebhooksResponse\x12R\n\rUpdateWebhook\x12\x1f.fabric.v1.UpdateWebhookRequest\x1a .fabric.v1.UpdateWebhookResponse\x12R\n\rDeleteWebhook\x12\x1f.fabric.v1.DeleteWebhookRequest\x1a .fabric.v1.DeleteWebhookResponse\x12j\n\x15ListWebhookDeliveries\x12\'.fabric.v1.ListWebhookDeliveriesRequest\x1a(.fabric.v1.ListWebhookDeliveriesResponse\x12s\n\x18RedeliverWebhookDelivery\x12*.fabric.v1.RedeliverWebhookDeliveryRequest\x1a+.fabric.v1.RedeliverWebhookDeliveryResponseBk\n\rdev.fabric.v1B\rWebhooksProtoP\x01Z$fabric.dev/gen/go/fabric/v1;fabricv1\xaa\x02\tFabric.V1\xca\x02\tFabric\\V1\xea\x02\nFabric::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66\x61\x62ric/v1/webhooks.proto\x12\tfabric.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8b\x03\n\x07Webhook\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\'\n\x0forganization_id\x18\x02 \x01(\tR\x0eorganizationId\x12\x10\n\x03url\x18\x03 \x01(\tR\x03url\x12!\n\x0c\x65vent_filter\x18\x04 \x01(\tR\x0b\x65ventFilter\x12\x1f\n\x0bmax_retries\x18\x05 \x01(\x05R\nmaxRetries\x12 \n\x0b\x64\x65scription\x18\x06 \x01(\tR\x0b\x64\x65scription\x12\x18\n\x07\x65nabled\x18\x07 \x01(\x08R\x07\x65nabled\x12\'\n\x0f\x64isabled_reason\x18\x08 \x01(\tR\x0e\x64isabledReason\x12;\n\x0b\x63reate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12\x12\n\x04\x65tag\x18\x0b \x01(\tR\x04\x65tag\"\x95\x04\n\x0fWebhookDelivery\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n\nwebhook_id\x18\x02 \x01(\tR\twebhookId\x12\x19\n\x08\x65vent_id\x18\x03 \x01(\x03R\x07\x65ventId\x12\x1d\n\nevent_kind\x18\x04 \x01(\tR\teventKind\x12\x16\n\x06status\x18\x05 \x01(\tR\x06status\x12\x1a\n\x08\x61ttempts\x18\x06 \x01(\x05R\x08\x61ttempts\x12\'\n\x0fresponse_status\x18\x07 \x01(\x05R\x0eresponseStatus\x12#\n\rresponse_body\x18\x08 \x01(\tR\x0cresponseBody\x12\x14\n\x05\x65rror\x18\t \x01(\tR\x05\x65rror\x12K\n\x11next_attempt_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00R\x0fnextAttemptTime\x88\x01\x01\x12K\n\x11last_attempt_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x01R\x0flastAttemptTime\x88\x01\x01\x12;\n\x0b\x63reate_time\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTimeB\x14\n\x12_next_attempt_timeB\x14\n\x12_last_attempt_time\"\xcc\x01\n\x14\x43reateWebhookRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12\x10\n\x03url\x18\x02 \x01(\tR\x03url\x12!\n\x0c\x65vent_filter\x18\x03 \x01(\tR\x0b\x65ventFilter\x12$\n\x0bmax_retries\x18\x04 \x01(\x05H\x00R\nmaxRetries\x88\x01\x01\x12 \n\x0b\x64\x65scription\x18\x05 \x01(\tR\x0b\x64\x65scriptionB\x0e\n\x0c_max_retries\"]\n\x15\x43reateWebhookResponse\x12,\n\x07webhook\x18\x01 \x01(\x0b\x32\x12.fabric.v1.WebhookR\x07webhook\x12\x16\n\x06secret\x18\x02 \x01(\tR\x06secret\">\n\x13ListWebhooksRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\"F\n\x14ListWebhooksResponse\x12.\n\x08webhooks\x18\x01 \x03(\x0b\x32\x12.fabric.v1.WebhookR\x08webhooks\"\xe1\x02\n\x14UpdateWebhookRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12\x15\n\x03url\x18\x03 \x01(\tH\x00R\x03url\x88\x01\x01\x12&\n\x0c\x65vent_filter\x18\x04 \x01(\tH\x01R\x0b\x65ventFilter\x88\x01\x01\x12\x1d\n\x07\x65nabled\x18\x05 \x01(\x08H\x02R\x07\x65nabled\x88\x01\x01\x12$\n\x0bmax_retries\x18\x06 \x01(\x05H\x03R\nmaxRetries\x88\x01\x01\x12%\n\x0b\x64\x65scription\x18\x07 \x01(\tH\x04R\x0b\x64\x65scription\x88\x01\x01\x12\x17\n\x04\x65tag\x18\x08 \x01(\tH\x05R\x04\x65tag\x88\x01\x01\x42\x06\n\x04_urlB\x0f\n\r_event_filterB\n\n\x08_enabledB\x0e\n\x0c_max_retriesB\x0e\n\x0c_descriptionB\x07\n\x05_etag\"E\n\x15UpdateWebhookResponse\x12,\n\x07webhook\x18\x01 \x01(\x0b\x32\x12.fabric.v1.WebhookR\x07webhook\"q\n\x14\x44\x65leteWebhookRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12\x0e\n\x02id\x18\x02 \x01(\tR\x02id\x12\x17\n\x04\x65tag\x18\x03 \x01(\tH\x00R\x04\x65tag\x88\x01\x01\x42\x07\n\x05_etag\"E\n\x15\x44\x65leteWebhookResponse\x12,\n\x07webhook\x18\x01 \x01(\x0b\x32\x12.fabric.v1.WebhookR\x07webhook\"~\n\x1cListWebhookDeliveriesRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12\x1d\n\nwebhook_id\x18\x02 \x01(\tR\twebhookId\x12\x16\n\x06status\x18\x03 \x01(\tR\x06status\"[\n\x1dListWebhookDeliveriesResponse\x12:\n\ndeliveries\x18\x01 \x03(\x0b\x32\x1a.fabric.v1.WebhookDeliveryR\ndeliveries\"y\n\x1fRedeliverWebhookDeliveryRequest\x12\'\n\x0forganization_id\x18\x01 \x01(\tR\x0eorganizationId\x12\x1d\n\nwebhook_id\x18\x02 \x01(\tR\twebhookId\x12\x0e\n\x02id\x18\x03 \x01(\tR\x02id\"Z\n RedeliverWebhookDeliveryResponse\x12\x36\n\x08\x64\x65livery\x18\x01 \x01(\x0b\x32\x1a.fabric.v1.WebhookDeliveryR\x08\x64\x65livery2\xbe\x04\n\x0eWebhookService\x12R\n\rCreateWebhook\x12\x1f.fabric.v1.CreateWebhookRequest\x1a .fabric.v1.CreateWebhookResponse\x12O\n\x0cListWebhooks\x12\x1e.fabric.v1.ListWebhooksRequest\x1a\x1f.fabric.v1.ListWebhooksResponse\x12R\n\rUpdateWebhook\x12\x1f.fabric.v1.UpdateWebhookRequest\x1a .fabric.v1.UpdateWebhookResponse\x12R\n\rDeleteWebhook\x12\x1f.fabric.v1.DeleteWebhookRequest\x1a .fabric.v1.DeleteWebhookResponse\x12j\n\x15ListWebhookDeliveries\x12\'.fabric.v1.ListWebhookDeliveriesRequest\x1a(.fabric.v1.ListWebhookDeliveriesResponse\x12s\n\x18RedeliverWebhookDelivery\x12*.fabric.v1.RedeliverWebhookDeliveryRequest\x1a+.fabric.v1.RedeliverWebhookDeliveryResponseBk\n\rdev.fabric.v1B\rWebhooksProtoP\x01Z$fabric.dev/gen/go/fabric/v1;fabricv1\xaa\x02\tFabric.V1\xca\x02\tFabric\\V1\xea\x02\nFabric::V1b\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fabric.v1.webhooks_pb2', globals())
@@ -23,33 +23,33 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   DESCRIPTOR._options = None
   DESCRIPTOR._serialized_options = b'\n\rdev.fabric.v1B\rWebhooksProtoP\001Z$fabric.dev/gen/go/fabric/v1;fabricv1\252\002\tFabric.V1\312\002\tFabric\\V1\352\002\nFabric::V1'
   _WEBHOOK._serialized_start=73
-  _WEBHOOK._serialized_end=448
-  _WEBHOOKDELIVERY._serialized_start=451
-  _WEBHOOKDELIVERY._serialized_end=984
-  _CREATEWEBHOOKREQUEST._serialized_start=987
-  _CREATEWEBHOOKREQUEST._serialized_end=1191
-  _CREATEWEBHOOKRESPONSE._serialized_start=1193
-  _CREATEWEBHOOKRESPONSE._serialized_end=1286
-  _LISTWEBHOOKSREQUEST._serialized_start=1288
-  _LISTWEBHOOKSREQUEST._serialized_end=1350
-  _LISTWEBHOOKSRESPONSE._serialized_start=1352
-  _LISTWEBHOOKSRESPONSE._serialized_end=1422
-  _UPDATEWEBHOOKREQUEST._serialized_start=1425
-  _UPDATEWEBHOOKREQUEST._serialized_end=1744
-  _UPDATEWEBHOOKRESPONSE._serialized_start=1746
-  _UPDATEWEBHOOKRESPONSE._serialized_end=1815
-  _DELETEWEBHOOKREQUEST._serialized_start=1817
-  _DELETEWEBHOOKREQUEST._serialized_end=1896
-  _DELETEWEBHOOKRESPONSE._serialized_start=1898
-  _DELETEWEBHOOKRESPONSE._serialized_end=1967
-  _LISTWEBHOOKDELIVERIESREQUEST._serialized_start=1969
-  _LISTWEBHOOKDELIVERIESREQUEST._serialized_end=2095
-  _LISTWEBHOOKDELIVERIESRESPONSE._serialized_start=2097
-  _LISTWEBHOOKDELIVERIESRESPONSE._serialized_end=2188
-  _REDELIVERWEBHOOKDELIVERYREQUEST._serialized_start=2190
-  _REDELIVERWEBHOOKDELIVERYREQUEST._serialized_end=2311
-  _REDELIVERWEBHOOKDELIVERYRESPONSE._serialized_start=2313
-  _REDELIVERWEBHOOKDELIVERYRESPONSE._serialized_end=2403
-  _WEBHOOKSERVICE._serialized_start=2406
-  _WEBHOOKSERVICE._serialized_end=2980
+  _WEBHOOK._serialized_end=468
+  _WEBHOOKDELIVERY._serialized_start=471
+  _WEBHOOKDELIVERY._serialized_end=1004
+  _CREATEWEBHOOKREQUEST._serialized_start=1007
+  _CREATEWEBHOOKREQUEST._serialized_end=1211
+  _CREATEWEBHOOKRESPONSE._serialized_start=1213
+  _CREATEWEBHOOKRESPONSE._serialized_end=1306
+  _LISTWEBHOOKSREQUEST._serialized_start=1308
+  _LISTWEBHOOKSREQUEST._serialized_end=1370
+  _LISTWEBHOOKSRESPONSE._serialized_start=1372
+  _LISTWEBHOOKSRESPONSE._serialized_end=1442
+  _UPDATEWEBHOOKREQUEST._serialized_start=1445
+  _UPDATEWEBHOOKREQUEST._serialized_end=1798
+  _UPDATEWEBHOOKRESPONSE._serialized_start=1800
+  _UPDATEWEBHOOKRESPONSE._serialized_end=1869
+  _DELETEWEBHOOKREQUEST._serialized_start=1871
+  _DELETEWEBHOOKREQUEST._serialized_end=1984
+  _DELETEWEBHOOKRESPONSE._serialized_start=1986
+  _DELETEWEBHOOKRESPONSE._serialized_end=2055
+  _LISTWEBHOOKDELIVERIESREQUEST._serialized_start=2057
+  _LISTWEBHOOKDELIVERIESREQUEST._serialized_end=2183
+  _LISTWEBHOOKDELIVERIESRESPONSE._serialized_start=2185
+  _LISTWEBHOOKDELIVERIESRESPONSE._serialized_end=2276
+  _REDELIVERWEBHOOKDELIVERYREQUEST._serialized_start=2278
+  _REDELIVERWEBHOOKDELIVERYREQUEST._serialized_end=2399
+  _REDELIVERWEBHOOKDELIVERYRESPONSE._serialized_start=2401
+  _REDELIVERWEBHOOKDELIVERYRESPONSE._serialized_end=2491
+  _WEBHOOKSERVICE._serialized_start=2494
+  _WEBHOOKSERVICE._serialized_end=3068
 # @@protoc_insertion_point(module_scope)

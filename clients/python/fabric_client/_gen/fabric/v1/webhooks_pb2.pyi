@@ -29,12 +29,14 @@ class CreateWebhookResponse(_message.Message):
     def __init__(self, webhook: _Optional[_Union[Webhook, _Mapping]] = ..., secret: _Optional[str] = ...) -> None: ...
 
 class DeleteWebhookRequest(_message.Message):
-    __slots__ = ["id", "organization_id"]
+    __slots__ = ["etag", "id", "organization_id"]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    etag: str
     id: str
     organization_id: str
-    def __init__(self, organization_id: _Optional[str] = ..., id: _Optional[str] = ...) -> None: ...
+    def __init__(self, organization_id: _Optional[str] = ..., id: _Optional[str] = ..., etag: _Optional[str] = ...) -> None: ...
 
 class DeleteWebhookResponse(_message.Message):
     __slots__ = ["webhook"]
@@ -87,9 +89,10 @@ class RedeliverWebhookDeliveryResponse(_message.Message):
     def __init__(self, delivery: _Optional[_Union[WebhookDelivery, _Mapping]] = ...) -> None: ...
 
 class UpdateWebhookRequest(_message.Message):
-    __slots__ = ["description", "enabled", "event_filter", "id", "max_retries", "organization_id", "url"]
+    __slots__ = ["description", "enabled", "etag", "event_filter", "id", "max_retries", "organization_id", "url"]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     ENABLED_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
     EVENT_FILTER_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     MAX_RETRIES_FIELD_NUMBER: _ClassVar[int]
@@ -97,12 +100,13 @@ class UpdateWebhookRequest(_message.Message):
     URL_FIELD_NUMBER: _ClassVar[int]
     description: str
     enabled: bool
+    etag: str
     event_filter: str
     id: str
     max_retries: int
     organization_id: str
     url: str
-    def __init__(self, organization_id: _Optional[str] = ..., id: _Optional[str] = ..., url: _Optional[str] = ..., event_filter: _Optional[str] = ..., enabled: bool = ..., max_retries: _Optional[int] = ..., description: _Optional[str] = ...) -> None: ...
+    def __init__(self, organization_id: _Optional[str] = ..., id: _Optional[str] = ..., url: _Optional[str] = ..., event_filter: _Optional[str] = ..., enabled: bool = ..., max_retries: _Optional[int] = ..., description: _Optional[str] = ..., etag: _Optional[str] = ...) -> None: ...
 
 class UpdateWebhookResponse(_message.Message):
     __slots__ = ["webhook"]
@@ -111,11 +115,12 @@ class UpdateWebhookResponse(_message.Message):
     def __init__(self, webhook: _Optional[_Union[Webhook, _Mapping]] = ...) -> None: ...
 
 class Webhook(_message.Message):
-    __slots__ = ["create_time", "description", "disabled_reason", "enabled", "event_filter", "id", "max_retries", "organization_id", "update_time", "url"]
+    __slots__ = ["create_time", "description", "disabled_reason", "enabled", "etag", "event_filter", "id", "max_retries", "organization_id", "update_time", "url"]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     DISABLED_REASON_FIELD_NUMBER: _ClassVar[int]
     ENABLED_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
     EVENT_FILTER_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     MAX_RETRIES_FIELD_NUMBER: _ClassVar[int]
@@ -126,13 +131,14 @@ class Webhook(_message.Message):
     description: str
     disabled_reason: str
     enabled: bool
+    etag: str
     event_filter: str
     id: str
     max_retries: int
     organization_id: str
     update_time: _timestamp_pb2.Timestamp
     url: str
-    def __init__(self, id: _Optional[str] = ..., organization_id: _Optional[str] = ..., url: _Optional[str] = ..., event_filter: _Optional[str] = ..., max_retries: _Optional[int] = ..., description: _Optional[str] = ..., enabled: bool = ..., disabled_reason: _Optional[str] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., organization_id: _Optional[str] = ..., url: _Optional[str] = ..., event_filter: _Optional[str] = ..., max_retries: _Optional[int] = ..., description: _Optional[str] = ..., enabled: bool = ..., disabled_reason: _Optional[str] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
 
 class WebhookDelivery(_message.Message):
     __slots__ = ["attempts", "create_time", "error", "event_id", "event_kind", "id", "last_attempt_time", "next_attempt_time", "response_body", "response_status", "status", "webhook_id"]

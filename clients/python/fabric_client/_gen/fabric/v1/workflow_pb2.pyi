@@ -93,10 +93,12 @@ class NodeSpec(_message.Message):
     def __init__(self, key: _Optional[str] = ..., operation: _Optional[str] = ..., runtime: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., inputs: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., outputs: _Optional[_Mapping[str, str]] = ..., depends_on: _Optional[_Iterable[str]] = ..., merge: _Optional[str] = ..., policy: _Optional[_Union[NodePolicy, _Mapping]] = ..., when: _Optional[str] = ...) -> None: ...
 
 class UpsertWorkflowRequest(_message.Message):
-    __slots__ = ["spec"]
+    __slots__ = ["etag", "spec"]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
+    etag: str
     spec: WorkflowSpec
-    def __init__(self, spec: _Optional[_Union[WorkflowSpec, _Mapping]] = ...) -> None: ...
+    def __init__(self, spec: _Optional[_Union[WorkflowSpec, _Mapping]] = ..., etag: _Optional[str] = ...) -> None: ...
 
 class UpsertWorkflowResponse(_message.Message):
     __slots__ = ["created", "workflow"]
@@ -131,8 +133,9 @@ class ValidationIssue(_message.Message):
     def __init__(self, path: _Optional[str] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class WorkflowDefinition(_message.Message):
-    __slots__ = ["create_time", "id", "name", "organization_id", "spec", "team_id", "version"]
+    __slots__ = ["create_time", "etag", "id", "name", "organization_id", "spec", "team_id", "version"]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ETAG_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     ORGANIZATION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -140,13 +143,14 @@ class WorkflowDefinition(_message.Message):
     TEAM_ID_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     create_time: _timestamp_pb2.Timestamp
+    etag: str
     id: str
     name: str
     organization_id: str
     spec: WorkflowSpec
     team_id: str
     version: int
-    def __init__(self, id: _Optional[str] = ..., organization_id: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[int] = ..., spec: _Optional[_Union[WorkflowSpec, _Mapping]] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., team_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., organization_id: _Optional[str] = ..., name: _Optional[str] = ..., version: _Optional[int] = ..., spec: _Optional[_Union[WorkflowSpec, _Mapping]] = ..., create_time: _Optional[_Union[_timestamp_pb2.Timestamp, _Mapping]] = ..., team_id: _Optional[str] = ..., etag: _Optional[str] = ...) -> None: ...
 
 class WorkflowSpec(_message.Message):
     __slots__ = ["description", "name", "nodes", "run_timeout_ms", "team_id"]
