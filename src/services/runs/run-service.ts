@@ -255,36 +255,43 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
     },
 
     async cancelRun(ctx: CallContext, req: CancelRunRequest) {
-      await db.transaction(async (tx) => {
+      const message = await db.transaction(async (tx) => {
         const run = await lockOwnRun(tx, ctx, req.id, "run.cancel");
-        if (run.status === "cancelled") return; // nothing changes, nothing to audit
-        if (!activeRunStatuses.includes(run.status)) throw failedPrecondition(`run is already ${run.status}`, "run_finished");
-        await finishRun(tx, run, "cancelled", { code: "cancelled", message: req.reason || "cancelled by request" });
-        await audit(tx, ctx, runAuditActions.cancel, run.id, { operation: "cancel", previous_status: run.status, reason: req.reason || null });
+        // Already cancelled: nothing changes, nothing to audit.
+        if (run.status !== "cancelled") {
+          if (!activeRunStatuses.includes(run.status)) throw failedPrecondition(`run is already ${run.status}`, "run_finished");
+          await finishRun(tx, run, "cancelled", { code: "cancelled", message: req.reason || "cancelled by request" });
+          await audit(tx, ctx, runAuditActions.cancel, run.id, { operation: "cancel", previous_status: run.status, reason: req.reason || null });
+        }
+        return fullRun(tx, ctx, req.id, null);
       });
-      return create(CancelRunResponseSchema, { run: await fullRun(db, ctx, req.id, null) });
+      return create(CancelRunResponseSchema, { run: message });
     },
 
     async pauseRun(ctx: CallContext, req: PauseRunRequest) {
-      await db.transaction(async (tx) => {
+      const message = await db.transaction(async (tx) => {
         const run = await lockOwnRun(tx, ctx, req.id, "run.control");
-        if (run.status === "paused") return; // nothing changes, nothing to audit
-        if (!activeRunStatuses.includes(run.status)) throw failedPrecondition(`run is already ${run.status}`, "run_finished");
-        const previous = run.status;
-        await pauseRun(tx, run);
-        await audit(tx, ctx, runAuditActions.pause, run.id, { operation: "pause", previous_status: previous });
+        // Already paused: nothing changes, nothing to audit.
+        if (run.status !== "paused") {
+          if (!activeRunStatuses.includes(run.status)) throw failedPrecondition(`run is already ${run.status}`, "run_finished");
+          const previous = run.status;
+          await pauseRun(tx, run);
+          await audit(tx, ctx, runAuditActions.pause, run.id, { operation: "pause", previous_status: previous });
+        }
+        return fullRun(tx, ctx, req.id, null);
       });
-      return create(PauseRunResponseSchema, { run: await fullRun(db, ctx, req.id, null) });
+      return create(PauseRunResponseSchema, { run: message });
     },
 
     async resumeRun(ctx: CallContext, req: ResumeRunRequest) {
-      await db.transaction(async (tx) => {
+      const message = await db.transaction(async (tx) => {
         const run = await lockOwnRun(tx, ctx, req.id, "run.control");
         if (run.status !== "paused") throw failedPrecondition(`run is ${run.status}, not paused`, "run_not_paused");
         const status = await resumeRun(tx, run);
         await audit(tx, ctx, runAuditActions.resume, run.id, { operation: "resume", status });
+        return fullRun(tx, ctx, req.id, null);
       });
-      return create(ResumeRunResponseSchema, { run: await fullRun(db, ctx, req.id, null) });
+      return create(ResumeRunResponseSchema, { run: message });
     },
 
     async signalRun(ctx: CallContext, req: SignalRunRequest) {
@@ -300,14 +307,17 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
       const wf = await workflows.get(db, run.workflowId);
       // completeNodes opens its own transaction; given ours, it becomes a savepoint inside it,
       // so the completion and its audit entry commit together (or not at all).
-      const outcome = await db.transaction(async (tx) => {
+      // The answer is the run as the signal left it, read in its transaction: an executor
+      // may take the next node the moment it commits.
+      const { outcome, message } = await db.transaction(async (tx) => {
         const [o] = await completeNodes(tx, [{ runId: run.id, node: wf.nodes.get(key)!, guard: { waiting: true }, output: req.payload ?? {}, eventPayload: { signal: true, request_id: ctx.requestId } }], sizeLimits);
-        if (o === "applied") await audit(tx, ctx, runAuditActions.signal, run.id, { operation: "signal", node_key: key });
-        return o;
+        if (o !== "applied") return { outcome: o, message: undefined };
+        await audit(tx, ctx, runAuditActions.signal, run.id, { operation: "signal", node_key: key });
+        return { outcome: o, message: await fullRun(tx, ctx, req.id, null) };
       });
       if (outcome === "lost") throw failedPrecondition(`node ${JSON.stringify(key)} is no longer waiting`, "not_waiting");
       if (typeof outcome === "object") throw invalidArgument(outcome.tooLarge.message, [{ path: "/payload", code: "too_large", message: outcome.tooLarge.message }]);
-      return create(SignalRunResponseSchema, { run: await fullRun(db, ctx, req.id, null) });
+      return create(SignalRunResponseSchema, { run: message });
     },
 
     async rerunRun(ctx: CallContext, req: RerunRunRequest) {
