@@ -7,6 +7,9 @@
  * - every operation carrying `x-fabric-rpc` gets its parameters, request body and
  *   success response bodies from the RPC's request and response messages.
  *
+ * 64-bit integers: responses say `type: string` (what Fabric writes), requests
+ * `[string, integer]` (what it reads).
+ *
  * Conventions read from proto comments: `Values: a | b | c.` makes a string an enum;
  * `Required.` marks a request field required. Fields of non-request messages are
  * always emitted (`alwaysEmitImplicit`), so they are required unless `optional`.
@@ -123,7 +126,7 @@ function deriveOperation(path: string, method: string, op: Json, input: DescMess
   const params: Json[] = op.parameters ?? [];
   for (const name of pathParams) {
     const f = fieldOf(input, name);
-    params.push({ name, in: "path", required: true, description: comments.get(f.parent.typeName + "." + f.name)?.replace(/\s*Required\.\s*/, "") || undefined, schema: fieldSchema(f, comments) });
+    params.push({ name, in: "path", required: true, description: comments.get(f.parent.typeName + "." + f.name)?.replace(/\s*Required\.\s*/, "") || undefined, schema: fieldSchema(f, comments, "input") });
   }
   if (!body) {
     // Everything else is a query parameter.
@@ -132,7 +135,7 @@ function deriveOperation(path: string, method: string, op: Json, input: DescMess
       // Scalars, and timestamps (RFC 3339 strings, which proto3 JSON parses as they are).
       const timestamp = f.fieldKind === "message" && f.message.typeName === "google.protobuf.Timestamp";
       if (f.fieldKind !== "scalar" && !timestamp) throw new Error(`${rpc(op)}: field ${f.name} cannot be a query parameter`);
-      params.push({ name: f.name, in: "query", required: false, description: comments.get(input.typeName + "." + f.name) || undefined, schema: fieldSchema(f, comments) });
+      params.push({ name: f.name, in: "query", required: false, description: comments.get(input.typeName + "." + f.name) || undefined, schema: fieldSchema(f, comments, "input") });
     }
   } else {
     let schema: Json;
@@ -208,15 +211,15 @@ const isWkt = (m: DescMessage) => m.typeName.startsWith("google.protobuf.");
 function fieldSchema(f: DescField, comments: Map<string, string>, mode: Mode = "output"): Json {
   switch (f.fieldKind) {
     case "list":
-      return { type: "array", items: f.listKind === "scalar" ? scalarSchema(f.scalar!, comments.get(f.parent.typeName + "." + f.name)) : f.listKind === "message" ? messageRef(f.message!, mode) : { type: "string" } };
+      return { type: "array", items: f.listKind === "scalar" ? scalarSchema(f.scalar!, comments.get(f.parent.typeName + "." + f.name), mode) : f.listKind === "message" ? messageRef(f.message!, mode) : { type: "string" } };
     case "map":
-      return { type: "object", additionalProperties: f.mapKind === "scalar" ? scalarSchema(f.scalar!) : f.mapKind === "message" ? messageRef(f.message!, mode) : { type: "string" } };
+      return { type: "object", additionalProperties: f.mapKind === "scalar" ? scalarSchema(f.scalar!, undefined, mode) : f.mapKind === "message" ? messageRef(f.message!, mode) : { type: "string" } };
     case "message":
       return messageRef(f.message!, mode);
     case "enum":
       return { type: "string", enum: f.enum!.values.map((v) => v.name) };
     case "scalar":
-      return scalarSchema(f.scalar!, comments.get(f.parent.typeName + "." + f.name));
+      return scalarSchema(f.scalar!, comments.get(f.parent.typeName + "." + f.name), mode);
   }
 }
 
@@ -233,7 +236,7 @@ function messageRef(m: DescMessage, mode: Mode = "output"): Json {
   return { $ref: `#/components/schemas/${mode === "input" ? inputName(m) : m.name}` };
 }
 
-function scalarSchema(t: ScalarType, doc?: string): Json {
+function scalarSchema(t: ScalarType, doc?: string, mode: Mode = "output"): Json {
   switch (t) {
     case ScalarType.STRING: {
       // Values may contain dots (`ai.generate`): the list ends at a dot followed by a space or the end.
@@ -259,8 +262,10 @@ function scalarSchema(t: ScalarType, doc?: string): Json {
     case ScalarType.SFIXED64:
     case ScalarType.UINT64:
     case ScalarType.FIXED64:
-      // proto3 JSON writes 64-bit integers as strings and reads either.
-      return { type: ["string", "integer"], pattern: "^-?[0-9]+$", format: "int64" };
+      // proto3 JSON writes 64-bit integers as strings and reads either: what Fabric
+      // answers is a string (one representation, so generated clients type it `string`),
+      // what it accepts is either.
+      return mode === "output" ? { type: "string", pattern: "^-?[0-9]+$", format: "int64" } : { type: ["string", "integer"], pattern: "^-?[0-9]+$", format: "int64" };
     case ScalarType.BYTES:
       return { type: "string", contentEncoding: "base64" };
   }

@@ -1168,7 +1168,7 @@ export interface components {
         };
         AuditEntry: {
             /** Format: int64 */
-            id: string | number;
+            id: string;
             organization_id: string;
             actor_principal_id?: string;
             api_key_id?: string;
@@ -1277,7 +1277,7 @@ export interface components {
              * Format: int64
              * @description Monotonically increasing; the SSE id.
              */
-            id: string | number;
+            id: string;
             /** @description Dotted kind, e.g. `workflow.node.completed`. */
             kind: string;
             organization_id: string;
@@ -1484,19 +1484,19 @@ export interface components {
         };
         TokenUsage: {
             /** Format: int64 */
-            input_tokens: string | number;
+            input_tokens: string;
             /** Format: int64 */
-            output_tokens: string | number;
+            output_tokens: string;
             /**
              * Format: int64
              * @description Input tokens served from a prompt cache (a subset of input_tokens).
              */
-            cached_input_tokens: string | number;
+            cached_input_tokens: string;
             /**
              * Format: int64
              * @description Input tokens written to a prompt cache (a subset of input_tokens).
              */
-            cache_write_tokens: string | number;
+            cache_write_tokens: string;
         };
         CallCost: {
             /** @description The estimate before the call (decimal USD; empty when unpriced): under a budget, the amount reserved (what the costliest candidate that might be tried could cost), else the upper bound of the model that answered. */
@@ -1587,9 +1587,9 @@ export interface components {
             /** @description The chosen candidate's upper-bound cost (decimal USD); empty when unpriced. */
             estimated_usd: string;
             /** Format: int64 */
-            estimated_input_tokens: string | number;
+            estimated_input_tokens: string;
             /** Format: int64 */
-            max_output_tokens: string | number;
+            max_output_tokens: string;
             price_table: string;
             /** @description Every budget that applies, and whether the estimate fits it now. */
             budgets: components["schemas"]["BudgetCheck"][];
@@ -1642,9 +1642,9 @@ export interface components {
             /** @description UTC day, `YYYY-MM-DD`. */
             day: string;
             /** Format: int64 */
-            calls: string | number;
+            calls: string;
             /** Format: int64 */
-            failed_calls: string | number;
+            failed_calls: string;
             usage?: components["schemas"]["TokenUsage"];
             /** @description Settled cost (decimal USD). */
             cost_usd: string;
@@ -1846,7 +1846,7 @@ export interface components {
             id: string;
             webhook_id: string;
             /** Format: int64 */
-            event_id: string | number;
+            event_id: string;
             event_kind: string;
             /** @description `pending`, `succeeded` or `failed`. */
             status: string;

@@ -221,9 +221,10 @@ export async function markExceeded(db: Db, args: { organizationId: string; charg
           ...(scope === "team" ? { team_id: id } : {}),
           period: c.period,
           period_start: c.periodStart,
-          limit_nano_usd: c.limitNanoUsd,
-          committed_nano_usd: args.committedNanoUsd,
-          refused_estimate_nano_usd: args.estimateNanoUsd,
+          // 64-bit integers as the API writes them: decimal strings (docs/contracts.md).
+          limit_nano_usd: String(c.limitNanoUsd),
+          committed_nano_usd: String(args.committedNanoUsd),
+          refused_estimate_nano_usd: String(args.estimateNanoUsd),
           budget: c.label,
         },
       },

@@ -204,7 +204,7 @@ describe("provider runtime: output and progress", () => {
       text: "HELLO WORLD",
       model: "echo-1",
       provider: "echo",
-      usage: { input_tokens: 3, output_tokens: 3 },
+      usage: { input_tokens: "3", output_tokens: "3" },
       finish_reason: "stop",
       routing: { strategy: "local_first", provider: "echo", model: "echo-1", attempts: [{ provider: "echo", model: "echo-1" }] },
     });

@@ -171,9 +171,14 @@ function progressWriter(step: Step, everyMs: number) {
   };
 }
 
+/**
+ * Token counts as the API writes every 64-bit integer (`TokenUsage`, int64): decimal strings,
+ * so a node's `usage` reads the same as GetJobUsage's and a usage record's. Outputs stored
+ * before this was so hold JSON numbers; readers take either (docs/contracts.md).
+ */
 function usageJson(u: { inputTokens: number; outputTokens: number; cachedInputTokens?: number; cacheWriteTokens?: number }): JsonObject {
-  const out: JsonObject = { input_tokens: u.inputTokens, output_tokens: u.outputTokens };
-  if (u.cachedInputTokens !== undefined) out["cached_input_tokens"] = u.cachedInputTokens;
-  if (u.cacheWriteTokens !== undefined) out["cache_write_tokens"] = u.cacheWriteTokens;
+  const out: JsonObject = { input_tokens: String(u.inputTokens), output_tokens: String(u.outputTokens) };
+  if (u.cachedInputTokens !== undefined) out["cached_input_tokens"] = String(u.cachedInputTokens);
+  if (u.cacheWriteTokens !== undefined) out["cache_write_tokens"] = String(u.cacheWriteTokens);
   return out;
 }

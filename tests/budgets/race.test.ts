@@ -217,7 +217,7 @@ describe(`budget race over REST (${engine})`, () => {
 
     const events = await exceededEvents(fabric, org.organizationId);
     expect(events).toHaveLength(1);
-    expect(events[0]).toMatchObject({ scope: "organization", period: "day", limit_nano_usd: CAP, committed_nano_usd: CAP, refused_estimate_nano_usd: ESTIMATE });
+    expect(events[0]).toMatchObject({ scope: "organization", period: "day", limit_nano_usd: String(CAP), committed_nano_usd: String(CAP), refused_estimate_nano_usd: String(ESTIMATE) });
 
     // The budget API reports the same spend.
     const res = await fabric.rest(`/v1/organizations/${org.organizationId}/budget`, { key: org.apiKey });
@@ -327,7 +327,7 @@ describe(`team budget tighter than the organization's, over gRPC (${engine})`, (
     // Only the team's budget was exceeded; the organization's had room left.
     const events = await exceededEvents(fabric, org.organizationId);
     expect(events).toHaveLength(1);
-    expect(events[0]).toMatchObject({ scope: "team", team_id: teamId, period: "day", limit_nano_usd: CAP, committed_nano_usd: CAP });
+    expect(events[0]).toMatchObject({ scope: "team", team_id: teamId, period: "day", limit_nano_usd: String(CAP), committed_nano_usd: String(CAP) });
 
     // An organization-level call (no team) still fits the organization's budget.
     fake.script([{ reply: FULL_REPLY }]);

@@ -50,7 +50,7 @@ describe("routing in provider nodes", () => {
     const node = nodeOf(run, "gen");
     expect(node).toMatchObject({ status: "succeeded", attempt: 1 });
     const out = node.output;
-    expect(out).toMatchObject({ provider: "anthropic", model: "claude-haiku-4-5", usage: { input_tokens: 4, output_tokens: 4 } });
+    expect(out).toMatchObject({ provider: "anthropic", model: "claude-haiku-4-5", usage: { input_tokens: "4", output_tokens: "4" } });
     expect(out.routing).toMatchObject({ strategy: "local_first", provider: "anthropic", model: "claude-haiku-4-5" });
     expect(out.routing.attempts).toHaveLength(2);
     expect(out.routing.attempts[0]).toMatchObject({ provider: "openai", model: "gpt-4.1-nano" });

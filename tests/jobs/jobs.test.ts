@@ -140,7 +140,7 @@ describe("CreateJob / GetJob", () => {
 
     const done = await finished(job.id);
     expect(done.status).toBe("completed");
-    expect(done.result).toMatchObject({ text: "hello jobs", provider: "echo", model: "echo-1", usage: { input_tokens: 3, output_tokens: 3 } });
+    expect(done.result).toMatchObject({ text: "hello jobs", provider: "echo", model: "echo-1", usage: { input_tokens: "3", output_tokens: "3" } });
     expect(done.result.cost).toMatchObject({ actual_usd: "0", estimated_usd: "0" });
     expect(done.result.routing).toMatchObject({ provider: "echo", model: "echo-1" });
     expect(typeof done.result.routing.why).toBe("string");

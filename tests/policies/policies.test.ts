@@ -364,7 +364,7 @@ describe("budgets", () => {
 
     const exceeded = (await eventsOf("budget.exceeded")).filter((e) => e.payload.team_id === teamId);
     expect(exceeded).toHaveLength(1);
-    expect(exceeded[0]!.payload).toMatchObject({ scope: "team", period: "day", limit_nano_usd: 3_000_000, committed_nano_usd: 2_250_000, refused_estimate_nano_usd: 1_350_000 });
+    expect(exceeded[0]!.payload).toMatchObject({ scope: "team", period: "day", limit_nano_usd: "3000000", committed_nano_usd: "2250000", refused_estimate_nano_usd: "1350000" });
 
     // The estimate agrees, and a call small enough to fit is still admitted.
     expect(await pf.api.rest.ok("ProviderService/EstimateCost", call, as(admin))).toMatchObject({ allowed: false, refusal_code: "budget_exceeded" });
