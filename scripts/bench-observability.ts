@@ -10,6 +10,8 @@
  *     which a loaded machine disturbs far less than it disturbs throughput;
  *   - dispatch latency p50 (run created → first node started), one run at a time into an
  *     idle executor; the runs are started in this process, traced too when traces are on.
+ * First, in this process, the two costs in isolation (CPU time, which load disturbs least):
+ * rendering /metrics once, and one node-attempt span from start to OTLP export.
  *
  * Metric recording itself cannot be switched off (it is a few counter increments on each
  * path); "off" leaves nothing to scrape and no spans.
@@ -36,7 +38,8 @@ import type { CallContext } from "../src/services/call-context.js";
 import { createRunService } from "../src/services/runs/run-service.js";
 import { createWorkflowService } from "../src/services/runs/workflow-service.js";
 import { bootstrapDevOrganization } from "../src/services/tenancy/dev-organization.js";
-import { startTracing } from "../src/telemetry/tracing.js";
+import { metrics as fabricMetrics, registry } from "../src/telemetry/metrics.js";
+import { flushTraces, markSpan, recordOutcome, startTracing, withSpanFrom } from "../src/telemetry/tracing.js";
 import { createTestDatabase, type Engine } from "../tests/helpers/database.js";
 import { spawnExecutor } from "../tests/helpers/processes.js";
 
@@ -245,8 +248,46 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
+/** CPU microseconds used by `fn` run `n` times (then `after`), per run. */
+async function cpuPer(n: number, fn: () => Promise<unknown>, after: () => Promise<unknown> = async () => {}): Promise<number> {
+  const c0 = process.cpuUsage();
+  for (let i = 0; i < n; i++) await fn();
+  await after();
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / n;
+}
+
+/** The two costs in isolation: one /metrics render (with an executor's metric families populated), one node-attempt span exported. */
+async function micro(receiverUrl: string) {
+  for (let i = 0; i < 5000; i++) {
+    fabricMetrics.stepsClaimed.inc({ operation: "workflow.noop" });
+    fabricMetrics.stepDuration.observe({ operation: "workflow.noop", outcome: "succeeded" }, 0.001);
+    fabricMetrics.stepQueueWait.observe({ operation: "workflow.noop" }, 0.01);
+    fabricMetrics.claimDuration.observe(0.002);
+  }
+  await cpuPer(20, () => registry.metrics());
+  const scrapeUs = await cpuPer(200, () => registry.metrics());
+  const work = async () => {
+    for (let i = 0; i < 20; i++) await Promise.resolve(i);
+  };
+  const N = 20_000;
+  const bareUs = await cpuPer(N, work);
+  const stop = startTracing({ OTEL_EXPORTER_OTLP_ENDPOINT: receiverUrl }, "fabric-bench-micro");
+  const parent = markSpan("fabric.run", {})!;
+  const attrs = { "fabric.run_id": randomUUID(), "fabric.node_key": "n1", "fabric.operation": "workflow.noop", "fabric.attempt": 1, "fabric.worker_id": "bench" };
+  const tracedUs = await cpuPer(N, () => withSpanFrom(parent, "fabric.node", attrs, async (span) => {
+    await work();
+    recordOutcome(span, "succeeded");
+  }), flushTraces);
+  await stop();
+  return { scrapeUs, spanUs: tracedUs - bareUs };
+}
+
 async function main() {
   const receiver = await startReceiver();
+  const m = await micro(receiver.url);
+  console.log(`In isolation (CPU time in this process): one /metrics render ${(m.scrapeUs / 1000).toFixed(2)} ms (at one scrape per second: ${(m.scrapeUs / 1e4).toFixed(3)} % of a core);`);
+  console.log(`  one node-attempt span, created, ended and exported over OTLP/HTTP: ${m.spanUs.toFixed(1)} µs\n`);
   console.log(`Observability overhead (${engine}) — ${RUNS} runs × ${CHAIN}-node no-op chain per round and mode, ${ROUNDS} rounds, mode order rotating; dispatch: ${SAMPLES} runs one at a time`);
   console.log(`  off: no METRICS_PORT, no tracing.  metrics: METRICS_PORT scraped every 1 s.  traces: OTLP/HTTP to a local receiver (${receiver.url}).  both.`);
   console.log(`  load average at start: ${loadavg().map((l) => l.toFixed(1)).join(" ")}\n`);
@@ -277,6 +318,7 @@ async function main() {
     const vs = m === "off" ? "" : ` → ×${(r / off.rate).toFixed(3)} (${((1 - r / off.rate) * 100).toFixed(1)} % loss)`;
     console.log(`  ${m.padEnd(8)} ${r.toFixed(0).padStart(8)} steps/s${vs.padEnd(26)} ${c.toFixed(3)} ms${m === "off" ? "" : ` (×${(c / off.cpu).toFixed(3)})`}   ${d.toFixed(2)} ms${m === "off" ? "" : ` (×${(d / off.p50).toFixed(3)})`}`);
   }
+  console.log(`\n  a node-attempt span (${m.spanUs.toFixed(1)} µs, above) is ${((m.spanUs / 1000 / off.cpu) * 100).toFixed(1)} % of the executor's CPU per no-op step with telemetry off (${off.cpu.toFixed(3)} ms)`);
   await receiver.close();
 }
 
