@@ -90,6 +90,8 @@ const schema = z.object({
   FABRIC_RETENTION_SECONDS: int(0, 100 * 365 * 86_400).default(0),
   /** How often the retention pruner looks for expired runs. */
   FABRIC_RETENTION_INTERVAL_MS: int(100, 86_400_000).default(60_000),
+  /** The longest a control plane's scheduler sleeps between looks for due schedules (it wakes at the next fire time when sooner). */
+  FABRIC_SCHEDULER_INTERVAL_MS: int(50, 60_000).default(1000),
   // Connection limits of both ports together (control-plane/connection-guard.ts).
   FABRIC_MAX_CONNECTIONS: int(1, 1_000_000).default(8192),
   FABRIC_MAX_CONNECTIONS_PER_ADDRESS: int(1, 1_000_000).default(1024),

@@ -115,6 +115,8 @@ const st = {
   policyTeam: "",
   /** A completed text job. */
   job: "",
+  /** A schedule of the smoke workflow (fires on 1 January only). */
+  schedule: "",
 };
 /** Per-side labels for ids that differ between the sides; applied by normalise(). */
 const labels: Record<Side, Map<string, string>> = { rest: new Map(), grpc: new Map() };
@@ -868,6 +870,73 @@ const table: Record<string, Parity> = {
     ],
   },
 
+  // ── ScheduleService ────────────────────────────────────────────────────────────────────
+  // Schedules of the smoke workflow that fire on 1 January only: nothing fires meanwhile.
+
+  "fabric.v1.ScheduleService/CreateSchedule": {
+    shape: { data: "schedule", status: () => 201 },
+    ok: [{ name: "a cron schedule in a time zone", call: (s) => ({ rest: { path: "/v1/schedules", body: { name: `p-sched-${lc(s)}`, workflow_name: st.smoke.json.name, cron: "0 0 1 1 *", timezone: "Europe/Berlin", input: { topic: tag(s) } } }, grpc: { name: `p-sched-${lc(s)}`, workflow_name: st.smoke.json.name, cron: "0 0 1 1 *", timezone: "Europe/Berlin", input: { topic: tag(s) } } }) }],
+    errors: [
+      { name: "a bad cron pattern", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: "/v1/schedules", body: { name: "p-bad", workflow_name: st.smoke.json.name, cron: "61 * * * *" } }, grpc: { name: "p-bad", workflow_name: st.smoke.json.name, cron: "61 * * * *" } }) },
+      { name: "an unknown time zone", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: "/v1/schedules", body: { name: "p-bad", workflow_name: st.smoke.json.name, cron: "* * * * *", timezone: "Mars/Base" } }, grpc: { name: "p-bad", workflow_name: st.smoke.json.name, cron: "* * * * *", timezone: "Mars/Base" } }) },
+      { name: "an unknown workflow", kind: "not_found", code: "not_found", call: () => ({ rest: { path: "/v1/schedules", body: { name: "p-bad", workflow_name: "p-no-such", cron: "* * * * *" } }, grpc: { name: "p-bad", workflow_name: "p-no-such", cron: "* * * * *" } }) },
+      { name: "a taken name", kind: "already_exists", code: "already_exists", call: () => ({ rest: { path: "/v1/schedules", body: { name: "p-shared-schedule", workflow_name: st.smoke.json.name, cron: "* * * * *" } }, grpc: { name: "p-shared-schedule", workflow_name: st.smoke.json.name, cron: "* * * * *" } }) },
+      { name: "as a viewer", kind: "permission_denied", code: "permission_denied", key: "viewer", call: () => ({ rest: { path: "/v1/schedules", body: { name: "p-v", workflow_name: st.smoke.json.name, cron: "* * * * *" } }, grpc: { name: "p-v", workflow_name: st.smoke.json.name, cron: "* * * * *" } }) },
+      unauth(() => ({ rest: { path: "/v1/schedules", body: { name: "p-u", workflow_name: st.smoke.json.name, cron: "* * * * *" } }, grpc: { name: "p-u", workflow_name: st.smoke.json.name, cron: "* * * * *" } })),
+    ],
+  },
+
+  "fabric.v1.ScheduleService/GetSchedule": {
+    shape: { data: "schedule" },
+    ok: [{ name: "by id", shared: true, call: () => ({ rest: { path: `/v1/schedules/${st.schedule}` }, grpc: { id: st.schedule } }) }],
+    errors: [
+      { name: "an unknown id", kind: "not_found", code: "not_found", call: () => ({ rest: { path: `/v1/schedules/${unknownId}` }, grpc: { id: unknownId } }) },
+      otherOrg(() => ({ rest: { path: `/v1/schedules/${st.schedule}` }, grpc: { id: st.schedule } })),
+      unauth(() => ({ rest: { path: `/v1/schedules/${st.schedule}` }, grpc: { id: st.schedule } })),
+    ],
+  },
+
+  "fabric.v1.ScheduleService/ListSchedules": {
+    shape: { data: "schedules" },
+    ok: [{ name: "of one workflow", shared: true, call: () => ({ rest: { path: "/v1/schedules", query: { workflow_name: st.smoke.json.name } }, grpc: { workflow_name: st.smoke.json.name } }) }],
+    errors: [
+      { name: "a user in several organizations who names none", kind: "invalid_argument", code: "invalid_argument", key: "user", call: () => ({ rest: { path: "/v1/schedules" }, grpc: {} }) },
+      unauth(() => ({ rest: { path: "/v1/schedules" }, grpc: {} })),
+    ],
+  },
+
+  "fabric.v1.ScheduleService/UpdateSchedule": {
+    shape: { data: "schedule" },
+    ok: [{ name: "pause, description and overlap", call: (s) => ({ rest: { path: `/v1/schedules/${acc(s).updSched}`, body: { enabled: false, description: `Updated ${tag(s)}`, overlap_policy: "queue" } }, grpc: { id: acc(s).updSched, enabled: false, description: `Updated ${tag(s)}`, overlap_policy: "queue" } }) }],
+    errors: [
+      { name: "an unknown id", kind: "not_found", code: "not_found", call: () => ({ rest: { path: `/v1/schedules/${unknownId}`, body: { enabled: false } }, grpc: { id: unknownId, enabled: false } }) },
+      { name: "catch_up_limit out of range", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: `/v1/schedules/${st.schedule}`, body: { catch_up_limit: 0 } }, grpc: { id: st.schedule, catch_up_limit: 0 } }) },
+      { name: "as a viewer", kind: "permission_denied", code: "permission_denied", key: "viewer", call: () => ({ rest: { path: `/v1/schedules/${st.schedule}`, body: { enabled: false } }, grpc: { id: st.schedule, enabled: false } }) },
+      otherOrg(() => ({ rest: { path: `/v1/schedules/${st.schedule}`, body: { enabled: false } }, grpc: { id: st.schedule, enabled: false } })),
+      unauth(() => ({ rest: { path: `/v1/schedules/${st.schedule}`, body: { enabled: false } }, grpc: { id: st.schedule, enabled: false } })),
+    ],
+  },
+
+  "fabric.v1.ScheduleService/DeleteSchedule": {
+    shape: { data: "schedule" },
+    ok: [{ name: "a schedule", call: (s) => ({ rest: { path: `/v1/schedules/${acc(s).delSched}` }, grpc: { id: acc(s).delSched } }) }],
+    errors: [
+      { name: "an unknown id", kind: "not_found", code: "not_found", call: () => ({ rest: { path: `/v1/schedules/${unknownId}` }, grpc: { id: unknownId } }) },
+      { name: "as a viewer", kind: "permission_denied", code: "permission_denied", key: "viewer", call: () => ({ rest: { path: `/v1/schedules/${st.schedule}` }, grpc: { id: st.schedule } }) },
+      unauth(() => ({ rest: { path: `/v1/schedules/${st.schedule}` }, grpc: { id: st.schedule } })),
+    ],
+  },
+
+  "fabric.v1.ScheduleService/ListScheduleFires": {
+    shape: { data: "fires" },
+    ok: [{ name: "none yet", shared: true, call: () => ({ rest: { path: `/v1/schedules/${st.schedule}/fires` }, grpc: { schedule_id: st.schedule } }) }],
+    errors: [
+      { name: "an unknown outcome", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: `/v1/schedules/${st.schedule}/fires`, query: { outcome: "nope" } }, grpc: { schedule_id: st.schedule, outcome: "nope" } }) },
+      { name: "an unknown schedule", kind: "not_found", code: "not_found", call: () => ({ rest: { path: `/v1/schedules/${unknownId}/fires` }, grpc: { schedule_id: unknownId } }) },
+      unauth(() => ({ rest: { path: `/v1/schedules/${st.schedule}/fires` }, grpc: { schedule_id: st.schedule } })),
+    ],
+  },
+
   // ── ProviderService ────────────────────────────────────────────────────────────────────
 
   "fabric.v1.ProviderService/ListProviders": {
@@ -1064,6 +1133,8 @@ beforeAll(async () => {
 
   const smoke = await upsert(smokeWorkflow);
   st.smoke = { id: smoke.id, json: smoke };
+  st.schedule = (await setup(fabric, "POST", "/v1/schedules", { name: "p-shared-schedule", workflow_name: smoke.name, cron: "0 0 1 1 *" }, 201)).id;
+  sharedIds.add(st.schedule);
   st.gate.id = (await upsert(gateSpec)).id;
   st.fail.id = (await upsert(failSpec)).id;
 
@@ -1145,6 +1216,8 @@ beforeAll(async () => {
     a.redHook = (await setup(fabric, "POST", orgPath("/webhooks"), { url: `https://203.0.113.10/red-${lc(s)}`, event_filter: "no.match" }, 201)).webhook.id;
     await setup(fabric, "PATCH", orgPath(`/webhooks/${a.redHook!}`), { enabled: false }, 200);
     a.redDelivery = await insertDelivery(a.redHook!);
+    a.updSched = (await setup(fabric, "POST", "/v1/schedules", { name: `p-upd-sched-${lc(s)}`, workflow_name: st.smoke.json.name, cron: "0 0 1 1 *" }, 201)).id;
+    a.delSched = (await setup(fabric, "POST", "/v1/schedules", { name: `p-del-sched-${lc(s)}`, workflow_name: st.smoke.json.name, cron: "0 0 1 1 *" }, 201)).id;
     for (const [role, id] of Object.entries(a)) labels[s].set(id, `<${role}>`);
   }
 });

@@ -777,6 +777,60 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/schedules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List schedules */
+        get: operations["listSchedules"];
+        put?: never;
+        /** Create a schedule (cron or one-off) for a workflow */
+        post: operations["createSchedule"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/schedules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get a schedule with its next fire times */
+        get: operations["getSchedule"];
+        put?: never;
+        post?: never;
+        /** Delete a schedule (its runs are kept) */
+        delete: operations["deleteSchedule"];
+        options?: never;
+        head?: never;
+        /** Update a schedule (pause and resume with `enabled`) */
+        patch: operations["updateSchedule"];
+        trace?: never;
+    };
+    "/v1/schedules/{schedule_id}/fires": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** What the newest fires of a schedule did (at most 100) */
+        get: operations["listScheduleFires"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/organizations/{organization_id}/webhooks": {
         parameters: {
             query?: never;
@@ -1771,6 +1825,70 @@ export interface components {
         GetJobUsageResponse: {
             records: components["schemas"]["UsageRecord"][];
             total: components["schemas"]["UsageGroup"];
+        };
+        Schedule: {
+            id: string;
+            organization_id: string;
+            /** @description The workflow's team (empty: organization-wide). */
+            team_id: string;
+            name: string;
+            description: string;
+            workflow_name: string;
+            /**
+             * Format: int32
+             * @description Pinned version; unset: the latest version at each fire.
+             */
+            workflow_version?: number;
+            input?: {
+                [key: string]: unknown;
+            };
+            /** @description Cron pattern; empty for a one-off schedule. */
+            cron: string;
+            /** @description IANA time zone the cron pattern is read in. */
+            timezone: string;
+            /**
+             * Format: date-time
+             * @description The one-off fire time; unset for a cron schedule.
+             */
+            start_time?: string;
+            enabled: boolean;
+            /** @description `skip`, `queue` or `cancel_previous`. */
+            overlap_policy: string;
+            /** @description `none`, `latest` or `all`. */
+            catch_up_policy: string;
+            /**
+             * Format: int32
+             * @description With `all`: at most this many missed fires are started.
+             */
+            catch_up_limit: number;
+            /** @description The next fire times (up to 5; none when disabled or finished). */
+            next_fire_times: string[];
+            /** Format: date-time */
+            last_fire_time?: string;
+            /** @description The run the last fire started. */
+            last_run_id: string;
+            /**
+             * Format: int32
+             * @description Fires waiting for the previous run to end (overlap policy `queue`).
+             */
+            queued_fires: number;
+            /** Format: date-time */
+            create_time?: string;
+            /** Format: date-time */
+            update_time?: string;
+        };
+        ScheduleFire: {
+            schedule_id: string;
+            /** Format: date-time */
+            fire_time?: string;
+            /** @description `started`, `skipped` (the previous run was still active; overlap policy `skip`), `queued` (waiting for the previous run to end), `missed` (past the catch-up policy) or `failed` (the run could not start, see `error`). */
+            outcome: string;
+            run_id: string;
+            /** @description When the previous run was cancelled for this fire (overlap policy `cancel_previous`). */
+            cancelled_run_id: string;
+            error: string;
+            /** Format: date-time */
+            create_time?: string;
         };
         Organization: {
             id: string;
@@ -3833,6 +3951,235 @@ export interface operations {
                         data: components["schemas"]["AuditEntry"][];
                         /** @description Pass as `page_token` for the next page; empty on the last page. */
                         next_page_token: string;
+                    };
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    listSchedules: {
+        parameters: {
+            query?: {
+                /** @description Only the schedules of this workflow. */
+                workflow_name?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The schedules the caller may read. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Schedule"][];
+                    };
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    createSchedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Required. Unique in the organization; 1..100 characters. */
+                    name: string;
+                    description?: string;
+                    /** @description Required: the workflow to run. */
+                    workflow_name?: string;
+                    /**
+                     * Format: int32
+                     * @description Pin a version (it must exist); default: the latest at each fire.
+                     */
+                    workflow_version?: number;
+                    /** @description The run's input. */
+                    input?: {
+                        [key: string]: unknown;
+                    };
+                    /** @description A cron pattern: 5 fields (minute first) or 6 (second first). One of cron and start_time is required. */
+                    cron?: string;
+                    /** @description IANA time zone for the cron pattern; default `UTC`. */
+                    timezone?: string;
+                    /**
+                     * Format: date-time
+                     * @description A one-off fire time.
+                     */
+                    start_time?: string;
+                    /** @description Default true. */
+                    enabled?: boolean;
+                    /** @description `skip` (default), `queue` or `cancel_previous`: what a fire does while the previous run is active. */
+                    overlap_policy?: string;
+                    /** @description `none` (default), `latest` or `all`: what happens to fires missed while no control plane ran. */
+                    catch_up_policy?: string;
+                    /**
+                     * Format: int32
+                     * @description 1..100, default 10.
+                     */
+                    catch_up_limit?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description The schedule, with its next fire times. */
+            201: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    Location: components["headers"]["Location"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Schedule"];
+                    };
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    getSchedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The schedule. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Schedule"];
+                    };
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    deleteSchedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The deleted schedule. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Schedule"];
+                    };
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    updateSchedule: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    description?: string;
+                    input?: {
+                        [key: string]: unknown;
+                    };
+                    cron?: string;
+                    timezone?: string;
+                    /** Format: date-time */
+                    start_time?: string;
+                    /** @description false pauses the schedule; true resumes it from now (missed fires are not caught up). */
+                    enabled?: boolean;
+                    overlap_policy?: string;
+                    catch_up_policy?: string;
+                    /** Format: int32 */
+                    catch_up_limit?: number;
+                    /**
+                     * Format: int32
+                     * @description Pin another version; 0 unpins (the latest at each fire).
+                     */
+                    workflow_version?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description The schedule. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["Schedule"];
+                    };
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    listScheduleFires: {
+        parameters: {
+            query?: {
+                /** @description Only fires with this outcome (`started`, `skipped`, `queued`, `missed`, `failed`). */
+                outcome?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Required: the schedule. */
+                schedule_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The fires, newest first. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["ScheduleFire"][];
                     };
                 };
             };

@@ -104,4 +104,11 @@ export const operationRules: Readonly<Record<string, OperationRule>> = {
   "fabric.v1.PolicyService/SetPolicy": { org, action: "policy.write" },
   "fabric.v1.PolicyService/GetBudget": { org, action: "budget.read" },
   "fabric.v1.PolicyService/SetBudget": { org, action: "budget.write" },
+
+  "fabric.v1.ScheduleService/CreateSchedule": { org: "caller", action: "schedule.write" },
+  "fabric.v1.ScheduleService/GetSchedule": { org: "caller", action: "schedule.read" },
+  "fabric.v1.ScheduleService/ListSchedules": { org: "caller", action: "schedule.read" },
+  "fabric.v1.ScheduleService/UpdateSchedule": { org: "caller", action: "schedule.write" },
+  "fabric.v1.ScheduleService/DeleteSchedule": { org: "caller", action: "schedule.write" },
+  "fabric.v1.ScheduleService/ListScheduleFires": { org: "caller", action: "schedule.read" },
 };

@@ -12,6 +12,8 @@ import type { Database } from "../db/database.js";
 import { createWorkflowCache } from "../db/workflow-specs.js";
 import { pingDatabase } from "../db/ping.js";
 import { startRetentionPruner, type RetentionPruner } from "./retention-pruner.js";
+import { startScheduler, type Scheduler, type SchedulerOptions } from "./scheduler.js";
+import { createScheduleService } from "../services/schedules/schedule-service.js";
 import type { Logger } from "../logger.js";
 import { createContextValues } from "@connectrpc/connect";
 import { createAuthenticator, jwtSecretFrom } from "../services/identity/authenticator.js";
@@ -60,6 +62,8 @@ export interface ControlPlane {
   readonly metricsUrl: string | undefined;
   /** The retention pruner (retention-pruner.ts); `pruneNow()` runs a tick at once. */
   readonly retention: RetentionPruner;
+  /** The scheduler (scheduler.ts); `tickNow()` looks for due schedules at once. */
+  readonly scheduler: Scheduler;
   close(): Promise<void>;
 }
 
@@ -68,6 +72,7 @@ export async function startControlPlane(deps: {
     Partial<Pick<Config, "FABRIC_ROUTING_STRATEGY" | "FABRIC_AUTH_ATTEMPTS_PER_MINUTE" | "FABRIC_AUTH_ATTEMPTS_PER_MINUTE_PER_ADDRESS">> &
     Partial<Pick<Config, "FABRIC_EVENT_GAP_TIMEOUT_MS">> &
     Partial<Pick<Config, "FABRIC_RETENTION_SECONDS" | "FABRIC_RETENTION_INTERVAL_MS">> &
+    Partial<Pick<Config, "FABRIC_SCHEDULER_INTERVAL_MS">> &
     Partial<Pick<Config, "FABRIC_MAX_NODE_OUTPUT_BYTES" | "FABRIC_MAX_RUN_CONTEXT_BYTES" | "FABRIC_MAX_EVENT_PAYLOAD_BYTES" | "FABRIC_MAX_RUN_INPUT_BYTES" | "FABRIC_MAX_TEXT_OUTPUT_BYTES">> &
     Partial<Pick<Config, "FABRIC_CORS_ORIGINS">> &
     Partial<Pick<Config, "METRICS_PORT" | "OTEL_TRACES_EXPORTER" | "OTEL_EXPORTER_OTLP_ENDPOINT" | "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT" | "OTEL_SERVICE_NAME">> &
@@ -85,6 +90,8 @@ export async function startControlPlane(deps: {
   consoleDir?: string;
   /** WebSocket stream tuning (tests: a short heartbeat, a small per-principal limit). */
   webSockets?: Omit<WebSocketStreamOptions, "log">;
+  /** Scheduler tuning (tests: a short grace window). */
+  scheduler?: Omit<SchedulerOptions, "intervalMs">;
   /** Honour `X-Principal-Id` from loopback clients: `fabric dev` on loopback (and tests) only. Default false. */
   principalHeader?: boolean;
 }): Promise<ControlPlane> {
@@ -99,6 +106,7 @@ export async function startControlPlane(deps: {
   const webhookSettings = webhookSettingsFrom(config);
   const dispatcher = startWebhookDispatcher({ db, hub, log, settings: webhookSettings, options: deps.webhooks });
   const pruner = startRetentionPruner({ db, log }, { defaultRetentionSeconds: config.FABRIC_RETENTION_SECONDS ?? 0, intervalMs: config.FABRIC_RETENTION_INTERVAL_MS });
+  const scheduler = startScheduler({ db, log, workflows }, { intervalMs: config.FABRIC_SCHEDULER_INTERVAL_MS, ...deps.scheduler });
   const gateway = createProviderGateway({ db, providers: deps.providers ?? [createEchoProvider()], listen: (channel, fn) => database.listen(channel, fn) }, { strategy: config.FABRIC_ROUTING_STRATEGY, log });
   const services: ServiceImpls = {
     "fabric.v1.WorkflowService": createWorkflowService(db),
@@ -120,6 +128,7 @@ export async function startControlPlane(deps: {
     "fabric.v1.JobService": createJobService({ db, workflows, hub, gateway, access, recheckMs: deps.streamRecheckMs }),
     "fabric.v1.UsageService": createUsageService({ db }),
     "fabric.v1.PolicyService": createPolicyService({ db, onChange: gateway.invalidate }),
+    "fabric.v1.ScheduleService": createScheduleService({ db, limits: sizeLimitsFrom(config), kick: scheduler.kick }),
   };
   const callStep = createCallStep({ authenticator: createAuthenticator(db, { principalHeader: deps.principalHeader === true, jwtSecret }), guard: createGuard(db) });
 
@@ -139,6 +148,7 @@ export async function startControlPlane(deps: {
   // A port that cannot be bound (in use…) ends the start: stop the loops started above
   // first, so they do not run on against a database the caller is about to close.
   const stopLoops = async () => {
+    await scheduler.close();
     await pruner.close();
     await dispatcher.close();
     await gateway.close();
@@ -201,7 +211,9 @@ export async function startControlPlane(deps: {
     grpcUrl: `http://${display}:${grpc.port}`,
     metricsUrl: metricsServer?.url,
     retention: pruner,
+    scheduler,
     async close() {
+      await scheduler.close();
       await pruner.close();
       stopSampling();
       stopPoolSampling();

@@ -4,7 +4,8 @@
  * Nothing here may need a Postgres newer than 15 (PGlite is newer; CI's server is 15).
  */
 import { sql } from "drizzle-orm";
-import { bigint, boolean, index, integer, jsonb, pgTable, smallint, text, timestamp, unique, uniqueIndex, uuid } from "drizzle-orm/pg-core";
+import type { CatchUpPolicy, FireOutcome, OverlapPolicy } from "../domain/schedule-timing.js";
+import { bigint, boolean, index, integer, jsonb, pgTable, primaryKey, smallint, text, timestamp, unique, uniqueIndex, uuid } from "drizzle-orm/pg-core";
 
 const ts = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
 const createdAt = () => ts("created_at").notNull().defaultNow();
@@ -435,3 +436,60 @@ export const dispatchCursors = pgTable("dispatch_cursors", {
   lastEventId: bigint("last_event_id", { mode: "number" }).notNull(),
   updatedAt: ts("updated_at").notNull().defaultNow(),
 });
+
+/**
+ * Schedules (services/schedules/schedule-service.ts): a workflow started by a cron
+ * pattern (`cron` + `timezone`) or once at `start_at`. `next_fire_at` is the next fire
+ * time (NULL: nothing left to fire); a control plane claims due rows FOR UPDATE SKIP
+ * LOCKED and advances `next_fire_at` in the transaction that inserts the runs
+ * (db/fire-schedules.ts). `queued_fires` counts fires with outcome `queued`.
+ */
+export const schedules = pgTable(
+  "schedules",
+  {
+    id: uuid("id").primaryKey(),
+    organizationId: uuid("organization_id").notNull().references(() => organizations.id),
+    teamId: uuid("team_id"),
+    name: text("name").notNull(),
+    description: text("description").notNull().default(""),
+    workflowName: text("workflow_name").notNull(),
+    workflowVersion: integer("workflow_version"),
+    input: jsonb("input").notNull(),
+    cron: text("cron").notNull().default(""),
+    timezone: text("timezone").notNull().default("UTC"),
+    startAt: ts("start_at"),
+    enabled: boolean("enabled").notNull().default(true),
+    overlapPolicy: text("overlap_policy").notNull().$type<OverlapPolicy>(),
+    catchUpPolicy: text("catch_up_policy").notNull().$type<CatchUpPolicy>(),
+    catchUpLimit: integer("catch_up_limit").notNull(),
+    nextFireAt: ts("next_fire_at"),
+    lastFireAt: ts("last_fire_at"),
+    lastRunId: uuid("last_run_id"),
+    queuedFires: integer("queued_fires").notNull().default(0),
+    createdBy: uuid("created_by"),
+    createdAt: createdAt(),
+    updatedAt: ts("updated_at").notNull().defaultNow(),
+  },
+  (t) => [
+    unique("schedules_name").on(t.organizationId, t.name),
+    index("schedules_due").on(t.nextFireAt).where(sql`enabled AND next_fire_at IS NOT NULL`),
+    index("schedules_queued").on(t.id).where(sql`queued_fires > 0`),
+  ],
+);
+
+/** What each fire time of a schedule did: one row per (schedule, fire time), so a fire time is handled once. */
+export const scheduleFires = pgTable(
+  "schedule_fires",
+  {
+    scheduleId: uuid("schedule_id")
+      .notNull()
+      .references(() => schedules.id, { onDelete: "cascade" }),
+    fireAt: ts("fire_at").notNull(),
+    outcome: text("outcome").notNull().$type<FireOutcome>(),
+    runId: uuid("run_id"),
+    cancelledRunId: uuid("cancelled_run_id"),
+    error: text("error").notNull().default(""),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.scheduleId, t.fireAt] })],
+);

@@ -69,6 +69,10 @@ export const eventKinds = {
   "policy.updated": team("policy.read"),
   "budget.updated": team("budget.read"),
   "budget.exceeded": team("budget.read"),
+  "schedule.created": team("schedule.read"),
+  "schedule.updated": team("schedule.read"),
+  "schedule.deleted": team("schedule.read"),
+  "schedule.fired": team("schedule.read"),
 } as const satisfies Record<string, EventReadRule>;
 
 export type EventKind = keyof typeof eventKinds;

@@ -52,6 +52,8 @@ export const actions = [
   "webhook.read",
   "webhook.write",
   "event.read",
+  "schedule.read",
+  "schedule.write",
 ] as const;
 export type Action = (typeof actions)[number];
 
@@ -96,11 +98,13 @@ const viewerAll = [
   "budget.read",
   "policy.read",
   "event.read",
+  "schedule.read",
 ] as const satisfies readonly Action[];
 
 const memberAll = [
   ...viewerAll,
   "workflow.write",
+  "schedule.write",
   "run.create",
   "run.cancel",
   "run.control",
@@ -141,12 +145,13 @@ const teamMemberAll = [
   "budget.read",
   "policy.read",
   "event.read",
+  "schedule.read",
 ] as const satisfies readonly Action[];
 
 /** What each team role grants — on the team's own resources only (never organization-wide). */
 export const teamRoleGrants: Readonly<Record<TeamRole, RoleGrants>> = {
   maintainer: {
-    all: [...teamMemberAll, "workflow.write", "run.control", "team.update", "member.invite", "invitation.read", "invitation.revoke"],
+    all: [...teamMemberAll, "workflow.write", "schedule.write", "run.control", "team.update", "member.invite", "invitation.read", "invitation.revoke"],
     own: [],
   },
   member: { all: teamMemberAll, own: [] },
@@ -323,6 +328,8 @@ export const scopeActions = {
   "webhooks:read": ["webhook.read"],
   "webhooks:write": ["webhook.read", "webhook.write"],
   "events:read": ["event.read"],
+  "schedules:read": ["schedule.read"],
+  "schedules:write": ["schedule.read", "schedule.write"],
   admin: actions,
 } as const satisfies Readonly<Record<string, readonly Action[]>>;
 export type Scope = keyof typeof scopeActions;

@@ -69,6 +69,7 @@ import { RunsResource } from "./resources/runs.js";
 import { InvitationsResource, MembersResource, OrganizationsResource, TeamsResource } from "./resources/tenancy.js";
 import { PoliciesResource, UsageResource } from "./resources/usage.js";
 import { WebhooksResource } from "./resources/webhooks.js";
+import { SchedulesResource } from "./resources/schedules.js";
 import { WorkflowsResource } from "./resources/workflows.js";
 import type { paths } from "../../gen/openapi/schema.js";
 import type { HttpMethod, JsonBody, Operation, PathParams, QueryParams, SuccessJson } from "./types.js";
@@ -128,6 +129,7 @@ export class FabricClient {
   readonly jobs: JobsResource;
   readonly usage: UsageResource;
   readonly policies: PoliciesResource;
+  readonly schedules: SchedulesResource;
   /** The organization sent as `X-Organization-Id`, if any. */
   readonly organizationId: string | undefined;
   /** The reconnection policy of event streams, defaults filled in. */
@@ -173,6 +175,7 @@ export class FabricClient {
     this.jobs = new JobsResource(transport, this.retry);
     this.usage = new UsageResource(transport);
     this.policies = new PoliciesResource(transport);
+    this.schedules = new SchedulesResource(transport);
   }
 
   /**

@@ -23,6 +23,7 @@ export { RunsResource, terminalEventKinds, terminalRunStatuses, type WaitOptions
 export { InvitationsResource, MembersResource, OrganizationsResource, TeamsResource } from "./resources/tenancy.js";
 export { PoliciesResource, UsageResource } from "./resources/usage.js";
 export { WebhooksResource } from "./resources/webhooks.js";
+export { SchedulesResource } from "./resources/schedules.js";
 export { WorkflowsResource } from "./resources/workflows.js";
 export type {
   AddMemberRequest,

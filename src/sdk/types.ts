@@ -96,6 +96,8 @@ export type BudgetPeriod = Schemas["BudgetPeriod"];
 export type Webhook = Schemas["Webhook"];
 /** One event's delivery to one webhook, with the receiver's last answer. */
 export type WebhookDelivery = Schemas["WebhookDelivery"];
+export type Schedule = Schemas["Schedule"];
+export type ScheduleFire = Schemas["ScheduleFire"];
 /** What `webhooks.create` answers: the webhook and its signing secret `whsec_…`, shown this once. */
 export type CreateWebhookResponse = Schemas["CreateWebhookResponse"];
 
@@ -174,5 +176,13 @@ export type SetBudgetRequest = NonNullable<JsonBody<operations["setBudget"]>>;
 export type CreateWebhookRequest = NonNullable<JsonBody<operations["createWebhook"]>>;
 /** `PATCH /v1/organizations/{organization_id}/webhooks/{id}`: the fields to change. */
 export type UpdateWebhookRequest = NonNullable<JsonBody<operations["updateWebhook"]>>;
+/** `POST /v1/schedules`: `name`, `workflow_name` and `cron` or `start_time` (required); policies optional. */
+export type CreateScheduleRequest = NonNullable<JsonBody<operations["createSchedule"]>>;
+/** `PATCH /v1/schedules/{id}`: the fields to change. */
+export type UpdateScheduleRequest = NonNullable<JsonBody<operations["updateSchedule"]>>;
+/** Filter of `GET /v1/schedules`. */
+export type ListSchedulesParams = NonNullable<QueryParams<operations["listSchedules"]>>;
+/** Filter of `GET /v1/schedules/{schedule_id}/fires`. */
+export type ListScheduleFiresParams = NonNullable<QueryParams<operations["listScheduleFires"]>>;
 /** Filter of `GET …/webhooks/{webhook_id}/deliveries`. */
 export type ListWebhookDeliveriesParams = NonNullable<QueryParams<operations["listWebhookDeliveries"]>>;

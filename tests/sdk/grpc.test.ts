@@ -73,6 +73,7 @@ const oneCallPerService: { [K in keyof FabricGrpc]: (grpc: FabricGrpc) => Promis
   jobs: async (g) => expect(Array.isArray((await g.jobs.listJobs({})).jobs)).toBe(true),
   usage: async (g) => expect((await g.usage.queryUsage({ organizationId: org })).total).toBeDefined(),
   policies: async (g) => expect((await g.policies.getPolicy({ organizationId: org })).policy?.organizationId).toBe(org),
+  schedules: async (g) => expect(Array.isArray((await g.schedules.listSchedules({})).schedules)).toBe(true),
 };
 
 describe("client.grpc covers every service", () => {

@@ -59,6 +59,7 @@ describe("the event kind catalogue", () => {
               webhook: "webhook.read@organization",
               policy: "policy.read@payload_team",
               budget: "budget.read@payload_team",
+              schedule: "schedule.read@payload_team",
             } as Record<string, string>)[area!]!;
     }
     const actual = Object.fromEntries(Object.entries(eventKinds).map(([k, r]) => [k, `${r.action}@${r.on}`]));
