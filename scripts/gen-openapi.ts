@@ -46,6 +46,17 @@ export function deriveDocument(): Json {
     if (!file.proto.package.startsWith("fabric.")) continue;
     messages.push(...file.messages);
   }
+  // Request and response messages that carry no comment are described by their RPC.
+  for (const file of registry.files) {
+    if (!file.proto.package.startsWith("fabric.")) continue;
+    for (const service of file.services) {
+      for (const method of service.methods) {
+        const rpc = `${service.typeName}/${method.name}`;
+        if (!comments.has(method.input.typeName)) comments.set(method.input.typeName, `The request of \`${rpc}\`.`);
+        if (!comments.has(method.output.typeName)) comments.set(method.output.typeName, `The answer of \`${rpc}\`.`);
+      }
+    }
+  }
   for (const m of messages) {
     schemas[m.name] = messageSchema(m, comments, isRequestMessage(m) ? "input" : "output");
     // Messages a client also writes (inside requests) get an input variant: optional
@@ -62,6 +73,8 @@ export function deriveDocument(): Json {
       const service = registry.getService(serviceName!) as DescService | undefined;
       const m = service?.methods.find((x) => x.name === methodName);
       if (!m) throw new Error(`${method.toUpperCase()} ${path}: x-fabric-rpc ${rpc} names no proto method`);
+      // The RPC's comment in the proto describes the operation, unless fabric.yaml says more.
+      op.description ??= comments.get(`${serviceName}/${methodName}`);
       deriveOperation(path, method, op, m.input, m.output, comments);
     }
   }
@@ -126,7 +139,7 @@ function deriveOperation(path: string, method: string, op: Json, input: DescMess
   const params: Json[] = op.parameters ?? [];
   for (const name of pathParams) {
     const f = fieldOf(input, name);
-    params.push({ name, in: "path", required: true, description: comments.get(f.parent.typeName + "." + f.name)?.replace(/\s*Required\.\s*/, "") || undefined, schema: fieldSchema(f, comments, "input") });
+    params.push({ name, in: "path", required: true, description: comments.get(f.parent.typeName + "." + f.name)?.replace(/\s*Required[.:]\s*/, "") || undefined, schema: fieldSchema(f, comments, "input") });
   }
   if (!body) {
     // Everything else is a query parameter.
@@ -150,7 +163,9 @@ function deriveOperation(path: string, method: string, op: Json, input: DescMess
     } else {
       schema = fieldSchema(fieldOf(input, body), comments, "input");
     }
-    op.requestBody = { required: body !== "*" || !!schema.required, content: { "application/json": { schema } } };
+    // Required when a field of it is, or when the operation says so (`x-fabric-body-required`:
+    // a requirement the use case checks, such as "one of workflow_id and workflow_name").
+    op.requestBody = { required: body !== "*" || !!schema.required || op["x-fabric-body-required"] === true, content: { "application/json": { schema } } };
   }
   if (params.length) op.parameters = params;
   if (op["x-fabric-stream"]) return;
@@ -195,7 +210,7 @@ function messageSchema(m: DescMessage, comments: Map<string, string>, mode: Mode
     if (doc) s.description = doc;
     properties[f.name] = s;
     const optional = f.proto.proto3Optional;
-    if (isRequest ? /\bRequired\./.test(doc ?? "") : !optional && f.fieldKind !== "message") required.push(f.name);
+    if (isRequest ? /\bRequired[.:]/.test(doc ?? "") : !optional && f.fieldKind !== "message") required.push(f.name);
     // Message fields of responses are emitted only when set.
     if (!isRequest && f.fieldKind === "message" && !optional && !isWkt(f.message!) && m.name.endsWith("Response")) required.push(f.name);
   }
@@ -279,6 +294,15 @@ export function collectComments(set: { file: any[] }): Map<string, string> {
     for (const loc of file.sourceCodeInfo?.location ?? []) {
       if (loc.leadingComments) byPath.set(loc.path.join("."), loc.leadingComments.trim().replace(/\s*\n\s*/g, " "));
     }
+    // Services (path 6.<i>) and their methods (6.<i>.2.<j>): "pkg.Service" and "pkg.Service/Method".
+    (file.service ?? []).forEach((svc: any, i: number) => {
+      const c = byPath.get(`6.${i}`);
+      if (c) out.set(`${file.package}.${svc.name}`, c);
+      svc.method.forEach((m: any, j: number) => {
+        const mc = byPath.get(`6.${i}.2.${j}`);
+        if (mc) out.set(`${file.package}.${svc.name}/${m.name}`, mc);
+      });
+    });
     file.messageType.forEach((m: any, i: number) => {
       const name = `${file.package}.${m.name}`;
       const c = byPath.get(`4.${i}`);

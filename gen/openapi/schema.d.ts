@@ -11,7 +11,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Liveness */
+        /**
+         * Liveness
+         * @description Answers 200 while the process is up, without touching the database. For a liveness probe.
+         */
         get: operations["healthz"];
         put?: never;
         post?: never;
@@ -28,7 +31,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness (the database answers) */
+        /**
+         * Readiness (the database answers)
+         * @description Answers 200 when the database answers a query, 503 (`unavailable`) otherwise. For a readiness probe or a load balancer.
+         */
         get: operations["readyz"];
         put?: never;
         post?: never;
@@ -45,7 +51,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** This document */
+        /**
+         * This document
+         * @description The OpenAPI 3.1 document of this API, naming the address the request came to (or `FABRIC_PUBLIC_URL`) as its server.
+         */
         get: operations["getOpenApi"];
         put?: never;
         post?: never;
@@ -82,7 +91,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Interactive API documentation */
+        /**
+         * Interactive API documentation
+         * @description Swagger UI over `/openapi.json`, served from this process (no external assets).
+         */
         get: operations["getDocs"];
         put?: never;
         post?: never;
@@ -99,7 +111,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List workflow definitions */
+        /**
+         * List workflow definitions
+         * @description Lists definitions, newest first. The built-in workflows of jobs (`fabric.job.*`) are listed only when asked for by name.
+         */
         get: operations["listWorkflows"];
         put?: never;
         /**
@@ -122,7 +137,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Validate a workflow spec without storing it */
+        /**
+         * Validate a workflow spec without storing it
+         * @description Validates a spec without storing anything.
+         */
         post: operations["validateWorkflow"];
         delete?: never;
         options?: never;
@@ -137,7 +155,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get one workflow definition version */
+        /**
+         * Get one workflow definition version
+         * @description Returns one definition version by id.
+         */
         get: operations["getWorkflow"];
         put?: never;
         post?: never;
@@ -154,7 +175,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List runs */
+        /**
+         * List runs
+         * @description Lists runs, newest first.
+         */
         get: operations["listRuns"];
         put?: never;
         /**
@@ -175,7 +199,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a run with its context and nodes */
+        /**
+         * Get a run with its context and nodes
+         * @description Returns a run with its context and nodes.
+         */
         get: operations["getRun"];
         put?: never;
         post?: never;
@@ -194,7 +221,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Cancel a run, aborting in-flight steps */
+        /**
+         * Cancel a run, aborting in-flight steps
+         * @description Cancels a run: queued nodes are cancelled and in-flight steps aborted.
+         */
         post: operations["cancelRun"];
         delete?: never;
         options?: never;
@@ -211,7 +241,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Pause a run (in-flight steps finish, no new ones start) */
+        /**
+         * Pause a run (in-flight steps finish, no new ones start)
+         * @description Stops starting new steps of a run; in-flight steps finish.
+         */
         post: operations["pauseRun"];
         delete?: never;
         options?: never;
@@ -228,7 +261,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Resume a paused run */
+        /**
+         * Resume a paused run
+         * @description Resumes a paused run.
+         */
         post: operations["resumeRun"];
         delete?: never;
         options?: never;
@@ -245,7 +281,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Signal a run waiting in a wait_signal node */
+        /**
+         * Signal a run waiting in a wait_signal node
+         * @description Delivers a signal to a run waiting in a `workflow.wait_signal` node.
+         */
         post: operations["signalRun"];
         delete?: never;
         options?: never;
@@ -262,7 +301,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Re-execute a failed run from the nodes that did not succeed */
+        /**
+         * Re-execute a failed run from the nodes that did not succeed
+         * @description Starts a new run from a failed or cancelled one, keeping the outputs of the nodes that succeeded and executing again from the nodes that did not. The new run keeps the source's priority, fail_fast, metadata and state, and a deadline as long as the source's was: the timeout_ms it was started with, else the workflow's run_timeout_ms.
+         */
         post: operations["rerunRun"];
         delete?: never;
         options?: never;
@@ -333,7 +375,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Sign up with email and password */
+        /**
+         * Sign up with email and password
+         * @description Creates a user and starts a session, like Login. Anonymous.
+         */
         post: operations["signUp"];
         delete?: never;
         options?: never;
@@ -350,7 +395,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Log in: email and password for tokens */
+        /**
+         * Log in: email and password for tokens
+         * @description Exchanges email and password for tokens, starting a new session (each login is one; they end independently). Anonymous.
+         */
         post: operations["login"];
         delete?: never;
         options?: never;
@@ -367,7 +415,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Exchange a refresh token for new tokens */
+        /**
+         * Exchange a refresh token for new tokens
+         * @description Exchanges a refresh token for new tokens of the same session; the old refresh token dies, the session's earlier access tokens stay valid until they expire. Presenting a spent refresh token again is taken as theft: every session of its principal ends, their access tokens refused from the next request on. Anonymous.
+         */
         post: operations["refreshToken"];
         delete?: never;
         options?: never;
@@ -404,7 +455,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Revoke a refresh token */
+        /**
+         * Revoke a refresh token
+         * @description Ends the refresh token's session: its refresh tokens are revoked and its access tokens are refused from the next request on. Other sessions (other logins) go on.
+         */
         post: operations["logout"];
         delete?: never;
         options?: never;
@@ -419,7 +473,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Who the caller is */
+        /**
+         * Who the caller is
+         * @description The calling principal.
+         */
         get: operations["getMe"];
         put?: never;
         post?: never;
@@ -436,7 +493,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The caller's organizations */
+        /**
+         * The caller's organizations
+         * @description Organizations the caller belongs to, with the caller's role.
+         */
         get: operations["listMyOrganizations"];
         put?: never;
         post?: never;
@@ -453,7 +513,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The caller's teams */
+        /**
+         * The caller's teams
+         * @description Teams the caller belongs to, with the caller's team role.
+         */
         get: operations["listMyTeams"];
         put?: never;
         post?: never;
@@ -470,7 +533,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The caller's effective permissions */
+        /**
+         * The caller's effective permissions
+         * @description The caller's effective permissions in an organization.
+         */
         get: operations["getMyPermissions"];
         put?: never;
         post?: never;
@@ -489,7 +555,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Create an organization (the caller becomes its owner) */
+        /**
+         * Create an organization (the caller becomes its owner)
+         * @description Creates an organization with the caller as its owner.
+         */
         post: operations["createOrganization"];
         delete?: never;
         options?: never;
@@ -504,14 +573,20 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get an organization */
+        /**
+         * Get an organization
+         * @description Returns an organization the caller belongs to.
+         */
         get: operations["getOrganization"];
         put?: never;
         post?: never;
         delete?: never;
         options?: never;
         head?: never;
-        /** Update an organization */
+        /**
+         * Update an organization
+         * @description Renames an organization.
+         */
         patch: operations["updateOrganization"];
         trace?: never;
     };
@@ -524,7 +599,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Archive an organization */
+        /**
+         * Archive an organization
+         * @description Archives an organization: nothing can start in it any more.
+         */
         post: operations["archiveOrganization"];
         delete?: never;
         options?: never;
@@ -539,10 +617,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List teams */
+        /**
+         * List teams
+         * @description Lists the teams of the organization.
+         */
         get: operations["listTeams"];
         put?: never;
-        /** Create a team */
+        /**
+         * Create a team
+         * @description Creates a team in the organization; its slug is unique in the organization.
+         */
         post: operations["createTeam"];
         delete?: never;
         options?: never;
@@ -557,15 +641,24 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a team */
+        /**
+         * Get a team
+         * @description Returns one team of the organization.
+         */
         get: operations["getTeam"];
         put?: never;
         post?: never;
-        /** Delete a team */
+        /**
+         * Delete a team
+         * @description Deletes a team and its memberships; a team that still owns workflow definitions or runs cannot be deleted (`team_in_use`).
+         */
         delete: operations["deleteTeam"];
         options?: never;
         head?: never;
-        /** Update a team */
+        /**
+         * Update a team
+         * @description Renames a team.
+         */
         patch: operations["updateTeam"];
         trace?: never;
     };
@@ -576,10 +669,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List memberships */
+        /**
+         * List memberships
+         * @description Lists the organization's memberships (organization-wide and per team) with their principals.
+         */
         get: operations["listMembers"];
         put?: never;
-        /** Add a principal to the organization or a team */
+        /**
+         * Add a principal to the organization or a team
+         * @description Adds an existing principal to the organization (or one of its teams).
+         */
         post: operations["addMember"];
         delete?: never;
         options?: never;
@@ -597,11 +696,17 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Remove a membership */
+        /**
+         * Remove a membership
+         * @description Removes a membership; the principal's sessions and keys lose what it granted at once.
+         */
         delete: operations["removeMember"];
         options?: never;
         head?: never;
-        /** Change a membership's role */
+        /**
+         * Change a membership's role
+         * @description Changes a membership's role (within what the caller's own role may grant).
+         */
         patch: operations["updateMember"];
         trace?: never;
     };
@@ -614,7 +719,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Create a service account */
+        /**
+         * Create a service account
+         * @description Creates a service account (a principal for machines; authenticates with API keys only).
+         */
         post: operations["createServiceAccount"];
         delete?: never;
         options?: never;
@@ -629,10 +737,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List invitations */
+        /**
+         * List invitations
+         * @description Lists the organization's invitations, pending and past (never their tokens).
+         */
         get: operations["listInvitations"];
         put?: never;
-        /** Invite an email address */
+        /**
+         * Invite an email address
+         * @description Invites an email address; the single-use token is shown once.
+         */
         post: operations["createInvitation"];
         delete?: never;
         options?: never;
@@ -649,7 +763,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Revoke an invitation */
+        /**
+         * Revoke an invitation
+         * @description Revokes a pending invitation; its token stops working.
+         */
         post: operations["revokeInvitation"];
         delete?: never;
         options?: never;
@@ -666,7 +783,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Accept an invitation as the calling user */
+        /**
+         * Accept an invitation as the calling user
+         * @description Accepts an invitation as the calling user, whose email must match it.
+         */
         post: operations["acceptInvitation"];
         delete?: never;
         options?: never;
@@ -681,10 +801,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List API keys */
+        /**
+         * List API keys
+         * @description Lists the organization's API keys (never their secrets).
+         */
         get: operations["listApiKeys"];
         put?: never;
-        /** Create an API key (the raw key is shown once) */
+        /**
+         * Create an API key (the raw key is shown once)
+         * @description Creates an API key for the caller or, with `api_key.create`, for another principal such as a service account; the secret is shown once.
+         */
         post: operations["createApiKey"];
         delete?: never;
         options?: never;
@@ -701,7 +827,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Rotate an API key */
+        /**
+         * Rotate an API key
+         * @description A new secret for the same key; the old one stops working at once.
+         */
         post: operations["rotateApiKey"];
         delete?: never;
         options?: never;
@@ -718,7 +847,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Revoke an API key */
+        /**
+         * Revoke an API key
+         * @description Revokes an API key; it stops working at once.
+         */
         post: operations["revokeApiKey"];
         delete?: never;
         options?: never;
@@ -735,7 +867,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** May the caller perform an action on a resource? */
+        /**
+         * May the caller perform an action on a resource?
+         * @description Says whether the caller may perform an action, on the organization or one of its teams.
+         */
         post: operations["checkPermission"];
         delete?: never;
         options?: never;
@@ -752,7 +887,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Several checks at once */
+        /**
+         * Several checks at once
+         * @description Up to 100 permission checks in one call, answered in order.
+         */
         post: operations["batchCheckPermissions"];
         delete?: never;
         options?: never;
@@ -767,7 +905,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Query the audit log */
+        /**
+         * Query the audit log
+         * @description The organization's audit log, newest first: who changed what, when, and with which key.
+         */
         get: operations["listAuditEntries"];
         put?: never;
         post?: never;
@@ -806,11 +947,17 @@ export interface paths {
         get: operations["getSchedule"];
         put?: never;
         post?: never;
-        /** Delete a schedule (its runs are kept) */
+        /**
+         * Delete a schedule (its runs are kept)
+         * @description Deletes the schedule; runs it started are kept.
+         */
         delete: operations["deleteSchedule"];
         options?: never;
         head?: never;
-        /** Update a schedule (pause and resume with `enabled`) */
+        /**
+         * Update a schedule (pause and resume with `enabled`)
+         * @description Changes the given fields; the next fire time is computed again from now.
+         */
         patch: operations["updateSchedule"];
         trace?: never;
     };
@@ -821,7 +968,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** What the newest fires of a schedule did (at most 100) */
+        /**
+         * What the newest fires of a schedule did (at most 100)
+         * @description The newest fires of a schedule first (at most 100): what each fire time did.
+         */
         get: operations["listScheduleFires"];
         put?: never;
         post?: never;
@@ -838,10 +988,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List webhooks */
+        /**
+         * List webhooks
+         * @description Lists the organization's webhooks (never their secrets).
+         */
         get: operations["listWebhooks"];
         put?: never;
-        /** Create a webhook (its signing secret is shown once) */
+        /**
+         * Create a webhook (its signing secret is shown once)
+         * @description Creates a webhook: the organization's events that match its filter are delivered to its URL, signed (Standard Webhooks); the signing secret is shown once.
+         */
         post: operations["createWebhook"];
         delete?: never;
         options?: never;
@@ -859,11 +1015,17 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Delete a webhook and its deliveries */
+        /**
+         * Delete a webhook and its deliveries
+         * @description Deletes a webhook and its deliveries.
+         */
         delete: operations["deleteWebhook"];
         options?: never;
         head?: never;
-        /** Update a webhook (url, filter, enabled, retries, description) */
+        /**
+         * Update a webhook (url, filter, enabled, retries, description)
+         * @description Changes a webhook's URL, filter, retries, description or enabled state; only the fields given change.
+         */
         patch: operations["updateWebhook"];
         trace?: never;
     };
@@ -874,7 +1036,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A webhook's deliveries, newest first */
+        /**
+         * A webhook's deliveries, newest first
+         * @description The newest deliveries of a webhook first (at most 100).
+         */
         get: operations["listWebhookDeliveries"];
         put?: never;
         post?: never;
@@ -893,7 +1058,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Send a delivery again now */
+        /**
+         * Send a delivery again now
+         * @description Sends a delivery again now, whatever its status (attempts start over).
+         */
         post: operations["redeliverWebhookDelivery"];
         delete?: never;
         options?: never;
@@ -957,7 +1125,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the enabled providers, their models, prices and health */
+        /**
+         * List the enabled providers, their models, prices and health
+         * @description The enabled providers: operations, modalities, models with their prices, and the health this control plane observes (circuit breakers, latency).
+         */
         get: operations["listProviders"];
         put?: never;
         post?: never;
@@ -1023,7 +1194,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Estimate a call's cost and routing without calling anything */
+        /**
+         * Estimate a call's cost and routing without calling anything
+         * @description What a call would cost and where it would go, without calling anything.
+         */
         post: operations["estimateCost"];
         delete?: never;
         options?: never;
@@ -1038,7 +1212,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List jobs */
+        /**
+         * List jobs
+         * @description The newest jobs first.
+         */
         get: operations["listJobs"];
         put?: never;
         /**
@@ -1059,7 +1236,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a job with its result */
+        /**
+         * Get a job with its result
+         * @description Returns a job with its status and, once it completed, its result.
+         */
         get: operations["getJob"];
         put?: never;
         post?: never;
@@ -1076,7 +1256,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A job's usage records and their total */
+        /**
+         * A job's usage records and their total
+         * @description The usage records of the job's calls (one per attempt that reached a provider) and their total.
+         */
         get: operations["getJobUsage"];
         put?: never;
         post?: never;
@@ -1113,7 +1296,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Usage and cost totals, grouped */
+        /**
+         * Usage and cost totals, grouped
+         * @description Totals grouped by any of team, principal, api_key, run, workflow, provider, model, operation and day.
+         */
         get: operations["queryUsage"];
         put?: never;
         post?: never;
@@ -1130,7 +1316,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Usage records, newest first */
+        /**
+         * Usage records, newest first
+         * @description The newest usage records first, filtered like QueryUsage.
+         */
         get: operations["listUsageRecords"];
         put?: never;
         post?: never;
@@ -1147,9 +1336,15 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The organization's policy, or a team's (`team_id`) */
+        /**
+         * The organization's policy, or a team's (`team_id`)
+         * @description The routing and spending rules of the organization (`team_id` empty) or of a team; empty fields when none is set.
+         */
         get: operations["getPolicy"];
-        /** Replace the organization's policy, or a team's (`team_id` in the body) */
+        /**
+         * Replace the organization's policy, or a team's (`team_id` in the body)
+         * @description Replaces the policy of the organization (`team_id` empty) or of a team.
+         */
         put: operations["setPolicy"];
         post?: never;
         delete?: never;
@@ -1165,9 +1360,15 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The organization's budget, or a team's (`team_id`), with current spend */
+        /**
+         * The organization's budget, or a team's (`team_id`), with current spend
+         * @description The budget with what is spent and reserved in the current periods.
+         */
         get: operations["getBudget"];
-        /** Replace the organization's budget limits, or a team's (`team_id` in the body) */
+        /**
+         * Replace the organization's budget limits, or a team's (`team_id` in the body)
+         * @description Replaces the budget limits of the organization (`team_id` empty) or of a team.
+         */
         put: operations["setBudget"];
         post?: never;
         delete?: never;
@@ -1180,6 +1381,7 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** @description An API key of the organization (never its secret): whose it is, its scopes, and when it expires or was last used. */
         ApiKey: {
             id: string;
             organization_id: string;
@@ -1199,27 +1401,32 @@ export interface components {
             /** Format: date-time */
             create_time?: string;
         };
+        /** @description The answer of `fabric.v1.ApiKeyService/CreateApiKey`. */
         CreateApiKeyResponse: {
             api_key: components["schemas"]["ApiKey"];
             /** @description The raw key. Shown once. */
             key: string;
         };
+        /** @description The answer of `fabric.v1.ApiKeyService/RotateApiKey`. */
         RotateApiKeyResponse: {
             api_key: components["schemas"]["ApiKey"];
             /** @description The new raw key. Shown once. */
             key: string;
         };
+        /** @description The request of `fabric.v1.AuthzService/Check`. */
         CheckRequest: {
             /** @description `organization:<id>`, `team:<id>`, `workflow:<id>`, `run:<id>`, … Required. */
             resource: string;
             /** @description An action such as `workflow.write`. Required. */
             action: string;
         };
+        /** @description The answer of `fabric.v1.AuthzService/Check`. */
         CheckResponse: {
             allowed: boolean;
             resource: string;
             action: string;
         };
+        /** @description One entry of the append-only audit log: who (principal, API key) did what (action) to which resource, when, with a summary of the change. */
         AuditEntry: {
             /** Format: int64 */
             id: string;
@@ -1343,9 +1550,11 @@ export interface components {
             /** Format: date-time */
             create_time?: string;
         };
+        /** @description The answer of `fabric.v1.RunService/WatchRun`. */
         WatchRunResponse: {
             event: components["schemas"]["Event"];
         };
+        /** @description The answer of `fabric.v1.EventService/StreamEvents`. */
         StreamEventsResponse: {
             event: components["schemas"]["Event"];
         };
@@ -1363,6 +1572,7 @@ export interface components {
             /** Format: date-time */
             create_time?: string;
         };
+        /** @description An access token (JWT, short-lived) and the refresh token that renews it. */
         Tokens: {
             /** @description HS256 JWT; send as `Authorization: Bearer <access_token>`. Valid until it expires or its session ends (Logout, refresh-token theft detection). */
             access_token: string;
@@ -1376,19 +1586,24 @@ export interface components {
             /** @description Always `Bearer`. */
             token_type: string;
         };
+        /** @description The answer of `fabric.v1.IdentityService/SignUp`. */
         SignUpResponse: {
             principal: components["schemas"]["Principal"];
             tokens: components["schemas"]["Tokens"];
         };
+        /** @description The answer of `fabric.v1.IdentityService/Login`. */
         LoginResponse: {
             principal: components["schemas"]["Principal"];
             tokens: components["schemas"]["Tokens"];
         };
+        /** @description The answer of `fabric.v1.IdentityService/ExchangeSignInToken`. */
         ExchangeSignInTokenResponse: {
             principal: components["schemas"]["Principal"];
             tokens: components["schemas"]["Tokens"];
         };
+        /** @description The answer of `fabric.v1.IdentityService/Logout`. */
         LogoutResponse: Record<string, never>;
+        /** @description The answer of `fabric.v1.IdentityService/GetMe`. */
         GetMeResponse: {
             principal: components["schemas"]["Principal"];
             /** @description The organization this call acts in (an API key's, or X-Organization-Id). */
@@ -1408,6 +1623,7 @@ export interface components {
             role?: "owner" | "admin" | "member" | "viewer";
             archived: boolean;
         };
+        /** @description A team the caller belongs to, with the caller's role in it. */
         MyTeam: {
             id: string;
             organization_id: string;
@@ -1424,6 +1640,7 @@ export interface components {
             team_id: string;
             actions: string[];
         };
+        /** @description The answer of `fabric.v1.IdentityService/GetMyPermissions`. */
         GetMyPermissionsResponse: {
             organization_id: string;
             /**
@@ -1439,6 +1656,7 @@ export interface components {
             /** @description Allowed only on the caller's own resources (e.g. their own API keys). */
             own_actions: string[];
         };
+        /** @description One message of a chat prompt. */
         ChatMessageInput: {
             /**
              * @description Values: system | user | assistant.
@@ -1484,6 +1702,7 @@ export interface components {
             /** @description The team the call is billed to: its policy and budget apply with the organization's. Empty: the organization only. */
             team_id?: string;
         };
+        /** @description A model a provider serves, with its price per million tokens when it has one. */
         ModelInfo: {
             name: string;
             /**
@@ -1508,6 +1727,7 @@ export interface components {
             /** @description Observed latency (EWMA) on this control plane; absent before the first call. */
             latency_ms?: number;
         };
+        /** @description A configured provider: its tier, operations, modalities, models and health. */
         ProviderInfo: {
             name: string;
             /**
@@ -1529,6 +1749,7 @@ export interface components {
              */
             health: "healthy" | "degraded" | "unavailable";
         };
+        /** @description The answer of `fabric.v1.ProviderService/ListProviders`. */
         ListProvidersResponse: {
             providers: components["schemas"]["ProviderInfo"][];
             /** @description The price table the caller's organization is billed by. */
@@ -1536,6 +1757,7 @@ export interface components {
             /** @description The deployment's default routing strategy. */
             default_strategy: string;
         };
+        /** @description Tokens a provider call used. 64-bit counts: strings in JSON. */
         TokenUsage: {
             /** Format: int64 */
             input_tokens: string;
@@ -1552,6 +1774,7 @@ export interface components {
              */
             cache_write_tokens: string;
         };
+        /** @description What a call was estimated to cost and what it cost (decimal USD), with the price table used. */
         CallCost: {
             /** @description The estimate before the call (decimal USD; empty when unpriced): under a budget, the amount reserved (what the costliest candidate that might be tried could cost), else the upper bound of the model that answered. */
             estimated_usd: string;
@@ -1561,6 +1784,7 @@ export interface components {
             /** @description Why a cost is missing, when one is. */
             unpriced_reason: string;
         };
+        /** @description A provider and model the router considered for a call, and why it was or was not eligible. */
         RoutingCandidate: {
             provider: string;
             model: string;
@@ -1580,12 +1804,14 @@ export interface components {
              */
             breaker: "closed" | "open" | "half_open";
         };
+        /** @description One attempt of a call at a provider and model, and how it ended. */
         RoutingAttempt: {
             provider: string;
             model: string;
             /** @description Why the attempt failed or was skipped; empty when it answered. */
             error: string;
         };
+        /** @description How the router chose where a call went: the strategy, the candidates and the reason. */
         RoutingDecision: {
             strategy: string;
             /** @description The provider and model that answered (or, for an estimate, would be called first). */
@@ -1596,9 +1822,11 @@ export interface components {
             candidates: components["schemas"]["RoutingCandidate"][];
             attempts: components["schemas"]["RoutingAttempt"][];
         };
+        /** @description The embedding vector of one input text. */
         Embedding: {
             values: number[];
         };
+        /** @description The answer of `fabric.v1.ProviderService/Execute`. */
         ExecuteResponse: {
             /** @description `ai.generate`. */
             text: string;
@@ -1613,13 +1841,16 @@ export interface components {
             /** @description The usage record of this call. */
             usage_record_id: string;
         };
+        /** @description A piece of streamed generated text. */
         TextDelta: {
             text: string;
         };
+        /** @description The answer of `fabric.v1.ProviderService/ExecuteStream`. */
         ExecuteStreamResponse: {
             delta: components["schemas"]["TextDelta"];
             result: components["schemas"]["ExecuteResponse"];
         };
+        /** @description One budget a call is charged against, and whether the call's estimate fits it. */
         BudgetCheck: {
             /** @description `organization` or `team`. */
             scope: string;
@@ -1635,6 +1866,7 @@ export interface components {
             /** @description Whether what this call would reserve fits. */
             fits: boolean;
         };
+        /** @description The answer of `fabric.v1.ProviderService/EstimateCost`. */
         EstimateCostResponse: {
             /** @description The routing decision the call would get now (first candidate = the one called). */
             routing: components["schemas"]["RoutingDecision"];
@@ -1653,6 +1885,7 @@ export interface components {
             refusal_code: string;
             refusal_message: string;
         };
+        /** @description One provider call's usage and cost, attributed to its organization, team, principal, key, run and node. */
         UsageRecord: {
             id: string;
             organization_id: string;
@@ -1684,6 +1917,7 @@ export interface components {
             /** Format: date-time */
             settle_time?: string;
         };
+        /** @description Usage totals of one group of QueryUsage (by the dimensions asked for). */
         UsageGroup: {
             /** @description The grouping keys asked for (others empty). */
             team_id: string;
@@ -1707,12 +1941,14 @@ export interface components {
             /** @description The workflow of the calls' run (grouping key `workflow`); empty for direct calls. */
             workflow_name: string;
         };
+        /** @description The answer of `fabric.v1.UsageService/QueryUsage`. */
         QueryUsageResponse: {
             /** @description Ordered by the grouping keys (days ascending). */
             groups: components["schemas"]["UsageGroup"][];
             /** @description All matching calls together. */
             total: components["schemas"]["UsageGroup"];
         };
+        /** @description An organization's price for a provider's model (or every model of it, `*`) in decimal USD per million tokens. */
         PriceOverride: {
             provider: string;
             /** @description A model name, or `*` for every model of the provider without its own price. */
@@ -1723,6 +1959,7 @@ export interface components {
             cached_input_usd_per_mtok: string;
             cache_write_usd_per_mtok: string;
         };
+        /** @description An organization's price for a provider's model (or every model of it, `*`) in decimal USD per million tokens. */
         PriceOverrideInput: {
             provider?: string;
             /** @description A model name, or `*` for every model of the provider without its own price. */
@@ -1733,6 +1970,7 @@ export interface components {
             cached_input_usd_per_mtok?: string;
             cache_write_usd_per_mtok?: string;
         };
+        /** @description The routing and spending rules of an organization or a team: allowed providers and models, a per-run cost cap, a per-key rate limit and price overrides. */
         Policy: {
             organization_id: string;
             /** @description Empty: the organization's policy. */
@@ -1756,6 +1994,7 @@ export interface components {
             /** @description Changes on every SetPolicy of this scope: pass it back as SetPolicy's `etag` (REST: the `ETag` header, sent back as `If-Match`). */
             etag: string;
         };
+        /** @description One budget period in force (day or month): its limit, what is committed, what remains, and when it resets. */
         BudgetPeriod: {
             /**
              * @description Values: day | month.
@@ -1771,6 +2010,7 @@ export interface components {
             /** Format: date-time */
             reset_time?: string;
         };
+        /** @description The hard spending limits of an organization or a team (per UTC day and month), with the current periods. */
         Budget: {
             organization_id: string;
             team_id: string;
@@ -1786,6 +2026,7 @@ export interface components {
             /** @description Changes on every SetBudget of this scope: pass it back as SetBudget's `etag` (REST: the `ETag` header, sent back as `If-Match`). */
             etag: string;
         };
+        /** @description One provider call run as a one-node workflow: its status, and its result once completed. */
         Job: {
             /** @description The job's id, which is also its workflow run's id. */
             id: string;
@@ -1822,6 +2063,7 @@ export interface components {
             /** Format: date-time */
             finish_time?: string;
         };
+        /** @description The answer of `fabric.v1.JobService/GetJobUsage`. */
         GetJobUsageResponse: {
             records: components["schemas"]["UsageRecord"][];
             total: components["schemas"]["UsageGroup"];
@@ -1890,6 +2132,7 @@ export interface components {
             /** Format: date-time */
             create_time?: string;
         };
+        /** @description An organization: the tenant that owns teams, members, keys, workflows and runs. */
         Organization: {
             id: string;
             slug: string;
@@ -1898,6 +2141,7 @@ export interface components {
             /** Format: date-time */
             create_time?: string;
         };
+        /** @description A team of an organization; team roles apply to the workflows and runs it owns. */
         Team: {
             id: string;
             organization_id: string;
@@ -1918,6 +2162,7 @@ export interface components {
             /** Format: date-time */
             create_time?: string;
         };
+        /** @description An invitation of an email address to the organization (or a team) with a role; its token is shown once, at creation. */
         Invitation: {
             id: string;
             organization_id: string;
@@ -1934,13 +2179,17 @@ export interface components {
             /** Format: date-time */
             create_time?: string;
         };
+        /** @description The answer of `fabric.v1.TenancyService/DeleteTeam`. */
         DeleteTeamResponse: Record<string, never>;
+        /** @description The answer of `fabric.v1.TenancyService/RemoveMember`. */
         RemoveMemberResponse: Record<string, never>;
+        /** @description The answer of `fabric.v1.TenancyService/CreateInvitation`. */
         CreateInvitationResponse: {
             invitation: components["schemas"]["Invitation"];
             /** @description Shown once; the invitee presents it to AcceptInvitation. */
             token: string;
         };
+        /** @description An endpoint that receives the organization's events matching its filter, signed with its secret. */
         Webhook: {
             id: string;
             organization_id: string;
@@ -1960,6 +2209,7 @@ export interface components {
             /** @description Changes on every update: pass it back as `etag` of an update or a delete (REST: the `ETag` header, sent back as `If-Match`) to apply it only to this state. */
             etag: string;
         };
+        /** @description One event delivered (or being delivered) to a webhook, with its attempts and the receiver's last answer. */
         WebhookDelivery: {
             id: string;
             webhook_id: string;
@@ -1986,6 +2236,7 @@ export interface components {
             /** Format: date-time */
             create_time?: string;
         };
+        /** @description The answer of `fabric.v1.WebhookService/CreateWebhook`. */
         CreateWebhookResponse: {
             webhook: components["schemas"]["Webhook"];
             /** @description The signing secret `whsec_…`. Shown once. */
@@ -2198,14 +2449,17 @@ export interface components {
             /** @description Human-readable explanation. */
             message: string;
         };
+        /** @description The answer of `fabric.v1.WorkflowService/ValidateWorkflow`. */
         ValidateWorkflowResponse: {
             valid: boolean;
             issues: components["schemas"]["ValidationIssue"][];
         };
+        /** @description The process's (or the database's) state. */
         Health: {
             /** @enum {string} */
             status: "ok" | "ready" | "unavailable";
         };
+        /** @description An error as RFC 9457 problem details: `code` is the stable machine-readable code (the same string as gRPC's `google.rpc.ErrorInfo.reason`), `issues` every problem found in the request. */
         Problem: {
             /** @description A URI naming the problem type. */
             type: string;
@@ -2555,7 +2809,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: {
+        requestBody: {
             content: {
                 "application/json": {
                     /** @description The definition version to run. One of workflow_id and workflow_name is required. */
@@ -3893,7 +4147,7 @@ export interface operations {
             path?: never;
             cookie?: never;
         };
-        requestBody?: {
+        requestBody: {
             content: {
                 "application/json": {
                     /** @description 1..100 checks. */
@@ -4000,7 +4254,7 @@ export interface operations {
                     name: string;
                     description?: string;
                     /** @description Required: the workflow to run. */
-                    workflow_name?: string;
+                    workflow_name: string;
                     /**
                      * Format: int32
                      * @description Pin a version (it must exist); default: the latest at each fire.
@@ -4164,7 +4418,7 @@ export interface operations {
             };
             header?: never;
             path: {
-                /** @description Required: the schedule. */
+                /** @description the schedule. */
                 schedule_id: string;
             };
             cookie?: never;
@@ -4223,11 +4477,11 @@ export interface operations {
             };
             cookie?: never;
         };
-        requestBody?: {
+        requestBody: {
             content: {
                 "application/json": {
                     /** @description Required: an http(s) URL whose host resolves to a public address. */
-                    url?: string;
+                    url: string;
                     /** @description Default `*`. */
                     event_filter?: string;
                     /**
@@ -4374,7 +4628,7 @@ export interface operations {
             path: {
                 organization_id: string;
                 webhook_id: string;
-                /** @description Required: the delivery. */
+                /** @description the delivery. */
                 id: string;
             };
             cookie?: never;

@@ -15,6 +15,8 @@ export const file_fabric_v1_access: GenFile = /*@__PURE__*/
   fileDesc("ChZmYWJyaWMvdjEvYWNjZXNzLnByb3RvEglmYWJyaWMudjEi+gIKBkFwaUtleRIKCgJpZBgBIAEoCRIXCg9vcmdhbml6YXRpb25faWQYAiABKAkSFAoMcHJpbmNpcGFsX2lkGAMgASgJEgwKBG5hbWUYBCABKAkSDgoGcHJlZml4GAUgASgJEg4KBnNjb3BlcxgGIAMoCRI0CgtleHBpcmVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIAIgBARI0CgtyZXZva2VfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIAYgBARI3Cg5sYXN0X3VzZWRfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIAogBARIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCDgoMX2V4cGlyZV90aW1lQg4KDF9yZXZva2VfdGltZUIRCg9fbGFzdF91c2VkX3RpbWUiqAEKE0NyZWF0ZUFwaUtleVJlcXVlc3QSFwoPb3JnYW5pemF0aW9uX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSFAoMcHJpbmNpcGFsX2lkGAMgASgJEg4KBnNjb3BlcxgEIAMoCRI0CgtleHBpcmVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBIAIgBAUIOCgxfZXhwaXJlX3RpbWUiRwoUQ3JlYXRlQXBpS2V5UmVzcG9uc2USIgoHYXBpX2tleRgBIAEoCzIRLmZhYnJpYy52MS5BcGlLZXkSCwoDa2V5GAIgASgJIi0KEkxpc3RBcGlLZXlzUmVxdWVzdBIXCg9vcmdhbml6YXRpb25faWQYASABKAkiOgoTTGlzdEFwaUtleXNSZXNwb25zZRIjCghhcGlfa2V5cxgBIAMoCzIRLmZhYnJpYy52MS5BcGlLZXkiOgoTUm90YXRlQXBpS2V5UmVxdWVzdBIXCg9vcmdhbml6YXRpb25faWQYASABKAkSCgoCaWQYAiABKAkiRwoUUm90YXRlQXBpS2V5UmVzcG9uc2USIgoHYXBpX2tleRgBIAEoCzIRLmZhYnJpYy52MS5BcGlLZXkSCwoDa2V5GAIgASgJIjoKE1Jldm9rZUFwaUtleVJlcXVlc3QSFwoPb3JnYW5pemF0aW9uX2lkGAEgASgJEgoKAmlkGAIgASgJIjoKFFJldm9rZUFwaUtleVJlc3BvbnNlEiIKB2FwaV9rZXkYASABKAsyES5mYWJyaWMudjEuQXBpS2V5IjAKDENoZWNrUmVxdWVzdBIQCghyZXNvdXJjZRgBIAEoCRIOCgZhY3Rpb24YAiABKAkiQgoNQ2hlY2tSZXNwb25zZRIPCgdhbGxvd2VkGAEgASgIEhAKCHJlc291cmNlGAIgASgJEg4KBmFjdGlvbhgDIAEoCSI8ChFCYXRjaENoZWNrUmVxdWVzdBInCgZjaGVja3MYASADKAsyFy5mYWJyaWMudjEuQ2hlY2tSZXF1ZXN0Ij8KEkJhdGNoQ2hlY2tSZXNwb25zZRIpCgdyZXN1bHRzGAEgAygLMhguZmFicmljLnYxLkNoZWNrUmVzcG9uc2UiugIKCkF1ZGl0RW50cnkSCgoCaWQYASABKAMSFwoPb3JnYW5pemF0aW9uX2lkGAIgASgJEh8KEmFjdG9yX3ByaW5jaXBhbF9pZBgDIAEoCUgAiAEBEhcKCmFwaV9rZXlfaWQYBCABKAlIAYgBARIOCgZhY3Rpb24YBSABKAkSEAoIcmVzb3VyY2UYBiABKAkSEgoKcmVxdWVzdF9pZBgHIAEoCRIWCg5jbGllbnRfYWRkcmVzcxgIIAEoCRIoCgdzdW1tYXJ5GAkgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdBIvCgtjcmVhdGVfdGltZRgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCFQoTX2FjdG9yX3ByaW5jaXBhbF9pZEINCgtfYXBpX2tleV9pZCK1AQoXTGlzdEF1ZGl0RW50cmllc1JlcXVlc3QSFwoPb3JnYW5pemF0aW9uX2lkGAEgASgJEhoKEmFjdG9yX3ByaW5jaXBhbF9pZBgCIAEoCRIOCgZhY3Rpb24YAyABKAkSEAoIcmVzb3VyY2UYBCABKAkSDQoFc2luY2UYBSABKAkSDQoFdW50aWwYBiABKAkSEQoJcGFnZV9zaXplGAcgASgFEhIKCnBhZ2VfdG9rZW4YCCABKAkiWwoYTGlzdEF1ZGl0RW50cmllc1Jlc3BvbnNlEiYKB2VudHJpZXMYASADKAsyFS5mYWJyaWMudjEuQXVkaXRFbnRyeRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAky0AIKDUFwaUtleVNlcnZpY2USTwoMQ3JlYXRlQXBpS2V5Eh4uZmFicmljLnYxLkNyZWF0ZUFwaUtleVJlcXVlc3QaHy5mYWJyaWMudjEuQ3JlYXRlQXBpS2V5UmVzcG9uc2USTAoLTGlzdEFwaUtleXMSHS5mYWJyaWMudjEuTGlzdEFwaUtleXNSZXF1ZXN0Gh4uZmFicmljLnYxLkxpc3RBcGlLZXlzUmVzcG9uc2USTwoMUm90YXRlQXBpS2V5Eh4uZmFicmljLnYxLlJvdGF0ZUFwaUtleVJlcXVlc3QaHy5mYWJyaWMudjEuUm90YXRlQXBpS2V5UmVzcG9uc2USTwoMUmV2b2tlQXBpS2V5Eh4uZmFicmljLnYxLlJldm9rZUFwaUtleVJlcXVlc3QaHy5mYWJyaWMudjEuUmV2b2tlQXBpS2V5UmVzcG9uc2UylQEKDEF1dGh6U2VydmljZRI6CgVDaGVjaxIXLmZhYnJpYy52MS5DaGVja1JlcXVlc3QaGC5mYWJyaWMudjEuQ2hlY2tSZXNwb25zZRJJCgpCYXRjaENoZWNrEhwuZmFicmljLnYxLkJhdGNoQ2hlY2tSZXF1ZXN0Gh0uZmFicmljLnYxLkJhdGNoQ2hlY2tSZXNwb25zZTJrCgxBdWRpdFNlcnZpY2USWwoQTGlzdEF1ZGl0RW50cmllcxIiLmZhYnJpYy52MS5MaXN0QXVkaXRFbnRyaWVzUmVxdWVzdBojLmZhYnJpYy52MS5MaXN0QXVkaXRFbnRyaWVzUmVzcG9uc2VCaQoNZGV2LmZhYnJpYy52MUILQWNjZXNzUHJvdG9QAVokZmFicmljLmRldi9nZW4vZ28vZmFicmljL3YxO2ZhYnJpY3YxqgIJRmFicmljLlYxygIJRmFicmljXFYx6gIKRmFicmljOjpWMWIGcHJvdG8z", [file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
+ * An API key of the organization (never its secret): whose it is, its scopes, and when it expires or was last used.
+ *
  * @generated from message fabric.v1.ApiKey
  */
 export type ApiKey = Message<"fabric.v1.ApiKey"> & {
@@ -368,6 +370,8 @@ export const BatchCheckResponseSchema: GenMessage<BatchCheckResponse> = /*@__PUR
   messageDesc(file_fabric_v1_access, 12);
 
 /**
+ * One entry of the append-only audit log: who (principal, API key) did what (action) to which resource, when, with a summary of the change.
+ *
  * @generated from message fabric.v1.AuditEntry
  */
 export type AuditEntry = Message<"fabric.v1.AuditEntry"> & {
@@ -525,6 +529,9 @@ export const ListAuditEntriesResponseSchema: GenMessage<ListAuditEntriesResponse
  */
 export const ApiKeyService: GenService<{
   /**
+   * Creates an API key for the caller or, with `api_key.create`, for another principal such as
+   * a service account; the secret is shown once.
+   *
    * @generated from rpc fabric.v1.ApiKeyService.CreateApiKey
    */
   createApiKey: {
@@ -533,6 +540,8 @@ export const ApiKeyService: GenService<{
     output: typeof CreateApiKeyResponseSchema;
   },
   /**
+   * Lists the organization's API keys (never their secrets).
+   *
    * @generated from rpc fabric.v1.ApiKeyService.ListApiKeys
    */
   listApiKeys: {
@@ -551,6 +560,8 @@ export const ApiKeyService: GenService<{
     output: typeof RotateApiKeyResponseSchema;
   },
   /**
+   * Revokes an API key; it stops working at once.
+   *
    * @generated from rpc fabric.v1.ApiKeyService.RevokeApiKey
    */
   revokeApiKey: {
@@ -569,6 +580,8 @@ export const ApiKeyService: GenService<{
  */
 export const AuthzService: GenService<{
   /**
+   * Says whether the caller may perform an action, on the organization or one of its teams.
+   *
    * @generated from rpc fabric.v1.AuthzService.Check
    */
   check: {
@@ -577,6 +590,8 @@ export const AuthzService: GenService<{
     output: typeof CheckResponseSchema;
   },
   /**
+   * Up to 100 permission checks in one call, answered in order.
+   *
    * @generated from rpc fabric.v1.AuthzService.BatchCheck
    */
   batchCheck: {
@@ -594,6 +609,8 @@ export const AuthzService: GenService<{
  */
 export const AuditService: GenService<{
   /**
+   * The organization's audit log, newest first: who changed what, when, and with which key.
+   *
    * @generated from rpc fabric.v1.AuditService.ListAuditEntries
    */
   listAuditEntries: {

@@ -58,6 +58,8 @@ export const PrincipalSchema: GenMessage<Principal> = /*@__PURE__*/
   messageDesc(file_fabric_v1_identity, 0);
 
 /**
+ * An access token (JWT, short-lived) and the refresh token that renews it.
+ *
  * @generated from message fabric.v1.Tokens
  */
 export type Tokens = Message<"fabric.v1.Tokens"> & {
@@ -424,6 +426,8 @@ export const ListMyOrganizationsResponseSchema: GenMessage<ListMyOrganizationsRe
   messageDesc(file_fabric_v1_identity, 16);
 
 /**
+ * A team the caller belongs to, with the caller's role in it.
+ *
  * @generated from message fabric.v1.MyTeam
  */
 export type MyTeam = Message<"fabric.v1.MyTeam"> & {

@@ -13,6 +13,8 @@ export const file_fabric_v1_providers: GenFile = /*@__PURE__*/
   fileDesc("ChlmYWJyaWMvdjEvcHJvdmlkZXJzLnByb3RvEglmYWJyaWMudjEiLAoLQ2hhdE1lc3NhZ2USDAoEcm9sZRgBIAEoCRIPCgdjb250ZW50GAIgASgJIp4CCgxQcm92aWRlckNhbGwSEQoJb3BlcmF0aW9uGAEgASgJEg4KBnByb21wdBgCIAEoCRIoCghtZXNzYWdlcxgDIAMoCzIWLmZhYnJpYy52MS5DaGF0TWVzc2FnZRIOCgZzeXN0ZW0YBCABKAkSDQoFaW5wdXQYBSADKAkSEAoIcHJvdmlkZXIYBiABKAkSDQoFbW9kZWwYByABKAkSEAoIc3RyYXRlZ3kYCCABKAkSDAoEdGllchgJIAEoCRIXCgptYXhfdG9rZW5zGAogASgFSACIAQESGAoLdGVtcGVyYXR1cmUYCyABKAFIAYgBARIPCgd0ZWFtX2lkGAwgASgJQg0KC19tYXhfdG9rZW5zQg4KDF90ZW1wZXJhdHVyZSLjAQoJTW9kZWxJbmZvEgwKBG5hbWUYASABKAkSEQoJb3BlcmF0aW9uGAIgASgJEhoKEmlucHV0X3VzZF9wZXJfbXRvaxgDIAEoCRIbChNvdXRwdXRfdXNkX3Blcl9tdG9rGAQgASgJEiEKGWNhY2hlZF9pbnB1dF91c2RfcGVyX210b2sYBSABKAkSFAoHcXVhbGl0eRgGIAEoBUgAiAEBEg8KB2JyZWFrZXIYByABKAkSFwoKbGF0ZW5jeV9tcxgIIAEoAUgBiAEBQgoKCF9xdWFsaXR5Qg0KC19sYXRlbmN5X21zIqUBCgxQcm92aWRlckluZm8SDAoEbmFtZRgBIAEoCRIMCgR0aWVyGAIgASgJEg0KBWxvY2FsGAMgASgIEgwKBHN0dWIYBCABKAgSEgoKb3BlcmF0aW9ucxgFIAMoCRISCgptb2RhbGl0aWVzGAYgAygJEiQKBm1vZGVscxgHIAMoCzIULmZhYnJpYy52MS5Nb2RlbEluZm8SDgoGaGVhbHRoGAggASgJIhYKFExpc3RQcm92aWRlcnNSZXF1ZXN0InIKFUxpc3RQcm92aWRlcnNSZXNwb25zZRIqCglwcm92aWRlcnMYASADKAsyFy5mYWJyaWMudjEuUHJvdmlkZXJJbmZvEhMKC3ByaWNlX3RhYmxlGAIgASgJEhgKEGRlZmF1bHRfc3RyYXRlZ3kYAyABKAkicgoKVG9rZW5Vc2FnZRIUCgxpbnB1dF90b2tlbnMYASABKAMSFQoNb3V0cHV0X3Rva2VucxgCIAEoAxIbChNjYWNoZWRfaW5wdXRfdG9rZW5zGAMgASgDEhoKEmNhY2hlX3dyaXRlX3Rva2VucxgEIAEoAyJjCghDYWxsQ29zdBIVCg1lc3RpbWF0ZWRfdXNkGAEgASgJEhIKCmFjdHVhbF91c2QYAiABKAkSEwoLcHJpY2VfdGFibGUYAyABKAkSFwoPdW5wcmljZWRfcmVhc29uGAQgASgJIowBChBSb3V0aW5nQ2FuZGlkYXRlEhAKCHByb3ZpZGVyGAEgASgJEg0KBW1vZGVsGAIgASgJEhAKCGVsaWdpYmxlGAMgASgIEg8KB3JlYXNvbnMYBCADKAkSDAoEcmFuaxgFIAEoBRIVCg1lc3RpbWF0ZWRfdXNkGAYgASgJEg8KB2JyZWFrZXIYByABKAkiQAoOUm91dGluZ0F0dGVtcHQSEAoIcHJvdmlkZXIYASABKAkSDQoFbW9kZWwYAiABKAkSDQoFZXJyb3IYAyABKAkirwEKD1JvdXRpbmdEZWNpc2lvbhIQCghzdHJhdGVneRgBIAEoCRIQCghwcm92aWRlchgCIAEoCRINCgVtb2RlbBgDIAEoCRILCgN3aHkYBCABKAkSLwoKY2FuZGlkYXRlcxgFIAMoCzIbLmZhYnJpYy52MS5Sb3V0aW5nQ2FuZGlkYXRlEisKCGF0dGVtcHRzGAYgAygLMhkuZmFicmljLnYxLlJvdXRpbmdBdHRlbXB0IhsKCUVtYmVkZGluZxIOCgZ2YWx1ZXMYASADKAEiNwoORXhlY3V0ZVJlcXVlc3QSJQoEY2FsbBgBIAEoCzIXLmZhYnJpYy52MS5Qcm92aWRlckNhbGwikAIKD0V4ZWN1dGVSZXNwb25zZRIMCgR0ZXh0GAEgASgJEhUKDWZpbmlzaF9yZWFzb24YAiABKAkSKAoKZW1iZWRkaW5ncxgDIAMoCzIULmZhYnJpYy52MS5FbWJlZGRpbmcSEAoIcHJvdmlkZXIYBCABKAkSDQoFbW9kZWwYBSABKAkSJAoFdXNhZ2UYBiABKAsyFS5mYWJyaWMudjEuVG9rZW5Vc2FnZRIhCgRjb3N0GAcgASgLMhMuZmFicmljLnYxLkNhbGxDb3N0EisKB3JvdXRpbmcYCCABKAsyGi5mYWJyaWMudjEuUm91dGluZ0RlY2lzaW9uEhcKD3VzYWdlX3JlY29yZF9pZBgJIAEoCSI9ChRFeGVjdXRlU3RyZWFtUmVxdWVzdBIlCgRjYWxsGAEgASgLMhcuZmFicmljLnYxLlByb3ZpZGVyQ2FsbCIZCglUZXh0RGVsdGESDAoEdGV4dBgBIAEoCSJ1ChVFeGVjdXRlU3RyZWFtUmVzcG9uc2USJQoFZGVsdGEYASABKAsyFC5mYWJyaWMudjEuVGV4dERlbHRhSAASLAoGcmVzdWx0GAIgASgLMhouZmFicmljLnYxLkV4ZWN1dGVSZXNwb25zZUgAQgcKBWNodW5rIjwKE0VzdGltYXRlQ29zdFJlcXVlc3QSJQoEY2FsbBgBIAEoCzIXLmZhYnJpYy52MS5Qcm92aWRlckNhbGwiZAoLQnVkZ2V0Q2hlY2sSDQoFc2NvcGUYASABKAkSDgoGcGVyaW9kGAIgASgJEhEKCWxpbWl0X3VzZBgDIAEoCRIVCg1jb21taXR0ZWRfdXNkGAQgASgJEgwKBGZpdHMYBSABKAgikwIKFEVzdGltYXRlQ29zdFJlc3BvbnNlEisKB3JvdXRpbmcYASABKAsyGi5mYWJyaWMudjEuUm91dGluZ0RlY2lzaW9uEhUKDWVzdGltYXRlZF91c2QYAiABKAkSHgoWZXN0aW1hdGVkX2lucHV0X3Rva2VucxgDIAEoAxIZChFtYXhfb3V0cHV0X3Rva2VucxgEIAEoAxITCgtwcmljZV90YWJsZRgFIAEoCRInCgdidWRnZXRzGAYgAygLMhYuZmFicmljLnYxLkJ1ZGdldENoZWNrEg8KB2FsbG93ZWQYByABKAgSFAoMcmVmdXNhbF9jb2RlGAggASgJEhcKD3JlZnVzYWxfbWVzc2FnZRgJIAEoCTLOAgoPUHJvdmlkZXJTZXJ2aWNlElIKDUxpc3RQcm92aWRlcnMSHy5mYWJyaWMudjEuTGlzdFByb3ZpZGVyc1JlcXVlc3QaIC5mYWJyaWMudjEuTGlzdFByb3ZpZGVyc1Jlc3BvbnNlEkAKB0V4ZWN1dGUSGS5mYWJyaWMudjEuRXhlY3V0ZVJlcXVlc3QaGi5mYWJyaWMudjEuRXhlY3V0ZVJlc3BvbnNlElQKDUV4ZWN1dGVTdHJlYW0SHy5mYWJyaWMudjEuRXhlY3V0ZVN0cmVhbVJlcXVlc3QaIC5mYWJyaWMudjEuRXhlY3V0ZVN0cmVhbVJlc3BvbnNlMAESTwoMRXN0aW1hdGVDb3N0Eh4uZmFicmljLnYxLkVzdGltYXRlQ29zdFJlcXVlc3QaHy5mYWJyaWMudjEuRXN0aW1hdGVDb3N0UmVzcG9uc2VCbAoNZGV2LmZhYnJpYy52MUIOUHJvdmlkZXJzUHJvdG9QAVokZmFicmljLmRldi9nZW4vZ28vZmFicmljL3YxO2ZhYnJpY3YxqgIJRmFicmljLlYxygIJRmFicmljXFYx6gIKRmFicmljOjpWMWIGcHJvdG8z");
 
 /**
+ * One message of a chat prompt.
+ *
  * @generated from message fabric.v1.ChatMessage
  */
 export type ChatMessage = Message<"fabric.v1.ChatMessage"> & {
@@ -131,6 +133,8 @@ export const ProviderCallSchema: GenMessage<ProviderCall> = /*@__PURE__*/
   messageDesc(file_fabric_v1_providers, 1);
 
 /**
+ * A model a provider serves, with its price per million tokens when it has one.
+ *
  * @generated from message fabric.v1.ModelInfo
  */
 export type ModelInfo = Message<"fabric.v1.ModelInfo"> & {
@@ -193,6 +197,8 @@ export const ModelInfoSchema: GenMessage<ModelInfo> = /*@__PURE__*/
   messageDesc(file_fabric_v1_providers, 2);
 
 /**
+ * A configured provider: its tier, operations, modalities, models and health.
+ *
  * @generated from message fabric.v1.ProviderInfo
  */
 export type ProviderInfo = Message<"fabric.v1.ProviderInfo"> & {
@@ -299,6 +305,8 @@ export const ListProvidersResponseSchema: GenMessage<ListProvidersResponse> = /*
   messageDesc(file_fabric_v1_providers, 5);
 
 /**
+ * Tokens a provider call used. 64-bit counts: strings in JSON.
+ *
  * @generated from message fabric.v1.TokenUsage
  */
 export type TokenUsage = Message<"fabric.v1.TokenUsage"> & {
@@ -335,6 +343,8 @@ export const TokenUsageSchema: GenMessage<TokenUsage> = /*@__PURE__*/
   messageDesc(file_fabric_v1_providers, 6);
 
 /**
+ * What a call was estimated to cost and what it cost (decimal USD), with the price table used.
+ *
  * @generated from message fabric.v1.CallCost
  */
 export type CallCost = Message<"fabric.v1.CallCost"> & {
@@ -375,6 +385,8 @@ export const CallCostSchema: GenMessage<CallCost> = /*@__PURE__*/
   messageDesc(file_fabric_v1_providers, 7);
 
 /**
+ * A provider and model the router considered for a call, and why it was or was not eligible.
+ *
  * @generated from message fabric.v1.RoutingCandidate
  */
 export type RoutingCandidate = Message<"fabric.v1.RoutingCandidate"> & {
@@ -430,6 +442,8 @@ export const RoutingCandidateSchema: GenMessage<RoutingCandidate> = /*@__PURE__*
   messageDesc(file_fabric_v1_providers, 8);
 
 /**
+ * One attempt of a call at a provider and model, and how it ended.
+ *
  * @generated from message fabric.v1.RoutingAttempt
  */
 export type RoutingAttempt = Message<"fabric.v1.RoutingAttempt"> & {
@@ -459,6 +473,8 @@ export const RoutingAttemptSchema: GenMessage<RoutingAttempt> = /*@__PURE__*/
   messageDesc(file_fabric_v1_providers, 9);
 
 /**
+ * How the router chose where a call went: the strategy, the candidates and the reason.
+ *
  * @generated from message fabric.v1.RoutingDecision
  */
 export type RoutingDecision = Message<"fabric.v1.RoutingDecision"> & {
@@ -505,6 +521,8 @@ export const RoutingDecisionSchema: GenMessage<RoutingDecision> = /*@__PURE__*/
   messageDesc(file_fabric_v1_providers, 10);
 
 /**
+ * The embedding vector of one input text.
+ *
  * @generated from message fabric.v1.Embedding
  */
 export type Embedding = Message<"fabric.v1.Embedding"> & {
@@ -619,6 +637,8 @@ export const ExecuteStreamRequestSchema: GenMessage<ExecuteStreamRequest> = /*@_
   messageDesc(file_fabric_v1_providers, 14);
 
 /**
+ * A piece of streamed generated text.
+ *
  * @generated from message fabric.v1.TextDelta
  */
 export type TextDelta = Message<"fabric.v1.TextDelta"> & {
@@ -684,6 +704,8 @@ export const EstimateCostRequestSchema: GenMessage<EstimateCostRequest> = /*@__P
   messageDesc(file_fabric_v1_providers, 17);
 
 /**
+ * One budget a call is charged against, and whether the call's estimate fits it.
+ *
  * @generated from message fabric.v1.BudgetCheck
  */
 export type BudgetCheck = Message<"fabric.v1.BudgetCheck"> & {

@@ -17,6 +17,8 @@ export const file_fabric_v1_tenancy: GenFile = /*@__PURE__*/
   fileDesc("ChdmYWJyaWMvdjEvdGVuYW5jeS5wcm90bxIJZmFicmljLnYxInkKDE9yZ2FuaXphdGlvbhIKCgJpZBgBIAEoCRIMCgRzbHVnGAIgASgJEgwKBG5hbWUYAyABKAkSEAoIYXJjaGl2ZWQYBCABKAgSLwoLY3JlYXRlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIngKBFRlYW0SCgoCaWQYASABKAkSFwoPb3JnYW5pemF0aW9uX2lkGAIgASgJEgwKBHNsdWcYAyABKAkSDAoEbmFtZRgEIAEoCRIvCgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiuwEKCk1lbWJlcnNoaXASCgoCaWQYASABKAkSFwoPb3JnYW5pemF0aW9uX2lkGAIgASgJEhQKB3RlYW1faWQYAyABKAlIAIgBARInCglwcmluY2lwYWwYBCABKAsyFC5mYWJyaWMudjEuUHJpbmNpcGFsEgwKBHJvbGUYBSABKAkSLwoLY3JlYXRlX3RpbWUYBiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQgoKCF90ZWFtX2lkIuIBCgpJbnZpdGF0aW9uEgoKAmlkGAEgASgJEhcKD29yZ2FuaXphdGlvbl9pZBgCIAEoCRIUCgd0ZWFtX2lkGAMgASgJSACIAQESDQoFZW1haWwYBCABKAkSDAoEcm9sZRgFIAEoCRIOCgZzdGF0dXMYBiABKAkSLwoLZXhwaXJlX3RpbWUYByABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC2NyZWF0ZV90aW1lGAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIKCghfdGVhbV9pZCI3ChlDcmVhdGVPcmdhbml6YXRpb25SZXF1ZXN0EgwKBHNsdWcYASABKAkSDAoEbmFtZRgCIAEoCSJLChpDcmVhdGVPcmdhbml6YXRpb25SZXNwb25zZRItCgxvcmdhbml6YXRpb24YASABKAsyFy5mYWJyaWMudjEuT3JnYW5pemF0aW9uIiQKFkdldE9yZ2FuaXphdGlvblJlcXVlc3QSCgoCaWQYASABKAkiSAoXR2V0T3JnYW5pemF0aW9uUmVzcG9uc2USLQoMb3JnYW5pemF0aW9uGAEgASgLMhcuZmFicmljLnYxLk9yZ2FuaXphdGlvbiJDChlVcGRhdGVPcmdhbml6YXRpb25SZXF1ZXN0EgoKAmlkGAEgASgJEhEKBG5hbWUYAiABKAlIAIgBAUIHCgVfbmFtZSJLChpVcGRhdGVPcmdhbml6YXRpb25SZXNwb25zZRItCgxvcmdhbml6YXRpb24YASABKAsyFy5mYWJyaWMudjEuT3JnYW5pemF0aW9uIigKGkFyY2hpdmVPcmdhbml6YXRpb25SZXF1ZXN0EgoKAmlkGAEgASgJIkwKG0FyY2hpdmVPcmdhbml6YXRpb25SZXNwb25zZRItCgxvcmdhbml6YXRpb24YASABKAsyFy5mYWJyaWMudjEuT3JnYW5pemF0aW9uIkgKEUNyZWF0ZVRlYW1SZXF1ZXN0EhcKD29yZ2FuaXphdGlvbl9pZBgBIAEoCRIMCgRzbHVnGAIgASgJEgwKBG5hbWUYAyABKAkiMwoSQ3JlYXRlVGVhbVJlc3BvbnNlEh0KBHRlYW0YASABKAsyDy5mYWJyaWMudjEuVGVhbSI1Cg5HZXRUZWFtUmVxdWVzdBIXCg9vcmdhbml6YXRpb25faWQYASABKAkSCgoCaWQYAiABKAkiMAoPR2V0VGVhbVJlc3BvbnNlEh0KBHRlYW0YASABKAsyDy5mYWJyaWMudjEuVGVhbSIrChBMaXN0VGVhbXNSZXF1ZXN0EhcKD29yZ2FuaXphdGlvbl9pZBgBIAEoCSIzChFMaXN0VGVhbXNSZXNwb25zZRIeCgV0ZWFtcxgBIAMoCzIPLmZhYnJpYy52MS5UZWFtIlQKEVVwZGF0ZVRlYW1SZXF1ZXN0EhcKD29yZ2FuaXphdGlvbl9pZBgBIAEoCRIKCgJpZBgCIAEoCRIRCgRuYW1lGAMgASgJSACIAQFCBwoFX25hbWUiMwoSVXBkYXRlVGVhbVJlc3BvbnNlEh0KBHRlYW0YASABKAsyDy5mYWJyaWMudjEuVGVhbSI4ChFEZWxldGVUZWFtUmVxdWVzdBIXCg9vcmdhbml6YXRpb25faWQYASABKAkSCgoCaWQYAiABKAkiFAoSRGVsZXRlVGVhbVJlc3BvbnNlIj4KEkxpc3RNZW1iZXJzUmVxdWVzdBIXCg9vcmdhbml6YXRpb25faWQYASABKAkSDwoHdGVhbV9pZBgCIAEoCSI9ChNMaXN0TWVtYmVyc1Jlc3BvbnNlEiYKB21lbWJlcnMYASADKAsyFS5mYWJyaWMudjEuTWVtYmVyc2hpcCJxChBBZGRNZW1iZXJSZXF1ZXN0EhcKD29yZ2FuaXphdGlvbl9pZBgBIAEoCRIUCgxwcmluY2lwYWxfaWQYAiABKAkSFAoHdGVhbV9pZBgDIAEoCUgAiAEBEgwKBHJvbGUYBCABKAlCCgoIX3RlYW1faWQiOgoRQWRkTWVtYmVyUmVzcG9uc2USJQoGbWVtYmVyGAEgASgLMhUuZmFicmljLnYxLk1lbWJlcnNoaXAiSAoTVXBkYXRlTWVtYmVyUmVxdWVzdBIXCg9vcmdhbml6YXRpb25faWQYASABKAkSCgoCaWQYAiABKAkSDAoEcm9sZRgDIAEoCSI9ChRVcGRhdGVNZW1iZXJSZXNwb25zZRIlCgZtZW1iZXIYASABKAsyFS5mYWJyaWMudjEuTWVtYmVyc2hpcCI6ChNSZW1vdmVNZW1iZXJSZXF1ZXN0EhcKD29yZ2FuaXphdGlvbl9pZBgBIAEoCRIKCgJpZBgCIAEoCSIWChRSZW1vdmVNZW1iZXJSZXNwb25zZSJaChtDcmVhdGVTZXJ2aWNlQWNjb3VudFJlcXVlc3QSFwoPb3JnYW5pemF0aW9uX2lkGAEgASgJEhQKDGRpc3BsYXlfbmFtZRgCIAEoCRIMCgRyb2xlGAMgASgJIkUKHENyZWF0ZVNlcnZpY2VBY2NvdW50UmVzcG9uc2USJQoGbWVtYmVyGAEgASgLMhUuZmFicmljLnYxLk1lbWJlcnNoaXAipQEKF0NyZWF0ZUludml0YXRpb25SZXF1ZXN0EhcKD29yZ2FuaXphdGlvbl9pZBgBIAEoCRINCgVlbWFpbBgCIAEoCRIMCgRyb2xlGAMgASgJEhQKB3RlYW1faWQYBCABKAlIAIgBARIdChBleHBpcmVzX2luX2hvdXJzGAUgASgFSAGIAQFCCgoIX3RlYW1faWRCEwoRX2V4cGlyZXNfaW5faG91cnMiVAoYQ3JlYXRlSW52aXRhdGlvblJlc3BvbnNlEikKCmludml0YXRpb24YASABKAsyFS5mYWJyaWMudjEuSW52aXRhdGlvbhINCgV0b2tlbhgCIAEoCSIxChZMaXN0SW52aXRhdGlvbnNSZXF1ZXN0EhcKD29yZ2FuaXphdGlvbl9pZBgBIAEoCSJFChdMaXN0SW52aXRhdGlvbnNSZXNwb25zZRIqCgtpbnZpdGF0aW9ucxgBIAMoCzIVLmZhYnJpYy52MS5JbnZpdGF0aW9uIj4KF1Jldm9rZUludml0YXRpb25SZXF1ZXN0EhcKD29yZ2FuaXphdGlvbl9pZBgBIAEoCRIKCgJpZBgCIAEoCSJFChhSZXZva2VJbnZpdGF0aW9uUmVzcG9uc2USKQoKaW52aXRhdGlvbhgBIAEoCzIVLmZhYnJpYy52MS5JbnZpdGF0aW9uIigKF0FjY2VwdEludml0YXRpb25SZXF1ZXN0Eg0KBXRva2VuGAEgASgJIkEKGEFjY2VwdEludml0YXRpb25SZXNwb25zZRIlCgZtZW1iZXIYASABKAsyFS5mYWJyaWMudjEuTWVtYmVyc2hpcDKTDAoOVGVuYW5jeVNlcnZpY2USYQoSQ3JlYXRlT3JnYW5pemF0aW9uEiQuZmFicmljLnYxLkNyZWF0ZU9yZ2FuaXphdGlvblJlcXVlc3QaJS5mYWJyaWMudjEuQ3JlYXRlT3JnYW5pemF0aW9uUmVzcG9uc2USWAoPR2V0T3JnYW5pemF0aW9uEiEuZmFicmljLnYxLkdldE9yZ2FuaXphdGlvblJlcXVlc3QaIi5mYWJyaWMudjEuR2V0T3JnYW5pemF0aW9uUmVzcG9uc2USYQoSVXBkYXRlT3JnYW5pemF0aW9uEiQuZmFicmljLnYxLlVwZGF0ZU9yZ2FuaXphdGlvblJlcXVlc3QaJS5mYWJyaWMudjEuVXBkYXRlT3JnYW5pemF0aW9uUmVzcG9uc2USZAoTQXJjaGl2ZU9yZ2FuaXphdGlvbhIlLmZhYnJpYy52MS5BcmNoaXZlT3JnYW5pemF0aW9uUmVxdWVzdBomLmZhYnJpYy52MS5BcmNoaXZlT3JnYW5pemF0aW9uUmVzcG9uc2USSQoKQ3JlYXRlVGVhbRIcLmZhYnJpYy52MS5DcmVhdGVUZWFtUmVxdWVzdBodLmZhYnJpYy52MS5DcmVhdGVUZWFtUmVzcG9uc2USQAoHR2V0VGVhbRIZLmZhYnJpYy52MS5HZXRUZWFtUmVxdWVzdBoaLmZhYnJpYy52MS5HZXRUZWFtUmVzcG9uc2USRgoJTGlzdFRlYW1zEhsuZmFicmljLnYxLkxpc3RUZWFtc1JlcXVlc3QaHC5mYWJyaWMudjEuTGlzdFRlYW1zUmVzcG9uc2USSQoKVXBkYXRlVGVhbRIcLmZhYnJpYy52MS5VcGRhdGVUZWFtUmVxdWVzdBodLmZhYnJpYy52MS5VcGRhdGVUZWFtUmVzcG9uc2USSQoKRGVsZXRlVGVhbRIcLmZhYnJpYy52MS5EZWxldGVUZWFtUmVxdWVzdBodLmZhYnJpYy52MS5EZWxldGVUZWFtUmVzcG9uc2USTAoLTGlzdE1lbWJlcnMSHS5mYWJyaWMudjEuTGlzdE1lbWJlcnNSZXF1ZXN0Gh4uZmFicmljLnYxLkxpc3RNZW1iZXJzUmVzcG9uc2USRgoJQWRkTWVtYmVyEhsuZmFicmljLnYxLkFkZE1lbWJlclJlcXVlc3QaHC5mYWJyaWMudjEuQWRkTWVtYmVyUmVzcG9uc2USTwoMVXBkYXRlTWVtYmVyEh4uZmFicmljLnYxLlVwZGF0ZU1lbWJlclJlcXVlc3QaHy5mYWJyaWMudjEuVXBkYXRlTWVtYmVyUmVzcG9uc2USTwoMUmVtb3ZlTWVtYmVyEh4uZmFicmljLnYxLlJlbW92ZU1lbWJlclJlcXVlc3QaHy5mYWJyaWMudjEuUmVtb3ZlTWVtYmVyUmVzcG9uc2USZwoUQ3JlYXRlU2VydmljZUFjY291bnQSJi5mYWJyaWMudjEuQ3JlYXRlU2VydmljZUFjY291bnRSZXF1ZXN0GicuZmFicmljLnYxLkNyZWF0ZVNlcnZpY2VBY2NvdW50UmVzcG9uc2USWwoQQ3JlYXRlSW52aXRhdGlvbhIiLmZhYnJpYy52MS5DcmVhdGVJbnZpdGF0aW9uUmVxdWVzdBojLmZhYnJpYy52MS5DcmVhdGVJbnZpdGF0aW9uUmVzcG9uc2USWAoPTGlzdEludml0YXRpb25zEiEuZmFicmljLnYxLkxpc3RJbnZpdGF0aW9uc1JlcXVlc3QaIi5mYWJyaWMudjEuTGlzdEludml0YXRpb25zUmVzcG9uc2USWwoQUmV2b2tlSW52aXRhdGlvbhIiLmZhYnJpYy52MS5SZXZva2VJbnZpdGF0aW9uUmVxdWVzdBojLmZhYnJpYy52MS5SZXZva2VJbnZpdGF0aW9uUmVzcG9uc2USWwoQQWNjZXB0SW52aXRhdGlvbhIiLmZhYnJpYy52MS5BY2NlcHRJbnZpdGF0aW9uUmVxdWVzdBojLmZhYnJpYy52MS5BY2NlcHRJbnZpdGF0aW9uUmVzcG9uc2VCagoNZGV2LmZhYnJpYy52MUIMVGVuYW5jeVByb3RvUAFaJGZhYnJpYy5kZXYvZ2VuL2dvL2ZhYnJpYy92MTtmYWJyaWN2MaoCCUZhYnJpYy5WMcoCCUZhYnJpY1xWMeoCCkZhYnJpYzo6VjFiBnByb3RvMw", [file_fabric_v1_identity, file_google_protobuf_timestamp]);
 
 /**
+ * An organization: the tenant that owns teams, members, keys, workflows and runs.
+ *
  * @generated from message fabric.v1.Organization
  */
 export type Organization = Message<"fabric.v1.Organization"> & {
@@ -54,6 +56,8 @@ export const OrganizationSchema: GenMessage<Organization> = /*@__PURE__*/
   messageDesc(file_fabric_v1_tenancy, 0);
 
 /**
+ * A team of an organization; team roles apply to the workflows and runs it owns.
+ *
  * @generated from message fabric.v1.Team
  */
 export type Team = Message<"fabric.v1.Team"> & {
@@ -139,6 +143,8 @@ export const MembershipSchema: GenMessage<Membership> = /*@__PURE__*/
   messageDesc(file_fabric_v1_tenancy, 2);
 
 /**
+ * An invitation of an email address to the organization (or a team) with a role; its token is shown once, at creation.
+ *
  * @generated from message fabric.v1.Invitation
  */
 export type Invitation = Message<"fabric.v1.Invitation"> & {
@@ -1005,6 +1011,8 @@ export const TenancyService: GenService<{
     output: typeof CreateOrganizationResponseSchema;
   },
   /**
+   * Returns an organization the caller belongs to.
+   *
    * @generated from rpc fabric.v1.TenancyService.GetOrganization
    */
   getOrganization: {
@@ -1013,6 +1021,8 @@ export const TenancyService: GenService<{
     output: typeof GetOrganizationResponseSchema;
   },
   /**
+   * Renames an organization.
+   *
    * @generated from rpc fabric.v1.TenancyService.UpdateOrganization
    */
   updateOrganization: {
@@ -1031,6 +1041,8 @@ export const TenancyService: GenService<{
     output: typeof ArchiveOrganizationResponseSchema;
   },
   /**
+   * Creates a team in the organization; its slug is unique in the organization.
+   *
    * @generated from rpc fabric.v1.TenancyService.CreateTeam
    */
   createTeam: {
@@ -1039,6 +1051,8 @@ export const TenancyService: GenService<{
     output: typeof CreateTeamResponseSchema;
   },
   /**
+   * Returns one team of the organization.
+   *
    * @generated from rpc fabric.v1.TenancyService.GetTeam
    */
   getTeam: {
@@ -1047,6 +1061,8 @@ export const TenancyService: GenService<{
     output: typeof GetTeamResponseSchema;
   },
   /**
+   * Lists the teams of the organization.
+   *
    * @generated from rpc fabric.v1.TenancyService.ListTeams
    */
   listTeams: {
@@ -1055,6 +1071,8 @@ export const TenancyService: GenService<{
     output: typeof ListTeamsResponseSchema;
   },
   /**
+   * Renames a team.
+   *
    * @generated from rpc fabric.v1.TenancyService.UpdateTeam
    */
   updateTeam: {
@@ -1063,6 +1081,9 @@ export const TenancyService: GenService<{
     output: typeof UpdateTeamResponseSchema;
   },
   /**
+   * Deletes a team and its memberships; a team that still owns workflow definitions or runs
+   * cannot be deleted (`team_in_use`).
+   *
    * @generated from rpc fabric.v1.TenancyService.DeleteTeam
    */
   deleteTeam: {
@@ -1071,6 +1092,8 @@ export const TenancyService: GenService<{
     output: typeof DeleteTeamResponseSchema;
   },
   /**
+   * Lists the organization's memberships (organization-wide and per team) with their principals.
+   *
    * @generated from rpc fabric.v1.TenancyService.ListMembers
    */
   listMembers: {
@@ -1089,6 +1112,8 @@ export const TenancyService: GenService<{
     output: typeof AddMemberResponseSchema;
   },
   /**
+   * Changes a membership's role (within what the caller's own role may grant).
+   *
    * @generated from rpc fabric.v1.TenancyService.UpdateMember
    */
   updateMember: {
@@ -1097,6 +1122,8 @@ export const TenancyService: GenService<{
     output: typeof UpdateMemberResponseSchema;
   },
   /**
+   * Removes a membership; the principal's sessions and keys lose what it granted at once.
+   *
    * @generated from rpc fabric.v1.TenancyService.RemoveMember
    */
   removeMember: {
@@ -1125,6 +1152,8 @@ export const TenancyService: GenService<{
     output: typeof CreateInvitationResponseSchema;
   },
   /**
+   * Lists the organization's invitations, pending and past (never their tokens).
+   *
    * @generated from rpc fabric.v1.TenancyService.ListInvitations
    */
   listInvitations: {
@@ -1133,6 +1162,8 @@ export const TenancyService: GenService<{
     output: typeof ListInvitationsResponseSchema;
   },
   /**
+   * Revokes a pending invitation; its token stops working.
+   *
    * @generated from rpc fabric.v1.TenancyService.RevokeInvitation
    */
   revokeInvitation: {

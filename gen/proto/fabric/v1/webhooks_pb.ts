@@ -15,6 +15,8 @@ export const file_fabric_v1_webhooks: GenFile = /*@__PURE__*/
   fileDesc("ChhmYWJyaWMvdjEvd2ViaG9va3MucHJvdG8SCWZhYnJpYy52MSKVAgoHV2ViaG9vaxIKCgJpZBgBIAEoCRIXCg9vcmdhbml6YXRpb25faWQYAiABKAkSCwoDdXJsGAMgASgJEhQKDGV2ZW50X2ZpbHRlchgEIAEoCRITCgttYXhfcmV0cmllcxgFIAEoBRITCgtkZXNjcmlwdGlvbhgGIAEoCRIPCgdlbmFibGVkGAcgASgIEhcKD2Rpc2FibGVkX3JlYXNvbhgIIAEoCRIvCgtjcmVhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEgwKBGV0YWcYCyABKAkijQMKD1dlYmhvb2tEZWxpdmVyeRIKCgJpZBgBIAEoCRISCgp3ZWJob29rX2lkGAIgASgJEhAKCGV2ZW50X2lkGAMgASgDEhIKCmV2ZW50X2tpbmQYBCABKAkSDgoGc3RhdHVzGAUgASgJEhAKCGF0dGVtcHRzGAYgASgFEhcKD3Jlc3BvbnNlX3N0YXR1cxgHIAEoBRIVCg1yZXNwb25zZV9ib2R5GAggASgJEg0KBWVycm9yGAkgASgJEjoKEW5leHRfYXR0ZW1wdF90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgAiAEBEjoKEWxhc3RfYXR0ZW1wdF90aW1lGAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEgBiAEBEi8KC2NyZWF0ZV90aW1lGAwgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIUChJfbmV4dF9hdHRlbXB0X3RpbWVCFAoSX2xhc3RfYXR0ZW1wdF90aW1lIpEBChRDcmVhdGVXZWJob29rUmVxdWVzdBIXCg9vcmdhbml6YXRpb25faWQYASABKAkSCwoDdXJsGAIgASgJEhQKDGV2ZW50X2ZpbHRlchgDIAEoCRIYCgttYXhfcmV0cmllcxgEIAEoBUgAiAEBEhMKC2Rlc2NyaXB0aW9uGAUgASgJQg4KDF9tYXhfcmV0cmllcyJMChVDcmVhdGVXZWJob29rUmVzcG9uc2USIwoHd2ViaG9vaxgBIAEoCzISLmZhYnJpYy52MS5XZWJob29rEg4KBnNlY3JldBgCIAEoCSIuChNMaXN0V2ViaG9va3NSZXF1ZXN0EhcKD29yZ2FuaXphdGlvbl9pZBgBIAEoCSI8ChRMaXN0V2ViaG9va3NSZXNwb25zZRIkCgh3ZWJob29rcxgBIAMoCzISLmZhYnJpYy52MS5XZWJob29rIpMCChRVcGRhdGVXZWJob29rUmVxdWVzdBIXCg9vcmdhbml6YXRpb25faWQYASABKAkSCgoCaWQYAiABKAkSEAoDdXJsGAMgASgJSACIAQESGQoMZXZlbnRfZmlsdGVyGAQgASgJSAGIAQESFAoHZW5hYmxlZBgFIAEoCEgCiAEBEhgKC21heF9yZXRyaWVzGAYgASgFSAOIAQESGAoLZGVzY3JpcHRpb24YByABKAlIBIgBARIRCgRldGFnGAggASgJSAWIAQFCBgoEX3VybEIPCg1fZXZlbnRfZmlsdGVyQgoKCF9lbmFibGVkQg4KDF9tYXhfcmV0cmllc0IOCgxfZGVzY3JpcHRpb25CBwoFX2V0YWciPAoVVXBkYXRlV2ViaG9va1Jlc3BvbnNlEiMKB3dlYmhvb2sYASABKAsyEi5mYWJyaWMudjEuV2ViaG9vayJXChREZWxldGVXZWJob29rUmVxdWVzdBIXCg9vcmdhbml6YXRpb25faWQYASABKAkSCgoCaWQYAiABKAkSEQoEZXRhZxgDIAEoCUgAiAEBQgcKBV9ldGFnIjwKFURlbGV0ZVdlYmhvb2tSZXNwb25zZRIjCgd3ZWJob29rGAEgASgLMhIuZmFicmljLnYxLldlYmhvb2siWwocTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVxdWVzdBIXCg9vcmdhbml6YXRpb25faWQYASABKAkSEgoKd2ViaG9va19pZBgCIAEoCRIOCgZzdGF0dXMYAyABKAkiTwodTGlzdFdlYmhvb2tEZWxpdmVyaWVzUmVzcG9uc2USLgoKZGVsaXZlcmllcxgBIAMoCzIaLmZhYnJpYy52MS5XZWJob29rRGVsaXZlcnkiWgofUmVkZWxpdmVyV2ViaG9va0RlbGl2ZXJ5UmVxdWVzdBIXCg9vcmdhbml6YXRpb25faWQYASABKAkSEgoKd2ViaG9va19pZBgCIAEoCRIKCgJpZBgDIAEoCSJQCiBSZWRlbGl2ZXJXZWJob29rRGVsaXZlcnlSZXNwb25zZRIsCghkZWxpdmVyeRgBIAEoCzIaLmZhYnJpYy52MS5XZWJob29rRGVsaXZlcnkyvgQKDldlYmhvb2tTZXJ2aWNlElIKDUNyZWF0ZVdlYmhvb2sSHy5mYWJyaWMudjEuQ3JlYXRlV2ViaG9va1JlcXVlc3QaIC5mYWJyaWMudjEuQ3JlYXRlV2ViaG9va1Jlc3BvbnNlEk8KDExpc3RXZWJob29rcxIeLmZhYnJpYy52MS5MaXN0V2ViaG9va3NSZXF1ZXN0Gh8uZmFicmljLnYxLkxpc3RXZWJob29rc1Jlc3BvbnNlElIKDVVwZGF0ZVdlYmhvb2sSHy5mYWJyaWMudjEuVXBkYXRlV2ViaG9va1JlcXVlc3QaIC5mYWJyaWMudjEuVXBkYXRlV2ViaG9va1Jlc3BvbnNlElIKDURlbGV0ZVdlYmhvb2sSHy5mYWJyaWMudjEuRGVsZXRlV2ViaG9va1JlcXVlc3QaIC5mYWJyaWMudjEuRGVsZXRlV2ViaG9va1Jlc3BvbnNlEmoKFUxpc3RXZWJob29rRGVsaXZlcmllcxInLmZhYnJpYy52MS5MaXN0V2ViaG9va0RlbGl2ZXJpZXNSZXF1ZXN0GiguZmFicmljLnYxLkxpc3RXZWJob29rRGVsaXZlcmllc1Jlc3BvbnNlEnMKGFJlZGVsaXZlcldlYmhvb2tEZWxpdmVyeRIqLmZhYnJpYy52MS5SZWRlbGl2ZXJXZWJob29rRGVsaXZlcnlSZXF1ZXN0GisuZmFicmljLnYxLlJlZGVsaXZlcldlYmhvb2tEZWxpdmVyeVJlc3BvbnNlQmsKDWRldi5mYWJyaWMudjFCDVdlYmhvb2tzUHJvdG9QAVokZmFicmljLmRldi9nZW4vZ28vZmFicmljL3YxO2ZhYnJpY3YxqgIJRmFicmljLlYxygIJRmFicmljXFYx6gIKRmFicmljOjpWMWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
+ * An endpoint that receives the organization's events matching its filter, signed with its secret.
+ *
  * @generated from message fabric.v1.Webhook
  */
 export type Webhook = Message<"fabric.v1.Webhook"> & {
@@ -89,6 +91,8 @@ export const WebhookSchema: GenMessage<Webhook> = /*@__PURE__*/
   messageDesc(file_fabric_v1_webhooks, 0);
 
 /**
+ * One event delivered (or being delivered) to a webhook, with its attempts and the receiver's last answer.
+ *
  * @generated from message fabric.v1.WebhookDelivery
  */
 export type WebhookDelivery = Message<"fabric.v1.WebhookDelivery"> & {
@@ -516,6 +520,8 @@ export const RedeliverWebhookDeliveryResponseSchema: GenMessage<RedeliverWebhook
  */
 export const WebhookService: GenService<{
   /**
+   * Creates a webhook: the organization's events that match its filter are delivered to its URL, signed (Standard Webhooks); the signing secret is shown once.
+   *
    * @generated from rpc fabric.v1.WebhookService.CreateWebhook
    */
   createWebhook: {
@@ -524,6 +530,8 @@ export const WebhookService: GenService<{
     output: typeof CreateWebhookResponseSchema;
   },
   /**
+   * Lists the organization's webhooks (never their secrets).
+   *
    * @generated from rpc fabric.v1.WebhookService.ListWebhooks
    */
   listWebhooks: {
@@ -532,6 +540,8 @@ export const WebhookService: GenService<{
     output: typeof ListWebhooksResponseSchema;
   },
   /**
+   * Changes a webhook's URL, filter, retries, description or enabled state; only the fields given change.
+   *
    * @generated from rpc fabric.v1.WebhookService.UpdateWebhook
    */
   updateWebhook: {
@@ -540,6 +550,8 @@ export const WebhookService: GenService<{
     output: typeof UpdateWebhookResponseSchema;
   },
   /**
+   * Deletes a webhook and its deliveries.
+   *
    * @generated from rpc fabric.v1.WebhookService.DeleteWebhook
    */
   deleteWebhook: {

@@ -44,13 +44,16 @@ class ApiKeyServiceServicer(object):
     """
 
     def CreateApiKey(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Creates an API key for the caller or, with `api_key.create`, for another principal such as
+        a service account; the secret is shown once.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListApiKeys(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Lists the organization's API keys (never their secrets).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -63,7 +66,8 @@ class ApiKeyServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def RevokeApiKey(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Revokes an API key; it stops working at once.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -201,13 +205,15 @@ class AuthzServiceServicer(object):
     """
 
     def Check(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Says whether the caller may perform an action, on the organization or one of its teams.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def BatchCheck(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Up to 100 permission checks in one call, answered in order.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -294,7 +300,8 @@ class AuditServiceServicer(object):
     """
 
     def ListAuditEntries(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The organization's audit log, newest first: who changed what, when, and with which key.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

@@ -51,13 +51,15 @@ class JobServiceServicer(object):
     """
 
     def CreateJob(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Runs one provider call (text generation or embeddings) as a one-node workflow, asynchronously; returns the queued job.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetJob(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns a job with its status and, once it completed, its result.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

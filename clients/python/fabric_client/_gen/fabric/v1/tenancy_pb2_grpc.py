@@ -121,13 +121,15 @@ class TenancyServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def GetOrganization(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns an organization the caller belongs to.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateOrganization(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Renames an organization.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -140,37 +142,44 @@ class TenancyServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def CreateTeam(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Creates a team in the organization; its slug is unique in the organization.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetTeam(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Returns one team of the organization.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListTeams(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Lists the teams of the organization.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateTeam(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Renames a team.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeleteTeam(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Deletes a team and its memberships; a team that still owns workflow definitions or runs
+        cannot be deleted (`team_in_use`).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListMembers(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Lists the organization's memberships (organization-wide and per team) with their principals.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -183,13 +192,15 @@ class TenancyServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def UpdateMember(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Changes a membership's role (within what the caller's own role may grant).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RemoveMember(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Removes a membership; the principal's sessions and keys lose what it granted at once.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -209,13 +220,15 @@ class TenancyServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def ListInvitations(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Lists the organization's invitations, pending and past (never their tokens).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def RevokeInvitation(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Revokes a pending invitation; its token stops working.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

@@ -148,7 +148,8 @@ class PolicyServiceServicer(object):
     """
 
     def GetPolicy(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The routing and spending rules of the organization (`team_id` empty) or of a team; empty fields when none is set.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

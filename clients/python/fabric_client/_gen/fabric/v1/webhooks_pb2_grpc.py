@@ -66,25 +66,29 @@ class WebhookServiceServicer(object):
     """
 
     def CreateWebhook(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Creates a webhook: the organization's events that match its filter are delivered to its URL, signed (Standard Webhooks); the signing secret is shown once.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListWebhooks(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Lists the organization's webhooks (never their secrets).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def UpdateWebhook(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Changes a webhook's URL, filter, retries, description or enabled state; only the fields given change.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def DeleteWebhook(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Deletes a webhook and its deliveries.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
