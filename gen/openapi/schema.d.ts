@@ -925,10 +925,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List schedules */
+        /**
+         * List schedules
+         * @description The organization's schedules the caller may read, newest first, a page at a time.
+         */
         get: operations["listSchedules"];
         put?: never;
-        /** Create a schedule (cron or one-off) for a workflow */
+        /**
+         * Create a schedule (cron or one-off) for a workflow
+         * @description Creates a schedule for a workflow the caller may run; its first fire times are in the answer. A cron pattern or time zone that cannot be read is INVALID_ARGUMENT.
+         */
         post: operations["createSchedule"];
         delete?: never;
         options?: never;
@@ -943,7 +949,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get a schedule with its next fire times */
+        /**
+         * Get a schedule with its next fire times
+         * @description One schedule, with its next fire times.
+         */
         get: operations["getSchedule"];
         put?: never;
         post?: never;
@@ -2068,6 +2077,7 @@ export interface components {
             records: components["schemas"]["UsageRecord"][];
             total: components["schemas"]["UsageGroup"];
         };
+        /** @description A workflow started by the clock: a cron pattern in a time zone, or one start time, with the policies that decide what a fire does when the previous run is still active and what happens to fires missed while no control plane was running. */
         Schedule: {
             id: string;
             organization_id: string;
@@ -2119,6 +2129,7 @@ export interface components {
             /** Format: date-time */
             update_time?: string;
         };
+        /** @description What one fire time of a schedule did: the run it started, or why it started none. */
         ScheduleFire: {
             schedule_id: string;
             /** Format: date-time */

@@ -25,6 +25,7 @@ const optionalBodies = new Set([
   "rotateApiKey",
   "revokeApiKey",
   "updateWebhook",
+  "updateSchedule",
   "redeliverWebhookDelivery",
   "setPolicy",
   "setBudget",

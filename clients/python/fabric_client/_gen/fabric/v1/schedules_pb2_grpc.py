@@ -62,19 +62,23 @@ class ScheduleServiceServicer(object):
     """
 
     def CreateSchedule(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Creates a schedule for a workflow the caller may run; its first fire times are in the
+        answer. A cron pattern or time zone that cannot be read is INVALID_ARGUMENT.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetSchedule(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """One schedule, with its next fire times.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListSchedules(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The organization's schedules the caller may read, newest first, a page at a time.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
