@@ -142,6 +142,32 @@ export function createOutageLog(log: { warn(msg: string, fields?: Record<string,
   };
 }
 
+const failureLogs = new Map<string, { last: number; suppressed: number }>();
+
+/**
+ * A warning for a database failure outside a request (settling usage, a metrics read, a
+ * cache refresh): one line with the cause (`ECONNREFUSED …`, `57P01 …`), never a stack,
+ * the SQL or its parameters. Transient failures are rate-limited per `what` — the first,
+ * then at most one per `everyMs` with the count left out — so an outage does not flood
+ * the log; other failures (bugs) are logged each time.
+ */
+export function warnDbFailure(log: { warn(msg: string, fields?: Record<string, unknown>): void }, what: string, err: unknown, fields: Record<string, unknown> = {}, everyMs = 10_000): void {
+  const transient = isTransientDbError(err);
+  if (transient) {
+    const now = Date.now();
+    const seen = failureLogs.get(what) ?? { last: 0, suppressed: 0 };
+    if (now - seen.last < everyMs) {
+      seen.suppressed++;
+      failureLogs.set(what, seen);
+      return;
+    }
+    failureLogs.set(what, { last: now, suppressed: 0 });
+    log.warn(what, { ...fields, cause: errorSummary(err), transient, ...(seen.suppressed ? { suppressed_since_last: seen.suppressed } : {}) });
+    return;
+  }
+  log.warn(what, { ...fields, cause: errorSummary(err), transient });
+}
+
 /**
  * `work`, or a transient `QUERY_DEADLINE` error after `ms`. postgres.js can lose a query
  * when its connection dies at the wrong moment (the promise never settles); a loop that

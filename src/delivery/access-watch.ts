@@ -7,6 +7,7 @@
 import type { Database } from "../db/database.js";
 import { channels } from "../db/events.js";
 import type { Logger } from "../logger.js";
+import { warnDbFailure } from "../db/transient-errors.js";
 
 export interface AccessWatch {
   /** Calls `onChange` whenever access of `principalId`, or in `organizationId`, changed; returns the unsubscribe. */
@@ -21,7 +22,7 @@ export async function startAccessWatch(database: Pick<Database, "listen">, log?:
       try {
         fn();
       } catch (err) {
-        log?.warn("access change subscriber failed", { error: String(err) });
+        if (log) warnDbFailure(log, "access change subscriber failed", err);
       }
     }
   });

@@ -12,6 +12,7 @@ import { terminalRunEventKinds } from "../db/run-state.js";
 import type { Logger } from "../logger.js";
 import { boundedLabel, metrics } from "../telemetry/metrics.js";
 import type { EventHub } from "./event-hub.js";
+import { warnDbFailure } from "../db/transient-errors.js";
 
 const terminal = new Set<string>(terminalRunEventKinds);
 
@@ -29,7 +30,7 @@ export function startRunOutcomeMetrics(deps: { db: Db; hub: EventHub; log: Logge
           metrics.runDuration.observe(labels, run.durationSeconds);
         }
       } catch (err) {
-        if (!abort.signal.aborted) deps.log.warn("could not read finished runs for metrics", { error: String(err) });
+        if (!abort.signal.aborted) warnDbFailure(deps.log, "could not read finished runs for metrics", err);
       }
     }
   })().catch((err) => deps.log.warn("run outcome metrics stopped", { error: String(err) }));

@@ -54,7 +54,7 @@ import { isIP } from "node:net";
 import { and, asc, count, eq, gt, gte, inArray, isNull, lt, lte, or, sql } from "drizzle-orm";
 import type { Db } from "../db/database.js";
 import { emitEvents } from "../db/events.js";
-import { backoffMs, createOutageLog, errorSummary, isTransientDbError } from "../db/transient-errors.js";
+import { backoffMs, createOutageLog, errorSummary, isTransientDbError, warnDbFailure } from "../db/transient-errors.js";
 import { eventKindFilterEntries, matchesEventKinds } from "../domain/event-kind-filter.js";
 import { dispatchCursors, events, webhookDeliveries, webhooks, workflowRuns } from "../db/schema.js";
 import type { Logger } from "../logger.js";
@@ -379,7 +379,7 @@ export function startWebhookDispatcher(deps: { db: Db; hub: EventHub; log: Logge
         if (closed) return;
         const claimed = await claim();
         if (claimed.length === 0) break;
-        await Promise.all(claimed.map((d) => attempt(d).catch((err) => log.warn("webhook delivery attempt failed to record", { delivery_id: d.id, error: String(err) }))));
+        await Promise.all(claimed.map((d) => attempt(d).catch((err) => warnDbFailure(log, "webhook delivery attempt failed to record", err, { delivery_id: d.id }))));
       }
     } while (again && !closed);
   }

@@ -25,7 +25,7 @@ import { emitProgress } from "../db/progress.js";
 import { parkWaitingNode } from "../db/wait-node.js";
 import { skipNodeByCondition } from "../db/skip-node.js";
 import { createWorkflowCache, type WorkflowCache } from "../db/workflow-specs.js";
-import { createOutageLog, errorSummary, isTransientDbError, retryWhileTransient, withDeadline } from "../db/transient-errors.js";
+import { createOutageLog, errorSummary, isTransientDbError, retryWhileTransient, warnDbFailure, withDeadline } from "../db/transient-errors.js";
 import { resolveInputs, type JsonObject } from "../domain/context.js";
 import { ConditionError } from "../domain/node-condition.js";
 import { backoffDelayMs, isRetryable, type ErrorClass } from "../domain/retry-policy.js";
@@ -228,7 +228,7 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
         if (!skip) {
           const progress = (payload: JsonObject) =>
             emitProgress(db, { organizationId: claim.organizationId, runId: claim.runId, nodeKey: claim.nodeKey, owner: config.WORKER_ID, attempt: claim.attempt, payload }).catch((err) =>
-              log.warn("could not write progress", { error: String(err) }),
+              warnDbFailure(log, "could not write progress", err),
             );
           const step = { runId: claim.runId, organizationId: claim.organizationId, teamId: claim.teamId, principalId: claim.createdBy, apiKeyId: claim.apiKeyId, node, attempt: claim.attempt, inputs: resolveInputs(node.spec.inputs, context), context, config: (node.spec.config ?? {}) as JsonObject, signal: controller.signal, db, progress };
           result = await raceAbort(runtime.execute(step), controller.signal);

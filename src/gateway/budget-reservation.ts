@@ -23,6 +23,7 @@ import { inputChars, type ProviderCallRequest } from "../domain/provider-call.js
 import type { Candidate, RouteDecision } from "../domain/routing.js";
 import type { Usage } from "../providers/provider.js";
 import type { Prepared } from "./rules-cache.js";
+import { warnDbFailure } from "../db/transient-errors.js";
 
 type Log = { warn(msg: string, fields?: Record<string, unknown>): void };
 
@@ -71,7 +72,7 @@ export async function reserveBudget(db: Db, args: { request: ProviderCallRequest
 }
 
 async function refuse(db: Db, attribution: Attribution, charge: Charge, estimateNanoUsd: number, committedNanoUsd: number, log?: Log): Promise<never> {
-  await markExceeded(db, { organizationId: attribution.organizationId, charge, estimateNanoUsd, committedNanoUsd }).catch((err) => log?.warn("could not record budget.exceeded", { error: String(err) }));
+  await markExceeded(db, { organizationId: attribution.organizationId, charge, estimateNanoUsd, committedNanoUsd }).catch((err) => log && warnDbFailure(log, "could not record budget.exceeded", err));
   const at = new Date();
   throw new DomainError(
     "resource_exhausted",
@@ -107,7 +108,7 @@ export async function settleCall(
     const estimatedNanoUsd = own.status === "priced" ? own.totalNanoUsd : null;
     return await recordSettled(db, attribution, { provider: candidate.provider, model: candidate.model, operation: req.operation, priceTable: prepared.prices.version, estimatedNanoUsd }, settlement, ledgersOf(attribution));
   } catch (err) {
-    log?.warn("could not settle usage", { error: String(err), organization_id: attribution.organizationId, run_id: attribution.runId });
+    if (log) warnDbFailure(log, "could not settle usage", err, { organization_id: attribution.organizationId, run_id: attribution.runId });
     return hold.reservation?.id ?? 0;
   }
 }

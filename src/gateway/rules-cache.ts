@@ -14,6 +14,7 @@ import { channels } from "../db/events.js";
 import { loadScopeRules, type Attribution } from "../db/usage.js";
 import { effectiveRules, type EffectiveRules } from "../domain/policy.js";
 import { withPriceOverrides, type PriceOverrides, type PriceTable } from "../domain/pricing.js";
+import { warnDbFailure } from "../db/transient-errors.js";
 
 /** The rules a call is checked, reserved and priced by. */
 export interface Prepared {
@@ -44,7 +45,7 @@ export function createRulesCache(
   };
   const listening = deps.listen
     ? deps.listen(channels.policy, invalidate).catch((err) => {
-        options.log?.warn("policy changes cannot be followed; rules are read on every call", { error: String(err) });
+        if (options.log) warnDbFailure(options.log, "policy changes cannot be followed; rules are read on every call", err);
         return undefined;
       })
     : Promise.resolve(undefined);

@@ -8,23 +8,25 @@
  * no watcher lost or repeated an event, no client saw a 500, every process still up
  * (unless the scenario kills it), and prints what happened and how long recovery took.
  */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { engine } from "../helpers/database.js";
 import { privatePostgresAvailable, startPrivatePostgres, type PrivatePostgres } from "../helpers/private-postgres.js";
 import { spawnServe } from "../helpers/serve-process.js";
 import { alive, untilWatchersCaughtUp, checkRuns, checkWatcher, grpcWatcher, maxEventId, registerWorkflow, setUpScene, sleep, sseWatcher, statusSummary, submitRuns, untilRunsFinished, type Scene } from "./harness.js";
 
-// Opt-in (`npm run test:faults`), not part of `npm test` / CI yet: the suite reproduces an
-// open defect — after a burst of killed connections postgres.js can lose a query (its
-// promise never settles), and an open stream or the runs behind it can stall for good. It
-// showed in about 1 of 3 runs of a scenario (backends terminated; Postgres stopped; once
-// an executor frozen under heavy CPU load). Until that is fixed the suite would fail CI at
-// random; every scenario keeps its full checks when run.
+// Its own step (`npm run test:faults`, FABRIC_FAULTS=1; .ci/run runs it after the suites),
+// not part of `npm test`: it takes a few minutes and a private cluster of its own. Every
+// scenario keeps its full checks.
 const faultsRequested = process.env.FABRIC_FAULTS === "1";
 
 describe.skipIf(engine !== "postgres" || !privatePostgresAvailable || !faultsRequested)("faults (private Postgres cluster, real processes)", () => {
   let pg: PrivatePostgres;
   const scenes: Scene[] = [];
+  /** One row per finished scenario, printed as a table at the end (and kept in test-results/faults/summary.md). */
+  const table: string[] = [];
 
   beforeAll(async () => {
     pg = await startPrivatePostgres();
@@ -35,6 +37,13 @@ describe.skipIf(engine !== "postgres" || !privatePostgresAvailable || !faultsReq
       await s.close().catch(() => {});
     }
     await pg?.destroy();
+    if (table.length) {
+      const text = ["| scenario | runs completed | duplicate completions | client statuses | watchers: received / lost / repeated (reconnects) | recovery | watchers caught up |", "|---|---|---|---|---|---|---|", ...table].join("\n");
+      console.log(`[fault] summary\n${text}`);
+      const out = join(dirname(fileURLToPath(import.meta.url)), "../../test-results/faults/summary.md");
+      mkdirSync(dirname(out), { recursive: true });
+      writeFileSync(out, text + "\n");
+    }
   }, 60_000);
 
   async function finish(name: string, scene: Scene, runs: number, watchers: Awaited<ReturnType<typeof sseWatcher>>[], afterId: number, recoveryMs: number, extra = "") {
@@ -49,6 +58,9 @@ describe.skipIf(engine !== "postgres" || !privatePostgresAvailable || !faultsReq
       `[fault] ${name}: runs ${checks.completed}/${checks.runs} completed, duplicate completions ${checks.duplicateCompletions}, ` +
         `client statuses {${statusSummary(scene)}}, watchers ${perWatcher.map((w) => `${w.name}: ${w.received} received, ${w.lost} lost, ${w.repeated} repeated, ${w.reconnects} reconnects`).join("; ")}, ` +
         `recovery ${recoveryMs} ms, watchers caught up ${caughtUp} ms after the runs finished${extra ? `, ${extra}` : ""}`,
+    );
+    table.push(
+      `| ${name} | ${checks.completed}/${checks.runs} | ${checks.duplicateCompletions} | ${statusSummary(scene) || "—"} | ${perWatcher.map((w) => `${w.name} ${w.received} / ${w.lost} / ${w.repeated} (${w.reconnects})`).join("; ")} | ${recoveryMs} ms | ${caughtUp} ms |`,
     );
     expect(checks).toEqual({ runs, completed: runs, duplicateCompletions: 0, nodesNotSucceeded: 0 });
     expect(scene.statuses.get("500") ?? 0).toBe(0);
