@@ -64,7 +64,7 @@ const schema = z.object({
   /** Development only: webhooks may target loopback/private addresses (tests, local receivers). */
   FABRIC_WEBHOOKS_ALLOW_PRIVATE: z.enum(["true", "false"]).transform((v) => v === "true").optional(),
   FABRIC_CORS_ORIGINS: corsOrigins,
-  /** Login attempts per email address per minute (each costs a slow password hash). */
+  /** Failed logins of one (client address, email) pair before each further attempt waits 1 s, 2 s, 4 s … up to 15 min (the name is historical). */
   FABRIC_AUTH_ATTEMPTS_PER_MINUTE: int(1, 1_000_000).default(10),
   /** Sign-up and login attempts per client address per minute. */
   FABRIC_AUTH_ATTEMPTS_PER_MINUTE_PER_ADDRESS: int(1, 1_000_000).default(60),

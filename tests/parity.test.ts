@@ -616,12 +616,13 @@ const table: Record<string, Parity> = {
 
   "fabric.v1.TenancyService/AddMember": {
     shape: { data: "member", status: () => 201 },
-    ok: [{ name: "an existing principal", call: (s) => ({ rest: { path: orgPath("/members"), body: { principal_id: acc(s).plain, role: "member" } }, grpc: { organization_id: st.orgId, principal_id: acc(s).plain, role: "member" } }) }],
+    ok: [{ name: "an organization member to a team", call: (s) => ({ rest: { path: orgPath("/members"), body: { principal_id: acc(s).plain, team_id: st.team, role: "member" } }, grpc: { organization_id: st.orgId, principal_id: acc(s).plain, team_id: st.team, role: "member" } }) }],
     errors: [
-      { name: "an unknown role", kind: "invalid_argument", code: "invalid_argument", call: (s) => ({ rest: { path: orgPath("/members"), body: { principal_id: acc(s).plain, role: "emperor" } }, grpc: { organization_id: st.orgId, principal_id: acc(s).plain, role: "emperor" } }) },
-      { name: "an unknown principal", kind: "not_found", code: "not_found", call: () => ({ rest: { path: orgPath("/members"), body: { principal_id: unknownId, role: "member" } }, grpc: { organization_id: st.orgId, principal_id: unknownId, role: "member" } }) },
-      { name: "as a viewer", kind: "permission_denied", code: "permission_denied", key: "viewer", call: (s) => ({ rest: { path: orgPath("/members"), body: { principal_id: acc(s).plain, role: "member" } }, grpc: { organization_id: st.orgId, principal_id: acc(s).plain, role: "member" } }) },
-      unauth((s) => ({ rest: { path: orgPath("/members"), body: { principal_id: acc(s).plain, role: "member" } }, grpc: { organization_id: st.orgId, principal_id: acc(s).plain, role: "member" } })),
+      { name: "an unknown role", kind: "invalid_argument", code: "invalid_argument", call: (s) => ({ rest: { path: orgPath("/members"), body: { principal_id: acc(s).plain, team_id: st.team, role: "emperor" } }, grpc: { organization_id: st.orgId, principal_id: acc(s).plain, team_id: st.team, role: "emperor" } }) },
+      { name: "an unknown principal", kind: "not_found", code: "not_found", call: () => ({ rest: { path: orgPath("/members"), body: { principal_id: unknownId, team_id: st.team, role: "member" } }, grpc: { organization_id: st.orgId, principal_id: unknownId, team_id: st.team, role: "member" } }) },
+      { name: "an account to the organization, without an invitation", kind: "failed_precondition", code: "invitation_required", call: (s) => ({ rest: { path: orgPath("/members"), body: { principal_id: acc(s).outsider, role: "member" } }, grpc: { organization_id: st.orgId, principal_id: acc(s).outsider, role: "member" } }) },
+      { name: "as a viewer", kind: "permission_denied", code: "permission_denied", key: "viewer", call: (s) => ({ rest: { path: orgPath("/members"), body: { principal_id: acc(s).plain, team_id: st.team, role: "member" } }, grpc: { organization_id: st.orgId, principal_id: acc(s).plain, team_id: st.team, role: "member" } }) },
+      unauth((s) => ({ rest: { path: orgPath("/members"), body: { principal_id: acc(s).plain, team_id: st.team, role: "member" } }, grpc: { organization_id: st.orgId, principal_id: acc(s).plain, team_id: st.team, role: "member" } })),
     ],
   },
 
@@ -1200,6 +1201,8 @@ beforeAll(async () => {
     a.updTeam = (await setup(fabric, "POST", orgPath("/teams"), { slug: `p-upd-${lc(s)}`, name: `Upd ${tag(s)}` }, 201)).id;
     a.delTeam = (await setup(fabric, "POST", orgPath("/teams"), { slug: `p-del-${lc(s)}`, name: `Del ${tag(s)}` }, 201)).id;
     a.plain = (await insertUser(fabric, `plain-${lc(s)}@parity.test`)).principalId;
+    await insertMembership(fabric, st.orgId, a.plain, "viewer");
+    a.outsider = (await insertUser(fabric, `outsider-${lc(s)}@parity.test`)).principalId;
     a.m1 = (await insertUser(fabric, `m1-${lc(s)}@parity.test`)).principalId;
     a.updMember = await insertMembership(fabric, st.orgId, a.m1, "member");
     a.m2 = (await insertUser(fabric, `m2-${lc(s)}@parity.test`)).principalId;

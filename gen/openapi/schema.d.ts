@@ -676,8 +676,11 @@ export interface paths {
         get: operations["listMembers"];
         put?: never;
         /**
-         * Add a principal to the organization or a team
-         * @description Adds an existing principal to the organization (or one of its teams).
+         * Add a member of the organization to a team
+         * @description Adds a principal that is already a member of the organization to one of its teams.
+         *     People join the organization itself only by accepting an invitation: without
+         *     `team_id` the call answers 409 `invitation_required`; a principal outside the
+         *     organization answers 404 `not_found`.
          */
         post: operations["addMember"];
         delete?: never;
@@ -3727,9 +3730,9 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    /** @description Required. */
+                    /** @description A member of the organization. Required. */
                     principal_id: string;
-                    /** @description For a team membership. */
+                    /** @description The team to add them to. Without it: `invitation_required`. */
                     team_id?: string;
                     /** @description Required. */
                     role: string;

@@ -133,24 +133,24 @@ describe.each(transports)("teams (%s)", (via) => {
 });
 
 describe.each(transports)("members and service accounts (%s)", (via) => {
-  it("add (organization and team roles), list with team filter, update, remove — each audited once", async () => {
+  it("add (an organization member to a team), list with team filter, update, remove — each audited once", async () => {
     const t = client(fabric, via);
     const { id: org, owner } = await newOrganization(fabric);
     const team = await t.ok("TenancyService/CreateTeam", { organization_id: org, slug: `t-${short()}`, name: "T" }, owner.actor);
     const alice = await insertUser(fabric);
+    // Alice joined the organization (by an accepted invitation: tests/tenancy/invitations.test.ts).
+    const m = { id: await insertMembership(fabric, org, alice.principalId, "member") };
 
-    const add = await t.call("TenancyService/AddMember", { organization_id: org, principal_id: alice.principalId, role: "member" }, owner.actor);
-    expect(add).toMatchObject({ ok: true, data: { organization_id: org, role: "member", principal: { id: alice.principalId, email: alice.email } } });
-    const m = (add as any).data;
-    await expectOneAudit(fabric, add.requestId, { action: "member.add", resource: `member:${m.id}`, organizationId: org });
+    const addTeam = await t.call("TenancyService/AddMember", { organization_id: org, principal_id: alice.principalId, team_id: team.id, role: "maintainer" }, owner.actor);
+    expect(addTeam).toMatchObject({ ok: true, data: { organization_id: org, team_id: team.id, role: "maintainer", principal: { id: alice.principalId, email: alice.email } } });
+    await expectOneAudit(fabric, addTeam.requestId, { action: "member.add", resource: `member:${(addTeam as any).data.id}`, organizationId: org });
     expect(await eventsOfKind(fabric, org, "member.added")).toHaveLength(1);
-
-    const addTeam = await t.ok("TenancyService/AddMember", { organization_id: org, principal_id: alice.principalId, team_id: team.id, role: "maintainer" }, owner.actor);
-    expect(addTeam).toMatchObject({ team_id: team.id, role: "maintainer" });
+    const addedTeam = (addTeam as any).data;
 
     await t.fails("TenancyService/AddMember", { organization_id: org, principal_id: alice.principalId, role: "viewer" }, owner.actor, 409, "already_exists");
-    await t.fails("TenancyService/AddMember", { organization_id: org, principal_id: randomUUID(), role: "member" }, owner.actor, 404, "not_found");
-    await t.fails("TenancyService/AddMember", { organization_id: org, principal_id: "not-a-uuid", role: "member" }, owner.actor, 404);
+    await t.fails("TenancyService/AddMember", { organization_id: org, principal_id: alice.principalId, team_id: team.id, role: "member" }, owner.actor, 409, "already_exists");
+    await t.fails("TenancyService/AddMember", { organization_id: org, principal_id: randomUUID(), team_id: team.id, role: "member" }, owner.actor, 404, "not_found");
+    await t.fails("TenancyService/AddMember", { organization_id: org, principal_id: "not-a-uuid", team_id: team.id, role: "member" }, owner.actor, 404);
     const bob = await insertUser(fabric);
     await t.fails("TenancyService/AddMember", { organization_id: org, principal_id: bob.principalId, role: "maintainer" }, owner.actor, 400, "invalid_argument");
     await t.fails("TenancyService/AddMember", { organization_id: org, principal_id: bob.principalId, team_id: team.id, role: "owner" }, owner.actor, 400, "invalid_argument");
@@ -168,8 +168,8 @@ describe.each(transports)("members and service accounts (%s)", (via) => {
     const ua = await expectOneAudit(fabric, upd.requestId, { action: "member.update", resource: `member:${m.id}` });
     expect(ua.summary).toMatchObject({ changes: { role: { from: "member", to: "admin" } } });
     await t.fails("TenancyService/UpdateMember", { organization_id: org, id: m.id, role: "maintainer" }, owner.actor, 400);
-    await t.fails("TenancyService/UpdateMember", { organization_id: org, id: addTeam.id, role: "admin" }, owner.actor, 400);
-    expect(await t.ok("TenancyService/UpdateMember", { organization_id: org, id: addTeam.id, role: "member" }, owner.actor)).toMatchObject({ role: "member" });
+    await t.fails("TenancyService/UpdateMember", { organization_id: org, id: addedTeam.id, role: "admin" }, owner.actor, 400);
+    expect(await t.ok("TenancyService/UpdateMember", { organization_id: org, id: addedTeam.id, role: "member" }, owner.actor)).toMatchObject({ role: "member" });
 
     // Leaving the organization means leaving its teams too.
     const rm = await t.call("TenancyService/RemoveMember", { organization_id: org, id: m.id }, owner.actor);
@@ -203,7 +203,9 @@ describe.each(transports)("members and service accounts (%s)", (via) => {
     const team = await t.ok("TenancyService/CreateTeam", { organization_id: org, slug: `sa-${short()}`, name: "SA" }, owner.actor);
     await t.ok("TenancyService/AddMember", { organization_id: org, principal_id: sa.principal.id, team_id: team.id, role: "member" }, owner.actor);
     const other = await newOrganization(fabric);
-    await t.fails("TenancyService/AddMember", { organization_id: other.id, principal_id: sa.principal.id, role: "member" }, other.owner.actor, 404);
+    const otherTeam = await t.ok("TenancyService/CreateTeam", { organization_id: other.id, slug: `sa-${short()}`, name: "SA" }, other.owner.actor);
+    await t.fails("TenancyService/AddMember", { organization_id: other.id, principal_id: sa.principal.id, team_id: otherTeam.id, role: "member" }, other.owner.actor, 404);
+    await t.fails("TenancyService/AddMember", { organization_id: other.id, principal_id: sa.principal.id, role: "member" }, other.owner.actor, 409, "invitation_required");
   });
 });
 
@@ -217,7 +219,8 @@ describe.each(transports)("role rules (%s)", (via) => {
 
     const r = await t.fails("TenancyService/AddMember", { organization_id: org, principal_id: target.principalId, role: "owner" }, admin.actor, 403, "permission_denied");
     await expectNoAudit(fabric, r.requestId);
-    const m = await t.ok("TenancyService/AddMember", { organization_id: org, principal_id: target.principalId, role: "member" }, admin.actor);
+    await t.fails("TenancyService/AddMember", { organization_id: org, principal_id: target.principalId, role: "member" }, admin.actor, 409, "invitation_required");
+    const m = { id: await insertMembership(fabric, org, target.principalId, "member") };
     await t.fails("TenancyService/UpdateMember", { organization_id: org, id: m.id, role: "owner" }, admin.actor, 403);
     await t.fails("TenancyService/UpdateMember", { organization_id: org, id: owner.membershipId, role: "admin" }, admin.actor, 403);
     await t.fails("TenancyService/RemoveMember", { organization_id: org, id: owner.membershipId }, admin.actor, 403);
@@ -232,6 +235,7 @@ describe.each(transports)("role rules (%s)", (via) => {
     const blue = await t.ok("TenancyService/CreateTeam", { organization_id: org, slug: `blue-${short()}`, name: "Blue" }, owner.actor);
     const maintainer = await member(fabric, org, null, { teamId: red.id, role: "maintainer" });
     const newcomer = await insertUser(fabric);
+    await insertMembership(fabric, org, newcomer.principalId, "viewer");
     expect(await t.ok("TenancyService/AddMember", { organization_id: org, principal_id: newcomer.principalId, team_id: red.id, role: "member" }, maintainer.actor)).toMatchObject({ team_id: red.id });
     await t.fails("TenancyService/AddMember", { organization_id: org, principal_id: newcomer.principalId, team_id: blue.id, role: "member" }, maintainer.actor, 403);
     await t.fails("TenancyService/AddMember", { organization_id: org, principal_id: newcomer.principalId, role: "member" }, maintainer.actor, 403);
@@ -256,7 +260,7 @@ describe.each(transports)("last owner (%s)", (via) => {
 
     // Team memberships never count as owners.
     const second = await insertUser(fabric);
-    const m2 = await t.ok("TenancyService/AddMember", { organization_id: org, principal_id: second.principalId, role: "owner" }, owner.actor);
+    const m2 = { id: await insertMembership(fabric, org, second.principalId, "owner") };
     expect(await t.ok("TenancyService/UpdateMember", { organization_id: org, id: owner.membershipId, role: "admin" }, owner.actor)).toMatchObject({ role: "admin" });
     await t.fails("TenancyService/RemoveMember", { organization_id: org, id: m2.id }, owner.actor, 403); // an admin now
     const secondKey = (await insertKey(fabric, org, second.principalId)).key;

@@ -71,7 +71,11 @@ export class MembersResource {
     return unwrap(await this.transport.call("get", "/v1/organizations/{organization_id}/members", { path: { organization_id: organizationId }, query: params, options }), "listMembers");
   }
 
-  /** Adds a principal to the organization, or to `team_id`, with `role`. */
+  /**
+   * Adds a member of the organization to the team `team_id` with `role`. People join the
+   * organization itself only by accepting an invitation (`invitations.create`); without
+   * `team_id` this fails with `invitation_required`.
+   */
   async add(organizationId: string, request: AddMemberRequest, options?: RequestOptions): Promise<Membership> {
     return unwrap(await this.transport.call("post", "/v1/organizations/{organization_id}/members", { path: { organization_id: organizationId }, body: request, options }), "addMember");
   }

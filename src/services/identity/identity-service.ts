@@ -58,7 +58,7 @@ import {
 } from "../../../gen/proto/fabric/v1/identity_pb.js";
 import type { Executor } from "../../db/database.js";
 import { notifyAccessChanged } from "../../db/events.js";
-import { countRequest } from "../../db/rate-limits.js";
+import { clearLoginFailures, countRequest, loginFailures, recordLoginFailure } from "../../db/rate-limits.js";
 import { memberships, organizations, principals, refreshTokens, teams } from "../../db/schema.js";
 import { DomainError, invalidArgument, notFound, unauthenticated } from "../../domain/errors.js";
 import { isValidEmail, normalizeEmail, requireEmail } from "../../domain/email.js";
@@ -132,12 +132,27 @@ const badRefreshToken = () => unauthenticated("invalid, expired or revoked refre
 
 const orgRank = (r: OrganizationRole) => organizationRoles.indexOf(r);
 
-/** Sign-up and login attempts allowed per minute (each costs a slow password hash). */
+/** Sign-up and login attempts allowed (each costs a slow password hash). */
 export interface AuthAttemptLimits {
-  /** Logins per email address. */
+  /**
+   * Failed logins of one (client address, email) pair before each further attempt from that
+   * pair waits: 1 s after the next failure, then 2 s, 4 s … up to `maxLoginDelaySeconds`.
+   * Another address (the owner's) is not slowed; a successful login forgets the failures.
+   */
   perEmail: number;
-  /** Sign-ups and logins per client address. */
+  /** Sign-ups and logins per client address per minute. */
   perAddress: number;
+}
+
+/** The longest a (client address, email) pair waits between failed logins. */
+export const maxLoginDelaySeconds = 15 * 60;
+/** Failed logins older than this are forgotten. */
+const forgetLoginFailuresSeconds = 60 * 60;
+
+/** The wait before the next login of a pair that failed `failures` times, `free` of them without delay. */
+export function loginDelaySeconds(failures: number, free: number): number {
+  if (failures < free) return 0;
+  return Math.min(maxLoginDelaySeconds, 2 ** Math.min(30, failures - free));
 }
 
 export const defaultAuthAttemptLimits: AuthAttemptLimits = { perEmail: 10, perAddress: 60 };
@@ -148,14 +163,21 @@ export function createIdentityService(deps: ServiceDeps & { authAttempts?: AuthA
 
   /**
    * Throttles password guessing and hash flooding before any hash is computed: per client
-   * address, and for a login per email (so spreading guesses over addresses does not help).
+   * address; and for a login, per (client address, email) pair with an exponential delay
+   * after `perEmail` failures — an attacker is slowed, but never locks the owner out (their
+   * address is another pair). A per-email cap would let anyone lock anyone out.
    */
   async function throttle(ctx: CallContext, email: string | null): Promise<void> {
     if (ctx.clientAddress && !(await countRequest(db, `auth_address:${ctx.clientAddress}`, limits.perAddress))) {
       throw rateLimitRefusal(`too many sign-up and login attempts from this address; at most ${limits.perAddress} a minute`);
     }
-    if (email && !(await countRequest(db, `login:${email}`, limits.perEmail))) throw rateLimitRefusal(`too many login attempts for this account; at most ${limits.perEmail} a minute`);
+    if (email) {
+      const { failures, secondsSinceLast } = await loginFailures(db, pairOf(ctx, email), forgetLoginFailuresSeconds);
+      const wait = loginDelaySeconds(failures, limits.perEmail) - secondsSinceLast;
+      if (wait > 0) throw rateLimitRefusal(`too many failed logins for this account from this address; try again in ${Math.ceil(wait)} s`, Math.ceil(wait));
+    }
   }
+  const pairOf = (ctx: CallContext, email: string) => `login_failures:${ctx.clientAddress || "unknown"}|${email}`;
 
   async function tokens(principalId: string, session: { sessionId: string; refresh: string }): Promise<Tokens> {
     return create(TokensSchema, { accessToken: await issueAccessToken(principalId, session.sessionId, jwtSecret), expiresIn: accessTokenSeconds, refreshToken: session.refresh, tokenType: "Bearer" });
@@ -198,7 +220,11 @@ export function createIdentityService(deps: ServiceDeps & { authAttempts?: AuthA
         : [];
       // No such user (or one without a password) costs a full hash too: same error, similar time.
       const ok = await verifyPassword(req.password, user?.passwordHash ?? null);
-      if (!ok || !user?.passwordHash) throw badCredentials();
+      if (!ok || !user?.passwordHash) {
+        await recordLoginFailure(db, pairOf(ctx, email), forgetLoginFailuresSeconds);
+        throw badCredentials();
+      }
+      await clearLoginFailures(db, pairOf(ctx, email));
       const rehash = needsRehash(user.passwordHash) ? await hashPassword(req.password) : null;
       const session = await db.transaction(async (tx) => {
         if (rehash) await tx.update(principals).set({ passwordHash: rehash }).where(and(eq(principals.id, user.id), eq(principals.passwordHash, user.passwordHash!)));

@@ -1,6 +1,9 @@
 /**
- * Members of an organization and its teams: listed, added (an existing principal, or a new
- * service account), their role changed, removed. Removing an organization membership also
+ * Members of an organization and its teams: listed, added (a member of the organization to
+ * one of its teams, or a new service account), their role changed, removed. Nobody is made
+ * a member of an organization without consent: a person joins by accepting an invitation
+ * (invitations.ts), and AddMember without a team answers `invitation_required`; a principal
+ * outside the organization is `not_found` for a team, whether it exists or not. Removing an organization membership also
  * removes the principal's team memberships there. An organization always keeps at least
  * one owner: demoting or removing an owner locks the organization's owner memberships
  * (`FOR UPDATE`) and refuses with `last_owner`.
@@ -61,17 +64,29 @@ export function createMemberUseCases(deps: ServiceDeps) {
         () =>
           db.transaction(async (tx) => {
             const team = teamIdGiven === undefined ? null : await teamRow(tx, ctx, teamIdGiven);
-            const [principal] = isUuid(principalId) ? await tx.select().from(principals).where(eq(principals.id, principalId)) : [];
-            if (!principal) throw notFound("principal", principalId);
-            if (principal.kind === "service_account") {
-              // A service account belongs to its organization: another one's is not found here.
-              const [own] = await tx
-                .select({ id: memberships.id })
-                .from(memberships)
-                .where(and(eq(memberships.organizationId, org), eq(memberships.principalId, principal.id), isNull(memberships.teamId)));
-              if (!own) throw notFound("principal", principalId);
-            }
             const change: RoleChange = { teamId: team?.id ?? null, from: null, to: role };
+            // Only principals already in this organization (any membership there) can be added
+            // here, and only to a team: anyone else joins by an invitation they accept. A
+            // principal outside the organization answers the same whether it exists or not.
+            const own = isUuid(principalId)
+              ? (
+                  await tx
+                    .select({ p: principals, teamId: memberships.teamId })
+                    .from(memberships)
+                    .innerJoin(principals, eq(principals.id, memberships.principalId))
+                    .where(and(eq(memberships.organizationId, org), eq(memberships.principalId, principalId)))
+                )
+              : [];
+            const principal = own[0]?.p;
+            if (team === null) {
+              requireRoleChange(ctx, change);
+              if (own.some((r) => r.teamId === null)) throw new DomainError("already_exists", "the principal is already a member of this organization");
+              throw failedPrecondition(
+                "a person joins an organization only by accepting an invitation: invite their email (POST /v1/organizations/{organization_id}/invitations); existing members can be added to teams",
+                "invitation_required",
+              );
+            }
+            if (!principal) throw notFound("principal", principalId);
             requireRoleChange(ctx, change);
             await requireActive(tx, org);
             const [m] = await tx

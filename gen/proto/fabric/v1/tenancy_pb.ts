@@ -614,6 +614,11 @@ export const ListMembersResponseSchema: GenMessage<ListMembersResponse> = /*@__P
   messageDesc(file_fabric_v1_tenancy, 23);
 
 /**
+ * Adds a principal that is already a member of the organization to one of its teams.
+ * People join the organization itself only by accepting an invitation: without `team_id`
+ * the call fails with FAILED_PRECONDITION `invitation_required`; a principal outside the
+ * organization is NOT_FOUND.
+ *
  * @generated from message fabric.v1.AddMemberRequest
  */
 export type AddMemberRequest = Message<"fabric.v1.AddMemberRequest"> & {
@@ -625,14 +630,14 @@ export type AddMemberRequest = Message<"fabric.v1.AddMemberRequest"> & {
   organizationId: string;
 
   /**
-   * Required.
+   * A member of the organization. Required.
    *
    * @generated from field: string principal_id = 2;
    */
   principalId: string;
 
   /**
-   * For a team membership.
+   * The team to add them to. Without it: `invitation_required`.
    *
    * @generated from field: optional string team_id = 3;
    */
