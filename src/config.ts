@@ -48,6 +48,10 @@ const schema = z.object({
   PORT: int(0, 65535).default(3001),
   GRPC_PORT: int(0, 65535).default(3002),
   DATABASE_URL: z.string().url().optional(),
+  /** `fabric migrate` only: connect as this (the schema owner) instead of DATABASE_URL, so the runtime role needs no DDL rights (docs/deploy.md). */
+  MIGRATION_DATABASE_URL: z.string().url().optional(),
+  /** `fabric migrate` only: the runtime role to grant DML on the schema to (never UPDATE/DELETE/TRUNCATE on audit_log). */
+  FABRIC_RUNTIME_ROLE: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "a lowercase Postgres role name").optional(),
   DATABASE_POOL_MAX: int(1, 1000).default(10),
   FABRIC_DATA_DIR: z.string().default(".fabric"),
   FABRIC_MAX_BODY_BYTES: int(1024, 64 << 20).default(1 << 20),

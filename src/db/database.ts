@@ -8,7 +8,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, write
 import { join, resolve } from "node:path";
 import type { PgDatabase, PgQueryResultHKT, PgTransaction } from "drizzle-orm/pg-core";
 import { sql, type ExtractTablesWithRelations, type SQL } from "drizzle-orm";
-import { migrationLockKey, migrationsFolder } from "./migrations.js";
+import { migrationLockKey, migrationsFolder, schemaStatus } from "./migrations.js";
 import * as schema from "./schema.js";
 import { backoffMs } from "./transient-errors.js";
 
@@ -151,6 +151,9 @@ async function openPostgres(url: string, options: DatabaseOptions): Promise<Data
     kind: "postgres",
     db,
     async migrate() {
+      // Nothing to apply: no lock and no DDL at all (drizzle's migrator starts with CREATE
+      // SCHEMA), so a runtime role without DDL rights can open a migrated database.
+      if ((await schemaStatus(db as any)).state !== "behind") return;
       const { migrate } = await import("drizzle-orm/postgres-js/migrator");
       // The lock is held by a connection of its own (so a pool of one still has one for
       // the migrator) for the whole run; a second process blocks here until the first has
