@@ -79,8 +79,41 @@ export function deriveDocument(): Json {
     }
   }
   documentHeaders(doc, registry);
+  addExamples(doc);
   pruneUnreachable(doc);
   return doc;
+}
+
+/**
+ * `openapi/examples.yaml` (by operationId: `request` body, path `params`, the first success
+ * `response`) into the document as media-type and parameter `example`s. An example of an
+ * operation that does not exist fails, so the file cannot drift silently; that they fit
+ * their schemas is tested (tests/rest/openapi-completeness.test.ts).
+ */
+function addExamples(doc: Json) {
+  const examples = (parse(readFileSync(join(root, "openapi/examples.yaml"), "utf8")) ?? {}) as Json;
+  const byId = new Map<string, Json>();
+  for (const item of Object.values<Json>(doc.paths)) for (const op of Object.values<Json>(item)) byId.set(op.operationId, op);
+  for (const [id, ex] of Object.entries<Json>(examples)) {
+    const op = byId.get(id);
+    if (!op) throw new Error(`openapi/examples.yaml: no operation ${id}`);
+    if (ex.request !== undefined) {
+      const media = op.requestBody?.content?.["application/json"];
+      if (!media) throw new Error(`openapi/examples.yaml: ${id} takes no request body`);
+      media.example = ex.request;
+    }
+    for (const [name, value] of Object.entries<unknown>(ex.params ?? {})) {
+      const param = (op.parameters ?? []).find((p: Json) => p.name === name && p.in === "path");
+      if (!param) throw new Error(`openapi/examples.yaml: ${id} has no path parameter ${name}`);
+      param.example = value;
+    }
+    if (ex.response !== undefined) {
+      const ok = Object.entries<Json>(op.responses).find(([status]) => /^2\d\d$/.test(status));
+      const media = ok && Object.values<Json>(ok[1].content ?? {})[0];
+      if (!media) throw new Error(`openapi/examples.yaml: ${id} has no success response body`);
+      media.example = ex.response;
+    }
+  }
 }
 
 /**

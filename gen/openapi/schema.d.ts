@@ -2537,6 +2537,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "status": "ok"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Health"];
                 };
             };
@@ -2559,6 +2564,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "status": "ok"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Health"];
                 };
             };
@@ -2582,6 +2592,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "openapi": "3.1.0",
+                     *       "info": {
+                     *         "title": "Fabric API",
+                     *         "version": "0.1.0"
+                     *       },
+                     *       "paths": {}
+                     *     }
+                     */
                     "application/json": Record<string, never>;
                 };
             };
@@ -2604,6 +2624,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "openapi": "3.0.3",
+                     *       "info": {
+                     *         "title": "Fabric API",
+                     *         "version": "0.1.0"
+                     *       },
+                     *       "paths": {}
+                     *     }
+                     */
                     "application/json": Record<string, never>;
                 };
             };
@@ -2626,6 +2656,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example <!doctype html><html lang="en"><head><title>Fabric API</title></head><body><div id="ui"></div></body></html> */
                     "text/html": string;
                 };
             };
@@ -2655,6 +2686,20 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *           "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *           "name": "example name",
+                     *           "version": 3,
+                     *           "etag": "workflow-2"
+                     *         }
+                     *       ],
+                     *       "next_page_token": "tok_3q2Vb8cE"
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["WorkflowDefinition"][];
                         /** @description Pass as `page_token` for the next page; empty on the last page. */
@@ -2678,6 +2723,43 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "name": "summarize-release",
+                 *       "description": "Uppercase a topic, then ask a model about it.",
+                 *       "nodes": [
+                 *         {
+                 *           "key": "shout",
+                 *           "operation": "text.transform_basic",
+                 *           "config": {
+                 *             "op": "upper"
+                 *           },
+                 *           "inputs": {
+                 *             "text": "$context.topic"
+                 *           },
+                 *           "outputs": {
+                 *             "text": "$context.shouted"
+                 *           }
+                 *         },
+                 *         {
+                 *           "key": "gen",
+                 *           "operation": "ai.generate",
+                 *           "config": {
+                 *             "provider": "echo"
+                 *           },
+                 *           "depends_on": [
+                 *             "shout"
+                 *           ],
+                 *           "inputs": {
+                 *             "prompt": "$context.shouted"
+                 *           },
+                 *           "outputs": {
+                 *             "text": "$context.answer"
+                 *           }
+                 *         }
+                 *       ]
+                 *     }
+                 */
                 "application/json": components["schemas"]["WorkflowSpecInput"];
             };
         };
@@ -2690,6 +2772,62 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "name": "summarize-release",
+                     *         "version": 3,
+                     *         "spec": {
+                     *           "name": "summarize-release",
+                     *           "description": "Uppercase a topic, then ask a model about it.",
+                     *           "nodes": [
+                     *             {
+                     *               "key": "shout",
+                     *               "operation": "text.transform_basic",
+                     *               "config": {
+                     *                 "op": "upper"
+                     *               },
+                     *               "inputs": {
+                     *                 "text": "$context.topic"
+                     *               },
+                     *               "outputs": {
+                     *                 "text": "$context.shouted"
+                     *               },
+                     *               "runtime": "native",
+                     *               "depends_on": [],
+                     *               "merge": "replace",
+                     *               "when": ""
+                     *             },
+                     *             {
+                     *               "key": "gen",
+                     *               "operation": "ai.generate",
+                     *               "config": {
+                     *                 "provider": "echo"
+                     *               },
+                     *               "depends_on": [
+                     *                 "shout"
+                     *               ],
+                     *               "inputs": {
+                     *                 "prompt": "$context.shouted"
+                     *               },
+                     *               "outputs": {
+                     *                 "text": "$context.answer"
+                     *               },
+                     *               "runtime": "native",
+                     *               "merge": "replace",
+                     *               "when": ""
+                     *             }
+                     *           ],
+                     *           "team_id": ""
+                     *         },
+                     *         "create_time": "2026-12-05 09:30:00+00:00",
+                     *         "team_id": "4232b144-c163-4dff-aaa8-38f57c446290",
+                     *         "etag": "workflow-2"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["WorkflowDefinition"];
                     };
@@ -2722,6 +2860,43 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "name": "summarize-release",
+                 *       "description": "Uppercase a topic, then ask a model about it.",
+                 *       "nodes": [
+                 *         {
+                 *           "key": "shout",
+                 *           "operation": "text.transform_basic",
+                 *           "config": {
+                 *             "op": "upper"
+                 *           },
+                 *           "inputs": {
+                 *             "text": "$context.topic"
+                 *           },
+                 *           "outputs": {
+                 *             "text": "$context.shouted"
+                 *           }
+                 *         },
+                 *         {
+                 *           "key": "gen",
+                 *           "operation": "ai.generate",
+                 *           "config": {
+                 *             "provider": "echo"
+                 *           },
+                 *           "depends_on": [
+                 *             "shout"
+                 *           ],
+                 *           "inputs": {
+                 *             "prompt": "$context.shouted"
+                 *           },
+                 *           "outputs": {
+                 *             "text": "$context.answer"
+                 *           }
+                 *         }
+                 *       ]
+                 *     }
+                 */
                 "application/json": components["schemas"]["WorkflowSpecInput"];
             };
         };
@@ -2733,6 +2908,20 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "valid": true,
+                     *         "issues": [
+                     *           {
+                     *             "path": "example path",
+                     *             "code": "required",
+                     *             "message": "example message"
+                     *           }
+                     *         ]
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["ValidateWorkflowResponse"];
                     };
@@ -2747,6 +2936,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example a5614527-0ce6-43be-ad1d-d012b7394867 */
                 id: string;
             };
             cookie?: never;
@@ -2761,6 +2951,62 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "name": "summarize-release",
+                     *         "version": 3,
+                     *         "spec": {
+                     *           "name": "summarize-release",
+                     *           "description": "Uppercase a topic, then ask a model about it.",
+                     *           "nodes": [
+                     *             {
+                     *               "key": "shout",
+                     *               "operation": "text.transform_basic",
+                     *               "config": {
+                     *                 "op": "upper"
+                     *               },
+                     *               "inputs": {
+                     *                 "text": "$context.topic"
+                     *               },
+                     *               "outputs": {
+                     *                 "text": "$context.shouted"
+                     *               },
+                     *               "runtime": "native",
+                     *               "depends_on": [],
+                     *               "merge": "replace",
+                     *               "when": ""
+                     *             },
+                     *             {
+                     *               "key": "gen",
+                     *               "operation": "ai.generate",
+                     *               "config": {
+                     *                 "provider": "echo"
+                     *               },
+                     *               "depends_on": [
+                     *                 "shout"
+                     *               ],
+                     *               "inputs": {
+                     *                 "prompt": "$context.shouted"
+                     *               },
+                     *               "outputs": {
+                     *                 "text": "$context.answer"
+                     *               },
+                     *               "runtime": "native",
+                     *               "merge": "replace",
+                     *               "when": ""
+                     *             }
+                     *           ],
+                     *           "team_id": ""
+                     *         },
+                     *         "create_time": "2026-12-05 09:30:00+00:00",
+                     *         "team_id": "4232b144-c163-4dff-aaa8-38f57c446290",
+                     *         "etag": "workflow-2"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["WorkflowDefinition"];
                     };
@@ -2802,6 +3048,32 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *           "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *           "workflow_id": "0965ee2d-2322-4237-aed7-3dadb356fa91",
+                     *           "workflow_name": "example workflow name",
+                     *           "workflow_version": 3,
+                     *           "status": "pending",
+                     *           "priority": 3,
+                     *           "fail_fast": true,
+                     *           "nodes": [
+                     *             {
+                     *               "key": "example key",
+                     *               "operation": "ai.generate",
+                     *               "status": "blocked",
+                     *               "attempt": 3,
+                     *               "max_attempts": 3
+                     *             }
+                     *           ]
+                     *         }
+                     *       ],
+                     *       "next_page_token": "tok_3q2Vb8cE"
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Run"][];
                         /** @description Pass as `page_token` for the next page; empty on the last page. */
@@ -2825,6 +3097,18 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "workflow_name": "summarize-release",
+                 *       "input": {
+                 *         "topic": "release notes"
+                 *       },
+                 *       "idempotency_key": "release-2026-12-05",
+                 *       "metadata": {
+                 *         "source": "ci"
+                 *       }
+                 *     }
+                 */
                 "application/json": {
                     /** @description The definition version to run. One of workflow_id and workflow_name is required. */
                     workflow_id?: string;
@@ -2866,6 +3150,50 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "workflow_id": "0965ee2d-2322-4237-aed7-3dadb356fa91",
+                     *         "workflow_name": "example workflow name",
+                     *         "workflow_version": 3,
+                     *         "status": "pending",
+                     *         "priority": 3,
+                     *         "fail_fast": true,
+                     *         "input": {
+                     *           "topic": "release notes"
+                     *         },
+                     *         "context": {
+                     *           "topic": "release notes"
+                     *         },
+                     *         "state": null,
+                     *         "metadata": {
+                     *           "source": "ci"
+                     *         },
+                     *         "idempotency_key": "example idempotency key",
+                     *         "error": {
+                     *           "code": "example code",
+                     *           "message": "example message"
+                     *         },
+                     *         "rerun_of": "example rerun of",
+                     *         "create_time": "2026-12-05 09:30:00+00:00",
+                     *         "start_time": "2026-12-05 09:30:00+00:00",
+                     *         "finish_time": "2026-12-05 09:30:00+00:00",
+                     *         "deadline": "2026-12-05 09:30:00+00:00",
+                     *         "nodes": [
+                     *           {
+                     *             "key": "example key",
+                     *             "operation": "ai.generate",
+                     *             "status": "blocked",
+                     *             "attempt": 3,
+                     *             "max_attempts": 3
+                     *           }
+                     *         ],
+                     *         "team_id": "4232b144-c163-4dff-aaa8-38f57c446290"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Run"];
                     };
@@ -2893,6 +3221,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example a5614527-0ce6-43be-ad1d-d012b7394867 */
                 id: string;
             };
             cookie?: never;
@@ -2906,6 +3235,50 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "workflow_id": "0965ee2d-2322-4237-aed7-3dadb356fa91",
+                     *         "workflow_name": "example workflow name",
+                     *         "workflow_version": 3,
+                     *         "status": "pending",
+                     *         "priority": 3,
+                     *         "fail_fast": true,
+                     *         "input": {
+                     *           "topic": "release notes"
+                     *         },
+                     *         "context": {
+                     *           "topic": "release notes"
+                     *         },
+                     *         "state": null,
+                     *         "metadata": {
+                     *           "source": "ci"
+                     *         },
+                     *         "idempotency_key": "example idempotency key",
+                     *         "error": {
+                     *           "code": "example code",
+                     *           "message": "example message"
+                     *         },
+                     *         "rerun_of": "example rerun of",
+                     *         "create_time": "2026-12-05 09:30:00+00:00",
+                     *         "start_time": "2026-12-05 09:30:00+00:00",
+                     *         "finish_time": "2026-12-05 09:30:00+00:00",
+                     *         "deadline": "2026-12-05 09:30:00+00:00",
+                     *         "nodes": [
+                     *           {
+                     *             "key": "example key",
+                     *             "operation": "ai.generate",
+                     *             "status": "blocked",
+                     *             "attempt": 3,
+                     *             "max_attempts": 3
+                     *           }
+                     *         ],
+                     *         "team_id": "4232b144-c163-4dff-aaa8-38f57c446290"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Run"];
                     };
@@ -2920,12 +3293,18 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example a5614527-0ce6-43be-ad1d-d012b7394867 */
                 id: string;
             };
             cookie?: never;
         };
         requestBody?: {
             content: {
+                /**
+                 * @example {
+                 *       "reason": "example reason"
+                 *     }
+                 */
                 "application/json": {
                     reason?: string;
                 };
@@ -2939,6 +3318,50 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "workflow_id": "0965ee2d-2322-4237-aed7-3dadb356fa91",
+                     *         "workflow_name": "example workflow name",
+                     *         "workflow_version": 3,
+                     *         "status": "pending",
+                     *         "priority": 3,
+                     *         "fail_fast": true,
+                     *         "input": {
+                     *           "topic": "release notes"
+                     *         },
+                     *         "context": {
+                     *           "topic": "release notes"
+                     *         },
+                     *         "state": null,
+                     *         "metadata": {
+                     *           "source": "ci"
+                     *         },
+                     *         "idempotency_key": "example idempotency key",
+                     *         "error": {
+                     *           "code": "example code",
+                     *           "message": "example message"
+                     *         },
+                     *         "rerun_of": "example rerun of",
+                     *         "create_time": "2026-12-05 09:30:00+00:00",
+                     *         "start_time": "2026-12-05 09:30:00+00:00",
+                     *         "finish_time": "2026-12-05 09:30:00+00:00",
+                     *         "deadline": "2026-12-05 09:30:00+00:00",
+                     *         "nodes": [
+                     *           {
+                     *             "key": "example key",
+                     *             "operation": "ai.generate",
+                     *             "status": "blocked",
+                     *             "attempt": 3,
+                     *             "max_attempts": 3
+                     *           }
+                     *         ],
+                     *         "team_id": "4232b144-c163-4dff-aaa8-38f57c446290"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Run"];
                     };
@@ -2953,12 +3376,14 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example a5614527-0ce6-43be-ad1d-d012b7394867 */
                 id: string;
             };
             cookie?: never;
         };
         requestBody?: {
             content: {
+                /** @example {} */
                 "application/json": Record<string, never>;
             };
         };
@@ -2970,6 +3395,50 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "workflow_id": "0965ee2d-2322-4237-aed7-3dadb356fa91",
+                     *         "workflow_name": "example workflow name",
+                     *         "workflow_version": 3,
+                     *         "status": "pending",
+                     *         "priority": 3,
+                     *         "fail_fast": true,
+                     *         "input": {
+                     *           "topic": "release notes"
+                     *         },
+                     *         "context": {
+                     *           "topic": "release notes"
+                     *         },
+                     *         "state": null,
+                     *         "metadata": {
+                     *           "source": "ci"
+                     *         },
+                     *         "idempotency_key": "example idempotency key",
+                     *         "error": {
+                     *           "code": "example code",
+                     *           "message": "example message"
+                     *         },
+                     *         "rerun_of": "example rerun of",
+                     *         "create_time": "2026-12-05 09:30:00+00:00",
+                     *         "start_time": "2026-12-05 09:30:00+00:00",
+                     *         "finish_time": "2026-12-05 09:30:00+00:00",
+                     *         "deadline": "2026-12-05 09:30:00+00:00",
+                     *         "nodes": [
+                     *           {
+                     *             "key": "example key",
+                     *             "operation": "ai.generate",
+                     *             "status": "blocked",
+                     *             "attempt": 3,
+                     *             "max_attempts": 3
+                     *           }
+                     *         ],
+                     *         "team_id": "4232b144-c163-4dff-aaa8-38f57c446290"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Run"];
                     };
@@ -2984,12 +3453,14 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example a5614527-0ce6-43be-ad1d-d012b7394867 */
                 id: string;
             };
             cookie?: never;
         };
         requestBody?: {
             content: {
+                /** @example {} */
                 "application/json": Record<string, never>;
             };
         };
@@ -3001,6 +3472,50 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "workflow_id": "0965ee2d-2322-4237-aed7-3dadb356fa91",
+                     *         "workflow_name": "example workflow name",
+                     *         "workflow_version": 3,
+                     *         "status": "pending",
+                     *         "priority": 3,
+                     *         "fail_fast": true,
+                     *         "input": {
+                     *           "topic": "release notes"
+                     *         },
+                     *         "context": {
+                     *           "topic": "release notes"
+                     *         },
+                     *         "state": null,
+                     *         "metadata": {
+                     *           "source": "ci"
+                     *         },
+                     *         "idempotency_key": "example idempotency key",
+                     *         "error": {
+                     *           "code": "example code",
+                     *           "message": "example message"
+                     *         },
+                     *         "rerun_of": "example rerun of",
+                     *         "create_time": "2026-12-05 09:30:00+00:00",
+                     *         "start_time": "2026-12-05 09:30:00+00:00",
+                     *         "finish_time": "2026-12-05 09:30:00+00:00",
+                     *         "deadline": "2026-12-05 09:30:00+00:00",
+                     *         "nodes": [
+                     *           {
+                     *             "key": "example key",
+                     *             "operation": "ai.generate",
+                     *             "status": "blocked",
+                     *             "attempt": 3,
+                     *             "max_attempts": 3
+                     *           }
+                     *         ],
+                     *         "team_id": "4232b144-c163-4dff-aaa8-38f57c446290"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Run"];
                     };
@@ -3015,12 +3530,19 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example a5614527-0ce6-43be-ad1d-d012b7394867 */
                 id: string;
             };
             cookie?: never;
         };
         requestBody?: {
             content: {
+                /**
+                 * @example {
+                 *       "node_key": "example node key",
+                 *       "payload": {}
+                 *     }
+                 */
                 "application/json": {
                     /** @description The waiting node to signal; may be empty when exactly one node waits. */
                     node_key?: string;
@@ -3039,6 +3561,50 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "workflow_id": "0965ee2d-2322-4237-aed7-3dadb356fa91",
+                     *         "workflow_name": "example workflow name",
+                     *         "workflow_version": 3,
+                     *         "status": "pending",
+                     *         "priority": 3,
+                     *         "fail_fast": true,
+                     *         "input": {
+                     *           "topic": "release notes"
+                     *         },
+                     *         "context": {
+                     *           "topic": "release notes"
+                     *         },
+                     *         "state": null,
+                     *         "metadata": {
+                     *           "source": "ci"
+                     *         },
+                     *         "idempotency_key": "example idempotency key",
+                     *         "error": {
+                     *           "code": "example code",
+                     *           "message": "example message"
+                     *         },
+                     *         "rerun_of": "example rerun of",
+                     *         "create_time": "2026-12-05 09:30:00+00:00",
+                     *         "start_time": "2026-12-05 09:30:00+00:00",
+                     *         "finish_time": "2026-12-05 09:30:00+00:00",
+                     *         "deadline": "2026-12-05 09:30:00+00:00",
+                     *         "nodes": [
+                     *           {
+                     *             "key": "example key",
+                     *             "operation": "ai.generate",
+                     *             "status": "blocked",
+                     *             "attempt": 3,
+                     *             "max_attempts": 3
+                     *           }
+                     *         ],
+                     *         "team_id": "4232b144-c163-4dff-aaa8-38f57c446290"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Run"];
                     };
@@ -3053,12 +3619,14 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example a5614527-0ce6-43be-ad1d-d012b7394867 */
                 id: string;
             };
             cookie?: never;
         };
         requestBody?: {
             content: {
+                /** @example {} */
                 "application/json": Record<string, never>;
             };
         };
@@ -3071,6 +3639,50 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "workflow_id": "0965ee2d-2322-4237-aed7-3dadb356fa91",
+                     *         "workflow_name": "example workflow name",
+                     *         "workflow_version": 3,
+                     *         "status": "pending",
+                     *         "priority": 3,
+                     *         "fail_fast": true,
+                     *         "input": {
+                     *           "topic": "release notes"
+                     *         },
+                     *         "context": {
+                     *           "topic": "release notes"
+                     *         },
+                     *         "state": null,
+                     *         "metadata": {
+                     *           "source": "ci"
+                     *         },
+                     *         "idempotency_key": "example idempotency key",
+                     *         "error": {
+                     *           "code": "example code",
+                     *           "message": "example message"
+                     *         },
+                     *         "rerun_of": "example rerun of",
+                     *         "create_time": "2026-12-05 09:30:00+00:00",
+                     *         "start_time": "2026-12-05 09:30:00+00:00",
+                     *         "finish_time": "2026-12-05 09:30:00+00:00",
+                     *         "deadline": "2026-12-05 09:30:00+00:00",
+                     *         "nodes": [
+                     *           {
+                     *             "key": "example key",
+                     *             "operation": "ai.generate",
+                     *             "status": "blocked",
+                     *             "attempt": 3,
+                     *             "max_attempts": 3
+                     *           }
+                     *         ],
+                     *         "team_id": "4232b144-c163-4dff-aaa8-38f57c446290"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Run"];
                     };
@@ -3091,6 +3703,7 @@ export interface operations {
                 "Last-Event-ID"?: string;
             };
             path: {
+                /** @example a5614527-0ce6-43be-ad1d-d012b7394867 */
                 id: string;
             };
             cookie?: never;
@@ -3104,6 +3717,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example id: 118
+                     *     event: workflow.run.started
+                     *     data: {"id":"118","kind":"workflow.run.started","organization_id":"073d93c2-6786-4467-a327-7342ce462caf","run_id":"0965ee2d-2322-4237-aed7-3dadb356fa91","payload":{},"create_time":"2026-12-05T09:30:00Z"}
+                     */
                     "text/event-stream": string;
                 };
             };
@@ -3119,6 +3737,7 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @example a5614527-0ce6-43be-ad1d-d012b7394867 */
                 id: string;
             };
             cookie?: never;
@@ -3146,6 +3765,13 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "email": "ada@example.com",
+                 *       "password": "example password",
+                 *       "display_name": "example display name"
+                 *     }
+                 */
                 "application/json": {
                     /** @description Required. */
                     email: string;
@@ -3163,6 +3789,23 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "principal": {
+                     *           "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *           "kind": "user",
+                     *           "display_name": "example display name"
+                     *         },
+                     *         "tokens": {
+                     *           "access_token": "tok_3q2Vb8cE",
+                     *           "expires_in": 3,
+                     *           "refresh_token": "tok_3q2Vb8cE",
+                     *           "token_type": "tok_3q2Vb8cE"
+                     *         }
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["SignUpResponse"];
                     };
@@ -3181,6 +3824,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "email": "ada@example.com",
+                 *       "password": "example password"
+                 *     }
+                 */
                 "application/json": {
                     /** @description Required. */
                     email: string;
@@ -3197,6 +3846,23 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "principal": {
+                     *           "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *           "kind": "user",
+                     *           "display_name": "example display name"
+                     *         },
+                     *         "tokens": {
+                     *           "access_token": "tok_3q2Vb8cE",
+                     *           "expires_in": 3,
+                     *           "refresh_token": "tok_3q2Vb8cE",
+                     *           "token_type": "tok_3q2Vb8cE"
+                     *         }
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["LoginResponse"];
                     };
@@ -3215,6 +3881,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "refresh_token": "tok_3q2Vb8cE"
+                 *     }
+                 */
                 "application/json": {
                     /** @description Required. */
                     refresh_token: string;
@@ -3229,6 +3900,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "access_token": "tok_3q2Vb8cE",
+                     *         "expires_in": 3,
+                     *         "refresh_token": "tok_3q2Vb8cE",
+                     *         "token_type": "tok_3q2Vb8cE"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Tokens"];
                     };
@@ -3247,6 +3928,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "token": "tok_3q2Vb8cE"
+                 *     }
+                 */
                 "application/json": {
                     /** @description Required. `fabs_…`, single use. */
                     token: string;
@@ -3261,6 +3947,23 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "principal": {
+                     *           "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *           "kind": "user",
+                     *           "display_name": "example display name"
+                     *         },
+                     *         "tokens": {
+                     *           "access_token": "tok_3q2Vb8cE",
+                     *           "expires_in": 3,
+                     *           "refresh_token": "tok_3q2Vb8cE",
+                     *           "token_type": "tok_3q2Vb8cE"
+                     *         }
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["ExchangeSignInTokenResponse"];
                     };
@@ -3279,6 +3982,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "refresh_token": "tok_3q2Vb8cE"
+                 *     }
+                 */
                 "application/json": {
                     /** @description Required. */
                     refresh_token: string;
@@ -3293,6 +4001,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {}
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["LogoutResponse"];
                     };
@@ -3318,6 +4031,19 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "principal": {
+                     *           "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *           "kind": "user",
+                     *           "display_name": "example display name"
+                     *         },
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "api_key_id": "9dc8c1db-d438-4627-ad53-3cf91e801e33"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["GetMeResponse"];
                     };
@@ -3343,6 +4069,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *           "slug": "example slug",
+                     *           "name": "example name",
+                     *           "archived": true
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["MyOrganization"][];
                     };
@@ -3371,6 +4109,19 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *           "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *           "slug": "example slug",
+                     *           "name": "example name",
+                     *           "role": "maintainer"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["MyTeam"][];
                     };
@@ -3399,6 +4150,29 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "role": "owner",
+                     *         "actions": [
+                     *           "example action"
+                     *         ],
+                     *         "teams": [
+                     *           {
+                     *             "team_id": "4232b144-c163-4dff-aaa8-38f57c446290",
+                     *             "actions": []
+                     *           }
+                     *         ],
+                     *         "scopes": [
+                     *           "example scope"
+                     *         ],
+                     *         "own_actions": [
+                     *           "example own action"
+                     *         ]
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["GetMyPermissionsResponse"];
                     };
@@ -3417,6 +4191,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "slug": "example slug",
+                 *       "name": "example name"
+                 *     }
+                 */
                 "application/json": {
                     /** @description Lowercase letters, digits and `-`, 2..63 characters. Required. */
                     slug: string;
@@ -3434,6 +4214,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "slug": "example slug",
+                     *         "name": "example name",
+                     *         "archived": true,
+                     *         "create_time": "2026-12-05 09:30:00+00:00"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Organization"];
                     };
@@ -3448,6 +4239,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example a5614527-0ce6-43be-ad1d-d012b7394867 */
                 id: string;
             };
             cookie?: never;
@@ -3461,6 +4253,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "slug": "example slug",
+                     *         "name": "example name",
+                     *         "archived": true,
+                     *         "create_time": "2026-12-05 09:30:00+00:00"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Organization"];
                     };
@@ -3475,12 +4278,18 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example a5614527-0ce6-43be-ad1d-d012b7394867 */
                 id: string;
             };
             cookie?: never;
         };
         requestBody?: {
             content: {
+                /**
+                 * @example {
+                 *       "name": "example name"
+                 *     }
+                 */
                 "application/json": {
                     name?: string;
                 };
@@ -3494,6 +4303,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "slug": "example slug",
+                     *         "name": "example name",
+                     *         "archived": true,
+                     *         "create_time": "2026-12-05 09:30:00+00:00"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Organization"];
                     };
@@ -3508,12 +4328,14 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example a5614527-0ce6-43be-ad1d-d012b7394867 */
                 id: string;
             };
             cookie?: never;
         };
         requestBody?: {
             content: {
+                /** @example {} */
                 "application/json": Record<string, never>;
             };
         };
@@ -3525,6 +4347,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "slug": "example slug",
+                     *         "name": "example name",
+                     *         "archived": true,
+                     *         "create_time": "2026-12-05 09:30:00+00:00"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Organization"];
                     };
@@ -3539,6 +4372,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
             };
             cookie?: never;
@@ -3552,6 +4386,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *           "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *           "slug": "example slug",
+                     *           "name": "example name"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Team"][];
                     };
@@ -3566,12 +4412,19 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "slug": "example slug",
+                 *       "name": "example name"
+                 *     }
+                 */
                 "application/json": {
                     /** @description Lowercase letters, digits and `-`, 2..63 characters. Required. */
                     slug: string;
@@ -3589,6 +4442,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "slug": "example slug",
+                     *         "name": "example name",
+                     *         "create_time": "2026-12-05 09:30:00+00:00"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Team"];
                     };
@@ -3603,7 +4467,9 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
+                /** @example a5614527-0ce6-43be-ad1d-d012b7394867 */
                 id: string;
             };
             cookie?: never;
@@ -3617,6 +4483,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "slug": "example slug",
+                     *         "name": "example name",
+                     *         "create_time": "2026-12-05 09:30:00+00:00"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Team"];
                     };
@@ -3631,7 +4508,9 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
+                /** @example a5614527-0ce6-43be-ad1d-d012b7394867 */
                 id: string;
             };
             cookie?: never;
@@ -3645,6 +4524,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {}
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["DeleteTeamResponse"];
                     };
@@ -3659,13 +4543,20 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
+                /** @example a5614527-0ce6-43be-ad1d-d012b7394867 */
                 id: string;
             };
             cookie?: never;
         };
         requestBody?: {
             content: {
+                /**
+                 * @example {
+                 *       "name": "example name"
+                 *     }
+                 */
                 "application/json": {
                     name?: string;
                 };
@@ -3679,6 +4570,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "slug": "example slug",
+                     *         "name": "example name",
+                     *         "create_time": "2026-12-05 09:30:00+00:00"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Team"];
                     };
@@ -3696,6 +4598,7 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
             };
             cookie?: never;
@@ -3709,6 +4612,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *           "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *           "role": "example role"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Membership"][];
                     };
@@ -3723,12 +4637,20 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "principal_id": "39441988-d8ad-43c9-a86d-227d66e483d1",
+                 *       "team_id": "4232b144-c163-4dff-aaa8-38f57c446290",
+                 *       "role": "example role"
+                 *     }
+                 */
                 "application/json": {
                     /** @description A member of the organization. Required. */
                     principal_id: string;
@@ -3747,6 +4669,22 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "team_id": "4232b144-c163-4dff-aaa8-38f57c446290",
+                     *         "principal": {
+                     *           "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *           "kind": "user",
+                     *           "display_name": "example display name"
+                     *         },
+                     *         "role": "example role",
+                     *         "create_time": "2026-12-05 09:30:00+00:00"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Membership"];
                     };
@@ -3761,8 +4699,12 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
-                /** @description The membership id. */
+                /**
+                 * @description The membership id.
+                 * @example a5614527-0ce6-43be-ad1d-d012b7394867
+                 */
                 id: string;
             };
             cookie?: never;
@@ -3776,6 +4718,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {}
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["RemoveMemberResponse"];
                     };
@@ -3790,14 +4737,23 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
-                /** @description The membership id. */
+                /**
+                 * @description The membership id.
+                 * @example a5614527-0ce6-43be-ad1d-d012b7394867
+                 */
                 id: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "role": "example role"
+                 *     }
+                 */
                 "application/json": {
                     /** @description Required. */
                     role: string;
@@ -3812,6 +4768,22 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "team_id": "4232b144-c163-4dff-aaa8-38f57c446290",
+                     *         "principal": {
+                     *           "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *           "kind": "user",
+                     *           "display_name": "example display name"
+                     *         },
+                     *         "role": "example role",
+                     *         "create_time": "2026-12-05 09:30:00+00:00"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Membership"];
                     };
@@ -3826,12 +4798,19 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "display_name": "example display name",
+                 *       "role": "example role"
+                 *     }
+                 */
                 "application/json": {
                     /** @description Required. */
                     display_name: string;
@@ -3848,6 +4827,22 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "team_id": "4232b144-c163-4dff-aaa8-38f57c446290",
+                     *         "principal": {
+                     *           "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *           "kind": "user",
+                     *           "display_name": "example display name"
+                     *         },
+                     *         "role": "example role",
+                     *         "create_time": "2026-12-05 09:30:00+00:00"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Membership"];
                     };
@@ -3862,6 +4857,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
             };
             cookie?: never;
@@ -3875,6 +4871,19 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *           "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *           "email": "ada@example.com",
+                     *           "role": "example role",
+                     *           "status": "pending"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Invitation"][];
                     };
@@ -3889,12 +4898,21 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "email": "ada@example.com",
+                 *       "role": "example role",
+                 *       "team_id": "4232b144-c163-4dff-aaa8-38f57c446290",
+                 *       "expires_in_hours": 3
+                 *     }
+                 */
                 "application/json": {
                     /** @description Required. */
                     email: string;
@@ -3917,6 +4935,20 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "invitation": {
+                     *           "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *           "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *           "email": "ada@example.com",
+                     *           "role": "example role",
+                     *           "status": "pending"
+                     *         },
+                     *         "token": "tok_3q2Vb8cE"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["CreateInvitationResponse"];
                     };
@@ -3931,13 +4963,16 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
+                /** @example a5614527-0ce6-43be-ad1d-d012b7394867 */
                 id: string;
             };
             cookie?: never;
         };
         requestBody?: {
             content: {
+                /** @example {} */
                 "application/json": Record<string, never>;
             };
         };
@@ -3949,6 +4984,20 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "team_id": "4232b144-c163-4dff-aaa8-38f57c446290",
+                     *         "email": "ada@example.com",
+                     *         "role": "example role",
+                     *         "status": "pending",
+                     *         "expire_time": "2026-12-05 09:30:00+00:00",
+                     *         "create_time": "2026-12-05 09:30:00+00:00"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Invitation"];
                     };
@@ -3967,6 +5016,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "token": "tok_3q2Vb8cE"
+                 *     }
+                 */
                 "application/json": {
                     /** @description Required. */
                     token: string;
@@ -3981,6 +5035,22 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "team_id": "4232b144-c163-4dff-aaa8-38f57c446290",
+                     *         "principal": {
+                     *           "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *           "kind": "user",
+                     *           "display_name": "example display name"
+                     *         },
+                     *         "role": "example role",
+                     *         "create_time": "2026-12-05 09:30:00+00:00"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Membership"];
                     };
@@ -3995,6 +5065,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
             };
             cookie?: never;
@@ -4008,6 +5079,22 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *           "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *           "principal_id": "39441988-d8ad-43c9-a86d-227d66e483d1",
+                     *           "name": "example name",
+                     *           "prefix": "example prefix",
+                     *           "scopes": [
+                     *             "example scope"
+                     *           ]
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["ApiKey"][];
                     };
@@ -4022,12 +5109,23 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "name": "example name",
+                 *       "principal_id": "39441988-d8ad-43c9-a86d-227d66e483d1",
+                 *       "scopes": [
+                 *         "example scope"
+                 *       ],
+                 *       "expire_time": "2026-12-05 09:30:00+00:00"
+                 *     }
+                 */
                 "application/json": {
                     /** @description Required. */
                     name: string;
@@ -4047,6 +5145,23 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "api_key": {
+                     *           "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *           "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *           "principal_id": "39441988-d8ad-43c9-a86d-227d66e483d1",
+                     *           "name": "example name",
+                     *           "prefix": "example prefix",
+                     *           "scopes": [
+                     *             "example scope"
+                     *           ]
+                     *         },
+                     *         "key": "example key"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["CreateApiKeyResponse"];
                     };
@@ -4061,13 +5176,16 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
+                /** @example a5614527-0ce6-43be-ad1d-d012b7394867 */
                 id: string;
             };
             cookie?: never;
         };
         requestBody?: {
             content: {
+                /** @example {} */
                 "application/json": Record<string, never>;
             };
         };
@@ -4079,6 +5197,23 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "api_key": {
+                     *           "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *           "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *           "principal_id": "39441988-d8ad-43c9-a86d-227d66e483d1",
+                     *           "name": "example name",
+                     *           "prefix": "example prefix",
+                     *           "scopes": [
+                     *             "example scope"
+                     *           ]
+                     *         },
+                     *         "key": "example key"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["RotateApiKeyResponse"];
                     };
@@ -4093,13 +5228,16 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
+                /** @example a5614527-0ce6-43be-ad1d-d012b7394867 */
                 id: string;
             };
             cookie?: never;
         };
         requestBody?: {
             content: {
+                /** @example {} */
                 "application/json": Record<string, never>;
             };
         };
@@ -4111,6 +5249,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "principal_id": "39441988-d8ad-43c9-a86d-227d66e483d1",
+                     *         "name": "example name",
+                     *         "prefix": "example prefix",
+                     *         "scopes": [
+                     *           "example scope"
+                     *         ],
+                     *         "expire_time": "2026-12-05 09:30:00+00:00",
+                     *         "revoke_time": "2026-12-05 09:30:00+00:00",
+                     *         "last_used_time": "2026-12-05 09:30:00+00:00",
+                     *         "create_time": "2026-12-05 09:30:00+00:00"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["ApiKey"];
                     };
@@ -4129,6 +5285,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "resource": "example resource",
+                 *       "action": "example action"
+                 *     }
+                 */
                 "application/json": {
                     /** @description `organization:<id>`, `team:<id>`, `workflow:<id>`, `run:<id>`, … Required. */
                     resource: string;
@@ -4145,6 +5307,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "allowed": true,
+                     *         "resource": "example resource",
+                     *         "action": "example action"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["CheckResponse"];
                     };
@@ -4163,6 +5334,16 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "checks": [
+                 *         {
+                 *           "resource": "example resource",
+                 *           "action": "example action"
+                 *         }
+                 *       ]
+                 *     }
+                 */
                 "application/json": {
                     /** @description 1..100 checks. */
                     checks?: components["schemas"]["CheckRequest"][];
@@ -4177,6 +5358,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "allowed": true,
+                     *           "resource": "example resource",
+                     *           "action": "example action"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["CheckResponse"][];
                     };
@@ -4202,6 +5394,7 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
             };
             cookie?: never;
@@ -4215,6 +5408,21 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "id": "42",
+                     *           "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *           "action": "example action",
+                     *           "resource": "example resource",
+                     *           "request_id": "734d11a1-54d4-414c-ae8d-4e1ada977db4",
+                     *           "client_address": "example client address"
+                     *         }
+                     *       ],
+                     *       "next_page_token": "tok_3q2Vb8cE"
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["AuditEntry"][];
                         /** @description Pass as `page_token` for the next page; empty on the last page. */
@@ -4245,6 +5453,31 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *           "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *           "team_id": "4232b144-c163-4dff-aaa8-38f57c446290",
+                     *           "name": "example name",
+                     *           "description": "example description",
+                     *           "workflow_name": "example workflow name",
+                     *           "cron": "0 9 * * 1-5",
+                     *           "timezone": "Europe/Berlin",
+                     *           "enabled": true,
+                     *           "overlap_policy": "skip",
+                     *           "catch_up_policy": "latest",
+                     *           "catch_up_limit": 3,
+                     *           "next_fire_times": [
+                     *             "2026-12-05T09:30:00Z"
+                     *           ],
+                     *           "last_run_id": "15842f93-bb05-47c5-a1bf-c61383f82369",
+                     *           "queued_fires": 3
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Schedule"][];
                     };
@@ -4263,6 +5496,23 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "name": "weekday-digest",
+                 *       "description": "Summarize the release notes every weekday morning.",
+                 *       "workflow_name": "summarize-release",
+                 *       "workflow_version": 3,
+                 *       "input": {
+                 *         "topic": "release notes"
+                 *       },
+                 *       "cron": "0 9 * * 1-5",
+                 *       "timezone": "Europe/Berlin",
+                 *       "enabled": true,
+                 *       "overlap_policy": "skip",
+                 *       "catch_up_policy": "latest",
+                 *       "catch_up_limit": 3
+                 *     }
+                 */
                 "application/json": {
                     /** @description Required. Unique in the organization; 1..100 characters. */
                     name: string;
@@ -4310,6 +5560,37 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "team_id": "4232b144-c163-4dff-aaa8-38f57c446290",
+                     *         "name": "example name",
+                     *         "description": "example description",
+                     *         "workflow_name": "example workflow name",
+                     *         "workflow_version": 3,
+                     *         "input": {
+                     *           "topic": "release notes"
+                     *         },
+                     *         "cron": "0 9 * * 1-5",
+                     *         "timezone": "Europe/Berlin",
+                     *         "start_time": "2026-12-05T09:30:00Z",
+                     *         "enabled": true,
+                     *         "overlap_policy": "skip",
+                     *         "catch_up_policy": "latest",
+                     *         "catch_up_limit": 3,
+                     *         "next_fire_times": [
+                     *           "2026-12-05T09:30:00Z"
+                     *         ],
+                     *         "last_fire_time": "2026-12-05T09:30:00Z",
+                     *         "last_run_id": "15842f93-bb05-47c5-a1bf-c61383f82369",
+                     *         "queued_fires": 3,
+                     *         "create_time": "2026-12-05T09:30:00Z",
+                     *         "update_time": "2026-12-05T09:30:00Z"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Schedule"];
                     };
@@ -4324,6 +5605,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example a5614527-0ce6-43be-ad1d-d012b7394867 */
                 id: string;
             };
             cookie?: never;
@@ -4337,6 +5619,37 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "team_id": "4232b144-c163-4dff-aaa8-38f57c446290",
+                     *         "name": "example name",
+                     *         "description": "example description",
+                     *         "workflow_name": "example workflow name",
+                     *         "workflow_version": 3,
+                     *         "input": {
+                     *           "topic": "release notes"
+                     *         },
+                     *         "cron": "0 9 * * 1-5",
+                     *         "timezone": "Europe/Berlin",
+                     *         "start_time": "2026-12-05T09:30:00Z",
+                     *         "enabled": true,
+                     *         "overlap_policy": "skip",
+                     *         "catch_up_policy": "latest",
+                     *         "catch_up_limit": 3,
+                     *         "next_fire_times": [
+                     *           "2026-12-05T09:30:00Z"
+                     *         ],
+                     *         "last_fire_time": "2026-12-05T09:30:00Z",
+                     *         "last_run_id": "15842f93-bb05-47c5-a1bf-c61383f82369",
+                     *         "queued_fires": 3,
+                     *         "create_time": "2026-12-05T09:30:00Z",
+                     *         "update_time": "2026-12-05T09:30:00Z"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Schedule"];
                     };
@@ -4351,6 +5664,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example a5614527-0ce6-43be-ad1d-d012b7394867 */
                 id: string;
             };
             cookie?: never;
@@ -4364,6 +5678,37 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "team_id": "4232b144-c163-4dff-aaa8-38f57c446290",
+                     *         "name": "example name",
+                     *         "description": "example description",
+                     *         "workflow_name": "example workflow name",
+                     *         "workflow_version": 3,
+                     *         "input": {
+                     *           "topic": "release notes"
+                     *         },
+                     *         "cron": "0 9 * * 1-5",
+                     *         "timezone": "Europe/Berlin",
+                     *         "start_time": "2026-12-05T09:30:00Z",
+                     *         "enabled": true,
+                     *         "overlap_policy": "skip",
+                     *         "catch_up_policy": "latest",
+                     *         "catch_up_limit": 3,
+                     *         "next_fire_times": [
+                     *           "2026-12-05T09:30:00Z"
+                     *         ],
+                     *         "last_fire_time": "2026-12-05T09:30:00Z",
+                     *         "last_run_id": "15842f93-bb05-47c5-a1bf-c61383f82369",
+                     *         "queued_fires": 3,
+                     *         "create_time": "2026-12-05T09:30:00Z",
+                     *         "update_time": "2026-12-05T09:30:00Z"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Schedule"];
                     };
@@ -4378,12 +5723,29 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example a5614527-0ce6-43be-ad1d-d012b7394867 */
                 id: string;
             };
             cookie?: never;
         };
         requestBody?: {
             content: {
+                /**
+                 * @example {
+                 *       "description": "example description",
+                 *       "input": {
+                 *         "topic": "release notes"
+                 *       },
+                 *       "cron": "0 9 * * 1-5",
+                 *       "timezone": "Europe/Berlin",
+                 *       "start_time": "2026-12-05T09:30:00Z",
+                 *       "enabled": true,
+                 *       "overlap_policy": "skip",
+                 *       "catch_up_policy": "latest",
+                 *       "catch_up_limit": 3,
+                 *       "workflow_version": 3
+                 *     }
+                 */
                 "application/json": {
                     description?: string;
                     input?: {
@@ -4415,6 +5777,37 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "team_id": "4232b144-c163-4dff-aaa8-38f57c446290",
+                     *         "name": "example name",
+                     *         "description": "example description",
+                     *         "workflow_name": "example workflow name",
+                     *         "workflow_version": 3,
+                     *         "input": {
+                     *           "topic": "release notes"
+                     *         },
+                     *         "cron": "0 9 * * 1-5",
+                     *         "timezone": "Europe/Berlin",
+                     *         "start_time": "2026-12-05T09:30:00Z",
+                     *         "enabled": true,
+                     *         "overlap_policy": "skip",
+                     *         "catch_up_policy": "latest",
+                     *         "catch_up_limit": 3,
+                     *         "next_fire_times": [
+                     *           "2026-12-05T09:30:00Z"
+                     *         ],
+                     *         "last_fire_time": "2026-12-05T09:30:00Z",
+                     *         "last_run_id": "15842f93-bb05-47c5-a1bf-c61383f82369",
+                     *         "queued_fires": 3,
+                     *         "create_time": "2026-12-05T09:30:00Z",
+                     *         "update_time": "2026-12-05T09:30:00Z"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Schedule"];
                     };
@@ -4432,7 +5825,10 @@ export interface operations {
             };
             header?: never;
             path: {
-                /** @description the schedule. */
+                /**
+                 * @description the schedule.
+                 * @example 385f4439-5ac4-42e0-af90-1deba9b83b96
+                 */
                 schedule_id: string;
             };
             cookie?: never;
@@ -4446,6 +5842,19 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "schedule_id": "385f4439-5ac4-42e0-af90-1deba9b83b96",
+                     *           "outcome": "example outcome",
+                     *           "run_id": "0cd01327-d7ac-49a7-af4f-93c65f5d6d44",
+                     *           "cancelled_run_id": "80ed47f4-bdb3-4056-aba2-167584245884",
+                     *           "error": "example error"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["ScheduleFire"][];
                     };
@@ -4460,6 +5869,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
             };
             cookie?: never;
@@ -4473,6 +5883,23 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *           "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *           "url": "https://hooks.example.com/fabric",
+                     *           "event_filter": "example event filter",
+                     *           "max_retries": 3,
+                     *           "description": "example description",
+                     *           "enabled": true,
+                     *           "disabled_reason": "example disabled reason",
+                     *           "etag": "webhook-2"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Webhook"][];
                     };
@@ -4487,12 +5914,21 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
             };
             cookie?: never;
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "url": "https://hooks.example.com/fabric",
+                 *       "event_filter": "workflow.run.*",
+                 *       "max_retries": 8,
+                 *       "description": "CI notifications"
+                 *     }
+                 */
                 "application/json": {
                     /** @description Required: an http(s) URL whose host resolves to a public address. */
                     url: string;
@@ -4515,6 +5951,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "webhook": {
+                     *           "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *           "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *           "url": "https://hooks.example.com/fabric",
+                     *           "event_filter": "example event filter",
+                     *           "max_retries": 3,
+                     *           "description": "example description",
+                     *           "enabled": true,
+                     *           "disabled_reason": "example disabled reason",
+                     *           "etag": "webhook-2"
+                     *         },
+                     *         "secret": "example secret"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["CreateWebhookResponse"];
                     };
@@ -4535,7 +5989,9 @@ export interface operations {
                 "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
+                /** @example a5614527-0ce6-43be-ad1d-d012b7394867 */
                 id: string;
             };
             cookie?: never;
@@ -4549,6 +6005,23 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "url": "https://hooks.example.com/fabric",
+                     *         "event_filter": "example event filter",
+                     *         "max_retries": 3,
+                     *         "description": "example description",
+                     *         "enabled": true,
+                     *         "disabled_reason": "example disabled reason",
+                     *         "create_time": "2026-12-05 09:30:00+00:00",
+                     *         "update_time": "2026-12-05 09:30:00+00:00",
+                     *         "etag": "webhook-2"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Webhook"];
                     };
@@ -4566,13 +6039,25 @@ export interface operations {
                 "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
+                /** @example a5614527-0ce6-43be-ad1d-d012b7394867 */
                 id: string;
             };
             cookie?: never;
         };
         requestBody?: {
             content: {
+                /**
+                 * @example {
+                 *       "url": "https://hooks.example.com/fabric",
+                 *       "event_filter": "example event filter",
+                 *       "enabled": true,
+                 *       "max_retries": 3,
+                 *       "description": "example description",
+                 *       "etag": "webhook-2"
+                 *     }
+                 */
                 "application/json": {
                     url?: string;
                     event_filter?: string;
@@ -4595,6 +6080,23 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "url": "https://hooks.example.com/fabric",
+                     *         "event_filter": "example event filter",
+                     *         "max_retries": 3,
+                     *         "description": "example description",
+                     *         "enabled": true,
+                     *         "disabled_reason": "example disabled reason",
+                     *         "create_time": "2026-12-05 09:30:00+00:00",
+                     *         "update_time": "2026-12-05 09:30:00+00:00",
+                     *         "etag": "webhook-2"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Webhook"];
                     };
@@ -4612,7 +6114,9 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
+                /** @example 3a94d596-645d-47ff-a032-c70b299fc8f3 */
                 webhook_id: string;
             };
             cookie?: never;
@@ -4626,6 +6130,23 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *           "webhook_id": "3a94d596-645d-47ff-a032-c70b299fc8f3",
+                     *           "event_id": "42",
+                     *           "event_kind": "example event kind",
+                     *           "status": "example status",
+                     *           "attempts": 3,
+                     *           "response_status": 3,
+                     *           "response_body": "example response body",
+                     *           "error": "example error"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["WebhookDelivery"][];
                     };
@@ -4640,15 +6161,21 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
+                /** @example 3a94d596-645d-47ff-a032-c70b299fc8f3 */
                 webhook_id: string;
-                /** @description the delivery. */
+                /**
+                 * @description the delivery.
+                 * @example a5614527-0ce6-43be-ad1d-d012b7394867
+                 */
                 id: string;
             };
             cookie?: never;
         };
         requestBody?: {
             content: {
+                /** @example {} */
                 "application/json": Record<string, never>;
             };
         };
@@ -4660,6 +6187,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "webhook_id": "3a94d596-645d-47ff-a032-c70b299fc8f3",
+                     *         "event_id": "42",
+                     *         "event_kind": "example event kind",
+                     *         "status": "example status",
+                     *         "attempts": 3,
+                     *         "response_status": 3,
+                     *         "response_body": "example response body",
+                     *         "error": "example error",
+                     *         "next_attempt_time": "2026-12-05 09:30:00+00:00",
+                     *         "last_attempt_time": "2026-12-05 09:30:00+00:00",
+                     *         "create_time": "2026-12-05 09:30:00+00:00"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["WebhookDelivery"];
                     };
@@ -4697,6 +6242,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example id: 118
+                     *     event: workflow.run.started
+                     *     data: {"id":"118","kind":"workflow.run.started","organization_id":"073d93c2-6786-4467-a327-7342ce462caf","run_id":"0965ee2d-2322-4237-aed7-3dadb356fa91","payload":{},"create_time":"2026-12-05T09:30:00Z"}
+                     */
                     "text/event-stream": string;
                 };
             };
@@ -4750,6 +6300,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "providers": [
+                     *           {
+                     *             "name": "example name",
+                     *             "tier": "basic",
+                     *             "local": true,
+                     *             "stub": true,
+                     *             "operations": [],
+                     *             "modalities": [],
+                     *             "models": [],
+                     *             "health": "healthy"
+                     *           }
+                     *         ],
+                     *         "price_table": "example price table",
+                     *         "default_strategy": "example default strategy"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["ListProvidersResponse"];
                     };
@@ -4768,6 +6338,14 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "operation": "ai.generate",
+                 *       "prompt": "Say hello in one word.",
+                 *       "max_tokens": 16,
+                 *       "strategy": "local_first"
+                 *     }
+                 */
                 "application/json": components["schemas"]["ProviderCallInput"];
             };
         };
@@ -4779,6 +6357,58 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "text": "example text",
+                     *         "finish_reason": "example finish reason",
+                     *         "embeddings": [
+                     *           {
+                     *             "values": []
+                     *           }
+                     *         ],
+                     *         "provider": "example provider",
+                     *         "model": "example model",
+                     *         "usage": {
+                     *           "input_tokens": "42",
+                     *           "output_tokens": "42",
+                     *           "cached_input_tokens": "42",
+                     *           "cache_write_tokens": "42"
+                     *         },
+                     *         "cost": {
+                     *           "estimated_usd": "0.0125",
+                     *           "actual_usd": "0.0125",
+                     *           "price_table": "example price table",
+                     *           "unpriced_reason": "example unpriced reason"
+                     *         },
+                     *         "routing": {
+                     *           "strategy": "example strategy",
+                     *           "provider": "example provider",
+                     *           "model": "example model",
+                     *           "why": "example why",
+                     *           "candidates": [
+                     *             {
+                     *               "provider": "example provider",
+                     *               "model": "example model",
+                     *               "eligible": true,
+                     *               "reasons": [],
+                     *               "rank": 3,
+                     *               "estimated_usd": "0.0125",
+                     *               "breaker": "closed"
+                     *             }
+                     *           ],
+                     *           "attempts": [
+                     *             {
+                     *               "provider": "example provider",
+                     *               "model": "example model",
+                     *               "error": "example error"
+                     *             }
+                     *           ]
+                     *         },
+                     *         "usage_record_id": "8f701645-492e-4bbc-acdc-e0cc46651240"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["ExecuteResponse"];
                     };
@@ -4797,6 +6427,26 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "operation": "ai.generate",
+                 *       "prompt": "example prompt",
+                 *       "messages": [
+                 *         {}
+                 *       ],
+                 *       "system": "example system",
+                 *       "input": [
+                 *         "example input"
+                 *       ],
+                 *       "provider": "example provider",
+                 *       "model": "example model",
+                 *       "strategy": "local_first",
+                 *       "tier": "basic",
+                 *       "max_tokens": 3,
+                 *       "temperature": 0.25,
+                 *       "team_id": "4232b144-c163-4dff-aaa8-38f57c446290"
+                 *     }
+                 */
                 "application/json": components["schemas"]["ProviderCallInput"];
             };
         };
@@ -4808,6 +6458,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example event: delta
+                     *     data: {"text":"Hel"}
+                     *
+                     *     event: delta
+                     *     data: {"text":"lo"}
+                     */
                     "text/event-stream": string;
                 };
             };
@@ -4824,6 +6481,26 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "operation": "ai.generate",
+                 *       "prompt": "example prompt",
+                 *       "messages": [
+                 *         {}
+                 *       ],
+                 *       "system": "example system",
+                 *       "input": [
+                 *         "example input"
+                 *       ],
+                 *       "provider": "example provider",
+                 *       "model": "example model",
+                 *       "strategy": "local_first",
+                 *       "tier": "basic",
+                 *       "max_tokens": 3,
+                 *       "temperature": 0.25,
+                 *       "team_id": "4232b144-c163-4dff-aaa8-38f57c446290"
+                 *     }
+                 */
                 "application/json": components["schemas"]["ProviderCallInput"];
             };
         };
@@ -4835,6 +6512,52 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "routing": {
+                     *           "strategy": "example strategy",
+                     *           "provider": "example provider",
+                     *           "model": "example model",
+                     *           "why": "example why",
+                     *           "candidates": [
+                     *             {
+                     *               "provider": "example provider",
+                     *               "model": "example model",
+                     *               "eligible": true,
+                     *               "reasons": [],
+                     *               "rank": 3,
+                     *               "estimated_usd": "0.0125",
+                     *               "breaker": "closed"
+                     *             }
+                     *           ],
+                     *           "attempts": [
+                     *             {
+                     *               "provider": "example provider",
+                     *               "model": "example model",
+                     *               "error": "example error"
+                     *             }
+                     *           ]
+                     *         },
+                     *         "estimated_usd": "0.0125",
+                     *         "estimated_input_tokens": "42",
+                     *         "max_output_tokens": "42",
+                     *         "price_table": "example price table",
+                     *         "budgets": [
+                     *           {
+                     *             "scope": "example scope",
+                     *             "period": "day",
+                     *             "limit_usd": "0.0125",
+                     *             "committed_usd": "0.0125",
+                     *             "fits": true
+                     *           }
+                     *         ],
+                     *         "allowed": true,
+                     *         "refusal_code": "example refusal code",
+                     *         "refusal_message": "example refusal message"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["EstimateCostResponse"];
                     };
@@ -4867,6 +6590,23 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *           "workflow_run_id": "7c1a841a-4876-4aeb-a04d-22a77a225fd5",
+                     *           "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *           "team_id": "4232b144-c163-4dff-aaa8-38f57c446290",
+                     *           "modality": "text",
+                     *           "tier": "example tier",
+                     *           "status": "pending",
+                     *           "idempotency_key": "example idempotency key"
+                     *         }
+                     *       ],
+                     *       "next_page_token": "tok_3q2Vb8cE"
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Job"][];
                         /** @description Pass as `page_token` for the next page; empty on the last page. */
@@ -4890,6 +6630,15 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "modality": "text",
+                 *       "input": {
+                 *         "prompt": "Summarize: Fabric 0.1 ships ETags."
+                 *       },
+                 *       "idempotency_key": "job-7f3a"
+                 *     }
+                 */
                 "application/json": {
                     /**
                      * @description Required. `text` (ai.generate) or `embedding` (ai.embed). Values: text | embedding.
@@ -4934,6 +6683,32 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "workflow_run_id": "7c1a841a-4876-4aeb-a04d-22a77a225fd5",
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "team_id": "4232b144-c163-4dff-aaa8-38f57c446290",
+                     *         "modality": "text",
+                     *         "tier": "example tier",
+                     *         "status": "pending",
+                     *         "input": {
+                     *           "topic": "release notes"
+                     *         },
+                     *         "params": {},
+                     *         "result": {},
+                     *         "error": {
+                     *           "code": "example code",
+                     *           "message": "example message"
+                     *         },
+                     *         "idempotency_key": "example idempotency key",
+                     *         "create_time": "2026-12-05 09:30:00+00:00",
+                     *         "start_time": "2026-12-05 09:30:00+00:00",
+                     *         "finish_time": "2026-12-05 09:30:00+00:00"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Job"];
                     };
@@ -4961,6 +6736,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example a5614527-0ce6-43be-ad1d-d012b7394867 */
                 id: string;
             };
             cookie?: never;
@@ -4974,6 +6750,32 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "workflow_run_id": "7c1a841a-4876-4aeb-a04d-22a77a225fd5",
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "team_id": "4232b144-c163-4dff-aaa8-38f57c446290",
+                     *         "modality": "text",
+                     *         "tier": "example tier",
+                     *         "status": "pending",
+                     *         "input": {
+                     *           "topic": "release notes"
+                     *         },
+                     *         "params": {},
+                     *         "result": {},
+                     *         "error": {
+                     *           "code": "example code",
+                     *           "message": "example message"
+                     *         },
+                     *         "idempotency_key": "example idempotency key",
+                     *         "create_time": "2026-12-05 09:30:00+00:00",
+                     *         "start_time": "2026-12-05 09:30:00+00:00",
+                     *         "finish_time": "2026-12-05 09:30:00+00:00"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Job"];
                     };
@@ -4988,6 +6790,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example a5614527-0ce6-43be-ad1d-d012b7394867 */
                 id: string;
             };
             cookie?: never;
@@ -5001,6 +6804,47 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "records": [
+                     *           {
+                     *             "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *             "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *             "team_id": "4232b144-c163-4dff-aaa8-38f57c446290",
+                     *             "principal_id": "39441988-d8ad-43c9-a86d-227d66e483d1",
+                     *             "api_key_id": "9dc8c1db-d438-4627-ad53-3cf91e801e33",
+                     *             "run_id": "0cd01327-d7ac-49a7-af4f-93c65f5d6d44",
+                     *             "node_key": "example node key",
+                     *             "provider": "example provider",
+                     *             "model": "example model",
+                     *             "operation": "ai.generate",
+                     *             "status": "reserved",
+                     *             "estimated_usd": "0.0125",
+                     *             "actual_usd": "0.0125",
+                     *             "price_table": "example price table",
+                     *             "error_code": "example error code",
+                     *             "latency_ms": 3
+                     *           }
+                     *         ],
+                     *         "total": {
+                     *           "team_id": "4232b144-c163-4dff-aaa8-38f57c446290",
+                     *           "principal_id": "39441988-d8ad-43c9-a86d-227d66e483d1",
+                     *           "api_key_id": "9dc8c1db-d438-4627-ad53-3cf91e801e33",
+                     *           "run_id": "0cd01327-d7ac-49a7-af4f-93c65f5d6d44",
+                     *           "provider": "example provider",
+                     *           "model": "example model",
+                     *           "operation": "ai.generate",
+                     *           "day": "example day",
+                     *           "calls": "42",
+                     *           "failed_calls": "42",
+                     *           "cost_usd": "0.0125",
+                     *           "reserved_usd": "0.0125",
+                     *           "workflow_name": "example workflow name"
+                     *         }
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["GetJobUsageResponse"];
                     };
@@ -5021,6 +6865,7 @@ export interface operations {
                 "Last-Event-ID"?: string;
             };
             path: {
+                /** @example a5614527-0ce6-43be-ad1d-d012b7394867 */
                 id: string;
             };
             cookie?: never;
@@ -5034,6 +6879,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example id: 118
+                     *     event: workflow.run.started
+                     *     data: {"id":"118","kind":"workflow.run.started","organization_id":"073d93c2-6786-4467-a327-7342ce462caf","run_id":"0965ee2d-2322-4237-aed7-3dadb356fa91","payload":{},"create_time":"2026-12-05T09:30:00Z"}
+                     */
                     "text/event-stream": string;
                 };
             };
@@ -5059,6 +6909,7 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
             };
             cookie?: never;
@@ -5072,6 +6923,44 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "groups": [
+                     *           {
+                     *             "team_id": "4232b144-c163-4dff-aaa8-38f57c446290",
+                     *             "principal_id": "39441988-d8ad-43c9-a86d-227d66e483d1",
+                     *             "api_key_id": "9dc8c1db-d438-4627-ad53-3cf91e801e33",
+                     *             "run_id": "0cd01327-d7ac-49a7-af4f-93c65f5d6d44",
+                     *             "provider": "example provider",
+                     *             "model": "example model",
+                     *             "operation": "ai.generate",
+                     *             "day": "example day",
+                     *             "calls": "42",
+                     *             "failed_calls": "42",
+                     *             "cost_usd": "0.0125",
+                     *             "reserved_usd": "0.0125",
+                     *             "workflow_name": "example workflow name"
+                     *           }
+                     *         ],
+                     *         "total": {
+                     *           "team_id": "4232b144-c163-4dff-aaa8-38f57c446290",
+                     *           "principal_id": "39441988-d8ad-43c9-a86d-227d66e483d1",
+                     *           "api_key_id": "9dc8c1db-d438-4627-ad53-3cf91e801e33",
+                     *           "run_id": "0cd01327-d7ac-49a7-af4f-93c65f5d6d44",
+                     *           "provider": "example provider",
+                     *           "model": "example model",
+                     *           "operation": "ai.generate",
+                     *           "day": "example day",
+                     *           "calls": "42",
+                     *           "failed_calls": "42",
+                     *           "cost_usd": "0.0125",
+                     *           "reserved_usd": "0.0125",
+                     *           "workflow_name": "example workflow name"
+                     *         }
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["QueryUsageResponse"];
                     };
@@ -5098,6 +6987,7 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
             };
             cookie?: never;
@@ -5111,6 +7001,31 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": [
+                     *         {
+                     *           "id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *           "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *           "team_id": "4232b144-c163-4dff-aaa8-38f57c446290",
+                     *           "principal_id": "39441988-d8ad-43c9-a86d-227d66e483d1",
+                     *           "api_key_id": "9dc8c1db-d438-4627-ad53-3cf91e801e33",
+                     *           "run_id": "0cd01327-d7ac-49a7-af4f-93c65f5d6d44",
+                     *           "node_key": "example node key",
+                     *           "provider": "example provider",
+                     *           "model": "example model",
+                     *           "operation": "ai.generate",
+                     *           "status": "reserved",
+                     *           "estimated_usd": "0.0125",
+                     *           "actual_usd": "0.0125",
+                     *           "price_table": "example price table",
+                     *           "error_code": "example error code",
+                     *           "latency_ms": 3
+                     *         }
+                     *       ],
+                     *       "next_page_token": "tok_3q2Vb8cE"
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["UsageRecord"][];
                         /** @description Pass as `page_token` for the next page; empty on the last page. */
@@ -5129,6 +7044,7 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
             };
             cookie?: never;
@@ -5143,6 +7059,35 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "team_id": "4232b144-c163-4dff-aaa8-38f57c446290",
+                     *         "allowed_providers": [
+                     *           "example allowed provider"
+                     *         ],
+                     *         "allowed_models": [
+                     *           "example allowed model"
+                     *         ],
+                     *         "max_run_cost_usd": "0.0125",
+                     *         "requests_per_minute_per_key": 3,
+                     *         "price_overrides": [
+                     *           {
+                     *             "provider": "example provider",
+                     *             "model": "example model",
+                     *             "input_usd_per_mtok": "example input usd per mtok",
+                     *             "output_usd_per_mtok": "example output usd per mtok",
+                     *             "cached_input_usd_per_mtok": "example cached input usd per mtok",
+                     *             "cache_write_usd_per_mtok": "example cache write usd per mtok"
+                     *           }
+                     *         ],
+                     *         "update_time": "2026-12-05 09:30:00+00:00",
+                     *         "updated_by": "example updated by",
+                     *         "etag": "policy-2"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Policy"];
                     };
@@ -5160,12 +7105,24 @@ export interface operations {
                 "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
             };
             cookie?: never;
         };
         requestBody?: {
             content: {
+                /**
+                 * @example {
+                 *       "allowed_providers": [
+                 *         "openai",
+                 *         "anthropic"
+                 *       ],
+                 *       "allowed_models": [],
+                 *       "max_run_cost_usd": "0.50",
+                 *       "requests_per_minute_per_key": 120
+                 *     }
+                 */
                 "application/json": {
                     team_id?: string;
                     allowed_providers?: string[];
@@ -5191,6 +7148,35 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "team_id": "4232b144-c163-4dff-aaa8-38f57c446290",
+                     *         "allowed_providers": [
+                     *           "example allowed provider"
+                     *         ],
+                     *         "allowed_models": [
+                     *           "example allowed model"
+                     *         ],
+                     *         "max_run_cost_usd": "0.0125",
+                     *         "requests_per_minute_per_key": 3,
+                     *         "price_overrides": [
+                     *           {
+                     *             "provider": "example provider",
+                     *             "model": "example model",
+                     *             "input_usd_per_mtok": "example input usd per mtok",
+                     *             "output_usd_per_mtok": "example output usd per mtok",
+                     *             "cached_input_usd_per_mtok": "example cached input usd per mtok",
+                     *             "cache_write_usd_per_mtok": "example cache write usd per mtok"
+                     *           }
+                     *         ],
+                     *         "update_time": "2026-12-05 09:30:00+00:00",
+                     *         "updated_by": "example updated by",
+                     *         "etag": "policy-2"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Policy"];
                     };
@@ -5207,6 +7193,7 @@ export interface operations {
             };
             header?: never;
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
             };
             cookie?: never;
@@ -5221,6 +7208,27 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "team_id": "4232b144-c163-4dff-aaa8-38f57c446290",
+                     *         "daily_limit_usd": "0.0125",
+                     *         "monthly_limit_usd": "0.0125",
+                     *         "periods": [
+                     *           {
+                     *             "period": "day",
+                     *             "limit_usd": "0.0125",
+                     *             "committed_usd": "0.0125",
+                     *             "remaining_usd": "0.0125"
+                     *           }
+                     *         ],
+                     *         "update_time": "2026-12-05 09:30:00+00:00",
+                     *         "updated_by": "example updated by",
+                     *         "etag": "budget-2"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Budget"];
                     };
@@ -5238,12 +7246,19 @@ export interface operations {
                 "If-Match"?: components["parameters"]["IfMatch"];
             };
             path: {
+                /** @example 073d93c2-6786-4467-a327-7342ce462caf */
                 organization_id: string;
             };
             cookie?: never;
         };
         requestBody?: {
             content: {
+                /**
+                 * @example {
+                 *       "daily_limit_usd": "25",
+                 *       "monthly_limit_usd": "500"
+                 *     }
+                 */
                 "application/json": {
                     team_id?: string;
                     daily_limit_usd?: string;
@@ -5262,6 +7277,27 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "organization_id": "073d93c2-6786-4467-a327-7342ce462caf",
+                     *         "team_id": "4232b144-c163-4dff-aaa8-38f57c446290",
+                     *         "daily_limit_usd": "0.0125",
+                     *         "monthly_limit_usd": "0.0125",
+                     *         "periods": [
+                     *           {
+                     *             "period": "day",
+                     *             "limit_usd": "0.0125",
+                     *             "committed_usd": "0.0125",
+                     *             "remaining_usd": "0.0125"
+                     *           }
+                     *         ],
+                     *         "update_time": "2026-12-05 09:30:00+00:00",
+                     *         "updated_by": "example updated by",
+                     *         "etag": "budget-2"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["Budget"];
                     };
