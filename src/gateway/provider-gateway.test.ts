@@ -477,9 +477,10 @@ describe("provider gateway policies and usage", () => {
       scope: "organization",
       period: "day",
       period_start: periodOf("day", new Date()).start,
-      limit_nano_usd: 40_000,
-      committed_nano_usd: 0,
-      refused_estimate_nano_usd: NANO_ESTIMATE,
+      // 64-bit amounts are decimal strings in events, as in every API response.
+      limit_nano_usd: "40000",
+      committed_nano_usd: "0",
+      refused_estimate_nano_usd: String(NANO_ESTIMATE),
     });
 
     // The refusal is about the estimate: a smaller request (2 × 100 + 10 × 400 = 4 200) fits.
@@ -568,7 +569,7 @@ describe("provider gateway policies and usage", () => {
     await call(gw, pricedRequest(), { org, attribution: { runId: other } });
     expect(await committed(`run:${other}`, "run")).toBe(NANO_ESTIMATE);
     // The run's refusal is an event of that run.
-    expect(await exceededEvents(org)).toMatchObject([{ runId: run, payload: { scope: "run", period: "run", limit_nano_usd: 100_000 } }]);
+    expect(await exceededEvents(org)).toMatchObject([{ runId: run, payload: { scope: "run", period: "run", limit_nano_usd: "100000" } }]);
 
     // Without a run the cap bounds the single call's estimate, with nothing to reserve.
     expect(await domainError(call(gw, pricedRequest({ maxTokens: 300 }), { org }))).toMatchObject({ code: "budget_exceeded" });
