@@ -928,7 +928,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The organization's retention of finished runs (its own setting and the server default) */
+        /**
+         * The organization's retention of finished runs (its own setting and the server default)
+         * @description The organization's own setting (if any), the server default, and the retention the pruner applies.
+         */
         get: operations["getRetention"];
         /**
          * Set (or clear) the organization's retention of finished runs
@@ -951,7 +954,7 @@ export interface paths {
         };
         /**
          * List schedules
-         * @description The organization's schedules the caller may read, newest first, a page at a time.
+         * @description The organization's schedules the caller may read, by name (at most 1,000; not paged).
          */
         get: operations["listSchedules"];
         put?: never;
@@ -2101,6 +2104,7 @@ export interface components {
             records: components["schemas"]["UsageRecord"][];
             total: components["schemas"]["UsageGroup"];
         };
+        /** @description How long an organization's finished runs are kept, and where that number comes from. */
         RetentionSettings: {
             organization_id: string;
             /**

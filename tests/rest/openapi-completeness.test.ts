@@ -29,6 +29,7 @@ const optionalBodies = new Set([
   "redeliverWebhookDelivery",
   "setPolicy",
   "setBudget",
+  "setRetention",
 ]);
 
 describe("the OpenAPI document", () => {

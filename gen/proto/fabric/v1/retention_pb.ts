@@ -13,6 +13,8 @@ export const file_fabric_v1_retention: GenFile = /*@__PURE__*/
   fileDesc("ChlmYWJyaWMvdjEvcmV0ZW50aW9uLnByb3RvEglmYWJyaWMudjEiqgEKEVJldGVudGlvblNldHRpbmdzEhcKD29yZ2FuaXphdGlvbl9pZBgBIAEoCRIeChFyZXRlbnRpb25fc2Vjb25kcxgCIAEoA0gAiAEBEiEKGWRlZmF1bHRfcmV0ZW50aW9uX3NlY29uZHMYAyABKAMSIwobZWZmZWN0aXZlX3JldGVudGlvbl9zZWNvbmRzGAQgASgDQhQKEl9yZXRlbnRpb25fc2Vjb25kcyIuChNHZXRSZXRlbnRpb25SZXF1ZXN0EhcKD29yZ2FuaXphdGlvbl9pZBgBIAEoCSJHChRHZXRSZXRlbnRpb25SZXNwb25zZRIvCglyZXRlbnRpb24YASABKAsyHC5mYWJyaWMudjEuUmV0ZW50aW9uU2V0dGluZ3MiZAoTU2V0UmV0ZW50aW9uUmVxdWVzdBIXCg9vcmdhbml6YXRpb25faWQYASABKAkSHgoRcmV0ZW50aW9uX3NlY29uZHMYAiABKANIAIgBAUIUChJfcmV0ZW50aW9uX3NlY29uZHMiRwoUU2V0UmV0ZW50aW9uUmVzcG9uc2USLwoJcmV0ZW50aW9uGAEgASgLMhwuZmFicmljLnYxLlJldGVudGlvblNldHRpbmdzMrQBChBSZXRlbnRpb25TZXJ2aWNlEk8KDEdldFJldGVudGlvbhIeLmZhYnJpYy52MS5HZXRSZXRlbnRpb25SZXF1ZXN0Gh8uZmFicmljLnYxLkdldFJldGVudGlvblJlc3BvbnNlEk8KDFNldFJldGVudGlvbhIeLmZhYnJpYy52MS5TZXRSZXRlbnRpb25SZXF1ZXN0Gh8uZmFicmljLnYxLlNldFJldGVudGlvblJlc3BvbnNlQmwKDWRldi5mYWJyaWMudjFCDlJldGVudGlvblByb3RvUAFaJGZhYnJpYy5kZXYvZ2VuL2dvL2ZhYnJpYy92MTtmYWJyaWN2MaoCCUZhYnJpYy5WMcoCCUZhYnJpY1xWMeoCCkZhYnJpYzo6VjFiBnByb3RvMw");
 
 /**
+ * How long an organization's finished runs are kept, and where that number comes from.
+ *
  * @generated from message fabric.v1.RetentionSettings
  */
 export type RetentionSettings = Message<"fabric.v1.RetentionSettings"> & {
@@ -139,6 +141,9 @@ export const SetRetentionResponseSchema: GenMessage<SetRetentionResponse> = /*@_
  */
 export const RetentionService: GenService<{
   /**
+   * The organization's own setting (if any), the server default, and the retention the
+   * pruner applies.
+   *
    * @generated from rpc fabric.v1.RetentionService.GetRetention
    */
   getRetention: {

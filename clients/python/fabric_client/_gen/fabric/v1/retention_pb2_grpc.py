@@ -38,7 +38,9 @@ class RetentionServiceServicer(object):
     """
 
     def GetRetention(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The organization's own setting (if any), the server default, and the retention the
+        pruner applies.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
