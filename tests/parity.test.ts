@@ -871,6 +871,25 @@ const table: Record<string, Parity> = {
     ],
   },
 
+  // ── RetentionService ───────────────────────────────────────────────────────────────────
+
+  "fabric.v1.RetentionService/GetRetention": {
+    shape: { data: "retention" },
+    ok: [{ name: "the organization's", shared: true, call: () => ({ rest: { path: orgPath("/retention") }, grpc: { organization_id: st.orgId } }) }],
+    errors: [otherOrg(() => ({ rest: { path: orgPath("/retention") }, grpc: { organization_id: st.orgId } })), unauth(() => ({ rest: { path: orgPath("/retention") }, grpc: { organization_id: st.orgId } }))],
+  },
+
+  "fabric.v1.RetentionService/SetRetention": {
+    shape: { data: "retention" },
+    ok: [{ name: "a retention of 30 days", call: () => ({ rest: { path: orgPath("/retention"), body: { retention_seconds: "2592000" } }, grpc: { organization_id: st.orgId, retention_seconds: "2592000" } }) }],
+    errors: [
+      { name: "below the minimum", kind: "invalid_argument", code: "invalid_argument", call: () => ({ rest: { path: orgPath("/retention"), body: { retention_seconds: "59" } }, grpc: { organization_id: st.orgId, retention_seconds: "59" } }) },
+      { name: "as a viewer", kind: "permission_denied", code: "permission_denied", key: "viewer", call: () => ({ rest: { path: orgPath("/retention"), body: { retention_seconds: "3600" } }, grpc: { organization_id: st.orgId, retention_seconds: "3600" } }) },
+      otherOrg(() => ({ rest: { path: orgPath("/retention"), body: {} }, grpc: { organization_id: st.orgId } })),
+      unauth(() => ({ rest: { path: orgPath("/retention"), body: {} }, grpc: { organization_id: st.orgId } })),
+    ],
+  },
+
   // ── ScheduleService ────────────────────────────────────────────────────────────────────
   // Schedules of the smoke workflow that fire on 1 January only: nothing fires meanwhile.
 

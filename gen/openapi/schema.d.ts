@@ -921,6 +921,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/organizations/{organization_id}/retention": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The organization's retention of finished runs (its own setting and the server default)
+         * @description The organization's own setting (if any), the server default, and the retention the pruner applies.
+         */
+        get: operations["getRetention"];
+        /**
+         * Set (or clear) the organization's retention of finished runs
+         * @description Sets the organization's retention, or clears it (the server default applies again).
+         */
+        put: operations["setRetention"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/schedules": {
         parameters: {
             query?: never;
@@ -930,7 +954,7 @@ export interface paths {
         };
         /**
          * List schedules
-         * @description The organization's schedules the caller may read, newest first, a page at a time.
+         * @description The organization's schedules the caller may read, by name (at most 1,000; not paged).
          */
         get: operations["listSchedules"];
         put?: never;
@@ -2079,6 +2103,25 @@ export interface components {
         GetJobUsageResponse: {
             records: components["schemas"]["UsageRecord"][];
             total: components["schemas"]["UsageGroup"];
+        };
+        /** @description How long an organization's finished runs are kept, and where that number comes from. */
+        RetentionSettings: {
+            organization_id: string;
+            /**
+             * Format: int64
+             * @description The organization's own setting in seconds; unset: the server default applies.
+             */
+            retention_seconds?: string;
+            /**
+             * Format: int64
+             * @description The server default (FABRIC_RETENTION_SECONDS) in seconds; 0: forever.
+             */
+            default_retention_seconds: string;
+            /**
+             * Format: int64
+             * @description What the pruner uses: the organization's setting, else the server default; 0: forever.
+             */
+            effective_retention_seconds: string;
         };
         /** @description A workflow started by the clock: a cron pattern in a time zone, or one start time, with the policies that decide what a fire does when the previous run is still active and what happens to fires missed while no control plane was running. */
         Schedule: {
@@ -5427,6 +5470,70 @@ export interface operations {
                         data: components["schemas"]["AuditEntry"][];
                         /** @description Pass as `page_token` for the next page; empty on the last page. */
                         next_page_token: string;
+                    };
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    getRetention: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                organization_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The retention settings. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["RetentionSettings"];
+                    };
+                };
+            };
+            "4XX": components["responses"]["Problem"];
+            "5XX": components["responses"]["Problem"];
+        };
+    };
+    setRetention: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                organization_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /**
+                     * Format: int64
+                     * @description 0 (forever) or 60..2000000000 (about 63 years); unset clears the organization's setting.
+                     */
+                    retention_seconds?: string | number;
+                };
+            };
+        };
+        responses: {
+            /** @description The retention settings. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        data: components["schemas"]["RetentionSettings"];
                     };
                 };
             };

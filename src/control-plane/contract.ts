@@ -14,6 +14,7 @@ import { PolicyService, UsageService, file_fabric_v1_usage } from "../../gen/pro
 import { IdentityService, file_fabric_v1_identity } from "../../gen/proto/fabric/v1/identity_pb.js";
 import { RunService, file_fabric_v1_run } from "../../gen/proto/fabric/v1/run_pb.js";
 import { ScheduleService, file_fabric_v1_schedules } from "../../gen/proto/fabric/v1/schedules_pb.js";
+import { RetentionService, file_fabric_v1_retention } from "../../gen/proto/fabric/v1/retention_pb.js";
 import { TenancyService, file_fabric_v1_tenancy } from "../../gen/proto/fabric/v1/tenancy_pb.js";
 import { WebhookService, file_fabric_v1_webhooks } from "../../gen/proto/fabric/v1/webhooks_pb.js";
 import { WorkflowService, file_fabric_v1_workflow } from "../../gen/proto/fabric/v1/workflow_pb.js";
@@ -40,12 +41,13 @@ export const serviceDescriptors = {
   "fabric.v1.UsageService": UsageService,
   "fabric.v1.PolicyService": PolicyService,
   "fabric.v1.ScheduleService": ScheduleService,
+  "fabric.v1.RetentionService": RetentionService,
 } as const;
 export type ServiceName = keyof typeof serviceDescriptors;
 for (const [name, desc] of Object.entries(serviceDescriptors)) if (name !== desc.typeName) throw new Error(`serviceDescriptors: ${name} holds ${desc.typeName}`);
 
 export const services: readonly DescService[] = Object.values(serviceDescriptors);
-export const protoFiles = [file_fabric_v1_workflow, file_fabric_v1_run, file_fabric_v1_identity, file_fabric_v1_tenancy, file_fabric_v1_access, file_fabric_v1_events, file_fabric_v1_webhooks, file_fabric_v1_providers, file_fabric_v1_jobs, file_fabric_v1_usage, file_fabric_v1_schedules];
+export const protoFiles = [file_fabric_v1_workflow, file_fabric_v1_run, file_fabric_v1_identity, file_fabric_v1_tenancy, file_fabric_v1_access, file_fabric_v1_events, file_fabric_v1_webhooks, file_fabric_v1_providers, file_fabric_v1_jobs, file_fabric_v1_usage, file_fabric_v1_schedules, file_fabric_v1_retention];
 
 export interface RestOperation {
   operationId: string;

@@ -105,6 +105,9 @@ export const operationRules: Readonly<Record<string, OperationRule>> = {
   "fabric.v1.PolicyService/GetBudget": { org, action: "budget.read" },
   "fabric.v1.PolicyService/SetBudget": { org, action: "budget.write" },
 
+  "fabric.v1.RetentionService/GetRetention": { org, action: "organization.read" },
+  "fabric.v1.RetentionService/SetRetention": { org, action: "organization.update" },
+
   "fabric.v1.ScheduleService/CreateSchedule": { org: "caller", action: "schedule.write" },
   "fabric.v1.ScheduleService/GetSchedule": { org: "caller", action: "schedule.read" },
   "fabric.v1.ScheduleService/ListSchedules": { org: "caller", action: "schedule.read" },

@@ -14,6 +14,7 @@ import { pingDatabase } from "../db/ping.js";
 import { startRetentionPruner, type RetentionPruner } from "./retention-pruner.js";
 import { startScheduler, type Scheduler, type SchedulerOptions } from "./scheduler.js";
 import { createScheduleService } from "../services/schedules/schedule-service.js";
+import { createRetentionService } from "../services/retention/retention-service.js";
 import type { Logger } from "../logger.js";
 import { createContextValues } from "@connectrpc/connect";
 import { createAuthenticator, jwtSecretFrom } from "../services/identity/authenticator.js";
@@ -129,6 +130,7 @@ export async function startControlPlane(deps: {
     "fabric.v1.UsageService": createUsageService({ db }),
     "fabric.v1.PolicyService": createPolicyService({ db, onChange: gateway.invalidate }),
     "fabric.v1.ScheduleService": createScheduleService({ db, limits: sizeLimitsFrom(config), kick: scheduler.kick }),
+    "fabric.v1.RetentionService": createRetentionService({ db, defaultRetentionSeconds: config.FABRIC_RETENTION_SECONDS ?? 0 }),
   };
   const callStep = createCallStep({ authenticator: createAuthenticator(db, { principalHeader: deps.principalHeader === true, jwtSecret }), guard: createGuard(db) });
 

@@ -70,6 +70,7 @@ import { InvitationsResource, MembersResource, OrganizationsResource, TeamsResou
 import { PoliciesResource, UsageResource } from "./resources/usage.js";
 import { WebhooksResource } from "./resources/webhooks.js";
 import { SchedulesResource } from "./resources/schedules.js";
+import { RetentionResource } from "./resources/retention.js";
 import { WorkflowsResource } from "./resources/workflows.js";
 import type { paths } from "../../gen/openapi/schema.js";
 import type { HttpMethod, JsonBody, Operation, PathParams, QueryParams, SuccessJson } from "./types.js";
@@ -130,6 +131,7 @@ export class FabricClient {
   readonly usage: UsageResource;
   readonly policies: PoliciesResource;
   readonly schedules: SchedulesResource;
+  readonly retention: RetentionResource;
   /** The organization sent as `X-Organization-Id`, if any. */
   readonly organizationId: string | undefined;
   /** The reconnection policy of event streams, defaults filled in. */
@@ -176,6 +178,7 @@ export class FabricClient {
     this.usage = new UsageResource(transport);
     this.policies = new PoliciesResource(transport);
     this.schedules = new SchedulesResource(transport);
+    this.retention = new RetentionResource(transport);
   }
 
   /**

@@ -23,6 +23,7 @@ import { TenancyService } from "../../gen/proto/fabric/v1/tenancy_pb.js";
 import { PolicyService, UsageService } from "../../gen/proto/fabric/v1/usage_pb.js";
 import { WebhookService } from "../../gen/proto/fabric/v1/webhooks_pb.js";
 import { ScheduleService } from "../../gen/proto/fabric/v1/schedules_pb.js";
+import { RetentionService } from "../../gen/proto/fabric/v1/retention_pb.js";
 import { WorkflowService } from "../../gen/proto/fabric/v1/workflow_pb.js";
 import { FabricError } from "./core/fabric-error.js";
 
@@ -42,6 +43,7 @@ export const grpcServices = {
   usage: UsageService,
   policies: PolicyService,
   schedules: ScheduleService,
+  retention: RetentionService,
 } as const satisfies Record<string, DescService>;
 
 /** A typed Connect client per service; see `grpcServices` for which is which. */

@@ -24,6 +24,7 @@ export { InvitationsResource, MembersResource, OrganizationsResource, TeamsResou
 export { PoliciesResource, UsageResource } from "./resources/usage.js";
 export { WebhooksResource } from "./resources/webhooks.js";
 export { SchedulesResource } from "./resources/schedules.js";
+export { RetentionResource } from "./resources/retention.js";
 export { WorkflowsResource } from "./resources/workflows.js";
 export type {
   AddMemberRequest,

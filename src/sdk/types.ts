@@ -98,6 +98,7 @@ export type Webhook = Schemas["Webhook"];
 export type WebhookDelivery = Schemas["WebhookDelivery"];
 export type Schedule = Schemas["Schedule"];
 export type ScheduleFire = Schemas["ScheduleFire"];
+export type RetentionSettings = Schemas["RetentionSettings"];
 /** What `webhooks.create` answers: the webhook and its signing secret `whsec_…`, shown this once. */
 export type CreateWebhookResponse = Schemas["CreateWebhookResponse"];
 
@@ -180,6 +181,8 @@ export type UpdateWebhookRequest = NonNullable<JsonBody<operations["updateWebhoo
 export type CreateScheduleRequest = NonNullable<JsonBody<operations["createSchedule"]>>;
 /** `PATCH /v1/schedules/{id}`: the fields to change. */
 export type UpdateScheduleRequest = NonNullable<JsonBody<operations["updateSchedule"]>>;
+/** `PUT /v1/organizations/{organization_id}/retention`: `retention_seconds`, or nothing to clear the setting. */
+export type SetRetentionRequest = NonNullable<JsonBody<operations["setRetention"]>>;
 /** Filter of `GET /v1/schedules`. */
 export type ListSchedulesParams = NonNullable<QueryParams<operations["listSchedules"]>>;
 /** Filter of `GET /v1/schedules/{schedule_id}/fires`. */

@@ -33,6 +33,7 @@ const optionalBodies = new Set([
   "redeliverWebhookDelivery",
   "setPolicy",
   "setBudget",
+  "setRetention",
 ]);
 
 describe("the OpenAPI document", () => {

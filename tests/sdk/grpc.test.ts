@@ -74,6 +74,7 @@ const oneCallPerService: { [K in keyof FabricGrpc]: (grpc: FabricGrpc) => Promis
   usage: async (g) => expect((await g.usage.queryUsage({ organizationId: org })).total).toBeDefined(),
   policies: async (g) => expect((await g.policies.getPolicy({ organizationId: org })).policy?.organizationId).toBe(org),
   schedules: async (g) => expect(Array.isArray((await g.schedules.listSchedules({})).schedules)).toBe(true),
+  retention: async (g) => expect((await g.retention.getRetention({ organizationId: org })).retention?.organizationId).toBe(org),
 };
 
 describe("client.grpc covers every service", () => {

@@ -598,7 +598,7 @@ export const ScheduleService: GenService<{
     output: typeof GetScheduleResponseSchema;
   },
   /**
-   * The organization's schedules the caller may read, newest first, a page at a time.
+   * The organization's schedules the caller may read, by name (at most 1,000; not paged).
    *
    * @generated from rpc fabric.v1.ScheduleService.ListSchedules
    */

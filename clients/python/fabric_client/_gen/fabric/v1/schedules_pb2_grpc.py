@@ -77,7 +77,7 @@ class ScheduleServiceServicer(object):
         raise NotImplementedError('Method not implemented!')
 
     def ListSchedules(self, request, context):
-        """The organization's schedules the caller may read, newest first, a page at a time.
+        """The organization's schedules the caller may read, by name (at most 1,000; not paged).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
