@@ -5482,6 +5482,7 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example a5614527-0ce6-43be-ad1d-d012b7394867 */
                 organization_id: string;
             };
             cookie?: never;
@@ -5495,6 +5496,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "organization_id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "retention_seconds": "2592000",
+                     *         "default_retention_seconds": "7776000",
+                     *         "effective_retention_seconds": "2592000"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["RetentionSettings"];
                     };
@@ -5509,12 +5520,18 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
+                /** @example a5614527-0ce6-43be-ad1d-d012b7394867 */
                 organization_id: string;
             };
             cookie?: never;
         };
         requestBody?: {
             content: {
+                /**
+                 * @example {
+                 *       "retention_seconds": "2592000"
+                 *     }
+                 */
                 "application/json": {
                     /**
                      * Format: int64
@@ -5532,6 +5549,16 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "data": {
+                     *         "organization_id": "a5614527-0ce6-43be-ad1d-d012b7394867",
+                     *         "retention_seconds": "2592000",
+                     *         "default_retention_seconds": "7776000",
+                     *         "effective_retention_seconds": "2592000"
+                     *       }
+                     *     }
+                     */
                     "application/json": {
                         data: components["schemas"]["RetentionSettings"];
                     };
