@@ -9,6 +9,7 @@
 import { sql, type SQL } from "drizzle-orm";
 import { query, sqlIn, type Executor } from "./database.js";
 import { channels, emitEvents, notify, type NewEvent } from "./events.js";
+import { finalContext } from "./run-context.js";
 import type { EventKind } from "../domain/event-kinds.js";
 import { terminalRunStatuses, type RunStatus } from "./schema.js";
 
@@ -17,7 +18,11 @@ export interface LockedRun {
   organizationId: string;
   workflowId: string;
   status: RunStatus;
-  context: Record<string, any>;
+  /** The last output number `context` includes, and the last one given (db/run-context.ts); the context itself is not read under the lock. */
+  contextSeq: number;
+  outputSeq: number;
+  /** The context's size as limited: starting context plus every bound value. */
+  contextBytes: number;
   nodesPending: number;
   failFast: boolean;
   state: unknown;
@@ -40,7 +45,9 @@ interface RunLockRow {
   organization_id: string;
   workflow_id: string;
   status: RunStatus;
-  context: Record<string, any>;
+  context_seq: number | string;
+  output_seq: number | string;
+  context_bytes: number | string;
   nodes_pending: number | string;
   fail_fast: boolean;
   state: unknown;
@@ -57,7 +64,7 @@ export async function lockRuns(tx: Executor, runIds: readonly string[]): Promise
   if (runIds.length === 0) return [];
   const rows = await query<RunLockRow>(
     tx,
-    sql`SELECT id, organization_id, workflow_id, status, context, nodes_pending, fail_fast, state, error
+    sql`SELECT id, organization_id, workflow_id, status, context_seq, output_seq, context_bytes, nodes_pending, fail_fast, state, error
         FROM workflow_runs WHERE id IN ${sqlIn([...new Set(runIds)])} ORDER BY id FOR UPDATE`,
   );
   return rows.map((r) => ({
@@ -65,7 +72,9 @@ export async function lockRuns(tx: Executor, runIds: readonly string[]): Promise
     organizationId: r.organization_id,
     workflowId: r.workflow_id,
     status: r.status,
-    context: r.context,
+    contextSeq: Number(r.context_seq),
+    outputSeq: Number(r.output_seq),
+    contextBytes: Number(r.context_bytes),
     nodesPending: Number(r.nodes_pending),
     failFast: r.fail_fast,
     state: r.state,
@@ -107,9 +116,10 @@ export function leaseGuardSql(owner: string | SQL, attempt: number | SQL): SQL {
 const runEvent = (run: LockedRun, kind: EventKind, payload: Record<string, unknown> = {}): NewEvent => ({ organizationId: run.organizationId, runId: run.id, kind, payload });
 
 /**
- * Ends a run: status, error, finish time, and the terminal event echoing the caller's
- * `state`. Nodes not yet terminal are cancelled (their owners' conditional writes then
- * fail, and executors abort them on the `fabric_cancel` notification).
+ * Ends a run: status, error, finish time, the final context (its numbered outputs folded
+ * in once, db/run-context.ts), and the terminal event echoing the caller's `state`. Nodes
+ * not yet terminal are cancelled (their owners' conditional writes then fail, and
+ * executors abort them on the `fabric_cancel` notification).
  */
 export async function finishRun(tx: Executor, run: LockedRun, status: "completed" | "failed" | "cancelled", error: RunErrorJson | null, extra: NewEvent[] = []): Promise<void> {
   const cancelled = await query<{ node_key: string; status: string }>(
@@ -118,11 +128,14 @@ export async function finishRun(tx: Executor, run: LockedRun, status: "completed
         WHERE run_id = ${run.id} AND status IN ('blocked', 'ready', 'running', 'waiting')
         RETURNING node_key, status`,
   );
+  const context = await finalContext(tx, run);
+  const setContext = context ? sql`, context = ${JSON.stringify(context)}::jsonb, context_seq = ${run.outputSeq}` : sql``;
   await tx.execute(
     sql`UPDATE workflow_runs SET status = ${status}, error = ${error ? JSON.stringify(error) : null}::jsonb, nodes_pending = 0,
-               finished_at = now()
+               finished_at = now()${setContext}
         WHERE id = ${run.id}`,
   );
+  if (context) run.contextSeq = run.outputSeq;
   const kind = `workflow.run.${status}` as const;
   await emitEvents(tx, [
     ...extra,
