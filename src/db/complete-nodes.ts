@@ -17,7 +17,9 @@
  * 4. dependents' counts are decremented (one UPDATE for the batch) and those reaching zero
  *    made ready: due now, or held while their run is paused (paused-nodes.ts);
  * 5. a waiting run none of whose nodes waits any more (its signal arrived) runs again;
- * 6. one UPDATE writes the runs, one INSERT the events; runs with no node left finish.
+ * 6. one UPDATE writes the runs; runs with no node left finish (`finishRuns`: two
+ *    statements for all of them); one INSERT writes every event of the batch and sends the
+ *    notifications (`fabric_events`, and `fabric_work` when nodes became due).
  *
  * Sizes are checked before anything is marked (domain/size-limits.ts): an item whose
  * output or `workflow.node.completed` payload is over its limit, or whose bound values
@@ -32,7 +34,7 @@ import type { CompiledNode } from "../domain/compiled-workflow.js";
 import { query, sqlIn, type Db, type Executor } from "./database.js";
 import { channels, emitEvents, notify, type NewEvent } from "./events.js";
 import { readyTimes } from "./paused-nodes.js";
-import { finishRun, guardSql, leaseGuardSql, lockRuns, type LockedRun, type NodeGuard } from "./run-state.js";
+import { finishRuns, guardSql, leaseGuardSql, lockRuns, type LockedRun, type NodeGuard } from "./run-state.js";
 
 export interface NodeCompletion {
   runId: string;
@@ -113,6 +115,7 @@ export async function completeNodes(db: Db, items: readonly NodeCompletion[], li
     });
     if (touched.size === 0) return outcomes;
 
+    let wake = false;
     if (decrements.size) {
       const rows = [...decrements.values()].map((d) => sql`(${d.runId}::uuid, ${d.key}, ${d.by}::int, ${d.paused}::boolean)`);
       const ready = readyTimes(sql`v.paused`, sql`now()`);
@@ -129,7 +132,7 @@ export async function completeNodes(db: Db, items: readonly NodeCompletion[], li
       );
       const made = released.filter((r) => r.status === "ready");
       for (const r of made) events.push({ organizationId: r.organization_id, runId: r.run_id, nodeKey: r.node_key, kind: "workflow.node.ready", payload: {} });
-      if (made.some((r) => !r.paused)) await notify(tx, channels.work);
+      if (made.some((r) => !r.paused)) wake = true;
     }
 
     if (wasWaiting.size) {
@@ -149,10 +152,9 @@ export async function completeNodes(db: Db, items: readonly NodeCompletion[], li
           FROM (VALUES ${sql.join(rows, sql`, `)}) AS v(id, output_seq, context_bytes, pending, status)
           WHERE r.id = v.id`,
     );
-    await emitEvents(tx, events);
-    for (const run of touched) {
-      if (run.nodesPending === 0) await finishRun(tx, run, run.error ? "failed" : "completed", run.error);
-    }
+    const finished = [...touched].filter((run) => run.nodesPending === 0).map((run) => ({ run, status: run.error ? ("failed" as const) : ("completed" as const), error: run.error }));
+    events.push(...(await finishRuns(tx, finished)));
+    await emitEvents(tx, events, wake ? [channels.work] : []);
     return outcomes;
   });
 }

@@ -115,35 +115,60 @@ export function leaseGuardSql(owner: string | SQL, attempt: number | SQL): SQL {
 
 const runEvent = (run: LockedRun, kind: EventKind, payload: Record<string, unknown> = {}): NewEvent => ({ organizationId: run.organizationId, runId: run.id, kind, payload });
 
+/** One run to end, and the events to write before its own (`finishRuns`). */
+export interface RunFinish {
+  run: LockedRun;
+  status: "completed" | "failed" | "cancelled";
+  error: RunErrorJson | null;
+  extra?: NewEvent[];
+}
+
 /**
- * Ends a run: status, error, finish time, the final context (its numbered outputs folded
- * in once, db/run-context.ts), and the terminal event echoing the caller's `state`. Nodes
- * not yet terminal are cancelled (their owners' conditional writes then fail, and
- * executors abort them on the `fabric_cancel` notification).
+ * Ends runs: status, error, finish time, the final context (its numbered outputs folded
+ * in once, db/run-context.ts), and per run `extra`, a `workflow.node.cancelled` for each
+ * node not yet terminal (cancelled here: their owners' conditional writes then fail, and
+ * executors abort them on the `fabric_cancel` notification), and the terminal event
+ * echoing the caller's `state`. Two statements for any number of runs (plus one read per
+ * run whose context has outputs to fold); returns the events for the caller to write with
+ * its own, in one INSERT. The runs must be locked.
  */
-export async function finishRun(tx: Executor, run: LockedRun, status: "completed" | "failed" | "cancelled", error: RunErrorJson | null, extra: NewEvent[] = []): Promise<void> {
-  const cancelled = await query<{ node_key: string; status: string }>(
+export async function finishRuns(tx: Executor, finishes: readonly RunFinish[]): Promise<NewEvent[]> {
+  if (finishes.length === 0) return [];
+  const cancelled = await query<{ run_id: string; node_key: string }>(
     tx,
     sql`UPDATE workflow_run_nodes SET status = 'cancelled', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL, resume_at = NULL
-        WHERE run_id = ${run.id} AND status IN ('blocked', 'ready', 'running', 'waiting')
-        RETURNING node_key, status`,
+        WHERE run_id IN ${sqlIn(finishes.map((f) => f.run.id))} AND status IN ('blocked', 'ready', 'running', 'waiting')
+        RETURNING run_id, node_key`,
   );
-  const context = await finalContext(tx, run);
-  const setContext = context ? sql`, context = ${JSON.stringify(context)}::jsonb, context_seq = ${run.outputSeq}` : sql``;
+  const rows: SQL[] = [];
+  for (const f of finishes) {
+    const context = await finalContext(tx, f.run);
+    rows.push(sql`(${f.run.id}::uuid, ${f.status}, ${f.error ? JSON.stringify(f.error) : null}::jsonb, ${context ? JSON.stringify(context) : null}::jsonb, ${context ? f.run.outputSeq : null}::int)`);
+    if (context) f.run.contextSeq = f.run.outputSeq;
+  }
   await tx.execute(
-    sql`UPDATE workflow_runs SET status = ${status}, error = ${error ? JSON.stringify(error) : null}::jsonb, nodes_pending = 0,
-               finished_at = now()${setContext}
-        WHERE id = ${run.id}`,
+    sql`UPDATE workflow_runs r SET status = v.status, error = v.error, nodes_pending = 0, finished_at = now(),
+               context = coalesce(v.context, r.context), context_seq = coalesce(v.context_seq, r.context_seq)
+        FROM (VALUES ${sql.join(rows, sql`, `)}) AS v(id, status, error, context, context_seq)
+        WHERE r.id = v.id`,
   );
-  if (context) run.contextSeq = run.outputSeq;
-  const kind = `workflow.run.${status}` as const;
-  await emitEvents(tx, [
-    ...extra,
-    ...cancelled.map((n) => ({ organizationId: run.organizationId, runId: run.id, nodeKey: n.node_key, kind: "workflow.node.cancelled" as const, payload: {} })),
-    runEvent(run, kind, { status, error, state: run.state ?? null }),
-  ]);
-  if (cancelled.length) await notify(tx, channels.cancel, run.id);
-  run.status = status;
+  const events: NewEvent[] = [];
+  for (const f of finishes) {
+    const mine = cancelled.filter((n) => n.run_id === f.run.id);
+    events.push(
+      ...(f.extra ?? []),
+      ...mine.map((n) => ({ organizationId: f.run.organizationId, runId: f.run.id, nodeKey: n.node_key, kind: "workflow.node.cancelled" as const, payload: {} })),
+      runEvent(f.run, `workflow.run.${f.status}`, { status: f.status, error: f.error, state: f.run.state ?? null }),
+    );
+    if (mine.length) await notify(tx, channels.cancel, f.run.id);
+    f.run.status = f.status;
+  }
+  return events;
+}
+
+/** Ends one run (`finishRuns`) and writes its events. */
+export async function finishRun(tx: Executor, run: LockedRun, status: "completed" | "failed" | "cancelled", error: RunErrorJson | null, extra: NewEvent[] = []): Promise<void> {
+  await emitEvents(tx, await finishRuns(tx, [{ run, status, error, extra }]));
 }
 
 /** Marks a pending run running when the claim could not (its row was locked then). */
