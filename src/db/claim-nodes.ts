@@ -13,7 +13,9 @@
  * transition when the claim skipped it.
  *
  * `workflow_run_nodes_claimable` (partial, status = 'ready') makes the candidate scan
- * independent of how many finished rows the table holds.
+ * independent of how many finished rows the table holds. The claim returns no context:
+ * the step reads what its bindings need afterwards (run-context.ts `readStepContext`), so
+ * a claim costs the same however much the run has produced.
  */
 import { sql } from "drizzle-orm";
 import { query, type Executor } from "./database.js";
@@ -27,7 +29,6 @@ export interface ClaimedNode {
   attempt: number;
   maxAttempts: number;
   workflowId: string;
-  context: Record<string, unknown>;
   /** The run's team and starter (principal, API key). */
   teamId: string | null;
   createdBy: string | null;
@@ -73,7 +74,7 @@ export async function claimNodes(ex: Executor, opts: { workerId: string; limit: 
       RETURNING id
     )
     SELECT c.id::float8 AS id, c.run_id, c.organization_id, c.node_key, c.operation, c.attempt, c.max_attempts,
-           r.workflow_id, r.context, r.team_id, r.created_by, r.api_key_id, r.trace_context, c.queue_wait,
+           r.workflow_id, r.team_id, r.created_by, r.api_key_id, r.trace_context, c.queue_wait,
            (SELECT pg_notify('fabric_events', '') FROM (SELECT count(*) FROM ev) x) IS NULL AS notified
     FROM claimed c JOIN workflow_runs r ON r.id = c.run_id`,
   );
@@ -86,7 +87,6 @@ export async function claimNodes(ex: Executor, opts: { workerId: string; limit: 
     attempt: Number(r.attempt),
     maxAttempts: Number(r.max_attempts),
     workflowId: r.workflow_id,
-    context: r.context,
     teamId: r.team_id ?? null,
     createdBy: r.created_by ?? null,
     apiKeyId: r.api_key_id ?? null,

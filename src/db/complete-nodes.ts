@@ -10,27 +10,31 @@
  *    nodes succeeded where their guard still holds — for the executor, (lease owner,
  *    attempt); an item whose guard no longer holds changes nothing and is reported
  *    `lost`;
- * 3. per run, in batch order: a pending run the claim could not start is started, the
- *    outputs are bound into the context with each node's merge policy;
+ * 3. per run, in batch order: a pending run the claim could not start is started; each
+ *    output that binds something is numbered (`output_seq`, the order it is bound into the
+ *    context, run-context.ts) — the context document is neither read nor rewritten, so a
+ *    completion costs the same however large the context has grown;
  * 4. dependents' counts are decremented (one UPDATE for the batch) and those reaching zero
  *    made ready: due now, or held while their run is paused (paused-nodes.ts);
  * 5. a waiting run none of whose nodes waits any more (its signal arrived) runs again;
- * 6. one UPDATE writes the runs, one INSERT the events; runs with no node left finish.
+ * 6. one UPDATE writes the runs; runs with no node left finish (`finishRuns`: two
+ *    statements for all of them); one INSERT writes every event of the batch and sends the
+ *    notifications (`fabric_events`, and `fabric_work` when nodes became due).
  *
  * Sizes are checked before anything is marked (domain/size-limits.ts): an item whose
- * output or `workflow.node.completed` payload is over its limit, or whose outputs would
- * grow its run's context past the context limit (applied in batch order to the locked
- * context), changes nothing and is reported `{ tooLarge }` for its caller to fail the
+ * output or `workflow.node.completed` payload is over its limit, or whose bound values
+ * would grow its run's `context_bytes` past the context limit (in batch order), changes
+ * nothing and is reported `{ tooLarge }` for its caller to fail the
  * node — the executor produced it, so the executor records the failure.
  */
 import { sql, type SQL } from "drizzle-orm";
-import { applyOutputs, type JsonObject } from "../domain/context.js";
+import { boundBytes, type JsonObject } from "../domain/context.js";
 import { defaultSizeLimits, jsonBytes, SizeLimitError, type SizeLimits } from "../domain/size-limits.js";
 import type { CompiledNode } from "../domain/compiled-workflow.js";
 import { query, sqlIn, type Db, type Executor } from "./database.js";
 import { channels, emitEvents, notify, type NewEvent } from "./events.js";
 import { readyTimes } from "./paused-nodes.js";
-import { finishRun, guardSql, leaseGuardSql, lockRuns, type LockedRun, type NodeGuard } from "./run-state.js";
+import { finishRuns, guardSql, leaseGuardSql, lockRuns, type LockedRun, type NodeGuard } from "./run-state.js";
 
 export interface NodeCompletion {
   runId: string;
@@ -53,7 +57,10 @@ export async function completeNodes(db: Db, items: readonly NodeCompletion[], li
   return db.transaction(async (tx) => {
     const runs = new Map((await lockRuns(tx, items.map((i) => i.runId))).map((r) => [r.id, r]));
     const refused = new Map<number, SizeLimitError>();
-    const contexts = new Map<string, JsonObject>();
+    const contextBytes = new Map<string, number>();
+    const added = new Map<number, number>();
+    const seqs = new Map<number, number>();
+    const lastSeq = new Map<string, number>();
     items.forEach((item, idx) => {
       const output = jsonBytes(item.output);
       if (output > limits.nodeOutputBytes) return void refused.set(idx, new SizeLimitError(`the output of node ${item.node.spec.key}`, output, limits.nodeOutputBytes));
@@ -61,15 +68,23 @@ export async function completeNodes(db: Db, items: readonly NodeCompletion[], li
       if (payload > limits.eventPayloadBytes) return void refused.set(idx, new SizeLimitError(`the completion event of node ${item.node.spec.key}`, payload, limits.eventPayloadBytes));
       const run = runs.get(item.runId);
       if (!run) return;
-      const next = applyOutputs((contexts.get(run.id) ?? run.context) as JsonObject, item.output, item.node.spec.outputs, item.node.merge);
-      const context = jsonBytes(next);
+      const bytes = boundBytes(item.output, item.node.spec.outputs);
+      const context = (contextBytes.get(run.id) ?? run.contextBytes) + bytes;
       if (context > limits.runContextBytes) return void refused.set(idx, new SizeLimitError(`the context of run ${run.id} after node ${item.node.spec.key}`, context, limits.runContextBytes));
-      contexts.set(run.id, next);
+      contextBytes.set(run.id, context);
+      added.set(idx, bytes);
+      // Numbered in batch order: the order its outputs are bound into the context.
+      if (Object.keys(item.node.spec.outputs).length) {
+        const seq = (lastSeq.get(run.id) ?? run.outputSeq) + 1;
+        lastSeq.set(run.id, seq);
+        seqs.set(idx, seq);
+      }
     });
     const applied = await markSucceeded(
       tx,
       items,
       items.map((_, idx) => idx).filter((idx) => !refused.has(idx)),
+      seqs,
     );
     const outcomes: CompletionOutcome[] = items.map((_, idx) => (refused.has(idx) ? { tooLarge: refused.get(idx)! } : applied.has(idx) ? "applied" : "lost"));
 
@@ -88,7 +103,8 @@ export async function completeNodes(db: Db, items: readonly NodeCompletion[], li
         events.push({ organizationId: run.organizationId, runId: run.id, kind: "workflow.run.started", payload: {} });
       }
       events.push({ organizationId: run.organizationId, runId: run.id, nodeKey: item.node.spec.key, kind: "workflow.node.completed", payload: { output: item.output, ...item.eventPayload } });
-      run.context = applyOutputs(run.context as JsonObject, item.output, item.node.spec.outputs, item.node.merge);
+      run.contextBytes += added.get(idx) ?? 0;
+      run.outputSeq = Math.max(run.outputSeq, seqs.get(idx) ?? 0);
       run.nodesPending -= 1;
       for (const d of item.node.dependents) {
         const k = `${run.id}/${d}`;
@@ -99,6 +115,7 @@ export async function completeNodes(db: Db, items: readonly NodeCompletion[], li
     });
     if (touched.size === 0) return outcomes;
 
+    let wake = false;
     if (decrements.size) {
       const rows = [...decrements.values()].map((d) => sql`(${d.runId}::uuid, ${d.key}, ${d.by}::int, ${d.paused}::boolean)`);
       const ready = readyTimes(sql`v.paused`, sql`now()`);
@@ -115,7 +132,7 @@ export async function completeNodes(db: Db, items: readonly NodeCompletion[], li
       );
       const made = released.filter((r) => r.status === "ready");
       for (const r of made) events.push({ organizationId: r.organization_id, runId: r.run_id, nodeKey: r.node_key, kind: "workflow.node.ready", payload: {} });
-      if (made.some((r) => !r.paused)) await notify(tx, channels.work);
+      if (made.some((r) => !r.paused)) wake = true;
     }
 
     if (wasWaiting.size) {
@@ -129,16 +146,15 @@ export async function completeNodes(db: Db, items: readonly NodeCompletion[], li
       }
     }
 
-    const rows = [...touched].map((r) => sql`(${r.id}::uuid, ${JSON.stringify(r.context)}::jsonb, ${r.nodesPending}::int, ${r.status})`);
+    const rows = [...touched].map((r) => sql`(${r.id}::uuid, ${r.outputSeq}::int, ${r.contextBytes}::bigint, ${r.nodesPending}::int, ${r.status})`);
     await tx.execute(
-      sql`UPDATE workflow_runs r SET context = v.context, nodes_pending = v.pending, status = v.status, started_at = coalesce(r.started_at, now())
-          FROM (VALUES ${sql.join(rows, sql`, `)}) AS v(id, context, pending, status)
+      sql`UPDATE workflow_runs r SET output_seq = v.output_seq, context_bytes = v.context_bytes, nodes_pending = v.pending, status = v.status, started_at = coalesce(r.started_at, now())
+          FROM (VALUES ${sql.join(rows, sql`, `)}) AS v(id, output_seq, context_bytes, pending, status)
           WHERE r.id = v.id`,
     );
-    await emitEvents(tx, events);
-    for (const run of touched) {
-      if (run.nodesPending === 0) await finishRun(tx, run, run.error ? "failed" : "completed", run.error);
-    }
+    const finished = [...touched].filter((run) => run.nodesPending === 0).map((run) => ({ run, status: run.error ? ("failed" as const) : ("completed" as const), error: run.error }));
+    events.push(...(await finishRuns(tx, finished)));
+    await emitEvents(tx, events, wake ? [channels.work] : []);
     return outcomes;
   });
 }
@@ -150,7 +166,7 @@ export async function completeNodes(db: Db, items: readonly NodeCompletion[], li
  * item's index, so that two items for one node (a stale attempt beside the current one)
  * are told apart: only the one whose guard matched is returned.
  */
-async function markSucceeded(tx: Executor, items: readonly NodeCompletion[], candidates: readonly number[]): Promise<Set<number>> {
+async function markSucceeded(tx: Executor, items: readonly NodeCompletion[], candidates: readonly number[], seqs: ReadonlyMap<number, number>): Promise<Set<number>> {
   const groups = new Map<string, number[]>();
   candidates.forEach((idx) => {
     const item = items[idx]!;
@@ -164,7 +180,7 @@ async function markSucceeded(tx: Executor, items: readonly NodeCompletion[], can
     const values = indexes.map((idx) => {
       const i = items[idx]!;
       const lease = "owner" in i.guard ? i.guard : null;
-      return sql`(${idx}::int, ${i.runId}::uuid, ${i.node.spec.key}, ${JSON.stringify(i.output)}::jsonb, ${lease?.owner ?? null}::text, ${lease?.attempt ?? null}::int)`;
+      return sql`(${idx}::int, ${i.runId}::uuid, ${i.node.spec.key}, ${JSON.stringify(i.output)}::jsonb, ${seqs.get(idx) ?? null}::int, ${lease?.owner ?? null}::text, ${lease?.attempt ?? null}::int)`;
     });
     // The guard's unqualified columns (status, lease_owner, attempt, lease_expires_at) are
     // the node's: v's columns are named apart from them.
@@ -172,8 +188,8 @@ async function markSucceeded(tx: Executor, items: readonly NodeCompletion[], can
     const rows = await query<{ idx: number }>(
       tx,
       sql`UPDATE workflow_run_nodes n
-          SET status = 'succeeded', output = v.output, error = NULL, finished_at = now(), lease_owner = NULL, lease_expires_at = NULL
-          FROM (VALUES ${sql.join(values, sql`, `)}) AS v(idx, item_run_id, item_node_key, output, guard_owner, guard_attempt)
+          SET status = 'succeeded', output = v.output, output_seq = v.output_seq, error = NULL, finished_at = now(), lease_owner = NULL, lease_expires_at = NULL
+          FROM (VALUES ${sql.join(values, sql`, `)}) AS v(idx, item_run_id, item_node_key, output, output_seq, guard_owner, guard_attempt)
           WHERE n.run_id = v.item_run_id AND n.node_key = v.item_node_key AND ${guard}
           RETURNING v.idx`,
     );

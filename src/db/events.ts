@@ -34,15 +34,23 @@ export interface NewEvent {
   payload?: Record<string, unknown>;
 }
 
-/** Inserts the events and queues the NOTIFY in one statement (one round trip per transaction, not two). */
-export async function emitEvents(tx: Executor, rows: NewEvent[]): Promise<void> {
-  if (rows.length === 0) return;
+/**
+ * Inserts the events and queues the NOTIFY in one statement (one round trip per
+ * transaction, not two); `alsoNotify` names further channels to notify (empty payload) in
+ * the same statement.
+ */
+export async function emitEvents(tx: Executor, rows: NewEvent[], alsoNotify: readonly string[] = []): Promise<void> {
+  if (rows.length === 0) {
+    for (const channel of alsoNotify) await notify(tx, channel);
+    return;
+  }
   const values = rows.map((e) => sql`(${e.organizationId}::uuid, ${e.runId ?? null}::uuid, ${e.nodeKey ?? null}, ${e.kind}, ${JSON.stringify(e.payload ?? {})}::jsonb)`);
+  const more = alsoNotify.map((channel) => sql`, pg_notify(${channel}, '')`);
   await tx.execute(sql`
     WITH inserted AS (
       INSERT INTO events (organization_id, run_id, node_key, kind, payload) VALUES ${sql.join(values, sql`, `)} RETURNING id
     )
-    SELECT pg_notify(${channels.events}, '') FROM (SELECT count(*) FROM inserted) AS x`);
+    SELECT pg_notify(${channels.events}, '')${sql.join(more, sql``)} FROM (SELECT count(*) FROM inserted) AS x`);
 }
 
 export async function notify(tx: Executor, channel: string, payload = ""): Promise<void> {

@@ -8,12 +8,14 @@
  * Nodes with no dependency start `ready` (due now: `NOTIFY fabric_work` at commit wakes
  * the workers), the others `blocked` with their dependency count. A rerun copies the
  * source's succeeded nodes as they were (output, attempts, times) and counts only the
- * others as pending or as dependencies.
+ * others as pending or as dependencies; their outputs are in the starting context (the
+ * source's final one) already, so they are not numbered (db/run-context.ts).
  */
 import { randomUUID } from "node:crypto";
 import { sql, type SQL } from "drizzle-orm";
 import type { CompiledWorkflow } from "../domain/compiled-workflow.js";
 import type { JsonObject } from "../domain/context.js";
+import { jsonBytes } from "../domain/size-limits.js";
 import type { Tx } from "./database.js";
 import { channels, emitEvents, notify, type NewEvent } from "./events.js";
 import type { EventKind } from "../domain/event-kinds.js";
@@ -72,6 +74,7 @@ export async function insertRun(tx: Tx, args: NewRun): Promise<{ run: RunRow; no
       failFast: args.failFast,
       input: args.input,
       context: args.context,
+      contextBytes: jsonBytes(args.context),
       metadata: args.metadata,
       idempotencyKey: args.idempotencyKey,
       rerunOf: rerun?.rerunOf ?? null,

@@ -9,6 +9,7 @@
 import { sql, type SQL } from "drizzle-orm";
 import { query, sqlIn, type Executor } from "./database.js";
 import { channels, emitEvents, notify, type NewEvent } from "./events.js";
+import { finalContext } from "./run-context.js";
 import type { EventKind } from "../domain/event-kinds.js";
 import { terminalRunStatuses, type RunStatus } from "./schema.js";
 
@@ -17,7 +18,11 @@ export interface LockedRun {
   organizationId: string;
   workflowId: string;
   status: RunStatus;
-  context: Record<string, any>;
+  /** The last output number `context` includes, and the last one given (db/run-context.ts); the context itself is not read under the lock. */
+  contextSeq: number;
+  outputSeq: number;
+  /** The context's size as limited: starting context plus every bound value. */
+  contextBytes: number;
   nodesPending: number;
   failFast: boolean;
   state: unknown;
@@ -40,7 +45,9 @@ interface RunLockRow {
   organization_id: string;
   workflow_id: string;
   status: RunStatus;
-  context: Record<string, any>;
+  context_seq: number | string;
+  output_seq: number | string;
+  context_bytes: number | string;
   nodes_pending: number | string;
   fail_fast: boolean;
   state: unknown;
@@ -57,7 +64,7 @@ export async function lockRuns(tx: Executor, runIds: readonly string[]): Promise
   if (runIds.length === 0) return [];
   const rows = await query<RunLockRow>(
     tx,
-    sql`SELECT id, organization_id, workflow_id, status, context, nodes_pending, fail_fast, state, error
+    sql`SELECT id, organization_id, workflow_id, status, context_seq, output_seq, context_bytes, nodes_pending, fail_fast, state, error
         FROM workflow_runs WHERE id IN ${sqlIn([...new Set(runIds)])} ORDER BY id FOR UPDATE`,
   );
   return rows.map((r) => ({
@@ -65,7 +72,9 @@ export async function lockRuns(tx: Executor, runIds: readonly string[]): Promise
     organizationId: r.organization_id,
     workflowId: r.workflow_id,
     status: r.status,
-    context: r.context,
+    contextSeq: Number(r.context_seq),
+    outputSeq: Number(r.output_seq),
+    contextBytes: Number(r.context_bytes),
     nodesPending: Number(r.nodes_pending),
     failFast: r.fail_fast,
     state: r.state,
@@ -106,31 +115,60 @@ export function leaseGuardSql(owner: string | SQL, attempt: number | SQL): SQL {
 
 const runEvent = (run: LockedRun, kind: EventKind, payload: Record<string, unknown> = {}): NewEvent => ({ organizationId: run.organizationId, runId: run.id, kind, payload });
 
+/** One run to end, and the events to write before its own (`finishRuns`). */
+export interface RunFinish {
+  run: LockedRun;
+  status: "completed" | "failed" | "cancelled";
+  error: RunErrorJson | null;
+  extra?: NewEvent[];
+}
+
 /**
- * Ends a run: status, error, finish time, and the terminal event echoing the caller's
- * `state`. Nodes not yet terminal are cancelled (their owners' conditional writes then
- * fail, and executors abort them on the `fabric_cancel` notification).
+ * Ends runs: status, error, finish time, the final context (its numbered outputs folded
+ * in once, db/run-context.ts), and per run `extra`, a `workflow.node.cancelled` for each
+ * node not yet terminal (cancelled here: their owners' conditional writes then fail, and
+ * executors abort them on the `fabric_cancel` notification), and the terminal event
+ * echoing the caller's `state`. Two statements for any number of runs (plus one read per
+ * run whose context has outputs to fold); returns the events for the caller to write with
+ * its own, in one INSERT. The runs must be locked.
  */
-export async function finishRun(tx: Executor, run: LockedRun, status: "completed" | "failed" | "cancelled", error: RunErrorJson | null, extra: NewEvent[] = []): Promise<void> {
-  const cancelled = await query<{ node_key: string; status: string }>(
+export async function finishRuns(tx: Executor, finishes: readonly RunFinish[]): Promise<NewEvent[]> {
+  if (finishes.length === 0) return [];
+  const cancelled = await query<{ run_id: string; node_key: string }>(
     tx,
     sql`UPDATE workflow_run_nodes SET status = 'cancelled', finished_at = now(), lease_owner = NULL, lease_expires_at = NULL, resume_at = NULL
-        WHERE run_id = ${run.id} AND status IN ('blocked', 'ready', 'running', 'waiting')
-        RETURNING node_key, status`,
+        WHERE run_id IN ${sqlIn(finishes.map((f) => f.run.id))} AND status IN ('blocked', 'ready', 'running', 'waiting')
+        RETURNING run_id, node_key`,
   );
+  const rows: SQL[] = [];
+  for (const f of finishes) {
+    const context = await finalContext(tx, f.run);
+    rows.push(sql`(${f.run.id}::uuid, ${f.status}, ${f.error ? JSON.stringify(f.error) : null}::jsonb, ${context ? JSON.stringify(context) : null}::jsonb, ${context ? f.run.outputSeq : null}::int)`);
+    if (context) f.run.contextSeq = f.run.outputSeq;
+  }
   await tx.execute(
-    sql`UPDATE workflow_runs SET status = ${status}, error = ${error ? JSON.stringify(error) : null}::jsonb, nodes_pending = 0,
-               finished_at = now()
-        WHERE id = ${run.id}`,
+    sql`UPDATE workflow_runs r SET status = v.status, error = v.error, nodes_pending = 0, finished_at = now(),
+               context = coalesce(v.context, r.context), context_seq = coalesce(v.context_seq, r.context_seq)
+        FROM (VALUES ${sql.join(rows, sql`, `)}) AS v(id, status, error, context, context_seq)
+        WHERE r.id = v.id`,
   );
-  const kind = `workflow.run.${status}` as const;
-  await emitEvents(tx, [
-    ...extra,
-    ...cancelled.map((n) => ({ organizationId: run.organizationId, runId: run.id, nodeKey: n.node_key, kind: "workflow.node.cancelled" as const, payload: {} })),
-    runEvent(run, kind, { status, error, state: run.state ?? null }),
-  ]);
-  if (cancelled.length) await notify(tx, channels.cancel, run.id);
-  run.status = status;
+  const events: NewEvent[] = [];
+  for (const f of finishes) {
+    const mine = cancelled.filter((n) => n.run_id === f.run.id);
+    events.push(
+      ...(f.extra ?? []),
+      ...mine.map((n) => ({ organizationId: f.run.organizationId, runId: f.run.id, nodeKey: n.node_key, kind: "workflow.node.cancelled" as const, payload: {} })),
+      runEvent(f.run, `workflow.run.${f.status}`, { status: f.status, error: f.error, state: f.run.state ?? null }),
+    );
+    if (mine.length) await notify(tx, channels.cancel, f.run.id);
+    f.run.status = f.status;
+  }
+  return events;
+}
+
+/** Ends one run (`finishRuns`) and writes its events. */
+export async function finishRun(tx: Executor, run: LockedRun, status: "completed" | "failed" | "cancelled", error: RunErrorJson | null, extra: NewEvent[] = []): Promise<void> {
+  await emitEvents(tx, await finishRuns(tx, [{ run, status, error, extra }]));
 }
 
 /** Marks a pending run running when the claim could not (its row was locked then). */

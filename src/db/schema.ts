@@ -118,7 +118,18 @@ export const workflowRuns = pgTable(
     priority: smallint("priority").notNull().default(50),
     failFast: boolean("fail_fast").notNull().default(true),
     input: jsonb("input").notNull(),
+    /**
+     * The context as of `context_seq`: the starting context while the run is active, the
+     * final one once it has finished; outputs numbered above it are bound in on read
+     * (db/run-context.ts).
+     */
     context: jsonb("context").notNull(),
+    /** The last output number `context` includes. */
+    contextSeq: integer("context_seq").notNull().default(0),
+    /** The last output number given to a node of this run (`workflow_run_nodes.output_seq`). */
+    outputSeq: integer("output_seq").notNull().default(0),
+    /** The context's size as limited (FABRIC_MAX_RUN_CONTEXT_BYTES): the starting context's bytes plus every bound value's. */
+    contextBytes: bigint("context_bytes", { mode: "number" }).notNull().default(0),
     state: jsonb("state"),
     metadata: jsonb("metadata").notNull(),
     idempotencyKey: text("idempotency_key"),
@@ -180,6 +191,8 @@ export const workflowRunNodes = pgTable(
     leaseExpiresAt: ts("lease_expires_at"),
     depsRemaining: integer("deps_remaining").notNull(),
     output: jsonb("output"),
+    /** The order in which the output was bound into the run's context (db/run-context.ts); NULL when it was not. */
+    outputSeq: integer("output_seq"),
     error: jsonb("error"),
     createdAt: createdAt(),
     startedAt: ts("started_at"),

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { applyOutputs, deepMerge, isBindingLike, parseBinding, readPath, resolveInputs, type Json, type JsonObject, type MergePolicy } from "./context.js";
+import { applyOutputs, deepMerge, foldOutputs, isBindingLike, outputTargets, parseBinding, pickPaths, readPath, readPlan, resolveInputs, type BoundOutput, type Json, type JsonObject, type MergePolicy } from "./context.js";
 
 describe("parseBinding", () => {
   it.each([
@@ -200,5 +200,48 @@ describe("immutability (property)", () => {
         expect({ inputs, context }).toEqual(before);
       }),
     );
+  });
+
+  // The store keeps outputs per node and a step reads only part of the context
+  // (db/run-context.ts): the part must read, at every path the step asks for, what the
+  // whole context binding every output in order would.
+  it("a read plan's part of the context reads as the whole context at the read paths", () => {
+    // Few keys, so that writes and reads meet often: above, below and beside each other.
+    const k = fc.constantFrom("a", "b", "0");
+    const value: fc.Arbitrary<Json> = fc.letrec<{ v: Json }>((tie) => ({
+      v: fc.oneof({ maxDepth: 2, depthIdentifier: "v" }, fc.constantFrom<Json>(null, 1, "s"), fc.array(tie("v"), { maxLength: 2 }), fc.dictionary(k, tie("v"), { maxKeys: 2 })),
+    })).v;
+    const obj = fc.dictionary(k, value, { maxKeys: 3 }) as fc.Arbitrary<JsonObject>;
+    const tgt = fc.oneof(fc.constant("$context"), fc.array(k, { minLength: 1, maxLength: 2 }).map((p) => `$context.${p.join(".")}`));
+    const node = fc.record({ output: obj, outputs: fc.dictionary(fc.constantFrom("*", "a", "b"), tgt, { minKeys: 1, maxKeys: 2 }), merge: policy });
+    const readPathArb = fc.oneof(fc.constant([] as string[]), fc.array(k, { minLength: 1, maxLength: 3 }));
+    fc.assert(
+      fc.property(obj, fc.array(node, { maxLength: 5 }), fc.array(readPathArb, { minLength: 1, maxLength: 3 }), (base, nodes, reads) => {
+        // Writing the whole $context needs deep_merge (workflow-spec.ts validation).
+        const bound: (BoundOutput & { key: string })[] = nodes.map((n, i) => ({ key: `n${i}`, ...n, merge: Object.values(n.outputs).includes("$context") ? "deep_merge" : n.merge }));
+        const whole = foldOutputs(base, bound);
+        const plan = readPlan(reads, new Map(bound.map((b) => [b.key, outputTargets(b.outputs)])));
+        const part = foldOutputs(
+          pickPaths(
+            plan.basePaths.map((p) => readPath(base, p)),
+            plan.basePaths,
+          ),
+          bound.filter((b) => plan.writers.includes(b.key)),
+        );
+        for (const r of reads) expect(readPath(part, r)).toEqual(readPath(whole, r));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it("a read plan leaves out the nodes that write elsewhere (positive control: it keeps those that write there)", () => {
+    const plan = readPlan([["x"]], new Map([["big", [["other"]]], ["mine", [["x", "y"]]], ["above", [["x"]]]]));
+    expect(plan).toEqual({ basePaths: [["x"]], writers: ["mine", "above"] });
+    // A merge above the read path must apply to the value the whole context has there: the
+    // base is read at the writer's target, not at the read path ({a: [5]}, append [7] to a, read a.0).
+    expect(readPlan([["a", "0"]], new Map([["w", [["a"]]]])).basePaths).toEqual([["a"]]);
+    // A node writing above the read path (here the whole context) widens the read to everything.
+    expect(readPlan([["x"]], new Map([["big", [["other"]]], ["root", [[]]]])).writers).toEqual(["big", "root"]);
+    expect(readPlan([["x", "y"]], new Map([["big", [["other"]]], ["sib", [["x", "z"]]]]))).toEqual({ basePaths: [["x", "y"]], writers: [] });
   });
 });

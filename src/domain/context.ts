@@ -118,3 +118,102 @@ export function applyOutputs(context: JsonObject, output: JsonObject, outputs: R
   }
   return ctx;
 }
+
+/** True when one path is a prefix of the other: a write at one can change what is read at the other. */
+export function pathsOverlap(a: readonly string[], b: readonly string[]): boolean {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** The context paths a node's outputs write (its `outputs` targets). */
+export function outputTargets(outputs: Record<string, string>): string[][] {
+  return Object.values(outputs)
+    .map(parseBinding)
+    .filter((p): p is string[] => p !== null);
+}
+
+/** The context paths a node's input bindings read. */
+export function inputPaths(inputs: JsonObject | undefined): string[][] {
+  const paths: string[][] = [];
+  for (const value of Object.values(inputs ?? {})) {
+    if (!isBindingLike(value)) continue;
+    const path = parseBinding(value as string);
+    if (path) paths.push(path);
+  }
+  return paths;
+}
+
+/** A bound output, in the order it was bound: the node's output and how the node binds it. */
+export interface BoundOutput {
+  output: JsonObject;
+  outputs: Record<string, string>;
+  merge: MergePolicy;
+}
+
+/**
+ * The context after `bound` (in binding order) on top of `base`: what the completions
+ * bound one after the other, computed at once.
+ */
+export function foldOutputs(base: JsonObject, bound: readonly BoundOutput[]): JsonObject {
+  let ctx = base;
+  for (const b of bound) ctx = applyOutputs(ctx, b.output, b.outputs, b.merge);
+  return ctx;
+}
+
+/**
+ * A context holding, of `full`, only what is at `paths` (each written at its own place):
+ * reading any of `paths` from it gives what reading it from `full` gives.
+ */
+export function pickPaths(values: readonly (Json | undefined)[], paths: readonly (readonly string[])[]): JsonObject {
+  let ctx: JsonObject = {};
+  paths.forEach((path, i) => {
+    const v = values[i];
+    if (v === undefined) return;
+    if (path.length === 0) {
+      if (isObject(v)) ctx = copyObject(v);
+      return;
+    }
+    ctx = writePath(ctx, path, () => v);
+  });
+  return ctx;
+}
+
+/** Bytes a node's outputs add to its run's context bound (size-limits.ts): each bound value's JSON and its target. */
+export function boundBytes(output: JsonObject, outputs: Record<string, string>): number {
+  let bytes = 0;
+  for (const [field, target] of Object.entries(outputs)) {
+    const value = field === "*" ? output : Object.hasOwn(output, field) ? output[field] : undefined;
+    if (value === undefined) continue;
+    bytes += Buffer.byteLength(JSON.stringify(value), "utf8") + Buffer.byteLength(target, "utf8");
+  }
+  return bytes;
+}
+
+/**
+ * What to read to know the values at `reads` without reading the whole context: the base
+ * context at `basePaths` (each read path, or the shortest writer target above it — so that
+ * a merge there applies to the same value as on the whole context) and the outputs of
+ * `writers`, the nodes whose targets overlap what is read. Computed to a fixed point: a
+ * writer above a read path widens the base read, which may bring in further writers.
+ */
+export function readPlan(reads: readonly (readonly string[])[], nodes: ReadonlyMap<string, readonly (readonly string[])[]>): { basePaths: string[][]; writers: string[] } {
+  let paths = reads.map((p) => [...p]);
+  let writers: string[];
+  for (;;) {
+    writers = [];
+    const above = paths.map((p) => p);
+    for (const [key, targets] of nodes) {
+      if (!targets.some((t) => paths.some((p) => pathsOverlap(t, p)))) continue;
+      writers.push(key);
+      for (const t of targets) paths.forEach((p, i) => {
+        if (t.length < above[i]!.length && pathsOverlap(t, p)) above[i] = [...t];
+      });
+    }
+    if (above.every((p, i) => p.length === paths[i]!.length)) break;
+    paths = above;
+  }
+  // Drop a path another one covers (a prefix of it, or an equal one listed earlier).
+  const basePaths = paths.filter((p, i) => !paths.some((q, j) => (q.length < p.length || (q.length === p.length && j < i)) && pathsOverlap(q, p)));
+  return { basePaths, writers };
+}

@@ -9,7 +9,12 @@
 export interface SizeLimits {
   /** One node's output (`FABRIC_MAX_NODE_OUTPUT_BYTES`). */
   nodeOutputBytes: number;
-  /** A run's whole context after a node's outputs are bound into it (`FABRIC_MAX_RUN_CONTEXT_BYTES`). */
+  /**
+   * A run's context after a node's outputs are bound into it (`FABRIC_MAX_RUN_CONTEXT_BYTES`),
+   * counted as the starting context plus every value bound (and its target), a value
+   * replaced later included: what the run stores (db/run-context.ts), and never less than
+   * the context's own size.
+   */
   runContextBytes: number;
   /** One event's payload (`FABRIC_MAX_EVENT_PAYLOAD_BYTES`); a `workflow.node.completed` carries the output. */
   eventPayloadBytes: number;

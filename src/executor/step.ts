@@ -16,6 +16,11 @@ export interface Step {
   node: CompiledNode;
   attempt: number;
   inputs: JsonObject;
+  /**
+   * What the node reads of the run's context: the paths its input bindings name — all of
+   * it for a node with a condition, `workflow.validate_context` without `inputs.value`, or
+   * a `$context` binding (db/run-context.ts `readStepContext`).
+   */
   context: JsonObject;
   config: JsonObject;
   /** Aborted on timeout, cancellation, lost lease or shutdown; runtimes must pass it on. */

@@ -27,6 +27,7 @@ import { skipNodeByCondition } from "../db/skip-node.js";
 import { createWorkflowCache, type WorkflowCache } from "../db/workflow-specs.js";
 import { createOutageLog, errorSummary, isTransientDbError, retryWhileTransient, warnDbFailure, withDeadline } from "../db/transient-errors.js";
 import { resolveInputs, type JsonObject } from "../domain/context.js";
+import { readStepContext } from "../db/run-context.js";
 import { ConditionError } from "../domain/node-condition.js";
 import { backoffDelayMs, isRetryable, type ErrorClass } from "../domain/retry-policy.js";
 import { nodeOperations } from "../domain/node-operations.js";
@@ -217,13 +218,16 @@ export async function startWorker(deps: { database: Database; config: WorkerConf
       const timeoutMs = node.spec.policy?.timeoutMs;
       if (timeoutMs) timer = setTimeout(() => controller.abort("timeout" satisfies AbortReason), timeoutMs);
 
+      // What the node's bindings and condition read of the context: every dependency's
+      // outputs are in it (they were bound before this node became ready). A database error
+      // here is not the step's: the lease expires and the node runs again.
+      const context = await retryWhileTransient(() => readStepContext(db, claim.runId, wf, node), { maxMs: commitRetryMs });
+
       let result: StepResult | undefined;
       let failure: NodeFailure | undefined;
       let skip = false;
       try {
         const runtime = runtimes[nodeOperations[node.spec.operation]?.runtime ?? "native"]!;
-        const context = claim.context as JsonObject;
-        // The condition reads the context as of the claim: every dependency's outputs are in it.
         skip = !!node.when && !evaluateCondition(node.when, context);
         if (!skip) {
           const progress = (payload: JsonObject) =>

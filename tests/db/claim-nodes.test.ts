@@ -133,7 +133,7 @@ describe(`claimNodes (${engine})`, () => {
     expect((await claim({ limit: 2 })).map((c) => c.nodeKey)).toEqual(["a"]);
   });
 
-  it("takes a lease: owner, expiry, attempt + 1, running, started_at; and returns the run's data", async () => {
+  it("takes a lease: owner, expiry, attempt + 1, running, started_at; and returns the run's data (not its context: the step reads what it binds)", async () => {
     const starter = randomUUID();
     const key = randomUUID();
     const run = await newRun({ context: { topic: "cats", n: [1, 2] }, createdBy: starter, apiKeyId: key });
@@ -149,7 +149,6 @@ describe(`claimNodes (${engine})`, () => {
       attempt: 3,
       maxAttempts: 3,
       workflowId,
-      context: { topic: "cats", n: [1, 2] },
       // Who the step's provider calls are attributed to.
       teamId: null,
       createdBy: starter,

@@ -5,10 +5,11 @@
  */
 import { randomUUID } from "node:crypto";
 import { fromJson, type JsonValue } from "@bufbuild/protobuf";
-import { asc, eq } from "drizzle-orm";
+import { and, asc, eq, inArray } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { WorkflowSpecSchema } from "../../gen/proto/fabric/v1/workflow_pb.js";
 import { completeNodes } from "../../src/db/complete-nodes.js";
+import { readRunContexts, readStepContext } from "../../src/db/run-context.js";
 import { events, organizations, workflowDefinitions, workflowRunNodes, workflowRuns, type NodeStatus, type RunStatus } from "../../src/db/schema.js";
 import { compileWorkflow, type CompiledWorkflow } from "../../src/domain/compiled-workflow.js";
 import { createTestDatabase, engine, type TestDatabase } from "../helpers/database.js";
@@ -16,7 +17,14 @@ import { createTestDatabase, engine, type TestDatabase } from "../helpers/databa
 let database: TestDatabase;
 const orgId = randomUUID();
 const workflowId = randomUUID();
-const compile = (nodes: JsonValue[]) => compileWorkflow(fromJson(WorkflowSpecSchema, { name: "done", nodes }));
+const specs = new Map<CompiledWorkflow, JsonValue>();
+const compile = (nodes: JsonValue[]) => {
+  const wf = compileWorkflow(fromJson(WorkflowSpecSchema, { name: "done", nodes }));
+  specs.set(wf, { name: "done", nodes });
+  return wf;
+};
+/** Each workflow's definition row: a finishing run folds its outputs with its definition's bindings. */
+const definitionIds = new Map<CompiledWorkflow, string>();
 /** a → b, a's output bound into the context. */
 const chain = compile([
   { key: "a", operation: "workflow.noop", outputs: { v: "$context.a" } },
@@ -28,11 +36,25 @@ const twoWaits = compile([
   { key: "x", operation: "workflow.wait_signal" },
 ]);
 const solo = compile([{ key: "a", operation: "workflow.noop", outputs: { v: "$context.a" } }]);
+/** x and y append to one list, big writes elsewhere; after all three, z reads the list and `all` the whole context. */
+const appends = compile([
+  { key: "x", operation: "workflow.noop", merge: "append", outputs: { v: "$context.list" } },
+  { key: "y", operation: "workflow.noop", merge: "append", outputs: { v: "$context.list" } },
+  { key: "big", operation: "workflow.noop", outputs: { v: "$context.big" } },
+  { key: "z", operation: "workflow.noop", dependsOn: ["x", "y", "big"], inputs: { list: "$context.list" } },
+  { key: "all", operation: "workflow.noop", dependsOn: ["x", "y", "big"], inputs: { whole: "$context" } },
+]);
 
 beforeAll(async () => {
   database = await createTestDatabase();
   await database.db.insert(organizations).values({ id: orgId, slug: `org-${orgId.slice(0, 8)}`, name: "Completions" });
   await database.db.insert(workflowDefinitions).values({ id: workflowId, organizationId: orgId, name: "done", version: 1, spec: {}, specHash: "x" });
+  let version = 2;
+  for (const [wf, spec] of specs) {
+    const id = randomUUID();
+    await database.db.insert(workflowDefinitions).values({ id, organizationId: orgId, name: "done", version: version++, spec, specHash: "x" });
+    definitionIds.set(wf, id);
+  }
 });
 afterAll(() => database?.close());
 beforeEach(async () => {
@@ -53,7 +75,7 @@ async function newRun(wf: CompiledWorkflow, status: RunStatus, init: Record<stri
   const id = randomUUID();
   const nodes = wf.spec.nodes;
   const pending = nodes.filter((n) => !["succeeded", "failed", "skipped", "cancelled"].includes(init[n.key]?.status ?? "blocked")).length;
-  await database.db.insert(workflowRuns).values({ id, organizationId: orgId, workflowId, workflowName: "done", workflowVersion: 1, status, input: {}, context: {}, metadata: {}, nodesPending: pending, startedAt: status === "pending" ? null : new Date() });
+  await database.db.insert(workflowRuns).values({ id, organizationId: orgId, workflowId: definitionIds.get(wf)!, workflowName: "done", workflowVersion: 1, status, input: {}, context: {}, metadata: {}, nodesPending: pending, startedAt: status === "pending" ? null : new Date() });
   await database.db.insert(workflowRunNodes).values(
     nodes.map((n, position) => {
       const s = init[n.key] ?? { status: "blocked" as const };
@@ -77,10 +99,12 @@ async function newRun(wf: CompiledWorkflow, status: RunStatus, init: Record<stri
   return id;
 }
 
+/** The run row with its context as read (db/run-context.ts: stored context plus numbered outputs), and its nodes by key. */
 async function runOf(id: string) {
   const [run] = await database.db.select().from(workflowRuns).where(eq(workflowRuns.id, id));
   const nodes = await database.db.select().from(workflowRunNodes).where(eq(workflowRunNodes.runId, id)).orderBy(asc(workflowRunNodes.position));
-  return { ...run!, nodes: Object.fromEntries(nodes.map((n) => [n.nodeKey, n])) };
+  const context = (await readRunContexts(database.db, [run!])).get(id);
+  return { ...run!, context, nodes: Object.fromEntries(nodes.map((n) => [n.nodeKey, n])) };
 }
 
 async function eventsOf(runId: string) {
@@ -169,5 +193,33 @@ describe(`completeNodes (${engine})`, () => {
     const runId = await newRun(chain, "waiting", { a: { status: "waiting", leaseExpiresAt: new Date(Date.now() - 1000) } });
     expect(await completeNodes(database.db, [{ runId, node: chain.nodes.get("a")!, guard: { waiting: true }, output: {} }])).toEqual(["lost"]);
     expect((await runOf(runId)).nodes["a"]!.status).toBe("waiting");
+  });
+
+  it("a completion stores its own output, not the context: outputs are numbered in completion order, the run reads as if each had been bound in turn, a step reads only what it binds, and finishing stores the final context once", async () => {
+    const db = database.db;
+    const runId = await newRun(appends, "running", { x: { status: "running" }, y: { status: "running" }, big: { status: "running" } });
+    await db.update(workflowRuns).set({ context: { list: ["start"] } }).where(eq(workflowRuns.id, runId));
+    const item = (key: string, v: string) => ({ runId, node: appends.nodes.get(key)!, guard: lease("w1", 1), output: { v } });
+    expect(await completeNodes(db, [item("y", "y")])).toEqual(["applied"]);
+    expect(await completeNodes(db, [item("big", "b".repeat(10_000)), item("x", "x")])).toEqual(["applied", "applied"]);
+
+    const [stored] = await db.select().from(workflowRuns).where(eq(workflowRuns.id, runId));
+    expect(stored).toMatchObject({ context: { list: ["start"] }, contextSeq: 0, outputSeq: 3 });
+    const run = await runOf(runId);
+    expect([run.nodes["y"]!.outputSeq, run.nodes["big"]!.outputSeq, run.nodes["x"]!.outputSeq]).toEqual([1, 2, 3]);
+    expect(run.context).toEqual({ list: ["start", "y", "x"], big: "b".repeat(10_000) });
+
+    // z binds the list: it reads the list, not the 10 KB it does not bind; `all` binds everything (positive control).
+    expect(await readStepContext(db, runId, appends, appends.nodes.get("z")!)).toEqual({ list: ["start", "y", "x"] });
+    expect(await readStepContext(db, runId, appends, appends.nodes.get("all")!)).toEqual(run.context);
+
+    await db
+      .update(workflowRunNodes)
+      .set({ status: "running", attempt: 1, leaseOwner: "w1", leaseExpiresAt: new Date(Date.now() + 60_000) })
+      .where(and(eq(workflowRunNodes.runId, runId), inArray(workflowRunNodes.nodeKey, ["z", "all"])));
+    expect(await completeNodes(db, [item("z", "-"), item("all", "-")])).toEqual(["applied", "applied"]);
+    const [final] = await db.select().from(workflowRuns).where(eq(workflowRuns.id, runId));
+    expect(final).toMatchObject({ status: "completed", context: { list: ["start", "y", "x"], big: "b".repeat(10_000) }, contextSeq: 3, outputSeq: 3 });
+    expect((await runOf(runId)).context).toEqual(final!.context);
   });
 });

@@ -39,6 +39,7 @@ import { boundedLabel, metrics } from "../../telemetry/metrics.js";
 import { markSpan } from "../../telemetry/tracing.js";
 import { pauseRun, resumeRun } from "../../db/pause-run.js";
 import { runEndedBy } from "../../db/run-events.js";
+import { readRunContexts } from "../../db/run-context.js";
 import { activeRunStatuses, finishRun, lockRun, terminalRunEventKinds, type LockedRun } from "../../db/run-state.js";
 import { events, runStatuses, workflowDefinitions, workflowRunNodes, workflowRuns } from "../../db/schema.js";
 import type { WorkflowCache } from "../../db/workflow-specs.js";
@@ -140,7 +141,9 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
   async function fullRun(ex: Db | Tx, ctx: CallContext, id: string, action: Action | null) {
     const row = await loadRun(ex, ctx, id, action);
     const nodes = await ex.select().from(workflowRunNodes).where(eq(workflowRunNodes.runId, row.id)).orderBy(asc(workflowRunNodes.position));
-    return runMessage(row, nodes);
+    const numbered = nodes.flatMap((n) => (n.outputSeq === null ? [] : [{ runId: n.runId, nodeKey: n.nodeKey, output: n.output as JsonObject | null, outputSeq: n.outputSeq }]));
+    const context = (await readRunContexts(ex, [row], numbered)).get(row.id);
+    return runMessage({ ...row, context }, nodes);
   }
 
   /** Locks a run of the caller's organization (another tenant's run is "not found") and checks `action` on its team. */
@@ -251,7 +254,8 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
         .orderBy(desc(t.createdAt), desc(t.id))
         .limit(size + 1);
       const { page, nextPageToken } = pageOf(rows, size);
-      return create(ListRunsResponseSchema, { runs: page.map((r) => runMessage(r)), nextPageToken });
+      const contexts = await readRunContexts(db, page);
+      return create(ListRunsResponseSchema, { runs: page.map((r) => runMessage({ ...r, context: contexts.get(r.id) })), nextPageToken });
     },
 
     async cancelRun(ctx: CallContext, req: CancelRunRequest) {
@@ -327,12 +331,14 @@ export function createRunService(deps: { db: Db; workflows: WorkflowCache; hub: 
       const wf = await workflows.get(db, source.workflowId);
       const old = await db.select().from(workflowRunNodes).where(eq(workflowRunNodes.runId, source.id));
       const reuse = new Map(old.map((n) => [n.nodeKey, n]));
+      // The source is finished, so its stored context is its final one (db/run-context.ts).
+      const sourceContext = (await readRunContexts(db, [source])).get(source.id)!;
       const fakeReq = { priority: source.priority, failFast: source.failFast, state: undefined, metadata: source.metadata } as unknown as StartRunRequest;
       const run = await db.transaction(async (tx) => {
         // The rerun keeps the source's state and the length of its deadline: the timeout_ms
         // it was started with (StartRun's, a job's), else its workflow's run_timeout_ms,
         // else none (db/insert-run.ts).
-        const r = await insertRun(tx, ctx, { def: def!, wf, req: fakeReq, input: source.input as JsonObject, context: source.context as JsonObject, deadline: null, teamId: source.teamId, rerunOf: source, reuse });
+        const r = await insertRun(tx, ctx, { def: def!, wf, req: fakeReq, input: source.input as JsonObject, context: sourceContext, deadline: null, teamId: source.teamId, rerunOf: source, reuse });
         await audit(tx, ctx, runAuditActions.rerun, r!.id, { operation: "rerun", rerun_of: source.id, workflow_id: def!.id, workflow_version: def!.version, team_id: source.teamId });
         return r!;
       });
