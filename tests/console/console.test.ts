@@ -293,8 +293,12 @@ describe.skipIf(engine === "postgres" || !hasChromium)("the console in a browser
     const password = "viewer-password-1";
     const signed = await api("/v1/auth/signup", { json: { email, password, display_name: "Vera Viewer" } });
     expect(signed.status, JSON.stringify(signed.body)).toBe(201);
-    const added = await api(`/v1/organizations/${dev.organizationId}/members`, { json: { principal_id: signed.body.data.principal.id, role: "viewer" } });
+    // Joining an organization takes an invitation the user accepts.
+    const invited = await api(`/v1/organizations/${dev.organizationId}/invitations`, { json: { email, role: "viewer" } });
+    expect(invited.status, JSON.stringify(invited.body)).toBeLessThan(300);
+    const added = await api("/v1/invitations/accept", { json: { token: invited.body.data.token }, token: signed.body.data.tokens.access_token });
     expect(added.status, JSON.stringify(added.body)).toBeLessThan(300);
+    expect(added.body.data).toMatchObject({ role: "viewer", organization_id: dev.organizationId });
     const waiting = await startRun("approval");
 
     const context = await browser.newContext();
