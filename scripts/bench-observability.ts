@@ -24,24 +24,16 @@ import { loadavg } from "node:os";
 import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { parseArgs } from "node:util";
-import { create } from "@bufbuild/protobuf";
 import { sql } from "drizzle-orm";
-import { WorkflowSpecSchema } from "../gen/proto/fabric/v1/workflow_pb.js";
 import { query, type Database } from "../src/db/database.js";
-import { createWorkflowCache } from "../src/db/workflow-specs.js";
-import { startEventHub } from "../src/delivery/event-hub.js";
 import { startWorker } from "../src/executor/worker.js";
 import { createLogger } from "../src/logger.js";
 import { createProviders } from "../src/providers/registry.js";
-import { loadPermissions } from "../src/services/access/permission-checks.js";
-import type { CallContext } from "../src/services/call-context.js";
-import { createRunService } from "../src/services/runs/run-service.js";
-import { createWorkflowService } from "../src/services/runs/workflow-service.js";
-import { bootstrapDevOrganization } from "../src/services/tenancy/dev-organization.js";
 import { metrics as fabricMetrics, registry } from "../src/telemetry/metrics.js";
 import { flushTraces, markSpan, recordOutcome, startTracing, withSpanFrom } from "../src/telemetry/tracing.js";
-import { createTestDatabase, type Engine } from "../tests/helpers/database.js";
+import type { Engine } from "../tests/helpers/database.js";
 import { spawnExecutor } from "../tests/helpers/processes.js";
+import { setup, type Setup } from "./lib/chain-bench.js";
 
 const { values } = parseArgs({
   options: {
@@ -89,39 +81,6 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-interface Setup {
-  database: Database & { url?: string };
-  ctx: CallContext;
-  runs: ReturnType<typeof createRunService>;
-  workflowId: string;
-  close(): Promise<void>;
-}
-
-async function setup(chain: number): Promise<Setup> {
-  const database = await createTestDatabase({ engine, poolMax: 8 });
-  const boot = await bootstrapDevOrganization(database.db);
-  const ctx: CallContext = {
-    caller: { principalId: boot.principalId, organizationId: boot.organizationId, via: "api_key", scopes: [] },
-    requestId: "bench",
-    signal: new AbortController().signal,
-    clientAddress: "bench",
-    permissions: (await loadPermissions(database.db, boot.principalId, boot.organizationId, [])) ?? undefined,
-  };
-  const hub = await startEventHub(database, log);
-  const runs = createRunService({ db: database.db, workflows: createWorkflowCache(), hub });
-  const spec = create(WorkflowSpecSchema, { name: "bench-obs", nodes: Array.from({ length: chain }, (_, i) => ({ key: `n${i}`, operation: "workflow.noop", dependsOn: i ? [`n${i - 1}`] : [], inputs: { i } })) });
-  const wf = await createWorkflowService(database.db).upsertWorkflow(ctx, { spec } as any);
-  return {
-    database,
-    ctx,
-    runs,
-    workflowId: wf.workflow!.id,
-    async close() {
-      await hub.close();
-      await database.close();
-    },
-  };
-}
 
 const modes = ["off", "metrics", "traces", "both"] as const;
 type Mode = (typeof modes)[number];
@@ -196,7 +155,7 @@ async function waitIdle(db: Database["db"]) {
 }
 
 async function throughput(mode: Mode, receiverUrl: string): Promise<{ rate: number; cpuMsPerStep: number; scrapes: number }> {
-  const s = await setup(CHAIN);
+  const s = await setup(engine, CHAIN);
   try {
     // The executor is up and idle first, so its start-up is not in the CPU figure.
     const ex = await startExecutor(s, mode, receiverUrl, CONCURRENCY, 100);
@@ -219,7 +178,7 @@ async function throughput(mode: Mode, receiverUrl: string): Promise<{ rate: numb
 }
 
 async function dispatchP50(mode: Mode, receiverUrl: string): Promise<number> {
-  const s = await setup(1);
+  const s = await setup(engine, 1);
   const ex = await startExecutor(s, mode, receiverUrl, 4, 500);
   try {
     // A warm-up run: the executor is up and idle before the first sample.
